@@ -1,0 +1,37 @@
+# Assent: `make demo` serves a demo on 127.0.0.1:8000; `make test` runs every check; `make bench` the benchmarks.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PG_URL ?= postgres://postgres@127.0.0.1:5432
+
+.PHONY: demo test lint bench venv clean
+
+$(STAMP): pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements.lock
+	$(BIN)/pip install -q --no-deps -e .
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	ASSENT_DEMO=1 $(BIN)/python manage.py migrate --noinput
+	ASSENT_DEMO=1 $(BIN)/python manage.py load_demo
+	ASSENT_DEMO=1 $(BIN)/python manage.py runserver --noreload 127.0.0.1:8000
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy config consent subjects
+
+test: $(STAMP) lint
+	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python -m tests.benchmarks.run $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) var build *.egg-info

@@ -1,0 +1,180 @@
+"""The API's edge: key authentication, scopes, the per-client rate limit and RFC 9457 problem details."""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import TYPE_CHECKING, Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
+from django.db import DatabaseError
+from django.http import Http404, HttpRequest, JsonResponse
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from config.errors import DomainError
+
+if TYPE_CHECKING:  # DRF imports this module while it builds rest_framework.views
+    from rest_framework.views import APIView
+
+log = logging.getLogger(__name__)
+PROBLEM = "application/problem+json"
+
+
+class ApiKeyAuthentication(BaseAuthentication):
+    def authenticate(self, request: Request) -> tuple[Any, Any] | None:
+        from consent.clients import client_authenticate  # edge: may call core
+
+        header = get_authorization_header(request).split()
+        if not header:
+            raise exceptions.NotAuthenticated("an API key is required: Authorization: Bearer <key>")
+        if header[0].lower() != b"bearer" or len(header) != 2:
+            raise exceptions.AuthenticationFailed("use Authorization: Bearer <key>")
+        try:
+            client = client_authenticate(key=header[1].decode("ascii"))
+        except UnicodeDecodeError:
+            client = None
+        if client is None:
+            raise exceptions.AuthenticationFailed("unknown or revoked API key")
+        _enforce_rate_limit(client.id)
+        return (client, client)
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="assent"'
+
+
+def _enforce_rate_limit(client_id: int) -> None:
+    from consent.clients import client_rate_limit_hit
+
+    retry_after = client_rate_limit_hit(client_id=client_id)
+    if retry_after is not None:
+        raise exceptions.Throttled(wait=retry_after, detail="rate limit reached for this API client")
+
+
+class HasScope(BasePermission):
+    """A view declares `required_scope`; a client must hold it."""
+
+    message = "this API client lacks the scope for this endpoint"
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        scope = getattr(view, "required_scope", None)
+        client = request.auth
+        if scope is None:
+            return True
+        return client is not None and scope in client.scopes
+
+
+def problem(
+    status_code: int, title: str, detail: str, code: str, *, errors: dict[str, Any] | None = None, **extra: Any
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status_code, "detail": detail, "code": code}
+    if errors:
+        body["errors"] = errors
+    body.update(extra)
+    return body
+
+
+def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
+    if isinstance(detail, dict):
+        out: dict[str, list[str]] = {}
+        for key, value in detail.items():
+            name = "" if key == "non_field_errors" else str(key)
+            out.update(_flatten(value, f"{prefix}.{name}" if prefix and name else prefix or name))
+        return out
+    if isinstance(detail, list):
+        if all(not isinstance(item, (dict, list)) for item in detail):
+            return {prefix or "body": [str(item) for item in detail]}
+        out = {}
+        for index, item in enumerate(detail):
+            if item:
+                out.update(_flatten(item, f"{prefix}[{index}]"))
+        return out
+    return {prefix or "body": [str(detail)]}
+
+
+def problem_for(exc: Exception) -> tuple[dict[str, Any], dict[str, str]]:
+    """(body, headers) for any exception the API can meet."""
+    headers: dict[str, str] = {}
+    if isinstance(exc, DomainError):
+        return problem(exc.status, exc.title, exc.detail, exc.code, errors=exc.errors, **exc.extra), headers
+    if isinstance(exc, RequestDataTooBig):
+        return problem(413, "Request too large", "the request body is too large", "too_large"), headers
+    if isinstance(exc, exceptions.ValidationError):
+        errors = _flatten(exc.detail)
+        first = next(iter(errors.items()), ("body", ["invalid"]))
+        return problem(400, "Invalid input", f"{first[0]}: {first[1][0]}", "invalid", errors=errors), headers
+    if isinstance(exc, exceptions.ParseError):
+        return problem(400, "Malformed request", str(exc.detail), "malformed"), headers
+    if isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)):
+        headers["WWW-Authenticate"] = 'Bearer realm="assent"'
+        return problem(401, "Unauthorized", str(exc.detail), "unauthorized"), headers
+    if isinstance(exc, (exceptions.PermissionDenied, DjangoPermissionDenied)):
+        detail = str(getattr(exc, "detail", "")) or "not permitted"
+        return problem(403, "Forbidden", detail, "forbidden"), headers
+    if isinstance(exc, (exceptions.NotFound, Http404)):
+        return problem(404, "Not found", "no such resource", "not_found"), headers
+    if isinstance(exc, exceptions.MethodNotAllowed):
+        return problem(405, "Method not allowed", str(exc.detail), "method_not_allowed"), headers
+    if isinstance(exc, exceptions.UnsupportedMediaType):
+        return problem(415, "Unsupported media type", str(exc.detail), "unsupported_media_type"), headers
+    if isinstance(exc, exceptions.NotAcceptable):
+        return problem(406, "Not acceptable", str(exc.detail), "not_acceptable"), headers
+    if isinstance(exc, exceptions.Throttled):
+        wait = max(1, math.ceil(exc.wait or 1))
+        headers["Retry-After"] = str(wait)
+        return problem(429, "Too many requests", str(exc.detail), "rate_limited", retry_after=wait), headers
+    if isinstance(exc, DatabaseError):
+        log.exception("database error")
+        # A check that cannot decide is a deny: the 503 body says so for clients that read it.
+        body = problem(503, "Service unavailable", "cannot decide now", "unavailable", allowed=False, reason="unavailable")
+        headers["Retry-After"] = "5"
+        return body, headers
+    if isinstance(exc, exceptions.APIException):
+        return problem(exc.status_code, "Error", str(exc.detail), str(exc.default_code)), headers
+    log.exception("unexpected error in the API")
+    body = problem(500, "Internal error", "an unexpected error occurred", "internal", allowed=False, reason="unavailable")
+    return body, headers
+
+
+def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
+    body, headers = problem_for(exc)
+    response = Response(body, status=body["status"], headers=headers)
+    response.content_type = PROBLEM
+    return response
+
+
+class ProblemResponse(JsonResponse):
+    def __init__(self, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+        super().__init__(body, status=body["status"], content_type=PROBLEM, headers=headers)
+
+
+def api_not_found(request: HttpRequest, exception: Exception | None = None) -> ProblemResponse:
+    return ProblemResponse(problem(404, "Not found", "no such resource", "not_found"))
+
+
+def api_server_error(request: HttpRequest) -> ProblemResponse:
+    return ProblemResponse(
+        problem(500, "Internal error", "an unexpected error occurred", "internal", allowed=False, reason="unavailable")
+    )
+
+
+class ProblemMiddleware:
+    """Errors raised outside DRF's views (body too large, database down in middleware, unknown routes) still
+    answer as problem details under /api/."""
+
+    def __init__(self, get_response: Any) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> Any:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> ProblemResponse | None:
+        if not request.path.startswith("/api/"):
+            return None
+        body, headers = problem_for(exception)
+        return ProblemResponse(body, headers)
+

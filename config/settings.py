@@ -1,0 +1,218 @@
+"""Assent's settings: one module, every knob from the environment (see the README's table).
+
+`ASSENT_DEMO=1` (set by `make demo`) switches to an embedded SQLite database, in-process tasks, the console
+mail backend and secrets generated once into var/demo.env. Everywhere else a missing key is an error.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from config.env import (
+    env,
+    envbool,
+    envint,
+    envlist,
+    key32,
+    load_or_create_demo_env,
+    master_keys,
+    signing_key_pem,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env("ASSENT_VAR_DIR", str(BASE_DIR / "var")))
+
+DEMO = envbool("ASSENT_DEMO", False)
+if DEMO:
+    load_or_create_demo_env(VAR_DIR / "demo.env")
+
+DEBUG = envbool("DEBUG", False)
+SECRET_KEY = env("SECRET_KEY")
+if not SECRET_KEY:
+    raise ImproperlyConfigured("SECRET_KEY: must be set")
+ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "127.0.0.1,localhost" if DEMO or DEBUG else "")
+ASSENT_BASE_URL = env("ASSENT_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+if urlsplit(ASSENT_BASE_URL).scheme not in ("http", "https") or not urlsplit(ASSENT_BASE_URL).netloc:
+    raise ImproperlyConfigured(f"ASSENT_BASE_URL: {ASSENT_BASE_URL!r} is not an absolute http(s) URL")
+
+# Keys. Formats are checked here so that a wrong key stops the process at start, naming the variable.
+ASSENT_MASTER_KEYS = master_keys("ASSENT_MASTER_KEYS")
+if not ASSENT_MASTER_KEYS:
+    raise ImproperlyConfigured("ASSENT_MASTER_KEYS: must hold at least one kid:key entry")
+_blind = key32("ASSENT_BLIND_INDEX_KEY")
+_ledger = key32("ASSENT_LEDGER_KEY")
+if _blind is None:
+    raise ImproperlyConfigured("ASSENT_BLIND_INDEX_KEY: must be set")
+if _ledger is None:
+    raise ImproperlyConfigured("ASSENT_LEDGER_KEY: must be set")
+ASSENT_BLIND_INDEX_KEY: bytes = _blind
+ASSENT_LEDGER_KEY: bytes = _ledger
+ASSENT_SIGNING_KEY = signing_key_pem("ASSENT_SIGNING_KEY")
+ASSENT_LINK_KEY = key32("ASSENT_LINK_KEY")
+ASSENT_RATE_LIMIT = envint("ASSENT_RATE_LIMIT", 6000, minimum=1)
+ASSENT_PHONE_REGION = env("ASSENT_PHONE_REGION", "DE").upper()
+ASSENT_CONFIRMATION_DAYS = envint("ASSENT_CONFIRMATION_DAYS", 7, minimum=1)
+ASSENT_IDEMPOTENCY_HOURS = 24
+ASSENT_BULK_LIMIT = 10_000
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "subjects",
+    "consent",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+# Database: PostgreSQL through psycopg 3 in production and tests; SQLite only for the zero-setup demo.
+_database_url = env("DATABASE_URL", f"sqlite:///{VAR_DIR / 'demo.sqlite3'}" if DEMO else "")
+if not _database_url:
+    raise ImproperlyConfigured("DATABASE_URL: must be set (postgres://user@host:port/db or sqlite:///path)")
+try:
+    _db = dj_database_url.parse(_database_url, conn_max_age=envint("DATABASE_CONN_MAX_AGE", 600))
+except ValueError as exc:
+    raise ImproperlyConfigured(f"DATABASE_URL: {exc}") from None
+if _db["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL, a busy timeout and immediate transactions: the in-process tasks and requests of the demo
+    # would otherwise trip over "database is locked".
+    _db["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=20000;",
+    }
+    _db["CONN_MAX_AGE"] = 0
+elif _db["ENGINE"].startswith("django.db.backends.postgresql"):
+    _db["CONN_HEALTH_CHECKS"] = True
+    _db.setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+else:
+    raise ImproperlyConfigured(f"DATABASE_URL: {_db['ENGINE']} is not supported (PostgreSQL or SQLite)")
+DATABASES = {"default": _db}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Shared cache (rate-limit counters, catalogue generation). Redis everywhere but the demo.
+REDIS_URL = env("REDIS_URL", "" if DEMO else "redis://127.0.0.1:6379/0")
+_broker = env("CELERY_BROKER_URL", "")
+if not REDIS_URL and _broker.startswith("redis"):
+    REDIS_URL = _broker
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "assent",
+            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# Celery
+CELERY_BROKER_URL = _broker or ("memory://" if DEMO else "redis://127.0.0.1:6379/0")
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_ALWAYS_EAGER = DEMO and not _broker
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=1)}
+CELERY_TIMEZONE = "Europe/Berlin"
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
+    "purge-idempotency-keys": {"task": "consent.tasks.purge_idempotency_keys", "schedule": 3600.0},
+    "expire-consents": {"task": "consent.tasks.expire_consents", "schedule": 3600.0},
+}
+
+# Mail (Django's own settings, from the environment)
+EMAIL_BACKEND = env(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.console.EmailBackend" if DEMO else "django.core.mail.backends.smtp.EmailBackend",
+)
+EMAIL_FILE_PATH = env("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))
+EMAIL_HOST = env("EMAIL_HOST", "localhost")
+EMAIL_PORT = envint("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "Assent <datenschutz@localhost>")
+
+LANGUAGE_CODE = "de"
+LANGUAGES = [("de", "Deutsch"), ("en", "English")]
+TIME_ZONE = "Europe/Berlin"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SECURE = not (DEMO or DEBUG) and ASSENT_BASE_URL.startswith("https")
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+DATA_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024  # a 10,000-reference bulk check fits; larger is a 413
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["config.api.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["config.api.HasScope"],
+    "DEFAULT_THROTTLE_CLASSES": [],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "config.api.problem_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Assent API",
+    "DESCRIPTION": "Consent ledger, policy check and data-subject rights. Errors are RFC 9457 problem details.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "WARNING")},
+}

@@ -1,0 +1,15 @@
+from django.urls import path
+
+from consent.api import views
+
+urlpatterns = [
+    path("consents", views.ConsentCreateApi.as_view(), name="consent-create"),
+    path("consents/check", views.ConsentCheckApi.as_view(), name="consent-check"),
+    path("consents/check-bulk", views.ConsentCheckBulkApi.as_view(), name="consent-check-bulk"),
+    path("subjects/<uuid:subject_id>/consents", views.SubjectConsentsApi.as_view(), name="subject-consents"),
+    path(
+        "subjects/<uuid:subject_id>/consents/history",
+        views.SubjectConsentHistoryApi.as_view(),
+        name="subject-consent-history",
+    ),
+]

@@ -1,0 +1,260 @@
+"""Consent endpoints: thin views that parse, call one service or selector, and shape the output."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.errors import InvalidInputError
+from consent.checks import CheckResult, check_target, consent_check_many
+from consent.policy import Action, Decision, Reason, decide
+from consent.selectors import catalogue_snapshot, consent_history_list, consent_states_list, subject_states_for_policy
+from consent.services import ConsentCommand, consent_record, consent_record_idempotent, request_digest
+from subjects.identity import parse_reference
+from subjects.selectors import subject_get_survivor
+
+PROBLEM_RESPONSES = {
+    400: OpenApiResponse(description="Problem details (RFC 9457): bad input, with `errors` per field"),
+    401: OpenApiResponse(description="Problem details: no or invalid API key"),
+    403: OpenApiResponse(description="Problem details: scope or purpose not granted (`code: forbidden`)"),
+    429: OpenApiResponse(description="Problem details: rate limited, with Retry-After"),
+    503: OpenApiResponse(description="Cannot decide now: `allowed: false, reason: unavailable`"),
+}
+
+
+class SubjectReferenceField(serializers.DictField):
+    """`{"id": "<uuid>"}` or identifiers such as `{"email": "a@b.de", "phone": "+49 171 1234567"}`."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        return parse_reference(data, field=self.field_name or "subject")
+
+
+def decision_body(result: CheckResult, purpose: str, channel: str) -> dict[str, Any]:
+    d = result.decision
+    return {
+        "allowed": d.allowed,
+        "reason": d.reason.value,
+        "legal_basis": d.legal_basis.value if d.legal_basis else None,
+        "subject": str(result.subject_id) if result.subject_id else None,
+        "purpose": purpose,
+        "channel": channel,
+    }
+
+
+class CheckOutputSerializer(serializers.Serializer):
+    allowed = serializers.BooleanField()
+    reason = serializers.ChoiceField(choices=[r.value for r in Reason])
+    legal_basis = serializers.CharField(allow_null=True)
+    subject = serializers.UUIDField(allow_null=True)
+    purpose = serializers.CharField()
+    channel = serializers.CharField()
+
+
+
+class ConsentCreateApi(APIView):
+    required_scope = "consent:write"
+
+    class InputSerializer(serializers.Serializer):
+        subject = SubjectReferenceField()
+        purpose = serializers.CharField(max_length=64)
+        channel = serializers.CharField(max_length=64, required=False, allow_null=True)
+        action = serializers.CharField(max_length=16)
+        notice_version = serializers.CharField(max_length=64, required=False, allow_null=True)
+        source = serializers.CharField(max_length=64)
+        occurred_at = serializers.DateTimeField(required=False, allow_null=True)
+        actor = serializers.CharField(max_length=32, required=False, default="subject")
+        evidence = serializers.DictField(required=False, default=dict)
+
+    class OutputSerializer(serializers.Serializer):
+        event = serializers.UUIDField()
+        subject = serializers.UUIDField()
+        state = serializers.ChoiceField(
+            choices=["granted", "pending_confirmation", "withdrawn", "objected", "expired"]
+        )
+
+    @extend_schema(
+        operation_id="consent_record",
+        request=InputSerializer,
+        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
+        responses={201: OutputSerializer, 409: OpenApiResponse(description="ambiguous subject or key reuse"),
+                   **PROBLEM_RESPONSES},
+    )
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        client = request.auth
+        command = ConsentCommand(
+            reference=data["subject"],
+            purpose=data["purpose"],
+            channel=data.get("channel"),
+            action=data["action"],
+            notice_version=data.get("notice_version"),
+            source=data["source"],
+            occurred_at=data.get("occurred_at"),
+            actor=data["actor"],
+            evidence=data["evidence"],
+            client_id=client.id,
+            client_purposes=client.purposes,
+        )
+        key = request.headers.get("Idempotency-Key")
+        if key is not None:
+            if not key.strip() or len(key) > 200:
+                raise InvalidInputError("must be 1 to 200 characters", field="Idempotency-Key")
+            status, body = consent_record_idempotent(
+                command=command, client_id=client.id, key=key, request_digest=request_digest(request.data)
+            )
+            return Response(body, status=status)
+        return Response(consent_record(command=command).as_body(), status=201)
+
+
+class ConsentCheckApi(APIView):
+    required_scope = "consent:check"
+
+    class InputSerializer(serializers.Serializer):
+        subject = SubjectReferenceField()
+        purpose = serializers.CharField(max_length=64)
+        channel = serializers.CharField(max_length=64)
+
+    @extend_schema(operation_id="consent_check", request=InputSerializer,
+                   responses={200: CheckOutputSerializer, **PROBLEM_RESPONSES})
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        info = check_target(purpose=data["purpose"], channel=data["channel"], client_purposes=request.auth.purposes)
+        result = consent_check_many(references=[data["subject"]], info=info, channel=data["channel"])[0]
+        return Response(decision_body(result, data["purpose"], data["channel"]))
+
+
+class ConsentCheckBulkApi(APIView):
+    required_scope = "consent:check"
+
+    class InputSerializer(serializers.Serializer):
+        purpose = serializers.CharField(max_length=64)
+        channel = serializers.CharField(max_length=64)
+        subjects = serializers.ListField(child=serializers.DictField(), min_length=1, max_length=10_000)
+
+    @extend_schema(
+        operation_id="consent_check_bulk",
+        request=InputSerializer,
+        responses={200: inline_serializer("BulkCheckResults", {"results": CheckOutputSerializer(many=True)}),
+                   **PROBLEM_RESPONSES},
+    )
+    def post(self, request: Request) -> Response:
+        # No per-item serializer: 10,000 references are parsed in one pass.
+        body = request.data
+        if not isinstance(body, dict):
+            raise InvalidInputError("must be a JSON object", field="body")
+        purpose, channel, subjects = body.get("purpose"), body.get("channel"), body.get("subjects")
+        for name, value in (("purpose", purpose), ("channel", channel)):
+            if not isinstance(value, str) or not value:
+                raise InvalidInputError("is required and must be a string", field=name)
+        if not isinstance(subjects, list):
+            raise InvalidInputError("must be a list of subject references", field="subjects")
+        if not 1 <= len(subjects) <= settings.ASSENT_BULK_LIMIT:
+            raise InvalidInputError(f"must hold 1 to {settings.ASSENT_BULK_LIMIT:,} references", field="subjects")
+        assert isinstance(purpose, str) and isinstance(channel, str)
+        references = [parse_reference(item, field=f"subjects[{i}]") for i, item in enumerate(subjects)]
+        info = check_target(purpose=purpose, channel=channel, client_purposes=request.auth.purposes)
+        results = consent_check_many(references=references, info=info, channel=channel)
+        return Response({"results": [decision_body(r, purpose, channel) for r in results]})
+
+
+class SubjectConsentsApi(APIView):
+    required_scope = "consent:read"
+
+    class StateOutputSerializer(serializers.Serializer):
+        purpose = serializers.CharField()
+        channel = serializers.CharField()
+        state = serializers.CharField()
+        reason = serializers.CharField()
+        since = serializers.DateTimeField()
+        notice_version = serializers.CharField(allow_null=True)
+
+    @extend_schema(
+        operation_id="subject_consents",
+        responses={200: inline_serializer("SubjectConsents", {"subject": serializers.UUIDField(),
+                                                              "states": StateOutputSerializer(many=True)}),
+                   404: OpenApiResponse(description="unknown subject"), **PROBLEM_RESPONSES},
+    )
+    def get(self, request: Request, subject_id: uuid.UUID) -> Response:
+        subject = subject_get_survivor(subject_id=subject_id)
+        snapshot = catalogue_snapshot()
+        allowed = request.auth.purposes
+        policy_state = subject_states_for_policy(subject_ids=[subject.id]).get(subject.id)
+        now = timezone.now()
+        states = []
+        for row in consent_states_list(subject_id=subject.id):
+            if allowed and row.purpose not in allowed:
+                continue
+            info = snapshot.purposes.get(row.purpose)
+            decision = (
+                decide(policy_state, info.rule, row.channel, Action.CHECK, now)
+                if info
+                else Decision(False, Reason.UNAVAILABLE, None)
+            )
+            states.append(
+                {
+                    "purpose": row.purpose,
+                    "channel": row.channel,
+                    "state": row.status,
+                    "reason": decision.reason.value,
+                    "since": row.since,
+                    "notice_version": row.notice_version or None,
+                }
+            )
+        return Response({"subject": str(subject.id), "states": states})
+
+
+class SubjectConsentHistoryApi(APIView):
+    required_scope = "consent:read"
+
+    class EventOutputSerializer(serializers.Serializer):
+        seq = serializers.IntegerField()
+        action = serializers.CharField()
+        purpose = serializers.CharField(allow_null=True)
+        channel = serializers.CharField(allow_null=True)
+        notice_version = serializers.CharField(allow_null=True)
+        source = serializers.CharField()
+        actor = serializers.CharField()
+        occurred_at = serializers.DateTimeField()
+        recorded_at = serializers.DateTimeField()
+        prev_hash = serializers.CharField()
+        hash = serializers.CharField()
+
+    @extend_schema(
+        operation_id="subject_consent_history",
+        responses={200: inline_serializer("ConsentHistory", {"results": EventOutputSerializer(many=True)}),
+                   404: OpenApiResponse(description="unknown subject"), **PROBLEM_RESPONSES},
+    )
+    def get(self, request: Request, subject_id: uuid.UUID) -> Response:
+        subject = subject_get_survivor(subject_id=subject_id)
+        allowed = request.auth.purposes
+        results = [
+            {
+                "seq": e.seq,
+                "action": e.action,
+                "purpose": e.purpose or None,
+                "channel": e.channel or None,
+                "notice_version": e.notice_version or None,
+                "source": e.source,
+                "actor": e.actor,
+                "occurred_at": e.occurred_at,
+                "recorded_at": e.recorded_at,
+                "prev_hash": e.prev_hash,
+                "hash": e.hash,
+            }
+            for e in consent_history_list(subject_id=subject.id)
+            if not allowed or not e.purpose or e.purpose in allowed
+        ]
+        return Response({"results": results})
+

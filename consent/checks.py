@@ -1,0 +1,60 @@
+"""The policy check as other services call it: resolve the people, read their state, ask `decide`.
+Single and bulk checks share one path, in a fixed number of queries whatever the count."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.utils import timezone
+
+from consent.errors import ForbiddenPurposeError
+from consent.policy import Action, Decision, Reason, decide
+from consent.selectors import PurposeInfo, catalogue_snapshot, subject_states_for_policy
+from consent.services import channel_check, purpose_get
+from subjects.identity import Reference
+from subjects.selectors import subject_resolve_many
+
+AMBIGUOUS = Decision(False, Reason.AMBIGUOUS_SUBJECT, None)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    subject_id: uuid.UUID | None
+    decision: Decision
+
+
+def check_target(*, purpose: str, channel: str, client_purposes: frozenset[str]) -> PurposeInfo:
+    """Validate purpose and channel (400 when unknown), and the client's purpose grant (403).
+    A channel the purpose does not list is not an error here: the check answers channel_not_permitted."""
+    snapshot, info = purpose_get(catalogue_snapshot(), purpose)
+    if client_purposes and purpose not in client_purposes:
+        raise ForbiddenPurposeError(f"this API client may not act for purpose '{purpose}'")
+    try:
+        channel_check(snapshot, info, channel)
+    except Exception as exc:
+        if getattr(exc, "code", None) != "channel_not_permitted":
+            raise
+    return info
+
+
+def consent_check_many(
+    *, references: Sequence[Reference], info: PurposeInfo, channel: str, action: Action = Action.CHECK,
+    now: datetime | None = None,
+) -> list[CheckResult]:
+    now = now or timezone.now()
+    resolutions = subject_resolve_many(references=references)
+    found = {r.subject_id for r in resolutions if r.subject_id is not None}
+    states = subject_states_for_policy(subject_ids=found, purposes=[info.rule.key]) if found else {}
+    rule = info.rule
+    results: list[CheckResult] = []
+    for resolution in resolutions:
+        if resolution.ambiguous:
+            decision = Decision(False, Reason.AMBIGUOUS_SUBJECT, rule.legal_basis)
+        else:
+            state = states.get(resolution.subject_id) if resolution.subject_id else None
+            decision = decide(state, rule, channel, action, now)
+        results.append(CheckResult(resolution.subject_id, decision))
+    return results

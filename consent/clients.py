@@ -1,0 +1,129 @@
+"""API clients: creation, key authentication and the per-client rate limit."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.utils import timezone
+
+from config.errors import ConflictError, InvalidInputError
+from consent.models import ApiClient
+from subjects.crypto import api_key_digest
+
+KEY_PREFIX = "ast_"
+_CACHE_SECONDS = 5.0  # a revoked key stops working within this many seconds
+_LAST_USED_EVERY = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class AuthenticatedClient:
+    id: int
+    name: str
+    scopes: frozenset[str]
+    purposes: frozenset[str]  # empty: every purpose
+
+    def may_use_purpose(self, key: str) -> bool:
+        return not self.purposes or key in self.purposes
+
+
+_lock = threading.Lock()
+_by_digest: dict[str, tuple[float, AuthenticatedClient | None]] = {}
+_last_used: dict[int, float] = {}
+
+
+def client_create(*, name: str, scopes: list[str], purposes: list[str]) -> tuple[ApiClient, str]:
+    """A new client and its key, which is shown this once: only its SHA-256 is stored."""
+    unknown = sorted(set(scopes) - set(ApiClient.Scope.values))
+    if not scopes:
+        raise InvalidInputError("at least one scope is required", field="scope")
+    if unknown:
+        raise InvalidInputError(
+            f"unknown scope {unknown[0]!r}; one of {', '.join(ApiClient.Scope.values)}", field="scope"
+        )
+    from consent.selectors import catalogue_snapshot  # the catalogue names the purposes a client may act for
+
+    known = catalogue_snapshot().purposes
+    missing = sorted(p for p in purposes if p not in known)
+    if missing:
+        raise InvalidInputError(f"unknown purpose {missing[0]!r}", field="purpose")
+    if not name.strip():
+        raise InvalidInputError("a name is required", field="name")
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    with transaction.atomic(durable=True):
+        if ApiClient.objects.filter(name=name).exists():
+            raise ConflictError(f"an API client named {name!r} exists already", field="name")
+        client = ApiClient.objects.create(
+            name=name,
+            prefix=key[:10],
+            key_digest=api_key_digest(key),
+            scopes=sorted(set(scopes)),
+            purposes=sorted(set(purposes)),
+            created_at=timezone.now(),
+        )
+    return client, key
+
+
+def client_revoke(*, client: ApiClient) -> None:
+    with transaction.atomic(durable=True):
+        ApiClient.objects.filter(pk=client.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+
+
+def client_authenticate(*, key: str) -> AuthenticatedClient | None:
+    """The client a key belongs to, or None. Cached a few seconds per process: every request needs it."""
+    digest = api_key_digest(key)
+    now = time.monotonic()
+    hit = _by_digest.get(digest)
+    if hit is not None and now - hit[0] < _CACHE_SECONDS:
+        client = hit[1]
+    else:
+        row = (
+            ApiClient.objects.filter(key_digest=digest, revoked_at__isnull=True)
+            .values_list("id", "name", "scopes", "purposes")
+            .first()
+        )
+        client = (
+            AuthenticatedClient(row[0], row[1], frozenset(row[2]), frozenset(row[3])) if row is not None else None
+        )
+        with _lock:
+            if len(_by_digest) > 10_000:
+                _by_digest.clear()
+            _by_digest[digest] = (now, client)
+    if client is not None and now - _last_used.get(client.id, -_LAST_USED_EVERY) >= _LAST_USED_EVERY:
+        # Last use, for the admin, at most once a minute per process rather than a write per request.
+        _last_used[client.id] = now
+        ApiClient.objects.filter(pk=client.id).update(last_used_at=timezone.now())
+    return client
+
+
+def client_rate_limit_hit(*, client_id: int) -> int | None:
+    """Count a request in the shared cache; the seconds to wait when over ASSENT_RATE_LIMIT a minute.
+    Counted in Redis, never per process, so the limit holds across gunicorn workers and hosts."""
+    window = int(time.time() // 60)
+    key = f"rl:{client_id}:{window}"
+    try:
+        if hasattr(cache, "client") and hasattr(cache.client, "get_client"):
+            redis = cache.client.get_client(write=True)
+            pipe = redis.pipeline(transaction=False)
+            pipe.incr(cache.make_key(key))
+            pipe.expire(cache.make_key(key), 120)
+            count = int(pipe.execute()[0])
+        else:
+            cache.add(key, 0, 120)
+            count = cache.incr(key)
+    except Exception:  # noqa: BLE001 - an unreachable counter must not take the policy check down with it
+        return None
+    if count > settings.ASSENT_RATE_LIMIT:
+        return max(1, (window + 1) * 60 - int(time.time()))
+    return None
+
+
+def clients_forget_cache() -> None:
+    """Tests and the admin's revoke call this so that a change is seen at once in this process."""
+    with _lock:
+        _by_digest.clear()

@@ -1,0 +1,132 @@
+"""Double opt-in (UWG §7(2) Nr. 2): the mail with the link, and the person's confirmation."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.core import signing
+from django.core.mail import send_mail
+from django.db import transaction
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from consent import projection
+from consent.errors import ConfirmationInvalidError
+from consent.models import Confirmation, ConsentState
+from consent.selectors import catalogue_snapshot
+from consent.services import ConsentCommand, _record, purpose_get
+from subjects.identity import Reference
+from subjects.keys import data_key, decrypt_field
+from subjects.locks import lock_subject
+
+SALT = "assent.confirmation"
+
+
+def confirmation_token(confirmation_id: uuid.UUID) -> str:
+    return signing.dumps(str(confirmation_id), salt=SALT, compress=False)
+
+
+def confirmation_url(confirmation_id: uuid.UUID) -> str:
+    return f"{settings.ASSENT_BASE_URL}/confirm/{confirmation_token(confirmation_id)}"
+
+
+@dataclass(frozen=True, slots=True)
+class ConfirmationView:
+    id: uuid.UUID
+    purpose_key: str
+    purpose_name: str
+    channel: str
+    notice_text: dict[str, str]
+    state: str  # "open", "used", "expired"
+
+
+def confirmation_from_token(*, token: str) -> ConfirmationView:
+    """What a confirmation link names; ConfirmationInvalidError for a forged or unknown link."""
+    try:
+        confirmation_id = uuid.UUID(signing.loads(token, salt=SALT))
+    except (signing.BadSignature, ValueError, TypeError):
+        raise ConfirmationInvalidError("this link is not valid") from None
+    row = Confirmation.objects.filter(pk=confirmation_id).select_related("grant").first()
+    if row is None:
+        raise ConfirmationInvalidError("this link is not valid")
+    info = catalogue_snapshot().purposes.get(row.purpose)
+    state = "used" if row.used_at else "expired" if row.expires_at <= timezone.now() else "open"
+    return ConfirmationView(
+        id=row.id,
+        purpose_key=row.purpose,
+        purpose_name=info.name if info else row.purpose,
+        channel=row.channel,
+        notice_text=info.texts if info else {},
+        state=state,
+    )
+
+
+def confirmation_confirm(*, token: str, evidence: dict[str, Any]) -> ConfirmationView:
+    """The person's own act: records a `confirm` event (source double-opt-in) with the click's evidence.
+    Single use; a link whose grant was withdrawn meanwhile confirms nothing."""
+    view = confirmation_from_token(token=token)
+    if view.state != "open":
+        raise ConfirmationInvalidError(f"this link is {view.state}")
+    with transaction.atomic(durable=True):
+        row = Confirmation.objects.select_related("grant").get(pk=view.id)
+        subject = lock_subject(row.subject_id)
+        row = Confirmation.objects.select_for_update().select_related("grant").get(pk=view.id)
+        if row.used_at is not None:
+            raise ConfirmationInvalidError("this link is used")
+        pending = ConsentState.objects.filter(
+            subject=subject, purpose=row.purpose, channel=row.channel, status=projection.PENDING
+        ).exists()
+        if not pending:
+            raise ConfirmationInvalidError("there is nothing left to confirm")
+        now = timezone.now()
+        _, info = purpose_get(catalogue_snapshot(), row.purpose)
+        _record(
+            ConsentCommand(
+                reference=Reference(subject.id, ()),
+                purpose=row.purpose,
+                channel=row.channel,
+                action="confirm",
+                notice_version=row.grant.notice_version,
+                source="double-opt-in",
+                actor="subject",
+                evidence={**evidence, "confirmation": str(row.id), "grant_event": str(row.grant_id)},
+            ),
+            info,
+            now,
+        )
+        Confirmation.objects.filter(pk=row.pk).update(used_at=now)
+    return ConfirmationView(**{**view.__dict__, "state": "used"})  # type: ignore[arg-type]
+
+
+def confirmation_send(*, confirmation_id: uuid.UUID) -> bool:
+    """Mail the link; at least once. Slow I/O stays outside any transaction."""
+    row = Confirmation.objects.select_related("subject").filter(pk=confirmation_id).first()
+    if row is None or row.mailed_at is not None or row.used_at is not None:
+        return False
+    email = decrypt_field(row.subject, data_key(row.subject), "confirmation.email", bytes(row.email_enc))
+    info = catalogue_snapshot().purposes.get(row.purpose)
+    context = {
+        "purpose_name": info.name if info else row.purpose,
+        "url": confirmation_url(row.id),
+        "days": settings.ASSENT_CONFIRMATION_DAYS,
+    }
+    send_mail(
+        subject=render_to_string("consent/confirm_subject.txt", context).strip(),
+        message=render_to_string("consent/confirm_email.txt", context),
+        from_email=None,
+        recipient_list=[email],
+    )
+    Confirmation.objects.filter(pk=row.pk, mailed_at__isnull=True).update(mailed_at=timezone.now())
+    return True
+
+
+def confirmations_unsent() -> list[uuid.UUID]:
+    cutoff = timezone.now() - timezone.timedelta(minutes=5)
+    return list(
+        Confirmation.objects.filter(
+            mailed_at__isnull=True, used_at__isnull=True, created_at__lt=cutoff, expires_at__gt=timezone.now()
+        ).values_list("pk", flat=True)[:500]
+    )

@@ -1,0 +1,62 @@
+"""Scheduled housekeeping of the consent side: expiry events and the idempotency window."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from consent import projection
+from consent.models import ConsentState, IdempotencyKey
+from consent.selectors import catalogue_snapshot
+from consent.services import _project
+from consent.ledger import NewEvent, ledger_append
+from subjects.keys import data_key
+from subjects.locks import lock_subject
+
+EXPIRY_SOURCE = "expiry"
+
+
+def idempotency_keys_purge() -> int:
+    cutoff = timezone.now() - timedelta(hours=settings.ASSENT_IDEMPOTENCY_HOURS)
+    deleted, _ = IdempotencyKey.objects.filter(created_at__lt=cutoff).delete()
+    return deleted
+
+
+def consents_expire(*, batch: int = 1000) -> int:
+    """Record an `expire` event for each consent past its purpose's validity. The policy already denies such a
+    consent at check time; the event makes the ledger and the person's history say so too."""
+    now = timezone.now()
+    count = 0
+    for key, info in catalogue_snapshot(refresh=True).purposes.items():
+        days = info.rule.consent_valid_days
+        if days is None:
+            continue
+        due = ConsentState.objects.filter(
+            purpose=key, status=projection.GRANTED, granted_at__lt=now - timedelta(days=days)
+        ).values_list("pk", "subject_id", "channel")[:batch]
+        for state_id, subject_id, channel in due:
+            with transaction.atomic(durable=True):
+                subject = lock_subject(subject_id)
+                row = ConsentState.objects.filter(pk=state_id, status=projection.GRANTED).first()
+                if row is None or row.granted_at is None or row.granted_at >= now - timedelta(days=days):
+                    continue
+                event = ledger_append(
+                    subject=subject,
+                    key=data_key(subject),
+                    new=NewEvent(
+                        purpose=key,
+                        channel=channel,
+                        action="expire",
+                        notice_version=row.notice_version,
+                        source=EXPIRY_SOURCE,
+                        actor="system",
+                        occurred_at=row.granted_at + timedelta(days=days),
+                    ),
+                    recorded_at=now,
+                )
+                _project(subject, info, channel, event)
+                count += 1
+    return count

@@ -1,0 +1,280 @@
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+
+from subjects.models import Subject
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Catalogue (privacy as code; loaded by apply_catalog, editable in admin)
+# ---------------------------------------------------------------------------------------------------------
+class CatalogueRevision(models.Model):
+    """One applied catalogue file. Its id is the catalogue generation the policy caches are keyed on."""
+
+    applied_at = models.DateTimeField()
+    digest = models.CharField(max_length=64)  # SHA-256 of the canonical file
+    merge_identifiers = models.JSONField(default=list)
+    document = models.JSONField()
+
+    def __str__(self) -> str:
+        return f"Catalogue revision {self.pk} ({self.applied_at:%Y-%m-%d %H:%M})"
+
+
+class Channel(models.Model):
+    key = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class DataCategory(models.Model):
+    key = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    profile = models.BooleanField(default=False)
+
+    class Meta:
+        verbose_name_plural = "data categories"
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class Purpose(models.Model):
+    class LegalBasis(models.TextChoices):
+        CONSENT = "consent"
+        LEGITIMATE_INTEREST = "legitimate_interest"
+        CONTRACT = "contract"
+        LEGAL_OBLIGATION = "legal_obligation"
+
+    key = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    legal_basis = models.CharField(max_length=32, choices=LegalBasis.choices)
+    marketing = models.BooleanField(default=False)
+    channels = models.ManyToManyField(Channel, related_name="purposes")
+    data_categories = models.ManyToManyField(DataCategory, related_name="purposes", blank=True)
+    double_opt_in = models.JSONField(default=list, blank=True)  # channel keys
+    consent_valid_days = models.PositiveIntegerField(null=True, blank=True)
+    uwg_7_3 = models.BooleanField(default=False)
+    dpv = models.CharField(max_length=200, blank=True)
+    automated_decision = models.TextField(blank=True)
+    gpc = models.BooleanField(default=False)
+    tcf_purposes = models.JSONField(default=list, blank=True)
+    reads_device_identifiers = models.BooleanField(default=False)
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class Notice(models.Model):
+    """A versioned notice text. A version's texts never change: a new text is a new version."""
+
+    purpose = models.ForeignKey(Purpose, on_delete=models.PROTECT, related_name="notices")
+    version = models.CharField(max_length=64)
+    requires_reconsent = models.BooleanField(default=False)
+    texts = models.JSONField()  # {"de": ..., "en": ...}
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["purpose", "version"], name="notice_version_once")]
+        ordering = ["purpose", "created_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.purpose.key} notice {self.version}"
+
+
+class Source(models.Model):
+    key = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    system_of_record = models.BooleanField(default=False)
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class SourceCategory(models.Model):
+    """What one source holds of one data category, and how long (Art. 5(1)(e)); the legal hold if any."""
+
+    class HoldFrom(models.TextChoices):
+        END_OF_YEAR = "end_of_year"
+        RECORD = "record"
+
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="categories")
+    category = models.ForeignKey(DataCategory, on_delete=models.PROTECT, related_name="sources")
+    delete_after_days = models.PositiveIntegerField()
+    legal_hold_years = models.PositiveIntegerField(null=True, blank=True)
+    legal_hold_from = models.CharField(max_length=16, choices=HoldFrom.choices, blank=True)
+    legal_hold_law = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["source", "category"], name="source_category_once")]
+        verbose_name_plural = "source categories"
+
+    def __str__(self) -> str:
+        return f"{self.source.key}/{self.category.key}"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The ledger: append-only events in a per-subject HMAC chain, and the state projection
+# ---------------------------------------------------------------------------------------------------------
+class ConsentEvent(models.Model):
+    class Action(models.TextChoices):
+        GRANT = "grant"
+        WITHDRAW = "withdraw"
+        CONFIRM = "confirm"
+        OBJECT = "object"
+        EXPIRE = "expire"
+        MERGED = "merged"
+        ERASED = "erased"
+
+    class Actor(models.TextChoices):
+        SUBJECT = "subject"
+        AGENT = "agent"
+        PARENTAL_GUARDIAN = "parental_guardian"
+        SYSTEM = "system"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    subject = models.ForeignKey(Subject, on_delete=models.PROTECT, related_name="consent_events")
+    seq = models.PositiveBigIntegerField()
+    purpose = models.CharField(max_length=64, blank=True)  # catalogue key; blank for subject-wide events
+    channel = models.CharField(max_length=64, blank=True)  # blank: every channel of the purpose
+    action = models.CharField(max_length=16, choices=Action.choices)
+    notice_version = models.CharField(max_length=64, blank=True)
+    source = models.CharField(max_length=64)
+    actor = models.CharField(max_length=32, choices=Actor.choices, default=Actor.SUBJECT)
+    client = models.ForeignKey("ApiClient", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    evidence_enc = models.BinaryField(null=True)  # JSON, encrypted under the subject's key (IP, user agent ...)
+    related_subject = models.UUIDField(null=True, blank=True)  # merged: the other side of the merge
+    occurred_at = models.DateTimeField()
+    recorded_at = models.DateTimeField()
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["subject", "seq"], name="event_seq_once")]
+        indexes = [models.Index(fields=["subject", "purpose", "channel", "occurred_at"], name="event_by_triple")]
+
+    def __str__(self) -> str:
+        return f"event {self.seq} of {self.subject_id}: {self.action}"
+
+
+class LedgerHead(models.Model):
+    """The last seq and hash of a subject's chain: a shortened or truncated chain no longer matches it."""
+
+    subject = models.OneToOneField(Subject, primary_key=True, on_delete=models.PROTECT, related_name="ledger_head")
+    last_seq = models.PositiveBigIntegerField()
+    last_hash = models.CharField(max_length=64)
+
+    def __str__(self) -> str:
+        return f"ledger head of {self.subject_id}"
+
+
+class ConsentState(models.Model):
+    """Projection: the state per subject x purpose x channel, written in the event's transaction."""
+
+    class Status(models.TextChoices):
+        GRANTED = "granted"
+        PENDING_CONFIRMATION = "pending_confirmation"
+        WITHDRAWN = "withdrawn"
+        OBJECTED = "objected"
+        EXPIRED = "expired"
+
+    subject = models.ForeignKey(Subject, on_delete=models.CASCADE, related_name="consent_states")
+    purpose = models.CharField(max_length=64)
+    channel = models.CharField(max_length=64)
+    status = models.CharField(max_length=32, choices=Status.choices)
+    notice_version = models.CharField(max_length=64, blank=True)
+    since = models.DateTimeField()  # occurred_at of the event that decided this state
+    granted_at = models.DateTimeField(null=True)
+    confirmed = models.BooleanField(default=False)
+    actor = models.CharField(max_length=32, default="subject")
+    suppressed = models.BooleanField(default=False)
+    seq = models.PositiveBigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["subject", "purpose", "channel"], name="state_once_per_triple")
+        ]
+        indexes = [models.Index(fields=["purpose", "channel", "status"], name="state_by_purpose")]
+
+    def __str__(self) -> str:
+        return f"{self.purpose}/{self.channel} of {self.subject_id}: {self.status}"
+
+
+class Objection(models.Model):
+    """Art. 21: an objection to one purpose, or (purpose blank) to all direct marketing, which is absolute."""
+
+    subject = models.ForeignKey(Subject, on_delete=models.CASCADE, related_name="objections")
+    purpose = models.CharField(max_length=64, blank=True)
+    since = models.DateTimeField()
+    seq = models.PositiveBigIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["subject", "purpose"], name="objection_once")]
+
+    def __str__(self) -> str:
+        return f"objection of {self.subject_id} to {self.purpose or 'direct marketing'}"
+
+
+class Confirmation(models.Model):
+    """A double opt-in waiting for the person's click; the link carries a signed token naming this row."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    subject = models.ForeignKey(Subject, on_delete=models.CASCADE, related_name="+")
+    grant = models.ForeignKey(ConsentEvent, on_delete=models.PROTECT, related_name="+")
+    purpose = models.CharField(max_length=64)
+    channel = models.CharField(max_length=64)
+    email_enc = models.BinaryField()
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    mailed_at = models.DateTimeField(null=True)
+    used_at = models.DateTimeField(null=True)
+
+    def __str__(self) -> str:
+        return f"confirmation {self.id}"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# API clients and idempotency
+# ---------------------------------------------------------------------------------------------------------
+class ApiClient(models.Model):
+    class Scope(models.TextChoices):
+        CONSENT_CHECK = "consent:check"
+        CONSENT_WRITE = "consent:write"
+        CONSENT_READ = "consent:read"
+        RECORDS_WRITE = "records:write"
+        PROFILE_READ = "profile:read"
+        SENDS_CREATE = "sends:create"
+        REQUESTS_WRITE = "requests:write"
+        REQUESTS_READ = "requests:read"
+        REQUESTS_APPROVE = "requests:approve"
+
+    name = models.CharField(max_length=200, unique=True)
+    prefix = models.CharField(max_length=16)  # shown in admin to recognise a key; not secret
+    key_digest = models.CharField(max_length=64, unique=True)  # SHA-256 hex of the whole key
+    scopes = models.JSONField(default=list)
+    purposes = models.JSONField(default=list, blank=True)  # empty: every purpose
+    created_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class IdempotencyKey(models.Model):
+    client = models.ForeignKey(ApiClient, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=200)
+    request_digest = models.CharField(max_length=64)
+    status = models.PositiveSmallIntegerField()
+    body = models.JSONField()  # ids and states only, never personal data
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["client", "key"], name="idempotency_key_once")]
+        indexes = [models.Index(fields=["created_at"], name="idempotency_by_age")]
+
+    def __str__(self) -> str:
+        return f"idempotency key of client {self.client_id}"

@@ -1,0 +1,316 @@
+"""Writes to the consent ledger. Every consent change goes through `consent_record`, which appends the event,
+moves the chain head and updates the state projection in one durable transaction under the subject's lock
+(read-your-writes: a check right after a write sees it)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from config.errors import InvalidInputError
+from consent import projection
+from consent.errors import (
+    ChannelNotPermittedError,
+    ChannelUnknownError,
+    EmailRequiredError,
+    ForbiddenPurposeError,
+    IdempotencyConflictError,
+    NoticeUnknownError,
+    NothingToConfirmError,
+    PurposeUnknownError,
+    ReservedSourceError,
+)
+from consent.ledger import NewEvent, ledger_append
+from consent.models import Confirmation, ConsentEvent, ConsentState, IdempotencyKey, Objection
+from consent.policy import LegalBasis
+from consent.selectors import CatalogueSnapshot, PurposeInfo, catalogue_snapshot
+from subjects.errors import AmbiguousSubjectError, SubjectNotFoundError
+from subjects.identity import Reference
+from subjects.keys import blind_index, data_key, encrypt_field
+from subjects.locks import lock_subject
+from subjects.models import Subject
+from subjects.selectors import subject_resolve
+from subjects.services import subject_create
+
+RESERVED_SOURCES = frozenset({"portal", "double-opt-in", "unsubscribe-link", "gpc", "admin"})
+PERSON_SOURCES = frozenset({"portal", "double-opt-in"})  # the person's own act (lifts an objection)
+API_ACTIONS = ("grant", "withdraw", "object", "confirm")
+ACTORS = ("subject", "agent", "parental_guardian")
+SLUG = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+CLOCK_SKEW = timedelta(seconds=5)
+MAX_EVIDENCE_BYTES = 16 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentCommand:
+    reference: Reference
+    purpose: str
+    action: str
+    source: str
+    channel: str | None = None
+    notice_version: str | None = None
+    occurred_at: datetime | None = None
+    actor: str = "subject"
+    evidence: dict[str, Any] = field(default_factory=dict)
+    client_id: int | None = None
+    client_purposes: frozenset[str] = frozenset()  # empty: every purpose
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentRecorded:
+    event_id: uuid.UUID
+    subject_id: uuid.UUID
+    state: str
+
+    def as_body(self) -> dict[str, str]:
+        return {"event": str(self.event_id), "subject": str(self.subject_id), "state": self.state}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Validation: everything that can be said about a command before a row is touched
+# ---------------------------------------------------------------------------------------------------------
+def purpose_get(snapshot: CatalogueSnapshot, key: str, *, field_name: str = "purpose") -> tuple[CatalogueSnapshot, PurposeInfo]:
+    info = snapshot.purposes.get(key)
+    if info is None:
+        snapshot = catalogue_snapshot(refresh=True)
+        info = snapshot.purposes.get(key)
+    if info is None:
+        raise PurposeUnknownError(f"'{key}' is not a purpose of the catalogue", field=field_name)
+    return snapshot, info
+
+
+def channel_check(snapshot: CatalogueSnapshot, info: PurposeInfo, channel: str, *, field_name: str = "channel") -> None:
+    if channel not in snapshot.channels and channel not in catalogue_snapshot(refresh=True).channels:
+        raise ChannelUnknownError(f"'{channel}' is not a channel of the catalogue", field=field_name)
+    if channel not in info.rule.channels:
+        raise ChannelNotPermittedError(
+            f"purpose '{info.rule.key}' does not use channel '{channel}' "
+            f"(it uses {', '.join(sorted(info.rule.channels))})",
+            field=field_name,
+        )
+
+
+def consent_validate(command: ConsentCommand, *, now: datetime, internal: bool = False) -> PurposeInfo:
+    if command.action not in API_ACTIONS:
+        raise InvalidInputError(f"'{command.action}' is not one of {', '.join(API_ACTIONS)}", field="action")
+    snapshot, info = purpose_get(catalogue_snapshot(), command.purpose)
+    if command.client_purposes and command.purpose not in command.client_purposes:
+        raise ForbiddenPurposeError(f"this API client may not act for purpose '{command.purpose}'")
+    if command.channel is None:
+        if command.action != "object":
+            raise InvalidInputError("is required (only an objection may leave it out)", field="channel")
+    else:
+        channel_check(snapshot, info, command.channel)
+    consent_based = info.rule.legal_basis == LegalBasis.CONSENT
+    if command.action in ("grant", "confirm", "withdraw") and not consent_based:
+        raise InvalidInputError(
+            f"purpose '{command.purpose}' rests on {info.rule.legal_basis.value}, not consent: "
+            "it can be objected to, not granted or withdrawn",
+            field="action",
+        )
+    if command.action == "grant" and not command.notice_version:
+        raise InvalidInputError("is required for a grant: the notice text the person saw", field="notice_version")
+    if command.notice_version and command.notice_version not in info.notice_versions:
+        raise NoticeUnknownError(
+            f"purpose '{command.purpose}' has no notice version '{command.notice_version}'", field="notice_version"
+        )
+    if command.occurred_at is not None and command.occurred_at > now + CLOCK_SKEW:
+        raise InvalidInputError("must not be in the future", field="occurred_at")
+    if not SLUG.match(command.source):
+        raise InvalidInputError("must be a lower-case slug such as 'webshop' or 'pos'", field="source")
+    if command.source in RESERVED_SOURCES and not internal:
+        raise ReservedSourceError(f"'{command.source}' is reserved for Assent itself", field="source")
+    if command.actor not in ACTORS:
+        raise InvalidInputError(f"'{command.actor}' is not one of {', '.join(ACTORS)}", field="actor")
+    if len(json.dumps(command.evidence)) > MAX_EVIDENCE_BYTES:
+        raise InvalidInputError(f"larger than {MAX_EVIDENCE_BYTES} bytes", field="evidence")
+    return info
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Writing
+# ---------------------------------------------------------------------------------------------------------
+@transaction.atomic(durable=True)
+def consent_record(*, command: ConsentCommand, internal: bool = False) -> ConsentRecorded:
+    now = timezone.now()
+    info = consent_validate(command, now=now, internal=internal)
+    return _record(command, info, now)
+
+
+def consent_record_idempotent(
+    *, command: ConsentCommand, client_id: int, key: str, request_digest: str
+) -> tuple[int, dict[str, Any]]:
+    """A write under an Idempotency-Key: a replay returns the first status and body; the same key with another
+    body is a conflict. The key row is written in the event's transaction, so it exists exactly when the event does."""
+    now = timezone.now()
+    with transaction.atomic(durable=True):
+        _advisory_lock(f"idem:{client_id}:{key}")
+        existing = IdempotencyKey.objects.filter(client_id=client_id, key=key).first()
+        if existing is not None and existing.created_at < now - timedelta(hours=settings.ASSENT_IDEMPOTENCY_HOURS):
+            existing.delete()
+            existing = None
+        if existing is not None:
+            if existing.request_digest != request_digest:
+                raise IdempotencyConflictError("this Idempotency-Key was used with another request body",
+                                               field="Idempotency-Key")
+            return existing.status, dict(existing.body)
+        info = consent_validate(command, now=now)
+        recorded = _record(command, info, now)
+        body = recorded.as_body()
+        IdempotencyKey.objects.create(
+            client_id=client_id, key=key, request_digest=request_digest, status=201, body=body, created_at=now
+        )
+        return 201, body
+
+
+def request_digest(payload: Any) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _advisory_lock(name: str) -> None:
+    """Serialise writers on a name (a new person's identifiers, an idempotency key) for this transaction.
+    SQLite needs none: its IMMEDIATE transactions already serialise every writer."""
+    if connection.vendor == "postgresql":
+        number = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [number])
+
+
+def _subject_for_write(reference: Reference, now: datetime) -> tuple[Subject, bool]:
+    """The locked subject the reference names, created when nothing resolves (only from identifiers)."""
+    index = blind_index()
+    # Two first writes for the same new person must not create two subjects: lock on the identifiers first.
+    for digest in sorted(index.lookup(kind, value).hex() for kind, value in reference.identifiers):
+        _advisory_lock("ident:" + digest)
+    try:
+        subject_id = subject_resolve(reference=reference)
+    except AmbiguousSubjectError:
+        raise
+    if subject_id is None:
+        if reference.subject_id is not None:
+            raise SubjectNotFoundError("no subject with this id", field="subject.id")
+        return subject_create(reference=reference, now=now), True
+    return lock_subject(subject_id), False
+
+
+def _record(command: ConsentCommand, info: PurposeInfo, now: datetime) -> ConsentRecorded:
+    subject, _created = _subject_for_write(command.reference, now)
+    key = data_key(subject)
+    occurred_at = command.occurred_at or now
+    channels = [command.channel] if command.channel else sorted(info.rule.channels)
+    event = ledger_append(
+        subject=subject,
+        key=key,
+        new=NewEvent(
+            purpose=command.purpose,
+            channel=command.channel or "",
+            action=command.action,
+            notice_version=command.notice_version or "",
+            source=command.source,
+            actor=command.actor,
+            occurred_at=occurred_at,
+            evidence=command.evidence,
+            client_id=command.client_id,
+        ),
+        recorded_at=now,
+    )
+    if command.action == "object":
+        Objection.objects.update_or_create(
+            subject=subject, purpose=command.purpose, defaults={"since": occurred_at, "seq": event.seq}
+        )
+    elif (
+        command.action in ("grant", "confirm")
+        and command.source in PERSON_SOURCES
+        and command.actor == "subject"
+    ):
+        # Art. 21: the person's own later grant lifts their objection to that purpose.
+        Objection.objects.filter(subject=subject, purpose=command.purpose, since__lte=occurred_at).delete()
+    state = ""
+    for channel in channels:
+        fact = _project(subject, info, channel, event)
+        state = fact.status if fact else state
+    if command.action == "object" and command.channel is None:
+        state = projection.OBJECTED
+    if state == projection.PENDING and command.action == "grant":
+        _ask_for_confirmation(subject, key, command, event, now)
+    return ConsentRecorded(event.id, subject.id, state or "")
+
+
+def _project(subject: Subject, info: PurposeInfo, channel: str, event: ConsentEvent) -> projection.Fact | None:
+    """Move the projection of one (purpose, channel) by one event: incrementally when the event is the newest,
+    else by folding the triple's whole history (a late upload of an older event)."""
+    double_opt_in = channel in info.rule.double_opt_in
+    row = ConsentState.objects.filter(subject=subject, purpose=info.rule.key, channel=channel).first()
+    current = _fact_of(row) if row else None
+    step = projection.Step(event.action, event.notice_version, event.actor, event.occurred_at, event.seq)
+    if current is None or step.order >= current.order:
+        fact = projection.apply(current, step, double_opt_in=double_opt_in)
+    else:
+        history = ConsentEvent.objects.filter(
+            subject=subject, purpose=info.rule.key, channel__in=[channel, ""], action__in=projection.STATE_ACTIONS
+        ).values_list("action", "notice_version", "actor", "occurred_at", "seq")
+        fact = projection.fold((projection.Step(*values) for values in history), double_opt_in=double_opt_in)
+    if fact is None:
+        return None
+    values = {
+        "status": fact.status,
+        "notice_version": fact.notice_version,
+        "since": fact.since,
+        "granted_at": fact.granted_at,
+        "confirmed": fact.confirmed,
+        "actor": fact.actor,
+        "suppressed": fact.suppressed,
+        "seq": fact.seq,
+    }
+    if row is None:
+        ConsentState.objects.create(subject=subject, purpose=info.rule.key, channel=channel, **values)
+    else:
+        ConsentState.objects.filter(pk=row.pk).update(**values)
+    return fact
+
+
+def _fact_of(row: ConsentState) -> projection.Fact:
+    return projection.Fact(
+        status=row.status,
+        notice_version=row.notice_version,
+        since=row.since,
+        seq=row.seq,
+        granted_at=row.granted_at,
+        confirmed=row.confirmed,
+        actor=row.actor,
+        suppressed=row.suppressed,
+    )
+
+
+def _ask_for_confirmation(
+    subject: Subject, key: bytes, command: ConsentCommand, event: ConsentEvent, now: datetime
+) -> None:
+    """UWG §7(2) Nr. 2: e-mail marketing needs the address owner's confirmation. The Confirmation row is the
+    outbox: the mail is sent after commit, and a periodic task re-sends any the worker missed."""
+    email = command.reference.email
+    if email is None:
+        raise EmailRequiredError(
+            "a grant on a channel with double opt-in needs an e-mail address in the subject reference",
+            field="subject.email",
+        )
+    confirmation = Confirmation.objects.create(
+        subject=subject,
+        grant=event,
+        purpose=command.purpose,
+        channel=event.channel,
+        email_enc=encrypt_field(subject, key, "confirmation.email", email),
+        created_at=now,
+        expires_at=now + timedelta(days=settings.ASSENT_CONFIRMATION_DAYS),
+    )
+    from consent.tasks import send_confirmation  # enqueued on commit; the task reads ids only
+
+    send_confirmation.delay_on_commit(str(confirmation.id))

@@ -1,0 +1,31 @@
+"""Celery tasks: thin, ids only, each calling one service."""
+
+from __future__ import annotations
+
+import uuid
+
+from celery import shared_task
+
+from consent.confirmations import confirmation_send, confirmations_unsent
+from consent.maintenance import consents_expire, idempotency_keys_purge
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=8)
+def send_confirmation(confirmation_id: str) -> None:
+    confirmation_send(confirmation_id=uuid.UUID(confirmation_id))
+
+
+@shared_task
+def resend_unsent_confirmations() -> None:
+    for confirmation_id in confirmations_unsent():
+        send_confirmation.delay(str(confirmation_id))
+
+
+@shared_task
+def purge_idempotency_keys() -> None:
+    idempotency_keys_purge()
+
+
+@shared_task
+def expire_consents() -> None:
+    consents_expire()

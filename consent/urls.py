@@ -1,0 +1,7 @@
+from django.urls import path
+
+from consent import views
+
+urlpatterns = [
+    path("confirm/<str:token>", views.confirm_page, name="confirm"),
+]

@@ -1,0 +1,96 @@
+"""Field encryption, key wrapping and the blind index. Pure: no Django, no database.
+
+Formats (DESIGN.md, Cryptography):
+- field ciphertext: version byte || 96-bit nonce || AES-256-GCM ciphertext || tag, with associated data
+  binding the value to its row and column, so a ciphertext moved elsewhere fails to decrypt;
+- a subject's data key is wrapped the same way by a master key, with the subject id as associated data;
+- blind index: HMAC-SHA256(HKDF sub-key, kind || 0x00 || normalised value).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+VERSION = b"\x01"
+NONCE_BYTES = 12
+
+
+class DecryptionError(Exception):
+    """A ciphertext that is damaged, moved to another row or column, or under an unknown key."""
+
+
+def field_aad(subject_id: uuid.UUID, column: str) -> bytes:
+    return subject_id.bytes + column.encode()
+
+
+def seal(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
+    nonce = os.urandom(NONCE_BYTES)
+    return VERSION + nonce + AESGCM(key).encrypt(nonce, plaintext, aad)
+
+
+def open_sealed(key: bytes, blob: bytes, aad: bytes) -> bytes:
+    if len(blob) < 1 + NONCE_BYTES + 16 or blob[:1] != VERSION:
+        raise DecryptionError("unknown ciphertext format")
+    try:
+        return AESGCM(key).decrypt(blob[1 : 1 + NONCE_BYTES], blob[1 + NONCE_BYTES :], aad)
+    except InvalidTag:
+        raise DecryptionError("ciphertext does not authenticate") from None
+
+
+def new_data_key() -> bytes:
+    return AESGCM.generate_key(bit_length=256)
+
+
+@dataclass(frozen=True)
+class Keyring:
+    """The master keys: the first wraps, every one unwraps (so rotation is re-wrapping only)."""
+
+    keys: Sequence[tuple[str, bytes]]
+
+    @property
+    def current_kid(self) -> str:
+        return self.keys[0][0]
+
+    def wrap(self, data_key: bytes, subject_id: uuid.UUID) -> tuple[str, bytes]:
+        kid, master = self.keys[0]
+        return kid, seal(master, data_key, b"data-key|" + subject_id.bytes)
+
+    def unwrap(self, kid: str, wrapped: bytes, subject_id: uuid.UUID) -> bytes:
+        for known_kid, master in self.keys:
+            if known_kid == kid:
+                return open_sealed(master, wrapped, b"data-key|" + subject_id.bytes)
+        raise DecryptionError(f"master key {kid!r} is not configured")
+
+
+class BlindIndex:
+    """Keyed hashes for equality lookups of encrypted identifiers. Two HKDF sub-keys: one for lookups,
+    one for the suppression list, which is never rotated (its hashes must match forever)."""
+
+    def __init__(self, root_key: bytes) -> None:
+        self._lookup = _hkdf(root_key, b"assent/blind-index/lookup/v1")
+        self._suppression = _hkdf(root_key, b"assent/blind-index/suppression/v1")
+
+    def lookup(self, kind: str, normalised: str) -> bytes:
+        return hmac.digest(self._lookup, kind.encode() + b"\x00" + normalised.encode(), "sha256")
+
+    def suppression(self, kind: str, normalised: str) -> bytes:
+        return hmac.digest(self._suppression, kind.encode() + b"\x00" + normalised.encode(), "sha256")
+
+
+def _hkdf(root: bytes, info: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(root)
+
+
+def api_key_digest(key: str) -> str:
+    # A fast hash on purpose: the key is 32 random bytes, so a slow password hash would only cost every request.
+    return hashlib.sha256(key.encode()).hexdigest()

@@ -1,0 +1,102 @@
+"""Normalising identifiers and parsing subject references (API.md, "Subject references")."""
+
+from __future__ import annotations
+
+import unicodedata
+import uuid
+from dataclasses import dataclass
+
+import idna
+import phonenumbers
+from django.conf import settings
+
+from subjects.errors import InvalidIdentifierError, InvalidReferenceError
+from subjects.models import Identifier
+
+Kind = Identifier.Kind
+KINDS = frozenset(Kind.values)
+MAX_IDENTIFIER_LENGTH = 320
+
+
+def normalise(kind: str, value: object, *, field: str | None = None) -> str:
+    """The canonical form of an identifier, the one the blind index is computed over."""
+    where = field or kind
+    if kind not in KINDS:
+        raise InvalidIdentifierError(f"'{kind}' is not an identifier kind", field=where)
+    if not isinstance(value, str):
+        raise InvalidIdentifierError("must be a string", field=where)
+    text = value.strip()
+    if not text.isascii():
+        text = unicodedata.normalize("NFC", text)
+    if not text:
+        raise InvalidIdentifierError("must not be empty", field=where)
+    if len(text) > MAX_IDENTIFIER_LENGTH:
+        raise InvalidIdentifierError(f"longer than {MAX_IDENTIFIER_LENGTH} characters", field=where)
+    if kind == Kind.EMAIL:
+        return _email(text, where)
+    if kind == Kind.PHONE:
+        return _phone(text, where)
+    if kind == Kind.SOCIAL_HANDLE:
+        return text.lower()
+    if any(c.isspace() for c in text):
+        raise InvalidIdentifierError("must not contain spaces", field=where)
+    return text
+
+
+def _email(text: str, where: str) -> str:
+    local, at, domain = text.rpartition("@")
+    if not at or not local or not domain or any(c.isspace() for c in text) or "@" in local and '"' not in local:
+        raise InvalidIdentifierError("is not an e-mail address", field=where)
+    domain = domain.lower().rstrip(".")
+    if not domain.isascii():
+        try:
+            domain = idna.encode(domain, uts46=True).decode("ascii")
+        except idna.IDNAError:
+            raise InvalidIdentifierError("has an invalid domain", field=where) from None
+    if "." not in domain or domain.startswith(".") or ".." in domain:
+        raise InvalidIdentifierError("has an invalid domain", field=where)
+    return f"{local.lower()}@{domain}"
+
+
+def _phone(text: str, where: str) -> str:
+    try:
+        number = phonenumbers.parse(text, settings.ASSENT_PHONE_REGION)
+    except phonenumbers.NumberParseException:
+        raise InvalidIdentifierError("is not a phone number", field=where) from None
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidIdentifierError("is not a valid phone number", field=where)
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """A parsed subject reference: an id and/or normalised identifiers."""
+
+    subject_id: uuid.UUID | None
+    identifiers: tuple[tuple[str, str], ...]  # (kind, normalised value)
+
+    @property
+    def email(self) -> str | None:
+        return next((value for kind, value in self.identifiers if kind == Kind.EMAIL), None)
+
+
+def parse_reference(raw: object, *, field: str = "subject") -> Reference:
+    if not isinstance(raw, dict):
+        raise InvalidReferenceError("must be an object with an id or identifiers", field=field)
+    if not raw:
+        raise InvalidReferenceError("must name an id or at least one identifier", field=field)
+    subject_id: uuid.UUID | None = None
+    identifiers: list[tuple[str, str]] = []
+    for key, value in raw.items():
+        if key == "id":
+            try:
+                subject_id = uuid.UUID(str(value)) if isinstance(value, str) else None
+            except ValueError:
+                subject_id = None
+            if subject_id is None:
+                raise InvalidReferenceError("is not a UUID", field=f"{field}.id")
+        elif key in KINDS:
+            identifiers.append((key, normalise(key, value, field=f"{field}.{key}")))
+        else:
+            raise InvalidReferenceError(f"'{key}' is not an identifier kind", field=f"{field}.{key}")
+    return Reference(subject_id, tuple(identifiers))

@@ -62,16 +62,21 @@ class HasScope(BasePermission):
 
     def has_permission(self, request: Request, view: APIView) -> bool:
         scope = getattr(view, "required_scope", None)
-        client = request.auth
         if scope is None:
             return True
-        return client is not None and scope in client.scopes
+        return scope in getattr(request.auth, "scopes", ())
 
 
 def problem(
     status_code: int, title: str, detail: str, code: str, *, errors: dict[str, Any] | None = None, **extra: Any
 ) -> dict[str, Any]:
-    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status_code, "detail": detail, "code": code}
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": title,
+        "status": status_code,
+        "detail": detail,
+        "code": code,
+    }
     if errors:
         body["errors"] = errors
     body.update(extra)
@@ -124,19 +129,23 @@ def problem_for(exc: Exception) -> tuple[dict[str, Any], dict[str, str]]:
     if isinstance(exc, exceptions.NotAcceptable):
         return problem(406, "Not acceptable", str(exc.detail), "not_acceptable"), headers
     if isinstance(exc, exceptions.Throttled):
-        wait = max(1, math.ceil(exc.wait or 1))
+        wait = max(1, math.ceil(getattr(exc, "wait", None) or 1))
         headers["Retry-After"] = str(wait)
         return problem(429, "Too many requests", str(exc.detail), "rate_limited", retry_after=wait), headers
     if isinstance(exc, DatabaseError):
         log.exception("database error")
         # A check that cannot decide is a deny: the 503 body says so for clients that read it.
-        body = problem(503, "Service unavailable", "cannot decide now", "unavailable", allowed=False, reason="unavailable")
+        body = problem(
+            503, "Service unavailable", "cannot decide now", "unavailable", allowed=False, reason="unavailable"
+        )
         headers["Retry-After"] = "5"
         return body, headers
     if isinstance(exc, exceptions.APIException):
         return problem(exc.status_code, "Error", str(exc.detail), str(exc.default_code)), headers
     log.exception("unexpected error in the API")
-    body = problem(500, "Internal error", "an unexpected error occurred", "internal", allowed=False, reason="unavailable")
+    body = problem(
+        500, "Internal error", "an unexpected error occurred", "internal", allowed=False, reason="unavailable"
+    )
     return body, headers
 
 
@@ -177,4 +186,3 @@ class ProblemMiddleware:
             return None
         body, headers = problem_for(exception)
         return ProblemResponse(body, headers)
-

@@ -41,7 +41,11 @@ def check_target(*, purpose: str, channel: str, client_purposes: frozenset[str])
 
 
 def consent_check_many(
-    *, references: Sequence[Reference], info: PurposeInfo, channel: str, action: Action = Action.CHECK,
+    *,
+    references: Sequence[Reference],
+    info: PurposeInfo,
+    channel: str,
+    action: Action = Action.CHECK,
     now: datetime | None = None,
 ) -> list[CheckResult]:
     now = now or timezone.now()

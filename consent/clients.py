@@ -87,9 +87,7 @@ def client_authenticate(*, key: str) -> AuthenticatedClient | None:
             .values_list("id", "name", "scopes", "purposes")
             .first()
         )
-        client = (
-            AuthenticatedClient(row[0], row[1], frozenset(row[2]), frozenset(row[3])) if row is not None else None
-        )
+        client = AuthenticatedClient(row[0], row[1], frozenset(row[2]), frozenset(row[3])) if row is not None else None
         with _lock:
             if len(_by_digest) > 10_000:
                 _by_digest.clear()

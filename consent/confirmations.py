@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -98,7 +100,7 @@ def confirmation_confirm(*, token: str, evidence: dict[str, Any]) -> Confirmatio
             now,
         )
         Confirmation.objects.filter(pk=row.pk).update(used_at=now)
-    return ConfirmationView(**{**view.__dict__, "state": "used"})  # type: ignore[arg-type]
+    return dataclasses.replace(view, state="used")
 
 
 def confirmation_send(*, confirmation_id: uuid.UUID) -> bool:
@@ -124,7 +126,7 @@ def confirmation_send(*, confirmation_id: uuid.UUID) -> bool:
 
 
 def confirmations_unsent() -> list[uuid.UUID]:
-    cutoff = timezone.now() - timezone.timedelta(minutes=5)
+    cutoff = timezone.now() - timedelta(minutes=5)
     return list(
         Confirmation.objects.filter(
             mailed_at__isnull=True, used_at__isnull=True, created_at__lt=cutoff, expires_at__gt=timezone.now()

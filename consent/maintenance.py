@@ -9,10 +9,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from consent import projection
+from consent.ledger import NewEvent, ledger_append
 from consent.models import ConsentState, IdempotencyKey
 from consent.selectors import catalogue_snapshot
 from consent.services import _project
-from consent.ledger import NewEvent, ledger_append
 from subjects.keys import data_key
 from subjects.locks import lock_subject
 

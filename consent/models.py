@@ -194,9 +194,7 @@ class ConsentState(models.Model):
     seq = models.PositiveBigIntegerField()
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["subject", "purpose", "channel"], name="state_once_per_triple")
-        ]
+        constraints = [models.UniqueConstraint(fields=["subject", "purpose", "channel"], name="state_once_per_triple")]
         indexes = [models.Index(fields=["purpose", "channel", "status"], name="state_by_purpose")]
 
     def __str__(self) -> str:

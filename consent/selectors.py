@@ -18,14 +18,14 @@ from consent.models import (
     Purpose,
 )
 from consent.policy import (
+    Actor as PolicyActor,
+)
+from consent.policy import (
     ConsentFact,
     ConsentStatus,
     LegalBasis,
     PurposeRule,
     SubjectState,
-)
-from consent.policy import (
-    Actor as PolicyActor,
 )
 from subjects.models import Subject
 
@@ -116,8 +116,17 @@ def _outdated(versions: list[Notice]) -> frozenset[str]:
 # ---------------------------------------------------------------------------------------------------------
 # Subject state for the policy
 # ---------------------------------------------------------------------------------------------------------
-_STATE_FIELDS = ("subject_id", "purpose", "channel", "status", "notice_version", "granted_at", "confirmed", "actor",
-                 "suppressed")
+_STATE_FIELDS = (
+    "subject_id",
+    "purpose",
+    "channel",
+    "status",
+    "notice_version",
+    "granted_at",
+    "confirmed",
+    "actor",
+    "suppressed",
+)
 
 
 def subject_states_for_policy(

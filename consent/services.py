@@ -25,7 +25,6 @@ from consent.errors import (
     ForbiddenPurposeError,
     IdempotencyConflictError,
     NoticeUnknownError,
-    NothingToConfirmError,
     PurposeUnknownError,
     ReservedSourceError,
 )
@@ -78,7 +77,9 @@ class ConsentRecorded:
 # ---------------------------------------------------------------------------------------------------------
 # Validation: everything that can be said about a command before a row is touched
 # ---------------------------------------------------------------------------------------------------------
-def purpose_get(snapshot: CatalogueSnapshot, key: str, *, field_name: str = "purpose") -> tuple[CatalogueSnapshot, PurposeInfo]:
+def purpose_get(
+    snapshot: CatalogueSnapshot, key: str, *, field_name: str = "purpose"
+) -> tuple[CatalogueSnapshot, PurposeInfo]:
     info = snapshot.purposes.get(key)
     if info is None:
         snapshot = catalogue_snapshot(refresh=True)
@@ -160,8 +161,9 @@ def consent_record_idempotent(
             existing = None
         if existing is not None:
             if existing.request_digest != request_digest:
-                raise IdempotencyConflictError("this Idempotency-Key was used with another request body",
-                                               field="Idempotency-Key")
+                raise IdempotencyConflictError(
+                    "this Idempotency-Key was used with another request body", field="Idempotency-Key"
+                )
             return existing.status, dict(existing.body)
         info = consent_validate(command, now=now)
         recorded = _record(command, info, now)
@@ -227,11 +229,7 @@ def _record(command: ConsentCommand, info: PurposeInfo, now: datetime) -> Consen
         Objection.objects.update_or_create(
             subject=subject, purpose=command.purpose, defaults={"since": occurred_at, "seq": event.seq}
         )
-    elif (
-        command.action in ("grant", "confirm")
-        and command.source in PERSON_SOURCES
-        and command.actor == "subject"
-    ):
+    elif command.action in ("grant", "confirm") and command.source in PERSON_SOURCES and command.actor == "subject":
         # Art. 21: the person's own later grant lifts their objection to that purpose.
         Objection.objects.filter(subject=subject, purpose=command.purpose, since__lte=occurred_at).delete()
     state = ""
@@ -313,4 +311,5 @@ def _ask_for_confirmation(
     )
     from consent.tasks import send_confirmation  # enqueued on commit; the task reads ids only
 
-    send_confirmation.delay_on_commit(str(confirmation.id))
+    confirmation_id = str(confirmation.id)
+    transaction.on_commit(lambda: send_confirmation.delay(confirmation_id))

@@ -16,7 +16,7 @@ def request_evidence(request: HttpRequest, form: str) -> dict[str, str]:
     if ":" in ip:
         truncated = ":".join(ip.split(":")[:3]) + "::"
     else:
-        truncated = ".".join(ip.split(".")[:3] + ["0"]) if ip.count(".") == 3 else ""
+        truncated = ".".join([*ip.split(".")[:3], "0"]) if ip.count(".") == 3 else ""
     return {"form": form, "ip": truncated, "user_agent": request.META.get("HTTP_USER_AGENT", "")[:300]}
 
 

@@ -45,7 +45,7 @@ def normalise(kind: str, value: object, *, field: str | None = None) -> str:
 
 def _email(text: str, where: str) -> str:
     local, at, domain = text.rpartition("@")
-    if not at or not local or not domain or any(c.isspace() for c in text) or "@" in local and '"' not in local:
+    if not at or not local or not domain or any(c.isspace() for c in text) or ("@" in local and '"' not in local):
         raise InvalidIdentifierError("is not an e-mail address", field=where)
     domain = domain.lower().rstrip(".")
     if not domain.isascii():

@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 
 from config.errors import InvalidInputError
 from consent.checks import CheckResult, check_target, consent_check_many
+from consent.clients import AuthenticatedClient
 from consent.policy import Action, Decision, Reason, decide
 from consent.selectors import catalogue_snapshot, consent_history_list, consent_states_list, subject_states_for_policy
 from consent.services import ConsentCommand, consent_record, consent_record_idempotent, request_digest
@@ -28,6 +29,12 @@ PROBLEM_RESPONSES = {
     429: OpenApiResponse(description="Problem details: rate limited, with Retry-After"),
     503: OpenApiResponse(description="Cannot decide now: `allowed: false, reason: unavailable`"),
 }
+
+
+def client_of(request: Request) -> AuthenticatedClient:
+    client = request.auth
+    assert isinstance(client, AuthenticatedClient), "ApiKeyAuthentication ran"
+    return client
 
 
 class SubjectReferenceField(serializers.DictField):
@@ -58,7 +65,6 @@ class CheckOutputSerializer(serializers.Serializer):
     channel = serializers.CharField()
 
 
-
 class ConsentCreateApi(APIView):
     required_scope = "consent:write"
 
@@ -68,7 +74,7 @@ class ConsentCreateApi(APIView):
         channel = serializers.CharField(max_length=64, required=False, allow_null=True)
         action = serializers.CharField(max_length=16)
         notice_version = serializers.CharField(max_length=64, required=False, allow_null=True)
-        source = serializers.CharField(max_length=64)
+        source = serializers.CharField(max_length=64)  # type: ignore[assignment]
         occurred_at = serializers.DateTimeField(required=False, allow_null=True)
         actor = serializers.CharField(max_length=32, required=False, default="subject")
         evidence = serializers.DictField(required=False, default=dict)
@@ -76,22 +82,23 @@ class ConsentCreateApi(APIView):
     class OutputSerializer(serializers.Serializer):
         event = serializers.UUIDField()
         subject = serializers.UUIDField()
-        state = serializers.ChoiceField(
-            choices=["granted", "pending_confirmation", "withdrawn", "objected", "expired"]
-        )
+        state = serializers.ChoiceField(choices=["granted", "pending_confirmation", "withdrawn", "objected", "expired"])
 
     @extend_schema(
         operation_id="consent_record",
         request=InputSerializer,
         parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
-        responses={201: OutputSerializer, 409: OpenApiResponse(description="ambiguous subject or key reuse"),
-                   **PROBLEM_RESPONSES},
+        responses={
+            201: OutputSerializer,
+            409: OpenApiResponse(description="ambiguous subject or key reuse"),
+            **PROBLEM_RESPONSES,
+        },
     )
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        client = request.auth
+        client = client_of(request)
         command = ConsentCommand(
             reference=data["subject"],
             purpose=data["purpose"],
@@ -124,13 +131,18 @@ class ConsentCheckApi(APIView):
         purpose = serializers.CharField(max_length=64)
         channel = serializers.CharField(max_length=64)
 
-    @extend_schema(operation_id="consent_check", request=InputSerializer,
-                   responses={200: CheckOutputSerializer, **PROBLEM_RESPONSES})
+    @extend_schema(
+        operation_id="consent_check",
+        request=InputSerializer,
+        responses={200: CheckOutputSerializer, **PROBLEM_RESPONSES},
+    )
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        info = check_target(purpose=data["purpose"], channel=data["channel"], client_purposes=request.auth.purposes)
+        info = check_target(
+            purpose=data["purpose"], channel=data["channel"], client_purposes=client_of(request).purposes
+        )
         result = consent_check_many(references=[data["subject"]], info=info, channel=data["channel"])[0]
         return Response(decision_body(result, data["purpose"], data["channel"]))
 
@@ -146,8 +158,10 @@ class ConsentCheckBulkApi(APIView):
     @extend_schema(
         operation_id="consent_check_bulk",
         request=InputSerializer,
-        responses={200: inline_serializer("BulkCheckResults", {"results": CheckOutputSerializer(many=True)}),
-                   **PROBLEM_RESPONSES},
+        responses={
+            200: inline_serializer("BulkCheckResults", {"results": CheckOutputSerializer(many=True)}),
+            **PROBLEM_RESPONSES,
+        },
     )
     def post(self, request: Request) -> Response:
         # No per-item serializer: 10,000 references are parsed in one pass.
@@ -162,9 +176,10 @@ class ConsentCheckBulkApi(APIView):
             raise InvalidInputError("must be a list of subject references", field="subjects")
         if not 1 <= len(subjects) <= settings.ASSENT_BULK_LIMIT:
             raise InvalidInputError(f"must hold 1 to {settings.ASSENT_BULK_LIMIT:,} references", field="subjects")
-        assert isinstance(purpose, str) and isinstance(channel, str)
+        assert isinstance(purpose, str)
+        assert isinstance(channel, str)
         references = [parse_reference(item, field=f"subjects[{i}]") for i, item in enumerate(subjects)]
-        info = check_target(purpose=purpose, channel=channel, client_purposes=request.auth.purposes)
+        info = check_target(purpose=purpose, channel=channel, client_purposes=client_of(request).purposes)
         results = consent_check_many(references=references, info=info, channel=channel)
         return Response({"results": [decision_body(r, purpose, channel) for r in results]})
 
@@ -182,14 +197,18 @@ class SubjectConsentsApi(APIView):
 
     @extend_schema(
         operation_id="subject_consents",
-        responses={200: inline_serializer("SubjectConsents", {"subject": serializers.UUIDField(),
-                                                              "states": StateOutputSerializer(many=True)}),
-                   404: OpenApiResponse(description="unknown subject"), **PROBLEM_RESPONSES},
+        responses={
+            200: inline_serializer(
+                "SubjectConsents", {"subject": serializers.UUIDField(), "states": StateOutputSerializer(many=True)}
+            ),
+            404: OpenApiResponse(description="unknown subject"),
+            **PROBLEM_RESPONSES,
+        },
     )
     def get(self, request: Request, subject_id: uuid.UUID) -> Response:
         subject = subject_get_survivor(subject_id=subject_id)
         snapshot = catalogue_snapshot()
-        allowed = request.auth.purposes
+        allowed = client_of(request).purposes
         policy_state = subject_states_for_policy(subject_ids=[subject.id]).get(subject.id)
         now = timezone.now()
         states = []
@@ -224,7 +243,7 @@ class SubjectConsentHistoryApi(APIView):
         purpose = serializers.CharField(allow_null=True)
         channel = serializers.CharField(allow_null=True)
         notice_version = serializers.CharField(allow_null=True)
-        source = serializers.CharField()
+        source = serializers.CharField()  # type: ignore[assignment]
         actor = serializers.CharField()
         occurred_at = serializers.DateTimeField()
         recorded_at = serializers.DateTimeField()
@@ -233,12 +252,15 @@ class SubjectConsentHistoryApi(APIView):
 
     @extend_schema(
         operation_id="subject_consent_history",
-        responses={200: inline_serializer("ConsentHistory", {"results": EventOutputSerializer(many=True)}),
-                   404: OpenApiResponse(description="unknown subject"), **PROBLEM_RESPONSES},
+        responses={
+            200: inline_serializer("ConsentHistory", {"results": EventOutputSerializer(many=True)}),
+            404: OpenApiResponse(description="unknown subject"),
+            **PROBLEM_RESPONSES,
+        },
     )
     def get(self, request: Request, subject_id: uuid.UUID) -> Response:
         subject = subject_get_survivor(subject_id=subject_id)
-        allowed = request.auth.purposes
+        allowed = client_of(request).purposes
         results = [
             {
                 "seq": e.seq,
@@ -257,4 +279,3 @@ class SubjectConsentHistoryApi(APIView):
             if not allowed or not e.purpose or e.purpose in allowed
         ]
         return Response({"results": results})
-

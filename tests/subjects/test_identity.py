@@ -1,0 +1,60 @@
+"""Normalising identifiers: the same person's address typed two ways must find the same subject."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from subjects.errors import InvalidIdentifierError, InvalidReferenceError
+from subjects.identity import normalise, parse_reference
+
+
+@pytest.mark.parametrize(
+    ("kind", "raw", "expected"),
+    [
+        ("email", "  Kim.Doe@Example.ORG ", "kim.doe@example.org"),
+        ("email", "jörg@bücher.de", "jörg@xn--bcher-kva.de"),
+        ("email", "Jo\u0308rg@example.org", "jörg@example.org"),  # NFC
+        ("phone", "+49 171 1234567", "+491711234567"),
+        ("phone", "0171 1234567", "+491711234567"),  # the default region is DE
+        ("customer_number", " C-1 ", "C-1"),
+        ("social_handle", "@KimDoe", "@kimdoe"),
+    ],
+)
+def test_identifiers_are_normalised(kind: str, raw: str, expected: str) -> None:
+    assert normalise(kind, raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("kind", "raw"),
+    [
+        ("email", "no-at-sign"),
+        ("email", "a@nodot"),
+        ("email", "a b@example.org"),
+        ("phone", "12"),
+        ("phone", "+49 000"),
+        ("email", ""),
+        ("email", 42),
+        ("customer_number", "C 1"),
+        ("shoe_size", "42"),
+    ],
+)
+def test_invalid_identifiers_are_rejected_naming_the_field(kind: str, raw: object) -> None:
+    with pytest.raises(InvalidIdentifierError) as info:
+        normalise(kind, raw, field=f"subject.{kind}")
+    assert info.value.field == f"subject.{kind}"
+
+
+def test_a_reference_holds_an_id_and_normalised_identifiers() -> None:
+    subject_id = uuid.uuid4()
+    ref = parse_reference({"id": str(subject_id), "email": "A@B.de", "phone": "+49 171 1234567"})
+    assert ref.subject_id == subject_id
+    assert ref.identifiers == (("email", "a@b.de"), ("phone", "+491711234567"))
+    assert ref.email == "a@b.de"
+
+
+@pytest.mark.parametrize("raw", [{}, [], "a@b.de", {"id": "not-a-uuid"}, {"id": 7}, {"shoe": "x"}])
+def test_malformed_references_are_rejected(raw: object) -> None:
+    with pytest.raises((InvalidReferenceError, InvalidIdentifierError)):
+        parse_reference(raw)

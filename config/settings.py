@@ -6,6 +6,7 @@ mail backend and secrets generated once into var/demo.env. Everywhere else a mis
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -52,7 +53,8 @@ if _ledger is None:
 ASSENT_BLIND_INDEX_KEY: bytes = _blind
 ASSENT_LEDGER_KEY: bytes = _ledger
 ASSENT_SIGNING_KEY = signing_key_pem("ASSENT_SIGNING_KEY")
-ASSENT_LINK_KEY = key32("ASSENT_LINK_KEY")
+# Unsubscribe links must outlive a SECRET_KEY rotation; without their own key they derive one from it.
+ASSENT_LINK_KEY: bytes = key32("ASSENT_LINK_KEY") or hashlib.sha256(b"assent/link-key|" + SECRET_KEY.encode()).digest()
 ASSENT_RATE_LIMIT = envint("ASSENT_RATE_LIMIT", 6000, minimum=1)
 ASSENT_PHONE_REGION = env("ASSENT_PHONE_REGION", "DE").upper()
 ASSENT_CONFIRMATION_DAYS = envint("ASSENT_CONFIRMATION_DAYS", 7, minimum=1)
@@ -158,6 +160,8 @@ CELERY_TIMEZONE = "Europe/Berlin"
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "purge-idempotency-keys": {"task": "consent.tasks.purge_idempotency_keys", "schedule": 3600.0},
     "expire-consents": {"task": "consent.tasks.expire_consents", "schedule": 3600.0},
+    "resend-unsent-confirmations": {"task": "consent.tasks.resend_unsent_confirmations", "schedule": 300.0},
+    "purge-expired-records": {"task": "subjects.tasks.purge_expired_records", "schedule": 6 * 3600.0},
 }
 
 # Mail (Django's own settings, from the environment)
@@ -204,6 +208,7 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Consent ledger, policy check and data-subject rights. Errors are RFC 9457 problem details.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_AUTHENTICATION": [],  # the schema and its docs are public (API.md): no Bearer key needed
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

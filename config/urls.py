@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config.api import api_not_found
@@ -8,7 +8,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/v1/", include("consent.api.urls")),
-    path("api/", include([path("<path:rest>", api_not_found)])),
+    path("api/v1/", include("subjects.api.urls")),
+    re_path(r"^api/", api_not_found),  # any other path under /api/ is a problem+json 404, never an HTML page
     path("", include("consent.urls")),
     path("admin/", admin.site.urls),
 ]

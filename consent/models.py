@@ -276,3 +276,50 @@ class IdempotencyKey(models.Model):
 
     def __str__(self) -> str:
         return f"idempotency key of client {self.client_id}"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Gates: every profile read and every send is logged with the calling client (Art. 15(1)(c) recipients)
+# ---------------------------------------------------------------------------------------------------------
+class ReadLog(models.Model):
+    subject = models.ForeignKey(Subject, on_delete=models.CASCADE, related_name="+")
+    client = models.ForeignKey(ApiClient, on_delete=models.PROTECT, related_name="+")
+    purpose = models.CharField(max_length=64)
+    categories = models.JSONField(default=list)
+    read_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["subject", "read_at"], name="read_by_subject")]
+
+    def __str__(self) -> str:
+        return f"read {self.pk}"
+
+
+class Send(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    client = models.ForeignKey(ApiClient, on_delete=models.PROTECT, related_name="+")
+    campaign = models.CharField(max_length=200)
+    purpose = models.CharField(max_length=64)
+    channel = models.CharField(max_length=64)
+    created_at = models.DateTimeField()
+    allowed_count = models.PositiveIntegerField(default=0)
+    blocked_count = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"send {self.id}"
+
+
+class SendRecipient(models.Model):
+    """One recipient's decision in a send. No reference is stored: the index and the subject suffice."""
+
+    send = models.ForeignKey(Send, on_delete=models.CASCADE, related_name="recipients")
+    index = models.PositiveIntegerField()
+    subject = models.ForeignKey(Subject, null=True, on_delete=models.CASCADE, related_name="+")
+    allowed = models.BooleanField()
+    reason = models.CharField(max_length=32)
+
+    class Meta:
+        indexes = [models.Index(fields=["subject"], name="send_recipient_by_subject")]
+
+    def __str__(self) -> str:
+        return f"recipient {self.index} of send {self.send_id}"

@@ -13,9 +13,12 @@ from consent.models import (
     Channel,
     ConsentEvent,
     ConsentState,
+    DataCategory,
     Notice,
     Objection,
     Purpose,
+    Source,
+    SourceCategory,
 )
 from consent.policy import (
     Actor as PolicyActor,
@@ -43,11 +46,24 @@ class PurposeInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class HoldingInfo:
+    """What one source keeps of one data category, and for how long."""
+
+    delete_after_days: int
+    legal_hold_years: int | None
+    legal_hold_from: str
+    legal_hold_law: str
+
+
+@dataclass(frozen=True, slots=True)
 class CatalogueSnapshot:
     revision: int
     purposes: dict[str, PurposeInfo]
     channels: frozenset[str]
     merge_identifiers: frozenset[str]
+    categories: dict[str, bool] = field(default_factory=dict)  # key -> profile
+    sources: dict[str, dict[str, HoldingInfo]] = field(default_factory=dict)  # source -> category -> holding
+    system_of_record: frozenset[str] = frozenset()
 
 
 _lock = threading.Lock()
@@ -99,11 +115,24 @@ def _load_snapshot() -> CatalogueSnapshot:
             current_notice=versions[-1].version if versions else None,
             texts=dict(versions[-1].texts) if versions else {},
         )
+    sources: dict[str, dict[str, HoldingInfo]] = {}
+    system_of_record: set[str] = set()
+    for source in Source.objects.all():
+        sources[source.key] = {}
+        if source.system_of_record:
+            system_of_record.add(source.key)
+    for holding in SourceCategory.objects.select_related("source", "category"):
+        sources[holding.source.key][holding.category.key] = HoldingInfo(
+            holding.delete_after_days, holding.legal_hold_years, holding.legal_hold_from, holding.legal_hold_law
+        )
     return CatalogueSnapshot(
         revision=revision[0] if revision else 0,
         purposes=purposes,
         channels=frozenset(Channel.objects.values_list("key", flat=True)),
         merge_identifiers=frozenset(revision[1]) if revision else frozenset(),
+        categories=dict(DataCategory.objects.values_list("key", "profile")),
+        sources=sources,
+        system_of_record=frozenset(system_of_record),
     )
 
 

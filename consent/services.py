@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from config.errors import InvalidInputError
@@ -35,7 +35,7 @@ from consent.selectors import CatalogueSnapshot, PurposeInfo, catalogue_snapshot
 from subjects.errors import AmbiguousSubjectError, SubjectNotFoundError
 from subjects.identity import Reference
 from subjects.keys import blind_index, data_key, encrypt_field
-from subjects.locks import lock_subject
+from subjects.locks import advisory_lock, lock_subject
 from subjects.models import Subject
 from subjects.selectors import subject_resolve
 from subjects.services import subject_create
@@ -154,7 +154,7 @@ def consent_record_idempotent(
     body is a conflict. The key row is written in the event's transaction, so it exists exactly when the event does."""
     now = timezone.now()
     with transaction.atomic(durable=True):
-        _advisory_lock(f"idem:{client_id}:{key}")
+        advisory_lock(f"idem:{client_id}:{key}")
         existing = IdempotencyKey.objects.filter(client_id=client_id, key=key).first()
         if existing is not None and existing.created_at < now - timedelta(hours=settings.ASSENT_IDEMPOTENCY_HOURS):
             existing.delete()
@@ -178,21 +178,12 @@ def request_digest(payload: Any) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def _advisory_lock(name: str) -> None:
-    """Serialise writers on a name (a new person's identifiers, an idempotency key) for this transaction.
-    SQLite needs none: its IMMEDIATE transactions already serialise every writer."""
-    if connection.vendor == "postgresql":
-        number = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [number])
-
-
 def _subject_for_write(reference: Reference, now: datetime) -> tuple[Subject, bool]:
     """The locked subject the reference names, created when nothing resolves (only from identifiers)."""
     index = blind_index()
     # Two first writes for the same new person must not create two subjects: lock on the identifiers first.
     for digest in sorted(index.lookup(kind, value).hex() for kind, value in reference.identifiers):
-        _advisory_lock("ident:" + digest)
+        advisory_lock("ident:" + digest)
     try:
         subject_id = subject_resolve(reference=reference)
     except AmbiguousSubjectError:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
+
+from django.db import connection
 
 from subjects.models import Subject
 
@@ -16,3 +19,12 @@ def lock_subject(subject_id: uuid.UUID) -> Subject:
 def lock_subjects(subject_ids: list[uuid.UUID]) -> list[Subject]:
     # Sorted by id so that two transactions locking the same pair never deadlock.
     return list(Subject.objects.select_for_update().filter(pk__in=subject_ids).order_by("pk"))
+
+
+def advisory_lock(name: str) -> None:
+    """Serialise writers on a name (a new person's identifier, a record, an idempotency key) until the
+    transaction ends. SQLite needs none: its IMMEDIATE transactions already serialise every writer."""
+    if connection.vendor == "postgresql":
+        number = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [number])

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 
+from django.db import transaction
+
 from subjects.identity import Reference
-from subjects.keys import blind_index, encrypt_field, new_wrapped_key
+from subjects.keys import blind_index, encrypt_field, keyring, new_wrapped_key
 from subjects.models import Identifier, Subject
+
+
+def subject_create_empty(*, now: datetime) -> Subject:
+    subject_id = uuid.uuid4()
+    kid, wrapped, _key = new_wrapped_key(subject_id)
+    return Subject.objects.create(id=subject_id, created_at=now, key_kid=kid, wrapped_key=wrapped)
 
 
 def subject_create(*, reference: Reference, now: datetime) -> Subject:
@@ -30,3 +39,29 @@ def subject_create(*, reference: Reference, now: datetime) -> Subject:
         ]
     )
     return subject
+
+
+def master_key_rotate(*, batch: int = 500, progress: Callable[[int], None] | None = None) -> int:
+    """Re-wrap every data key under the first master key; the data itself is untouched. Each batch commits on
+    its own and every update is conditional on the old kid, so an interrupted run simply resumes."""
+    ring = keyring()
+    current = ring.current_kid
+    done = 0
+    while True:
+        rows = list(
+            Subject.objects.exclude(key_kid=current)
+            .filter(wrapped_key__isnull=False)
+            .order_by("pk")
+            .values_list("pk", "key_kid", "wrapped_key")[:batch]
+        )
+        if not rows:
+            return done
+        with transaction.atomic(durable=True):
+            for subject_id, kid, wrapped in rows:
+                key = ring.unwrap(kid, bytes(wrapped), subject_id)
+                new_kid, new_wrapped = ring.wrap(key, subject_id)
+                done += Subject.objects.filter(pk=subject_id, key_kid=kid).update(
+                    key_kid=new_kid, wrapped_key=new_wrapped
+                )
+        if progress:
+            progress(done)

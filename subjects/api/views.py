@@ -1,0 +1,95 @@
+"""Linked-record ingestion: the one endpoint that attaches identifiers and merges subjects."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.errors import InvalidInputError
+from consent.api.views import PROBLEM_RESPONSES
+from consent.selectors import catalogue_snapshot
+from subjects.identity import KINDS, normalise
+from subjects.records import RecordInput, record_ingest
+
+# UWG §7(3): categories whose records are purchases make their e-mail and phone existing-customer addresses.
+PURCHASE_CATEGORIES = frozenset({"purchases", "orders"})
+MAX_RECORD_BYTES = 256 * 1024
+
+
+class RecordSourceError(InvalidInputError):
+    code = "source_unknown"
+    title = "Unknown source"
+
+
+class RecordCategoryError(InvalidInputError):
+    code = "category_not_declared"
+    title = "The source does not declare this category"
+
+
+class RecordIngestApi(APIView):
+    required_scope = "records:write"
+
+    class InputSerializer(serializers.Serializer):
+        source = serializers.CharField(max_length=64)  # type: ignore[assignment]
+        external_id = serializers.CharField(max_length=200)
+        category = serializers.CharField(max_length=64)
+        identifiers = serializers.DictField(child=serializers.JSONField())
+        occurred_at = serializers.DateTimeField()
+        data = serializers.DictField(required=False, default=dict)
+
+    class OutputSerializer(serializers.Serializer):
+        record = serializers.UUIDField()
+        subject = serializers.UUIDField()
+
+    @extend_schema(
+        operation_id="record_ingest",
+        request=InputSerializer,
+        responses={201: OutputSerializer, 200: OutputSerializer, **PROBLEM_RESPONSES},
+    )
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data: dict[str, Any] = serializer.validated_data
+        snapshot = catalogue_snapshot()
+        holdings = snapshot.sources.get(data["source"])
+        if holdings is None:
+            snapshot = catalogue_snapshot(refresh=True)
+            holdings = snapshot.sources.get(data["source"])
+        if holdings is None:
+            raise RecordSourceError(f"'{data['source']}' is not a source of the catalogue", field="source")
+        if data["category"] not in holdings:
+            raise RecordCategoryError(
+                f"source '{data['source']}' does not declare category '{data['category']}' "
+                f"(it declares {', '.join(sorted(holdings)) or 'none'})",
+                field="category",
+            )
+        if not data["identifiers"]:
+            raise InvalidInputError("a record needs at least one identifier", field="identifiers")
+        identifiers = []
+        for kind, value in data["identifiers"].items():
+            if kind not in KINDS:
+                raise InvalidInputError(f"'{kind}' is not an identifier kind", field=f"identifiers.{kind}")
+            identifiers.append((kind, normalise(kind, value, field=f"identifiers.{kind}")))
+        if len(json.dumps(data["data"])) > MAX_RECORD_BYTES:
+            raise InvalidInputError(f"larger than {MAX_RECORD_BYTES // 1024} KiB", field="data")
+        result = record_ingest(
+            record=RecordInput(
+                source=data["source"],
+                external_id=data["external_id"],
+                category=data["category"],
+                identifiers=tuple(identifiers),
+                occurred_at=data["occurred_at"],
+                data=data["data"],
+                merge_kinds=snapshot.merge_identifiers,
+                profile=snapshot.categories.get(data["category"], False),
+                purchase=data["category"] in PURCHASE_CATEGORIES,
+            )
+        )
+        body = {"record": str(result.record_id), "subject": str(result.subject_id)}
+        return Response(body, status=201 if result.created else 200)

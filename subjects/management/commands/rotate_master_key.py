@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from subjects.crypto import DecryptionError
+from subjects.keys import keyring
+from subjects.services import master_key_rotate
+
+
+class Command(BaseCommand):
+    help = (
+        "Re-wrap every subject's data key under the first key of ASSENT_MASTER_KEYS (put the new key first, keep "
+        "the old ones after it until this finishes). Resumable: run it again after an interruption."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--batch", type=int, default=500)
+
+    def handle(self, *args: Any, batch: int, **options: Any) -> None:
+        if batch < 1:
+            raise CommandError("--batch must be at least 1")
+        kid = keyring().current_kid
+        try:
+            count = master_key_rotate(batch=batch, progress=lambda n: self.stdout.write(f"re-wrapped {n} data keys"))
+        except DecryptionError as exc:
+            raise CommandError(f"cannot unwrap a data key: {exc}; is its old master key still configured?") from None
+        self.stdout.write(f"done: {count} data keys re-wrapped; every data key is now under master key {kid!r}")

@@ -1,0 +1,211 @@
+"""Linked records: ingesting a source's record, resolving who it belongs to, and the retention purge.
+
+Identity rules (DESIGN.md, Subjects and linked records): only identifier kinds in the catalogue's
+`merge_identifiers` (person-bound) fuse two subjects; shared kinds (a family's landline, a shared computer)
+attach a record only when they point to exactly one subject, and never fuse two people, because a wrong merge
+would put one person's data into another's access export."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from subjects.errors import InvalidReferenceError
+from subjects.keys import blind_index, data_key, decrypt_field, encrypt_field
+from subjects.locks import advisory_lock, lock_subjects
+from subjects.models import Identifier, LinkedRecord, Subject
+from subjects.services import subject_create_empty
+
+RECORD_DATA = "linked_record.data"
+PROFILE = "subject.profile"
+IDENTIFIER_VALUE = "identifier.value"
+CHILD_AGE = 16  # Art. 8 GDPR as applied in Germany
+PURCHASE_ADDRESS_KINDS = ("email", "phone")  # UWG §7(3): e-mail or SMS to an existing customer
+
+
+@dataclass(frozen=True, slots=True)
+class RecordInput:
+    source: str
+    external_id: str
+    category: str
+    identifiers: tuple[tuple[str, str], ...]  # normalised (kind, value)
+    occurred_at: datetime
+    data: Mapping[str, Any]
+    merge_kinds: frozenset[str]
+    profile: bool = False  # the category updates the subject's profile attributes
+    purchase: bool = False  # the category is a purchase: its e-mail and phone become existing-customer addresses
+
+
+@dataclass(frozen=True, slots=True)
+class RecordIngested:
+    record_id: uuid.UUID
+    subject_id: uuid.UUID
+    created: bool
+
+
+@transaction.atomic(durable=True)
+def record_ingest(*, record: RecordInput) -> RecordIngested:
+    if not record.identifiers:
+        raise InvalidReferenceError("a record needs at least one identifier", field="identifiers")
+    now = timezone.now()
+    index = blind_index()
+    digests = {(kind, value): index.lookup(kind, value) for kind, value in record.identifiers}
+    # Writers of the same person, or of the same record, queue here; then resolution sees committed rows.
+    for name in sorted({d.hex() for d in digests.values()} | {f"record:{record.source}:{record.external_id}"}):
+        advisory_lock(name)
+    owners: dict[bytes, set[uuid.UUID]] = {}
+    for digest, subject_id, survivor in Identifier.objects.filter(blind_index__in=list(digests.values())).values_list(
+        "blind_index", "subject_id", "subject__merged_into_id"
+    ):
+        owners.setdefault(bytes(digest), set()).add(survivor or subject_id)
+    existing = LinkedRecord.objects.filter(source=record.source, external_id=record.external_id).first()
+
+    person_bound: set[uuid.UUID] = set()
+    shared: set[uuid.UUID] = set()
+    for (kind, _value), digest in digests.items():
+        (person_bound if kind in record.merge_kinds else shared).update(owners.get(digest, ()))
+
+    carries_person_bound = any(kind in record.merge_kinds for kind, _ in record.identifiers)
+    target_id: uuid.UUID | None
+    if person_bound:
+        target_id = None  # the oldest of them, chosen after locking
+    elif len(shared) == 1 and not carries_person_bound:
+        # A shared identifier decides only on its own: a record that names a new e-mail beside the family's
+        # landline is another person at the same number.
+        target_id = next(iter(shared))
+    elif existing is not None:
+        target_id = existing.subject_id
+    else:
+        target_id = None
+
+    to_lock = set(person_bound) | ({target_id} if target_id else set())
+    if existing is not None:
+        to_lock.add(existing.subject_id)
+    locked = {s.id: s for s in lock_subjects(sorted(to_lock))}
+    if person_bound:
+        ordered = sorted((locked[i] for i in person_bound), key=lambda s: (s.created_at, str(s.id)))
+        target = ordered[0]
+        if len(ordered) > 1:
+            from subjects.merge import subject_merge  # merging is its own module: it is large
+
+            for absorbed in ordered[1:]:
+                subject_merge(
+                    survivor=target,
+                    absorbed=absorbed,
+                    reason=f"record {record.source}/{record.external_id} shares a person-bound identifier",
+                    now=now,
+                )
+    elif target_id is not None:
+        target = locked[target_id]
+    else:
+        target = subject_create_empty(now=now)
+    key = data_key(target)
+
+    _attach_identifiers(target, key, digests, now, purchase=record.purchase)
+    payload = json.dumps(dict(record.data), separators=(",", ":"), sort_keys=True)
+    if existing is None:
+        created = True
+        row = LinkedRecord.objects.create(
+            subject=target,
+            source=record.source,
+            external_id=record.external_id,
+            category=record.category,
+            data_enc=b"",
+            occurred_at=record.occurred_at,
+            created_at=now,
+            updated_at=now,
+        )
+    else:
+        created = False
+        row = existing
+    LinkedRecord.objects.filter(pk=row.pk).update(
+        subject=target,
+        category=record.category,
+        data_enc=encrypt_field(target, key, RECORD_DATA, payload),
+        occurred_at=record.occurred_at,
+        updated_at=now,
+    )
+    if record.profile:
+        _update_profile(target, key, record.data, now)
+    return RecordIngested(row.pk, target.id, created)
+
+
+def _attach_identifiers(
+    subject: Subject, key: bytes, digests: dict[tuple[str, str], bytes], now: datetime, *, purchase: bool
+) -> None:
+    """Records are the one place identifiers are attached. A shared identifier may belong to several people."""
+    have = {bytes(d) for d in Identifier.objects.filter(subject=subject).values_list("blind_index", flat=True)}
+    new = [
+        Identifier(
+            subject=subject,
+            kind=kind,
+            blind_index=digest,
+            value_enc=encrypt_field(subject, key, IDENTIFIER_VALUE, value),
+            created_at=now,
+            purchase_at=now if purchase and kind in PURCHASE_ADDRESS_KINDS else None,
+        )
+        for (kind, value), digest in digests.items()
+        if digest not in have
+    ]
+    Identifier.objects.bulk_create(new)
+    if purchase:
+        Identifier.objects.filter(
+            subject=subject,
+            kind__in=PURCHASE_ADDRESS_KINDS,
+            blind_index__in=[d for (kind, _), d in digests.items() if kind in PURCHASE_ADDRESS_KINDS],
+            purchase_at__isnull=True,
+        ).update(purchase_at=now)
+
+
+def profile_read(subject: Subject, key: bytes) -> dict[str, Any]:
+    if not subject.profile_enc:
+        return {}
+    loaded: dict[str, Any] = json.loads(decrypt_field(subject, key, PROFILE, bytes(subject.profile_enc)))
+    return loaded
+
+
+def _update_profile(subject: Subject, key: bytes, data: Mapping[str, Any], now: datetime) -> None:
+    profile = profile_read(subject, key)
+    profile.update(data)
+    is_child = _is_child(profile.get("birth_date"), now.date())
+    Subject.objects.filter(pk=subject.pk).update(
+        profile_enc=encrypt_field(subject, key, PROFILE, json.dumps(profile, sort_keys=True)),
+        is_child=is_child,
+    )
+    subject.is_child = is_child
+
+
+def _is_child(birth_date: object, today: date) -> bool:
+    if not isinstance(birth_date, str):
+        return False
+    try:
+        born = date.fromisoformat(birth_date)
+    except ValueError:
+        return False
+    years = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+    return years < CHILD_AGE
+
+
+def records_purge(*, limits: Mapping[tuple[str, str], int], now: datetime | None = None, batch: int = 5000) -> int:
+    """Art. 5(1)(e): delete records past their source category's `delete_after_days` (limits from the catalogue)."""
+    now = now or timezone.now()
+    deleted = 0
+    for (source, category), days in limits.items():
+        while True:
+            ids = list(
+                LinkedRecord.objects.filter(
+                    source=source, category=category, occurred_at__lt=now - timedelta(days=days)
+                ).values_list("pk", flat=True)[:batch]
+            )
+            if not ids:
+                break
+            with transaction.atomic(durable=True):
+                deleted += LinkedRecord.objects.filter(pk__in=ids).delete()[0]
+    return deleted

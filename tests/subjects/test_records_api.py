@@ -1,0 +1,122 @@
+"""Linked records through POST /api/v1/records: idempotent, encrypted, resolving identities."""
+
+from __future__ import annotations
+
+import subprocess
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from subjects.models import Identifier, LinkedRecord, Subject
+from tests.conftest import Api
+
+NOW = "2026-11-20T10:00:00Z"
+
+
+def record(**overrides: Any) -> dict[str, Any]:
+    body = {
+        "source": "pos",
+        "external_id": "R-1",
+        "category": "purchases",
+        "identifiers": {"email": "kim@example.org"},
+        "occurred_at": NOW,
+        "data": {"sku": "ROPE-60M", "total": "129.00"},
+    }
+    body.update(overrides)
+    return body
+
+
+def test_a_new_record_creates_a_subject_and_a_resent_one_updates_it(api: Api) -> None:
+    first = api.post("/api/v1/records", record())
+    again = api.post("/api/v1/records", record(data={"sku": "ROPE-70M"}))
+    assert first.status_code == 201, first.content
+    assert again.status_code == 200, again.content
+    assert first.json()["record"] == again.json()["record"]
+    assert first.json()["subject"] == again.json()["subject"]
+    assert LinkedRecord.objects.count() == 1
+    assert Subject.objects.count() == 1
+
+
+def test_records_of_one_person_from_two_sources_end_in_one_subject(api: Api) -> None:
+    a = api.post("/api/v1/records", record())
+    b = api.post("/api/v1/records", record(external_id="R-2", identifiers={"email": "KIM@example.org "}))
+    assert a.json()["subject"] == b.json()["subject"]
+
+
+def test_a_shared_landline_attaches_a_record_only_when_it_names_one_person(api: Api) -> None:
+    kim = api.post("/api/v1/records", record(identifiers={"email": "kim@example.org", "phone": "030 1234567"}))
+    only_phone = api.post("/api/v1/records", record(external_id="R-2", identifiers={"phone": "+49 30 1234567"}))
+    assert only_phone.json()["subject"] == kim.json()["subject"]
+    # A second person at the same landline: a person-bound e-mail of her own, the same phone.
+    alex = api.post(
+        "/api/v1/records", record(external_id="R-3", identifiers={"email": "alex@example.org", "phone": "030 1234567"})
+    )
+    assert alex.json()["subject"] != kim.json()["subject"]
+    # Now the landline names two people: a record with only the phone fuses nobody.
+    ambiguous = api.post("/api/v1/records", record(external_id="R-4", identifiers={"phone": "030 1234567"}))
+    assert ambiguous.json()["subject"] not in (kim.json()["subject"], alex.json()["subject"])
+    assert Subject.objects.filter(status="merged").count() == 0
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "code"),
+    [
+        ({"source": "nowhere"}, "source", "source_unknown"),
+        ({"category": "contact", "source": "pos", "external_id": "x"} | {"category": "loyalty"}, "category",
+         "category_not_declared"),
+        ({"identifiers": {"shoe_size": "42"}}, "identifiers.shoe_size", "invalid"),
+        ({"identifiers": {"phone": "12"}}, "identifiers.phone", "invalid_identifier"),
+        ({"identifiers": {}}, "identifiers", "invalid"),
+        ({"occurred_at": "yesterday"}, "occurred_at", "invalid"),
+    ],
+)
+def test_bad_records_are_rejected_naming_the_field_and_nothing_is_written(
+    api: Api, overrides: dict[str, Any], field: str, code: str
+) -> None:
+    response = api.post("/api/v1/records", record(**overrides))
+    assert response.status_code == 400, response.content
+    assert response["Content-Type"] == "application/problem+json"
+    body = response.json()
+    assert body["code"] == code
+    assert field in body["errors"]
+    assert LinkedRecord.objects.count() == 0
+    assert Subject.objects.count() == 0
+
+
+def test_a_purchase_makes_its_email_an_existing_customer_address(api: Api) -> None:
+    api.post("/api/v1/records", record())
+    email = Identifier.objects.get(kind="email")
+    assert email.purchase_at is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_no_personal_data_is_in_plaintext_in_a_database_dump(api: Api) -> None:
+    # Given a record with a distinctive e-mail, name and phone
+    api.post(
+        "/api/v1/records",
+        record(
+            source="pos",
+            category="contact",
+            identifiers={"email": "zebediah.quux@example.org", "phone": "+49 171 9876543"},
+            data={"name": "Zebediah Quuxworth", "phone": "+49 171 9876543"},
+        ),
+    )
+    api.post(
+        "/api/v1/consents",
+        {"subject": {"email": "zebediah.quux@example.org"}, "purpose": "newsletter", "channel": "sms",
+         "action": "grant", "notice_version": "2026-01", "source": "webshop",
+         "evidence": {"form": "checkout", "name": "Zebediah Quuxworth"}},
+    )
+    # When the whole database is dumped
+    db = settings.DATABASES["default"]
+    connection.close()
+    dump = subprocess.run(
+        ["pg_dump", "--data-only", "-h", db["HOST"], "-p", str(db["PORT"]), "-U", db["USER"], db["NAME"]],
+        capture_output=True, check=True,
+    ).stdout.decode("utf-8", "replace").lower()
+    # Then none of the values appears in it
+    assert "subjects_identifier" in dump  # the dump is real
+    for needle in ("zebediah", "quux", "9876543", "+491719876543"):
+        assert needle not in dump, needle

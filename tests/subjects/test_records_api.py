@@ -64,8 +64,11 @@ def test_a_shared_landline_attaches_a_record_only_when_it_names_one_person(api: 
     ("overrides", "field", "code"),
     [
         ({"source": "nowhere"}, "source", "source_unknown"),
-        ({"category": "contact", "source": "pos", "external_id": "x"} | {"category": "loyalty"}, "category",
-         "category_not_declared"),
+        (
+            {"category": "contact", "source": "pos", "external_id": "x"} | {"category": "loyalty"},
+            "category",
+            "category_not_declared",
+        ),
         ({"identifiers": {"shoe_size": "42"}}, "identifiers.shoe_size", "invalid"),
         ({"identifiers": {"phone": "12"}}, "identifiers.phone", "invalid_identifier"),
         ({"identifiers": {}}, "identifiers", "invalid"),
@@ -105,17 +108,28 @@ def test_no_personal_data_is_in_plaintext_in_a_database_dump(api: Api) -> None:
     )
     api.post(
         "/api/v1/consents",
-        {"subject": {"email": "zebediah.quux@example.org"}, "purpose": "newsletter", "channel": "sms",
-         "action": "grant", "notice_version": "2026-01", "source": "webshop",
-         "evidence": {"form": "checkout", "name": "Zebediah Quuxworth"}},
+        {
+            "subject": {"email": "zebediah.quux@example.org"},
+            "purpose": "newsletter",
+            "channel": "sms",
+            "action": "grant",
+            "notice_version": "2026-01",
+            "source": "webshop",
+            "evidence": {"form": "checkout", "name": "Zebediah Quuxworth"},
+        },
     )
     # When the whole database is dumped
     db = settings.DATABASES["default"]
     connection.close()
-    dump = subprocess.run(
-        ["pg_dump", "--data-only", "-h", db["HOST"], "-p", str(db["PORT"]), "-U", db["USER"], db["NAME"]],
-        capture_output=True, check=True,
-    ).stdout.decode("utf-8", "replace").lower()
+    dump = (
+        subprocess.run(
+            ["pg_dump", "--data-only", "-h", db["HOST"], "-p", str(db["PORT"]), "-U", db["USER"], db["NAME"]],
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode("utf-8", "replace")
+        .lower()
+    )
     # Then none of the values appears in it
     assert "subjects_identifier" in dump  # the dump is real
     for needle in ("zebediah", "quux", "9876543", "+491719876543"):

@@ -138,7 +138,7 @@ if REDIS_URL:
         "default": {
             "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": REDIS_URL,
-            "KEY_PREFIX": "assent",
+            "KEY_PREFIX": env("CACHE_KEY_PREFIX", "assent"),
             "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2},
         }
     }
@@ -148,6 +148,7 @@ else:
 # Celery
 CELERY_BROKER_URL = _broker or ("memory://" if DEMO else "redis://127.0.0.1:6379/0")
 CELERY_RESULT_BACKEND = None
+CELERY_TASK_DEFAULT_QUEUE = env("CELERY_TASK_DEFAULT_QUEUE", "celery")
 CELERY_TASK_ALWAYS_EAGER = DEMO and not _broker
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True

@@ -17,7 +17,10 @@ def _key() -> str:
 
 _defaults = {
     "DJANGO_SETTINGS_MODULE": "config.settings",
-    "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/assent",
+    # Per process, so that parallel runs (developers, helpers, CI) never share a test database, cache or queue.
+    "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/assent_{os.getpid()}",
+    "CACHE_KEY_PREFIX": f"assent-test-{os.getpid()}",
+    "CELERY_TASK_DEFAULT_QUEUE": f"assent-test-{os.getpid()}",
     "CELERY_BROKER_URL": "redis://127.0.0.1:6379/14",
     "REDIS_URL": "redis://127.0.0.1:6379/15",
     "CELERY_VISIBILITY_TIMEOUT": "10",

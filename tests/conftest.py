@@ -95,7 +95,7 @@ def _fresh_process_caches() -> Iterator[None]:
     """Per-process caches (catalogue, API keys) and the shared rate-limit counters start empty in every test."""
     catalogue_forget()
     clients_forget_cache()
-    cache.clear()
+    cache.delete_pattern("*")  # this run's keys only (the prefix is per process): never FLUSHDB
     yield
     catalogue_forget()
     clients_forget_cache()

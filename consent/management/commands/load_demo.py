@@ -1,0 +1,127 @@
+"""`make demo`: the demo shop's catalogue, its customers' consents, an admin user and an API client.
+Every step is idempotent, so a second `make demo` adds nothing and shows no secret twice."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from config.errors import ConflictError, DomainError
+from consent.catalogue import CatalogueError, catalogue_apply, catalogue_load_file
+from consent.clients import client_create
+from consent.models import ApiClient
+from consent.services import ConsentCommand, consent_record
+from subjects.identity import parse_reference
+from subjects.selectors import subject_resolve
+
+DEMO_DIR = Path(__file__).resolve().parents[2] / "demo"
+ADMIN_USERNAME = "admin"
+CLIENT_NAME = "demo"
+
+
+class Command(BaseCommand):
+    help = "Load the demo: catalogue, demo customers and their consents, an admin user and an API client."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            result = catalogue_apply(document=catalogue_load_file(str(DEMO_DIR / "catalog.json")))
+        except CatalogueError as exc:
+            for problem in exc.errors:
+                self.stderr.write(problem)
+            raise CommandError(f"demo catalogue not applied: {len(exc.errors)} problem(s)") from None
+        if result.changed:
+            self.stdout.write(f"catalogue revision {result.revision_id} applied ({len(result.changes)} changes)")
+        else:
+            self.stdout.write(f"catalogue unchanged (revision {result.revision_id})")
+
+        try:
+            customers, events = self._record_customers(timezone.now())
+        except DomainError as exc:
+            raise CommandError(f"demo customers: {exc.field + ': ' if exc.field else ''}{exc.detail}") from None
+        if customers:
+            self.stdout.write(f"{customers} demo customers added with {events} consent events")
+        else:
+            self.stdout.write("demo customers are there already; nothing added")
+
+        password = self._create_admin()
+        key = self._create_client()
+        self._summary(password, key)
+
+    def _record_customers(self, now: datetime) -> tuple[int, int]:
+        """Each customer's events, oldest first, unless the customer is known already (then none of them)."""
+        data = json.loads((DEMO_DIR / "customers.json").read_text(encoding="utf-8"))
+        customers = events = 0
+        for index, customer in enumerate(data["customers"]):
+            reference = parse_reference(customer["identifiers"], field=f"customers[{index}].identifiers")
+            if subject_resolve(reference=reference) is not None:
+                continue
+            for event in sorted(customer["events"], key=lambda e: -e["days_ago"]):
+                command = ConsentCommand(
+                    reference=reference,
+                    purpose=event["purpose"],
+                    action=event["action"],
+                    source="import",
+                    channel=event.get("channel"),
+                    notice_version=event.get("notice_version"),
+                    occurred_at=now - timedelta(days=event["days_ago"]),
+                    evidence=event.get("evidence", {}),
+                )
+                consent_record(command=command, internal=False)
+                events += 1
+            customers += 1
+        return customers, events
+
+    def _create_admin(self) -> str | None:
+        """The new admin's password, shown this once; None when the user exists."""
+        users = get_user_model()._default_manager
+        if users.filter(username=ADMIN_USERNAME).exists():
+            return None
+        password = secrets.token_urlsafe(12)
+        users.create_superuser(ADMIN_USERNAME, email="", password=password)
+        return password
+
+    def _create_client(self) -> str | None:
+        """The new client's key, shown this once (only its digest is stored); None when the client exists."""
+        try:
+            _client, key = client_create(name=CLIENT_NAME, scopes=list(ApiClient.Scope.values), purposes=[])
+        except ConflictError:
+            return None
+        return key
+
+    def _summary(self, password: str | None, key: str | None) -> None:
+        base = settings.ASSENT_BASE_URL
+        write = self.stdout.write
+        write("")
+        write("Assent demo is ready:")
+        write(f"  Portal:          {base}/portal/")
+        write(f"  Admin:           {base}/admin/")
+        write(f"  API docs:        {base}/api/docs/")
+        write(f"  OpenAPI schema:  {base}/api/schema/")
+        if password is not None:
+            write(f"  Admin login:     {ADMIN_USERNAME} / {password}   (shown this once)")
+        else:
+            write(
+                f"  Admin login:     user '{ADMIN_USERNAME}' exists; set a new password with "
+                f"`python manage.py changepassword {ADMIN_USERNAME}`"
+            )
+        if key is not None:
+            write(f"  API key:         {key}   (client '{CLIENT_NAME}', every scope; shown this once)")
+            write("  Try it:")
+            write(
+                f"    curl -s -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' "
+                f'-d \'{{"subject": {{"email": "anna.becker@example.org"}}, "purpose": "newsletter", '
+                f'"channel": "email"}}\' {base}/api/v1/consents/check'
+            )
+        else:
+            write(
+                f"  API key:         client '{CLIENT_NAME}' exists; its key was shown when it was created (only a "
+                "digest is stored). Make another with `python manage.py create_api_client NAME --scope consent:check`"
+            )

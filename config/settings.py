@@ -60,6 +60,8 @@ ASSENT_PHONE_REGION = env("ASSENT_PHONE_REGION", "DE").upper()
 ASSENT_CONFIRMATION_DAYS = envint("ASSENT_CONFIRMATION_DAYS", 7, minimum=1)
 ASSENT_IDEMPOTENCY_HOURS = 24
 ASSENT_BULK_LIMIT = 10_000
+# Art. 32: staff sign in to the admin with a password and a TOTP code; only the zero-setup demo goes without.
+ASSENT_ADMIN_REQUIRE_2FA = envbool("ASSENT_ADMIN_REQUIRE_2FA", not DEMO)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -71,6 +73,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "subjects",
     "consent",
 ]
@@ -82,6 +86,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -183,6 +188,10 @@ LANGUAGES = [("de", "Deutsch"), ("en", "English")]
 TIME_ZONE = "Europe/Berlin"
 USE_I18N = True
 USE_TZ = True
+
+# django-otp: the issuer named in authenticator apps; a TOTP secret is shown only while a device is added.
+OTP_TOTP_ISSUER = "Assent"
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"

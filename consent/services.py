@@ -8,7 +8,7 @@ import hashlib
 import json
 import re
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,6 +24,7 @@ from consent.errors import (
     EmailRequiredError,
     ForbiddenPurposeError,
     IdempotencyConflictError,
+    NothingToConfirmError,
     NoticeUnknownError,
     PurposeUnknownError,
     ReservedSourceError,
@@ -34,10 +35,11 @@ from consent.policy import LegalBasis
 from consent.selectors import CatalogueSnapshot, PurposeInfo, catalogue_snapshot
 from subjects.errors import AmbiguousSubjectError, SubjectNotFoundError
 from subjects.identity import Reference
-from subjects.keys import blind_index, data_key, encrypt_field
+from subjects.keys import blind_index, data_key, decrypt_field, encrypt_field
 from subjects.locks import advisory_lock, lock_subject
-from subjects.models import Subject
-from subjects.selectors import subject_resolve
+from subjects.models import Identifier, Subject, Suppression
+from subjects.records import IDENTIFIER_VALUE
+from subjects.selectors import subject_get_survivor, subject_resolve
 from subjects.services import subject_create
 
 RESERVED_SOURCES = frozenset({"portal", "double-opt-in", "unsubscribe-link", "gpc", "admin"})
@@ -174,6 +176,43 @@ def consent_record_idempotent(
         return 201, body
 
 
+@dataclass(frozen=True, slots=True)
+class ObjectionRecorded:
+    subject_id: uuid.UUID
+    event_id: uuid.UUID | None  # None: the objection stood already, nothing was recorded
+
+
+@transaction.atomic(durable=True)
+def consent_object_direct_marketing(
+    *, subject_id: uuid.UUID, source: str, evidence: dict[str, Any], actor: str = "subject"
+) -> ObjectionRecorded:
+    """Art. 21(2)-(3): an objection to direct marketing, absolute: afterwards the policy denies every marketing
+    purpose on every channel, whatever consents exist. An `object` event with blank purpose and channel, and the
+    Objection(purpose="") row the policy reads. Idempotent: a standing objection records nothing new."""
+    survivor = subject_get_survivor(subject_id=subject_id)
+    subject = lock_subject(survivor.id)
+    if Objection.objects.filter(subject=subject, purpose="").exists():
+        return ObjectionRecorded(subject.id, None)
+    now = timezone.now()
+    event = ledger_append(
+        subject=subject,
+        key=data_key(subject),
+        new=NewEvent(
+            purpose="",
+            channel="",
+            action="object",
+            notice_version="",
+            source=source,
+            actor=actor,
+            occurred_at=now,
+            evidence=evidence,
+        ),
+        recorded_at=now,
+    )
+    Objection.objects.create(subject=subject, purpose="", since=now, seq=event.seq)
+    return ObjectionRecorded(subject.id, event.id)
+
+
 def request_digest(payload: Any) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
@@ -197,9 +236,19 @@ def _subject_for_write(reference: Reference, now: datetime) -> tuple[Subject, bo
 
 def _record(command: ConsentCommand, info: PurposeInfo, now: datetime) -> ConsentRecorded:
     subject, _created = _subject_for_write(command.reference, now)
+    if (
+        command.action == "confirm"
+        and not command.notice_version
+        and not ConsentState.objects.filter(
+            subject=subject, purpose=command.purpose, channel=command.channel, status=projection.PENDING
+        ).exists()
+    ):
+        # A bare confirm confirms a pending grant; without one it would record an event that changes nothing.
+        raise NothingToConfirmError("nothing waits for confirmation on this purpose and channel", field="action")
     key = data_key(subject)
     occurred_at = command.occurred_at or now
     channels = [command.channel] if command.channel else sorted(info.rule.channels)
+    suppressed = _suppression_applies(subject, key, command, info)
     event = ledger_append(
         subject=subject,
         key=key,
@@ -223,31 +272,57 @@ def _record(command: ConsentCommand, info: PurposeInfo, now: datetime) -> Consen
     elif command.action in ("grant", "confirm") and command.source in PERSON_SOURCES and command.actor == "subject":
         # Art. 21: the person's own later grant lifts their objection to that purpose.
         Objection.objects.filter(subject=subject, purpose=command.purpose, since__lte=occurred_at).delete()
+        if info.rule.marketing:
+            _suppression_lift(subject, key, command.reference)
     state = ""
     for channel in channels:
-        fact = _project(subject, info, channel, event)
+        fact = _project(subject, info, channel, event, suppressed=suppressed)
         state = fact.status if fact else state
     if command.action == "object" and command.channel is None:
         state = projection.OBJECTED
-    if state == projection.PENDING and command.action == "grant":
+    if (
+        state == projection.PENDING
+        and command.action == "grant"
+        # A suppressed grant on a channel without double opt-in is confirmed by mail when there is an address,
+        # else it waits for the person's own grant in the portal.
+        and (not suppressed or command.reference.email is not None or command.channel in info.rule.double_opt_in)
+    ):
         _ask_for_confirmation(subject, key, command, event, now)
     return ConsentRecorded(event.id, subject.id, state or "")
 
 
-def _project(subject: Subject, info: PurposeInfo, channel: str, event: ConsentEvent) -> projection.Fact | None:
+def _project(
+    subject: Subject, info: PurposeInfo, channel: str, event: ConsentEvent, *, suppressed: bool = False
+) -> projection.Fact | None:
     """Move the projection of one (purpose, channel) by one event: incrementally when the event is the newest,
     else by folding the triple's whole history (a late upload of an older event)."""
     double_opt_in = channel in info.rule.double_opt_in
     row = ConsentState.objects.filter(subject=subject, purpose=info.rule.key, channel=channel).first()
     current = _fact_of(row) if row else None
-    step = projection.Step(event.action, event.notice_version, event.actor, event.occurred_at, event.seq)
+    step = projection.Step(
+        event.action, event.notice_version, event.actor, event.occurred_at, event.seq, suppressed=suppressed
+    )
     if current is None or step.order >= current.order:
-        fact = projection.apply(current, step, double_opt_in=double_opt_in)
+        fact = _apply(current, step, event.source, double_opt_in=double_opt_in)
     else:
+        # The ledger does not say which grants met the suppression list; the state row remembers the one that
+        # decides it now, and this event says it of itself.
+        marked = {event.seq} if suppressed else set()
+        if row is not None and row.suppressed:
+            marked.add(row.seq)
         history = ConsentEvent.objects.filter(
             subject=subject, purpose=info.rule.key, channel__in=[channel, ""], action__in=projection.STATE_ACTIONS
-        ).values_list("action", "notice_version", "actor", "occurred_at", "seq")
-        fact = projection.fold((projection.Step(*values) for values in history), double_opt_in=double_opt_in)
+        ).values_list("action", "notice_version", "actor", "occurred_at", "seq", "source")
+        steps = sorted(
+            (
+                (projection.Step(action, version, actor, at, seq, suppressed=seq in marked), source)
+                for action, version, actor, at, seq, source in history
+            ),
+            key=lambda pair: pair[0].order,
+        )
+        fact = None
+        for past, source in steps:
+            fact = _apply(fact, past, source, double_opt_in=double_opt_in)
     if fact is None:
         return None
     values = {
@@ -265,6 +340,53 @@ def _project(subject: Subject, info: PurposeInfo, channel: str, event: ConsentEv
     else:
         ConsentState.objects.filter(pk=row.pk).update(**values)
     return fact
+
+
+def _apply(
+    current: projection.Fact | None, step: projection.Step, source: str, *, double_opt_in: bool
+) -> projection.Fact | None:
+    """projection.apply, but a suppressed grant waits for the person: nobody else's confirmation releases it."""
+    if step.action == "confirm" and not _by_person(source, step.actor):
+        if step.suppressed:  # a client's own double opt-in for a suppressed identifier counts as a grant
+            notice = step.notice_version or (current.notice_version if current else "")
+            return projection.apply(
+                current, replace(step, action="grant", notice_version=notice), double_opt_in=double_opt_in
+            )
+        if current is not None and current.suppressed:
+            return current
+    return projection.apply(current, step, double_opt_in=double_opt_in)
+
+
+def _by_person(source: str, actor: str) -> bool:
+    return source in PERSON_SOURCES and actor == "subject"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Suppression list (DESIGN.md, Erasure): identifiers of erased people. A later marketing grant for one of them
+# from anyone but the person stays pending (reason `suppressed`) until the person confirms it themselves.
+# ---------------------------------------------------------------------------------------------------------
+def _suppression_digests(subject: Subject, key: bytes, reference: Reference) -> list[bytes]:
+    """Suppression hashes of the reference's identifiers and of every identifier the subject holds."""
+    values = set(reference.identifiers)
+    for kind, blob in Identifier.objects.filter(subject=subject).values_list("kind", "value_enc"):
+        values.add((kind, decrypt_field(subject, key, IDENTIFIER_VALUE, bytes(blob))))
+    index = blind_index()
+    return [index.suppression(kind, value) for kind, value in sorted(values)]
+
+
+def _suppression_applies(subject: Subject, key: bytes, command: ConsentCommand, info: PurposeInfo) -> bool:
+    if (
+        not info.rule.marketing
+        or command.action not in ("grant", "confirm")
+        or _by_person(command.source, command.actor)
+    ):
+        return False
+    return Suppression.objects.filter(digest__in=_suppression_digests(subject, key, command.reference)).exists()
+
+
+def _suppression_lift(subject: Subject, key: bytes, reference: Reference) -> None:
+    """The person's own marketing grant or confirmation takes their identifiers off the list."""
+    Suppression.objects.filter(digest__in=_suppression_digests(subject, key, reference)).delete()
 
 
 def _fact_of(row: ConsentState) -> projection.Fact:

@@ -24,9 +24,17 @@ def request_evidence(request: HttpRequest, form: str) -> dict[str, str]:
 def confirm_page(request: HttpRequest, token: str) -> HttpResponse:
     try:
         if request.method == "POST":
-            view = confirmation_confirm(token=token, evidence=request_evidence(request, "confirm-page"))
-            return render(request, "consent/confirm.html", {"view": view, "done": True})
-        view = confirmation_from_token(token=token)
+            try:
+                view = confirmation_confirm(token=token, evidence=request_evidence(request, "confirm-page"))
+                return render(request, "consent/confirm.html", {"view": view, "done": True})
+            except ConfirmationInvalidError:
+                # A second press, or a press after expiry, of a genuine link gets the clear "used" or "expired"
+                # page that a GET shows, not the page for a forged link.
+                view = confirmation_from_token(token=token)
+                if view.state == "open":
+                    raise
+        else:
+            view = confirmation_from_token(token=token)
     except ConfirmationInvalidError as exc:
         return render(request, "consent/confirm_invalid.html", {"detail": exc.detail}, status=404)
     return render(request, "consent/confirm.html", {"view": view, "done": False})

@@ -10,6 +10,7 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError
 from django.http import Http404, HttpRequest, JsonResponse
+from django.utils import translation
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.permissions import BasePermission
@@ -179,6 +180,10 @@ class ProblemMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> Any:
+        if request.path.startswith("/api/"):
+            # The API speaks English to other services, whatever the Accept-Language (the portal is German first).
+            translation.activate("en")
+            request.LANGUAGE_CODE = "en"
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> ProblemResponse | None:

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from config import schema  # noqa: F401  (registers the Bearer scheme with drf-spectacular)
 from config.api import api_not_found
 
 urlpatterns = [

@@ -19,7 +19,7 @@ import rfc8785
 from django.conf import settings
 from django.db import transaction
 
-from consent.models import ConsentEvent, LedgerHead
+from consent.models import ConsentEvent, ConsentState, LedgerHead
 from subjects import crypto
 from subjects.keys import data_key
 from subjects.models import Subject
@@ -160,8 +160,18 @@ def ledger_verify_subject(subject: Subject, head: LedgerHead | None) -> list[Cha
     return problems
 
 
-def ledger_verify_all() -> Iterator[ChainProblem]:
-    heads = {h.subject_id: h for h in LedgerHead.objects.all()}
-    with_events = set(ConsentEvent.objects.values_list("subject_id", flat=True).distinct())
-    for subject in Subject.objects.filter(pk__in=set(heads) | with_events).order_by("pk").iterator(chunk_size=500):
-        yield from ledger_verify_subject(subject, heads.get(subject.pk))
+def ledger_verify_all(*, chunk: int = 500) -> Iterator[ChainProblem]:
+    """Every subject that has a chain, a head, or consent state (a state without its chain means the chain
+    and its head were deleted together), in chunks so that memory stays flat."""
+    heads = LedgerHead.objects.values_list("subject_id", flat=True)
+    chained = ConsentEvent.objects.values_list("subject_id", flat=True)
+    stated = ConsentState.objects.values_list("subject_id", flat=True)
+    ids = sorted(set(heads.union(chained, stated)))
+    for start in range(0, len(ids), chunk):
+        part = ids[start : start + chunk]
+        head_of = {h.subject_id: h for h in LedgerHead.objects.filter(subject_id__in=part)}
+        for subject in Subject.objects.filter(pk__in=part).order_by("pk"):
+            problems = ledger_verify_subject(subject, head_of.get(subject.pk))
+            if not problems and subject.pk not in head_of:
+                problems = [ChainProblem(subject.pk, None, "consent state without a chain (chain and head deleted)")]
+            yield from problems

@@ -224,6 +224,16 @@ def test_verify_ledger_notices_events_whose_head_was_deleted(two_people: tuple[u
     assert f"subject {ben}: chain head: events without a chain head" in stderr
 
 
+def test_verify_ledger_notices_a_chain_deleted_together_with_its_head(two_people: tuple[uuid.UUID, uuid.UUID]) -> None:
+    _, ben = two_people
+
+    raw_sql("DELETE FROM consent_consentevent WHERE subject_id = %s", [ben])
+    raw_sql("DELETE FROM consent_ledgerhead WHERE subject_id = %s", [ben])
+
+    stderr = verify_fails()
+    assert f"subject {ben}: chain head: consent state without a chain" in stderr
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Concurrency
 # ---------------------------------------------------------------------------------------------------------

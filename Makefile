@@ -25,7 +25,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
-	$(BIN)/mypy config consent subjects
+	ASSENT_DEMO=1 $(BIN)/mypy config consent subjects
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)

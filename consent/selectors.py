@@ -30,7 +30,7 @@ from consent.policy import (
     PurposeRule,
     SubjectState,
 )
-from subjects.models import Subject
+from subjects.models import Identifier, Subject
 
 _SNAPSHOT_SECONDS = 2.0  # how long a process trusts its copy of the catalogue before re-reading it
 
@@ -161,7 +161,7 @@ _STATE_FIELDS = (
 def subject_states_for_policy(
     *, subject_ids: Iterable[uuid.UUID], purposes: Iterable[str] | None = None
 ) -> dict[uuid.UUID, SubjectState]:
-    """SubjectState per subject (absent ids are unknown), in three queries whatever the count."""
+    """SubjectState per subject (absent ids are unknown), in four queries whatever the count."""
     ids = list(set(subject_ids))
     if not ids:
         return {}
@@ -170,8 +170,8 @@ def subject_states_for_policy(
     )
     states_qs = ConsentState.objects.filter(subject_id__in=ids)
     objections_qs = Objection.objects.filter(subject_id__in=ids)
-    if purposes is not None:
-        wanted = list(purposes)
+    wanted = list(purposes) if purposes is not None else None
+    if wanted is not None:
         states_qs = states_qs.filter(purpose__in=wanted)
         objections_qs = objections_qs.filter(purpose__in=[*wanted, ""])
     consents: dict[uuid.UUID, dict[tuple[str, str], ConsentFact]] = {}
@@ -189,6 +189,7 @@ def subject_states_for_policy(
     objected: dict[uuid.UUID, set[str]] = {}
     for sid, purpose in objections_qs.values_list("subject_id", "purpose"):
         objected.setdefault(sid, set()).add(purpose)
+    customer_channels = _existing_customer_channels(ids, purposes=wanted)
     result: dict[uuid.UUID, SubjectState] = {}
     for sid, status, is_child, restricted_at, erasure_started_at, erased_at in flags:
         mine = objected.get(sid, set())
@@ -200,8 +201,33 @@ def subject_states_for_policy(
             objects_to_direct_marketing="" in mine,
             objected_purposes=frozenset(p for p in mine if p),
             consents=consents.get(sid, {}),
+            existing_customer_channels=customer_channels.get(sid, frozenset()),
         )
     return result
+
+
+# UWG §7(3): an address that came from a purchase lets a legitimate-interest purpose use the channel it reaches.
+_PURCHASE_ADDRESS_CHANNELS = {"email": "email", "phone": "sms"}
+
+
+def _existing_customer_channels(ids: list[uuid.UUID], *, purposes: list[str] | None) -> dict[uuid.UUID, frozenset[str]]:
+    """Channels per subject on which the subject is an existing customer: one query, skipped when no wanted
+    purpose rests on UWG §7(3)."""
+    if purposes is not None:
+        known = catalogue_snapshot().purposes
+        if not any(known[p].rule.uwg_7_3 for p in purposes if p in known):
+            return {}
+    found: dict[uuid.UUID, set[str]] = {}
+    rows = (
+        Identifier.objects.filter(
+            subject_id__in=ids, kind__in=list(_PURCHASE_ADDRESS_CHANNELS), purchase_at__isnull=False
+        )
+        .values_list("subject_id", "kind")
+        .distinct()
+    )
+    for sid, kind in rows:
+        found.setdefault(sid, set()).add(_PURCHASE_ADDRESS_CHANNELS[kind])
+    return {sid: frozenset(channels) for sid, channels in found.items()}
 
 
 def consent_states_list(*, subject_id: uuid.UUID) -> list[ConsentState]:

@@ -231,7 +231,11 @@ def _subject_for_write(reference: Reference, now: datetime) -> tuple[Subject, bo
         if reference.subject_id is not None:
             raise SubjectNotFoundError("no subject with this id", field="subject.id")
         return subject_create(reference=reference, now=now), True
-    return lock_subject(subject_id), False
+    subject = lock_subject(subject_id)
+    if subject.merged_into_id is not None:
+        # Merged between resolving and locking: its chain is closed, the survivor takes the write.
+        subject = lock_subject(subject.merged_into_id)
+    return subject, False
 
 
 def _record(command: ConsentCommand, info: PurposeInfo, now: datetime) -> ConsentRecorded:
@@ -310,19 +314,17 @@ def _project(
         marked = {event.seq} if suppressed else set()
         if row is not None and row.suppressed:
             marked.add(row.seq)
-        history = ConsentEvent.objects.filter(
-            subject=subject, purpose=info.rule.key, channel__in=[channel, ""], action__in=projection.STATE_ACTIONS
-        ).values_list("action", "notice_version", "actor", "occurred_at", "seq", "source")
-        steps = sorted(
-            (
-                (projection.Step(action, version, actor, at, seq, suppressed=seq in marked), source)
-                for action, version, actor, at, seq, source in history
-            ),
-            key=lambda pair: pair[0].order,
+        # The fold takes in the chains merged into this subject, as the merge combined them (consent/merging.py);
+        # imported here because merging builds on this module.
+        from consent.merging import state_refold
+
+        fact = state_refold(
+            subject_id=subject.id,
+            purpose=info.rule.key,
+            channel=channel,
+            double_opt_in=double_opt_in,
+            marked=frozenset(marked),
         )
-        fact = None
-        for past, source in steps:
-            fact = _apply(fact, past, source, double_opt_in=double_opt_in)
     if fact is None:
         return None
     values = {

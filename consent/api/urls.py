@@ -1,6 +1,6 @@
 from django.urls import path
 
-from consent.api import views
+from consent.api import gates, views
 
 urlpatterns = [
     path("consents", views.ConsentCreateApi.as_view(), name="consent-create"),
@@ -12,4 +12,6 @@ urlpatterns = [
         views.SubjectConsentHistoryApi.as_view(),
         name="subject-consent-history",
     ),
+    path("subjects/<uuid:subject_id>/profile", gates.SubjectProfileApi.as_view(), name="subject-profile"),
+    path("sends", gates.SendCreateApi.as_view(), name="send-create"),
 ]

@@ -6,6 +6,7 @@ mail backend and secrets generated once into var/demo.env. Everywhere else a mis
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -77,13 +78,16 @@ INSTALLED_APPS = [
     "django_otp.plugins.otp_totp",
     "subjects",
     "consent",
+    "subjects.portal",  # the customer portal: templates, static files and translations (no models)
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "subjects.portal.middleware.SecurityHeadersMiddleware",  # strict CSP on the portal, /u/ and /confirm/
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
+    "subjects.portal.middleware.LanguageParamMiddleware",  # ?lang=de|en, kept in the language cookie
     "config.api.ProblemMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -170,7 +174,19 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "expire-consents": {"task": "consent.tasks.expire_consents", "schedule": 3600.0},
     "resend-unsent-confirmations": {"task": "consent.tasks.resend_unsent_confirmations", "schedule": 300.0},
     "purge-expired-records": {"task": "subjects.tasks.purge_expired_records", "schedule": 6 * 3600.0},
+    # Rights requests (subjects.rights.tasks): a safety net for lost messages, deadlines, clean-ups and purges.
+    "rights-resume-stalled": {"task": "subjects.rights.resume_stalled", "schedule": 60.0},
+    "rights-flag-deadlines": {"task": "subjects.rights.flag_deadlines", "schedule": 3600.0},
+    "rights-purge-exports": {"task": "subjects.rights.purge_exports", "schedule": 3600.0},
+    "rights-purge-retention": {"task": "subjects.rights.purge_retention", "schedule": 24 * 3600.0},
+    "rights-purge-evidence": {"task": "subjects.rights.purge_evidence", "schedule": 24 * 3600.0},
 }
+# The rights workflow's tasks live below an app's `tasks` module, where autodiscovery does not look.
+CELERY_IMPORTS = ["subjects.rights.tasks"]
+# Rights requests: how long a worker's claim on a part lasts before another worker may take it over (renewed
+# with every batch), and the erasure log's file, which belongs outside the database's backups.
+ASSENT_RIGHTS_LEASE_SECONDS = envint("ASSENT_RIGHTS_LEASE_SECONDS", 60, minimum=1)
+ASSENT_ERASURE_LOG = Path(env("ASSENT_ERASURE_LOG", str(VAR_DIR / "erasure.log")))
 
 # Mail (Django's own settings, from the environment)
 EMAIL_BACKEND = env(
@@ -199,10 +215,8 @@ STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 # WhiteNoise serves static files (Swagger UI, admin) from the apps directly: no collectstatic step needed.
 WHITENOISE_USE_FINDERS = True
-try:  # WhiteNoise warns about a missing STATIC_ROOT even when it serves from the finders
+with contextlib.suppress(OSError):  # WhiteNoise warns about a missing STATIC_ROOT even when serving from finders
     STATIC_ROOT.mkdir(parents=True, exist_ok=True)
-except OSError:
-    pass
 WHITENOISE_AUTOREFRESH = DEBUG
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -210,6 +224,18 @@ X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = not (DEMO or DEBUG) and ASSENT_BASE_URL.startswith("https")
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+
+# Portal (subjects/portal): sign-in by e-mail link, no passwords. A link is valid ASSENT_SIGNIN_MINUTES and works
+# once; sign-in requests are limited per address and per IP per hour (shared cache); a portal session ends after
+# ASSENT_PORTAL_SESSION_MINUTES without a request (and after 12 hours in any case).
+ASSENT_SIGNIN_MINUTES = envint("ASSENT_SIGNIN_MINUTES", 15, minimum=1)
+ASSENT_SIGNIN_PER_ADDRESS = envint("ASSENT_SIGNIN_PER_ADDRESS", 5, minimum=1)
+ASSENT_SIGNIN_PER_IP = envint("ASSENT_SIGNIN_PER_IP", 30, minimum=1)
+ASSENT_PORTAL_SESSION_MINUTES = envint("ASSENT_PORTAL_SESSION_MINUTES", 60, minimum=1)
+CSRF_FAILURE_VIEW = "subjects.portal.views.csrf_failure"  # a page in the portal's look: nothing was changed
+LANGUAGE_COOKIE_HTTPONLY = True
+LANGUAGE_COOKIE_SAMESITE = "Lax"
+LANGUAGE_COOKIE_SECURE = SESSION_COOKIE_SECURE
 DATA_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024  # a 10,000-reference bulk check fits; larger is a 413
 
 REST_FRAMEWORK = {

@@ -4,6 +4,11 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config import schema  # noqa: F401  (registers the Bearer scheme with drf-spectacular)
 from config.api import api_not_found
+from consent.admin_site import AssentAdminSite
+
+# The admin behind two-factor sign-in (Art. 32; off only where ASSENT_ADMIN_REQUIRE_2FA is, i.e. the demo), with
+# the dashboard and the records of processing. Every model registered on admin.site stays registered.
+admin.site.__class__ = AssentAdminSite
 
 urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
@@ -12,5 +17,6 @@ urlpatterns = [
     path("api/v1/", include("subjects.api.urls")),
     re_path(r"^api/", api_not_found),  # any other path under /api/ is a problem+json 404, never an HTML page
     path("", include("consent.urls")),
+    path("portal/", include("subjects.portal.urls")),
     path("admin/", admin.site.urls),
 ]

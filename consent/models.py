@@ -127,6 +127,7 @@ class ConsentEvent(models.Model):
         OBJECT = "object"
         EXPIRE = "expire"
         MERGED = "merged"
+        SPLIT = "split"  # a wrong merge undone: on both chains, related_subject names the other side
         ERASED = "erased"
 
     class Actor(models.TextChoices):
@@ -323,3 +324,68 @@ class SendRecipient(models.Model):
 
     def __str__(self) -> str:
         return f"recipient {self.index} of send {self.send_id}"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Staff audit log (Art. 32): every admin action and every view of a subject's decrypted data
+# ---------------------------------------------------------------------------------------------------------
+class AuditEntry(models.Model):
+    """Who did what in the admin, and who looked at whose decrypted data. Objects are named by type and id only,
+    never by a value, so the log itself holds no personal data of subjects. Append-only: the admin offers no
+    change or delete, and on PostgreSQL a trigger refuses UPDATE and DELETE."""
+
+    class Action(models.TextChoices):
+        SIGN_IN = "sign_in"
+        SIGN_OUT = "sign_out"
+        ADD = "add"
+        CHANGE = "change"
+        DELETE = "delete"
+        ACTION = "action"  # an admin action or button (revoke, split, verify ...): its name is in `detail`
+        VIEW = "view"  # decrypted personal data was shown
+        EXPORT = "export"
+
+    at = models.DateTimeField()
+    user_id = models.BigIntegerField(null=True)  # no foreign key: the entry outlives the staff account
+    username = models.CharField(max_length=150)
+    action = models.CharField(max_length=16, choices=Action.choices)
+    object_type = models.CharField(max_length=100, blank=True)  # app_label.model
+    object_id = models.CharField(max_length=64, blank=True)
+    detail = models.CharField(max_length=300, blank=True)  # an action's name or changed field names, never a value
+
+    class Meta:
+        verbose_name_plural = "audit entries"
+        indexes = [
+            models.Index(fields=["object_type", "object_id", "at"], name="audit_by_object"),
+            models.Index(fields=["at"], name="audit_by_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.object_type} {self.object_id} by {self.username}".replace("  ", " ")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The restricted evidence store: an erased person's consent proof, kept while claims can be raised
+# ---------------------------------------------------------------------------------------------------------
+class EvidenceArchive(models.Model):
+    """The consent events of an erased person (their chains, closed with an `erased` event), moved out of the
+    ledger and encrypted under their own key (subjects.VaultKey, purpose evidence): nothing reads them but a
+    dispute. Kept to the end of the third year after last use (§§195, 199 BGB), five years for phone consent
+    (§7a UWG), then purged with the key."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    subject_id = models.UUIDField(unique=True)  # no foreign key: the subject row is shredded, the proof stays
+    request_id = models.UUIDField(null=True, blank=True)
+    vault = models.ForeignKey("subjects.VaultKey", on_delete=models.PROTECT, related_name="+")
+    events_enc = models.BinaryField()  # JSON: every chain's events with their hashes and evidence
+    event_count = models.PositiveIntegerField()
+    last_hash = models.CharField(max_length=64)
+    last_used_at = models.DateTimeField()
+    phone = models.BooleanField(default=False)
+    keep_until = models.DateField()
+    archived_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["keep_until"], name="evidence_by_keep_until")]
+
+    def __str__(self) -> str:
+        return f"consent evidence of {self.subject_id}"

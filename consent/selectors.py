@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from django.db import connection
 
 from consent.models import (
     CatalogueRevision,
@@ -15,7 +20,6 @@ from consent.models import (
     ConsentState,
     DataCategory,
     Notice,
-    Objection,
     Purpose,
     Source,
     SourceCategory,
@@ -30,7 +34,7 @@ from consent.policy import (
     PurposeRule,
     SubjectState,
 )
-from subjects.models import Identifier, Subject
+from subjects.models import Subject
 
 _SNAPSHOT_SECONDS = 2.0  # how long a process trusts its copy of the catalogue before re-reading it
 
@@ -161,73 +165,100 @@ _STATE_FIELDS = (
 def subject_states_for_policy(
     *, subject_ids: Iterable[uuid.UUID], purposes: Iterable[str] | None = None
 ) -> dict[uuid.UUID, SubjectState]:
-    """SubjectState per subject (absent ids are unknown), in four queries whatever the count."""
+    """SubjectState per subject (absent ids are unknown) in ONE query whatever the count: every check, read
+    and send pays for this, so the flags, the states, the objections and the existing-customer addresses
+    come back together, each subject's rows aggregated into JSON by the database."""
     ids = list(set(subject_ids))
     if not ids:
         return {}
-    flags = Subject.objects.filter(pk__in=ids).values_list(
-        "pk", "status", "is_child", "restricted_at", "erasure_started_at", "erased_at"
-    )
-    states_qs = ConsentState.objects.filter(subject_id__in=ids)
-    objections_qs = Objection.objects.filter(subject_id__in=ids)
     wanted = list(purposes) if purposes is not None else None
-    if wanted is not None:
-        states_qs = states_qs.filter(purpose__in=wanted)
-        objections_qs = objections_qs.filter(purpose__in=[*wanted, ""])
-    consents: dict[uuid.UUID, dict[tuple[str, str], ConsentFact]] = {}
-    for sid, purpose, channel, status, version, granted_at, confirmed, actor, suppressed in states_qs.values_list(
-        *_STATE_FIELDS
-    ):
-        consents.setdefault(sid, {})[(purpose, channel)] = ConsentFact(
-            status=ConsentStatus(status),
-            notice_version=version or None,
-            granted_at=granted_at,
-            confirmed=confirmed,
-            actor=PolicyActor(actor) if actor in PolicyActor._value2member_map_ else PolicyActor.AGENT,
-            suppressed=suppressed,
-        )
-    objected: dict[uuid.UUID, set[str]] = {}
-    for sid, purpose in objections_qs.values_list("subject_id", "purpose"):
-        objected.setdefault(sid, set()).add(purpose)
-    customer_channels = _existing_customer_channels(ids, purposes=wanted)
     result: dict[uuid.UUID, SubjectState] = {}
-    for sid, status, is_child, restricted_at, erasure_started_at, erased_at in flags:
-        mine = objected.get(sid, set())
-        result[sid] = SubjectState(
-            erased=status == Subject.Status.ERASED or erased_at is not None,
-            erasure_in_progress=erasure_started_at is not None,
-            restricted=restricted_at is not None,
-            is_child=is_child,
-            objects_to_direct_marketing="" in mine,
-            objected_purposes=frozenset(p for p in mine if p),
-            consents=consents.get(sid, {}),
-            existing_customer_channels=customer_channels.get(sid, frozenset()),
-        )
+    with connection.cursor() as cursor:
+        sql, params = _state_query(ids, wanted)
+        cursor.execute(sql, params)  # type: ignore[arg-type]
+        for sid, status, is_child, restricted, erasing, erased, states, objections, purchase_kinds in cursor:
+            subject_id = sid if isinstance(sid, uuid.UUID) else uuid.UUID(str(sid))
+            objected = set(_json_list(objections))
+            result[subject_id] = SubjectState(
+                erased=status == Subject.Status.ERASED or bool(erased),
+                erasure_in_progress=bool(erasing),
+                restricted=bool(restricted),
+                is_child=bool(is_child),
+                objects_to_direct_marketing="" in objected,
+                objected_purposes=frozenset(p for p in objected if p),
+                consents={(row[0], row[1]): _fact(row) for row in _json_list(states)},
+                existing_customer_channels=frozenset(
+                    _PURCHASE_ADDRESS_CHANNELS[k] for k in _json_list(purchase_kinds) if k in _PURCHASE_ADDRESS_CHANNELS
+                ),
+            )
     return result
 
 
 # UWG §7(3): an address that came from a purchase lets a legitimate-interest purpose use the channel it reaches.
 _PURCHASE_ADDRESS_CHANNELS = {"email": "email", "phone": "sms"}
 
+# One statement, two dialects: PostgreSQL in production and tests, SQLite in the demo.
+_STATE_SQL = """
+SELECT s.id, s.status, s.is_child,
+       s.restricted_at IS NOT NULL, s.erasure_started_at IS NOT NULL, s.erased_at IS NOT NULL,
+       (SELECT {agg}({arr}(cs.purpose, cs.channel, cs.status, cs.notice_version, {epoch}, cs.confirmed,
+                           cs.actor, cs.suppressed))
+          FROM consent_consentstate cs WHERE cs.subject_id = s.id {state_filter}),
+       (SELECT {agg}(o.purpose) FROM consent_objection o WHERE o.subject_id = s.id {objection_filter}),
+       (SELECT {agg}(DISTINCT i.kind) FROM subjects_identifier i
+         WHERE i.subject_id = s.id AND i.purchase_at IS NOT NULL AND i.kind IN ('email', 'phone'))
+  FROM subjects_subject s
+ WHERE s.id {id_filter}
+"""
 
-def _existing_customer_channels(ids: list[uuid.UUID], *, purposes: list[str] | None) -> dict[uuid.UUID, frozenset[str]]:
-    """Channels per subject on which the subject is an existing customer: one query, skipped when no wanted
-    purpose rests on UWG §7(3)."""
+
+def _state_query(ids: list[uuid.UUID], purposes: list[str] | None) -> tuple[str, list[object]]:
+    postgres = connection.vendor == "postgresql"
+    params: list[object] = []
+    if postgres:
+        parts = {"agg": "json_agg", "arr": "json_build_array", "epoch": "extract(epoch FROM cs.granted_at)"}
+    else:
+        parts = {
+            "agg": "json_group_array",
+            "arr": "json_array",
+            "epoch": "(julianday(cs.granted_at) - 2440587.5) * 86400.0",
+        }
+
+    def one_of(values: list[str] | list[uuid.UUID], *, uuid_values: bool = False) -> str:
+        if postgres:
+            params.append([str(v) for v in values] if uuid_values else values)
+            return "= ANY(%s::uuid[])" if uuid_values else "= ANY(%s)"
+        params.extend(v.hex if isinstance(v, uuid.UUID) else v for v in values)
+        return "IN (" + ",".join(["%s"] * len(values)) + ")" if values else "IN (NULL)"
+
+    state_filter = objection_filter = ""
     if purposes is not None:
-        known = catalogue_snapshot().purposes
-        if not any(known[p].rule.uwg_7_3 for p in purposes if p in known):
-            return {}
-    found: dict[uuid.UUID, set[str]] = {}
-    rows = (
-        Identifier.objects.filter(
-            subject_id__in=ids, kind__in=list(_PURCHASE_ADDRESS_CHANNELS), purchase_at__isnull=False
-        )
-        .values_list("subject_id", "kind")
-        .distinct()
+        state_filter = "AND cs.purpose " + one_of(purposes)
+        objection_filter = "AND (o.purpose = '' OR o.purpose " + one_of(purposes) + ")"
+    id_filter = one_of(ids, uuid_values=True)
+    sql = _STATE_SQL.format(**parts, state_filter=state_filter, objection_filter=objection_filter, id_filter=id_filter)
+    return sql, params
+
+
+def _json_list(value: object) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, str):  # SQLite returns JSON as text; psycopg decodes json itself
+        loaded: list[Any] = json.loads(value)
+        return loaded
+    return list(value)  # type: ignore[call-overload]
+
+
+def _fact(row: list[Any]) -> ConsentFact:
+    _purpose, _channel, status, version, granted_epoch, confirmed, actor, suppressed = row
+    return ConsentFact(
+        status=ConsentStatus(status),
+        notice_version=version or None,
+        granted_at=datetime.fromtimestamp(float(granted_epoch), tz=UTC) if granted_epoch is not None else None,
+        confirmed=bool(confirmed),
+        actor=PolicyActor(actor) if actor in PolicyActor._value2member_map_ else PolicyActor.AGENT,
+        suppressed=bool(suppressed),
     )
-    for sid, kind in rows:
-        found.setdefault(sid, set()).add(_PURCHASE_ADDRESS_CHANNELS[kind])
-    return {sid: frozenset(channels) for sid, channels in found.items()}
 
 
 def consent_states_list(*, subject_id: uuid.UUID) -> list[ConsentState]:

@@ -100,6 +100,11 @@ class MergeAudit(models.Model):
     record_ids = models.JSONField(default=list)
     absorbed_profile_enc = models.BinaryField(null=True)  # the absorbed side's profile, under the survivor's key
     split_at = models.DateTimeField(null=True, blank=True)
+    # What a split needs beyond the lists above: ids, kinds, flags and timestamps only, profiles encrypted.
+    survivor_profile_enc = models.BinaryField(null=True)  # the survivor's profile before the merge, under its key
+    duplicate_identifiers = models.JSONField(default=list)  # absorbed copies of identifiers the survivor already had
+    repointed_ids = models.JSONField(default=list)  # subjects merged earlier into the absorbed one
+    survivor_flags = models.JSONField(default=dict)  # the survivor's is_child and restricted_at before the merge
 
     def __str__(self) -> str:
         return f"merge of {self.absorbed_id} into {self.survivor_id}"
@@ -115,3 +120,197 @@ class Suppression(models.Model):
 
     def __str__(self) -> str:
         return f"suppressed {self.kind}"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Data-subject rights (Art. 12-21): requests, their parts, exports, the restricted retention store, the erasure log
+# ---------------------------------------------------------------------------------------------------------
+class RightsRequest(models.Model):
+    """A person's rights request. Holds no personal data in clear: the subject is a reference, rectification
+    details are encrypted under the subject's data key, and `fingerprint` is a keyed hash."""
+
+    class Kind(models.TextChoices):
+        ACCESS = "access"
+        PORTABILITY = "portability"
+        ERASURE = "erasure"
+        RECTIFICATION = "rectification"
+        RESTRICTION = "restriction"
+        OBJECTION = "objection"
+
+    class Status(models.TextChoices):
+        RECEIVED = "received"
+        VERIFIED = "verified"
+        AWAITING_APPROVAL = "awaiting_approval"
+        PROCESSING = "processing"
+        COMPLETED = "completed"
+        REJECTED = "rejected"
+        FAILED = "failed"
+
+    OPEN_STATUSES = ("received", "verified", "awaiting_approval", "processing")
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    status = models.CharField(max_length=24, choices=Status.choices, default=Status.RECEIVED)
+    # NULL: nobody matched the reference (a request never creates a subject) and it completes with "no data found".
+    subject = models.ForeignKey(Subject, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    fingerprint = models.CharField(max_length=64)  # keyed hash of kind, person and details: one open request each
+    channel = models.CharField(max_length=64)
+    details = models.JSONField(default=dict, blank=True)  # only what is no personal data (objection, ground)
+    details_enc = models.BinaryField(null=True)  # rectification values and evidence, under the subject's key
+    opened_by = models.CharField(max_length=200)
+    opened_by_client = models.BigIntegerField(null=True, blank=True)
+    received_at = models.DateTimeField()
+    due_at = models.DateTimeField()
+    extended_until = models.DateTimeField(null=True, blank=True)
+    extension_reason = models.TextField(blank=True)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    verified_by = models.CharField(max_length=200, blank=True)
+    approved_at = models.DateTimeField(null=True, blank=True)
+    approved_by = models.CharField(max_length=200, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    rejection_reason = models.TextField(blank=True)
+    lift_requested_at = models.DateTimeField(null=True, blank=True)
+    lifted_at = models.DateTimeField(null=True, blank=True)
+    reminded_at = models.DateTimeField(null=True, blank=True)
+    overdue_at = models.DateTimeField(null=True, blank=True)
+    result = models.JSONField(default=dict, blank=True)  # counts, names and dates only, never personal data
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["fingerprint"],
+                condition=models.Q(status__in=("received", "verified", "awaiting_approval", "processing")),
+                name="rights_request_open_once",
+            )
+        ]
+        indexes = [models.Index(fields=["status", "due_at"], name="rights_request_by_due")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} request {self.id}"
+
+
+class RightsRequestEvent(models.Model):
+    """The history of a request: every transition with who and when."""
+
+    request = models.ForeignKey(RightsRequest, on_delete=models.CASCADE, related_name="history")
+    event = models.CharField(max_length=32)
+    status = models.CharField(max_length=24)
+    at = models.DateTimeField()
+    by = models.CharField(max_length=200)
+    note = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.event} of {self.request_id}"
+
+
+class RightsRequestPart(models.Model):
+    """One unit of a request's workflow (a source, the profile, the consent ledger, the final step), run by a
+    Celery task that claims it with a conditional update carrying a lease."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+        SKIPPED = "skipped"
+
+    request = models.ForeignKey(RightsRequest, on_delete=models.CASCADE, related_name="parts")
+    name = models.CharField(max_length=80)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    lease_token = models.UUIDField(null=True, blank=True)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error = models.CharField(max_length=500, blank=True)  # an error class and our own words, never a value
+    outcome = models.JSONField(default=dict, blank=True)  # progress and counts, saved with each batch
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["request", "name"], name="rights_part_once")]
+        indexes = [models.Index(fields=["status", "claimed_until"], name="rights_part_by_lease")]
+
+    def __str__(self) -> str:
+        return f"part {self.name} of {self.request_id}"
+
+
+class RightsExport(models.Model):
+    """An access or portability export: a zip encrypted at rest in chunks under a key derived from the subject's
+    data key (so erasing the person crypto-shreds every copy, backups included), deleted after 30 days."""
+
+    id = models.UUIDField(primary_key=True, editable=False)  # the request's id: one export per request
+    request = models.OneToOneField(RightsRequest, on_delete=models.CASCADE, related_name="export")
+    subject = models.ForeignKey(Subject, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    key_kid = models.CharField(max_length=32, blank=True)  # master key kid when no subject key exists
+    size = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["expires_at"], name="rights_export_by_expiry")]
+
+    def __str__(self) -> str:
+        return f"export {self.id}"
+
+
+class VaultKey(models.Model):
+    """A key of a restricted store (retention, consent evidence), random and wrapped by the master keyring like a
+    subject's data key, but not that key: it outlives the erasure that destroys the subject's key, and is itself
+    destroyed when its store is purged."""
+
+    class Purpose(models.TextChoices):
+        RETENTION = "retention"
+        EVIDENCE = "evidence"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    purpose = models.CharField(max_length=16, choices=Purpose.choices)
+    subject_id = models.UUIDField()
+    key_kid = models.CharField(max_length=32)
+    wrapped_key = models.BinaryField(null=True)  # NULL once destroyed
+    created_at = models.DateTimeField()
+    destroyed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["purpose", "subject_id"], name="vault_key_once")]
+
+    def __str__(self) -> str:
+        return f"{self.purpose} key {self.id}"
+
+
+class RetainedRecord(models.Model):
+    """A record of a category for which Assent is itself the system of record and the law demands keeping it
+    (e.g. §147 AO): after the person's erasure it stays unchanged but restricted (nothing reads it), encrypted
+    under a retention key, until a scheduled purge deletes it at `retained_until`."""
+
+    id = models.UUIDField(primary_key=True, editable=False)  # the LinkedRecord's id
+    subject_id = models.UUIDField()
+    vault = models.ForeignKey(VaultKey, on_delete=models.PROTECT, related_name="+")
+    source = models.CharField(max_length=64)
+    category = models.CharField(max_length=64)
+    occurred_at = models.DateTimeField()
+    retained_until = models.DateField()
+    law = models.CharField(max_length=200)
+    data_enc = models.BinaryField()  # {"external_id", "data"} under the retention key
+    retained_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["retained_until"], name="retained_by_until")]
+
+    def __str__(self) -> str:
+        return f"retained {self.source} record {self.pk}"
+
+
+class ErasureLog(models.Model):
+    """Who was erased when, without personal data: after a backup restore `replay_erasures` re-applies these.
+    The same lines go to an append-only file outside the database (settings.ASSENT_ERASURE_LOG)."""
+
+    request_id = models.UUIDField(unique=True)
+    subject_id = models.UUIDField()
+    erased_at = models.DateTimeField()
+    summary = models.JSONField(default=dict)  # counts only
+
+    def __str__(self) -> str:
+        return f"erasure of {self.subject_id}"

@@ -4,8 +4,10 @@ subjects never imports consent (checked by import-linter)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class ConsentPort(Protocol):
@@ -28,3 +30,82 @@ consent: ConsentPort = _Unset()  # type: ignore[assignment]
 def register_consent_port(port: ConsentPort) -> None:
     global consent
     consent = port
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Rights requests (subjects.rights): the catalogue's facts, the ledger part of an export, erasure of consent
+# data, objections. Values cross the port as plain data, never as consent models.
+# ---------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class HoldingFacts:
+    """What one source keeps of one data category: the storage limit and a legal hold, if any."""
+
+    delete_after_days: int
+    hold_years: int | None = None
+    hold_from: str = ""  # "end_of_year" or "record"
+    hold_law: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SourceFacts:
+    key: str
+    name: str
+    system_of_record: bool
+    holdings: Mapping[str, HoldingFacts] = field(default_factory=dict)  # category -> holding
+
+
+@dataclass(frozen=True, slots=True)
+class PurposeFacts:
+    key: str
+    name: str
+    legal_basis: str
+    marketing: bool
+    channels: tuple[str, ...]
+    categories: tuple[str, ...]
+    automated_decision: str = ""
+    consent_valid_days: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RightsCatalogue:
+    sources: Mapping[str, SourceFacts]
+    purposes: Mapping[str, PurposeFacts]
+    categories: Mapping[str, str]  # key -> name
+    merge_identifiers: frozenset[str] = frozenset()
+    profile_categories: frozenset[str] = frozenset()  # categories whose attributes live in the subject's profile
+
+
+class ConsentRightsPort(Protocol):
+    def catalogue(self) -> RightsCatalogue:
+        """The catalogue as the rights workflow needs it (sources and holds, purposes, category names)."""
+
+    def consent_rows(self, *, subject_ids: Sequence[uuid.UUID]) -> Iterator[dict[str, Any]]:
+        """The person's consent data, JSON-ready, for an access export: every event of their chains (with
+        evidence, prev_hash and hash; `type: event`), their states (`type: state`), their objections
+        (`type: objection`) and the recipients from the read and send logs (`type: recipient`)."""
+
+    def recipients(self, *, subject_ids: Sequence[uuid.UUID]) -> list[dict[str, Any]]:
+        """Who received the person's data (Art. 15(1)(c), Art. 19): API client names with purposes and dates."""
+
+    def consent_erase(
+        self, *, subject_ids: Sequence[uuid.UUID], request_id: uuid.UUID, now: datetime
+    ) -> dict[str, Any]:
+        """Erasure of the consent side, in the caller's transaction under the subjects' locks: copy the recipients
+        (Art. 19), move every event to the restricted evidence store under its own key (kept while claims can be
+        raised), then delete the ledger rows, states, objections, confirmations, logs and idempotency rows.
+        Idempotent. Returns counts, the recipients and the evidence's keep-until date."""
+
+    def objection_record(self, *, subject_id: uuid.UUID, purpose: str, request_id: uuid.UUID, now: datetime) -> bool:
+        """Art. 21: record an objection (purpose "" = all direct marketing) in the ledger, under the subject's lock
+        in the caller's transaction. False when that objection is already in force."""
+
+    def evidence_purge(self, *, now: datetime) -> int:
+        """Delete evidence archives past their keep-until date, and destroy their keys."""
+
+
+consent_rights: ConsentRightsPort = _Unset()  # type: ignore[assignment]
+
+
+def register_consent_rights_port(port: ConsentRightsPort) -> None:
+    global consent_rights
+    consent_rights = port

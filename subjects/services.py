@@ -58,7 +58,7 @@ def master_key_rotate(*, batch: int = 500, progress: Callable[[int], None] | Non
             return done
         with transaction.atomic(durable=True):
             for subject_id, kid, wrapped in rows:
-                key = ring.unwrap(kid, bytes(wrapped), subject_id)
+                key = ring.unwrap(kid, bytes(wrapped or b""), subject_id)
                 new_kid, new_wrapped = ring.wrap(key, subject_id)
                 done += Subject.objects.filter(pk=subject_id, key_kid=kid).update(
                     key_kid=new_kid, wrapped_key=new_wrapped

@@ -36,14 +36,20 @@ class RecordIngestApi(APIView):
     required_scope = "records:write"
 
     class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "RecordIngest"
+
         source = serializers.CharField(max_length=64)  # type: ignore[assignment]
         external_id = serializers.CharField(max_length=200)
         category = serializers.CharField(max_length=64)
         identifiers = serializers.DictField(child=serializers.JSONField())
         occurred_at = serializers.DateTimeField()
-        data = serializers.DictField(required=False, default=dict)
+        data = serializers.DictField(required=False, default=dict)  # type: ignore[assignment]
 
     class OutputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "RecordIngested"
+
         record = serializers.UUIDField()
         subject = serializers.UUIDField()
 

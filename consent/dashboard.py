@@ -1,0 +1,223 @@
+"""Reads for the DPO's dashboard: consent rates per purpose and channel over time, consents on outdated notices."""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from django.db import connection
+from django.db.models import Count, Q
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from consent.models import ConsentEvent, ConsentState, Notice, Purpose
+from subjects.models import RightsRequest, Subject
+
+GIVING = ("grant", "confirm")  # a consent stands after these
+ENDING = ("withdraw", "expire", "object")  # and no longer after these
+
+
+@dataclass(frozen=True, slots=True)
+class RatePoint:
+    week: date  # the Monday the week starts on (Europe/Berlin)
+    consented: int
+    known: int
+
+    @property
+    def rate(self) -> float | None:
+        return self.consented / self.known if self.known else None
+
+
+@dataclass(frozen=True, slots=True)
+class RateSeries:
+    purpose: str
+    channel: str
+    points: tuple[RatePoint, ...]
+    granted_now: int  # from the state projection: exact, double opt-in confirmations included
+    recorded_now: int
+
+    @property
+    def rate_now(self) -> float | None:
+        return self.granted_now / self.recorded_now if self.recorded_now else None
+
+
+def consent_rates(*, now: datetime, weeks: int = 12) -> list[RateSeries]:
+    """For every consent purpose and channel: at the end of each of the last `weeks` weeks, of the people who had
+    made a choice, how many had consented. Computed from the ledger's transitions (LAG over each person's events
+    for the pair, in the database), so only first choices and changes leave the database, not every event.
+    People since merged or erased are left out: their chains end in events of another kind."""
+    today = timezone.localtime(now).date()
+    start = today - timedelta(days=today.weekday()) - timedelta(weeks=weeks - 1)
+    week_starts = [start + timedelta(weeks=i) for i in range(weeks)]
+    channels: dict[str, list[str]] = {
+        p.key: sorted(c.key for c in p.channels.all())
+        for p in Purpose.objects.filter(legal_basis=Purpose.LegalBasis.CONSENT).prefetch_related("channels")
+    }
+    purposes = sorted(channels)
+    baseline: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])  # consented, known
+    deltas: dict[tuple[str, str], list[list[int]]] = defaultdict(lambda: [[0, 0] for _ in week_starts])
+    for purpose, channel, action, prev, occurred_at in _transitions(purposes):
+        known = 1 if prev is None else 0
+        consented = (1 if action in GIVING else 0) - (1 if prev in GIVING else 0)
+        day = timezone.localtime(occurred_at).date()
+        if day < start:
+            cell = baseline[(purpose, channel)]
+        elif day > today:
+            continue
+        else:
+            cell = deltas[(purpose, channel)][(day - start).days // 7]
+        cell[0] += consented
+        cell[1] += known
+    current = _current(purposes)
+    series: list[RateSeries] = []
+    for purpose in purposes:
+        for channel in channels[purpose]:
+            consented, known = baseline[(purpose, channel)]
+            points = []
+            for week, (d_consented, d_known) in zip(week_starts, deltas[(purpose, channel)], strict=True):
+                consented, known = consented + d_consented, known + d_known
+                points.append(RatePoint(week, consented, known))
+            granted_now, recorded_now = current.get((purpose, channel), (0, 0))
+            series.append(RateSeries(purpose, channel, tuple(points), granted_now, recorded_now))
+    return series
+
+
+def _transitions(purposes: list[str]) -> list[tuple[str, str, str, str | None, datetime]]:
+    """(purpose, channel, action, previous action or None, occurred_at) for each person's first choice on a pair
+    and each change between consented and not. State follows occurred_at, ties by seq (DESIGN.md)."""
+    if not purposes:
+        return []
+    actions = (*GIVING, *ENDING)
+    events = ConsentEvent._meta.db_table
+    subjects = Subject._meta.db_table
+    giving = ", ".join(["%s"] * len(GIVING))
+    sql = f"""
+        SELECT purpose, channel, action, prev, occurred_at FROM (
+            SELECT e.purpose, e.channel, e.action, e.occurred_at,
+                   LAG(e.action) OVER (
+                       PARTITION BY e.subject_id, e.purpose, e.channel ORDER BY e.occurred_at, e.seq
+                   ) AS prev
+            FROM {events} e JOIN {subjects} s ON s.id = e.subject_id
+            WHERE s.status = %s AND e.channel <> '' AND e.purpose IN ({", ".join(["%s"] * len(purposes))})
+              AND e.action IN ({", ".join(["%s"] * len(actions))})
+        ) t
+        WHERE prev IS NULL OR (action IN ({giving})) <> (prev IN ({giving}))
+        ORDER BY occurred_at
+    """
+    params = [Subject.Status.ACTIVE, *purposes, *actions, *GIVING, *GIVING]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    out = []
+    for purpose, channel, action, prev, occurred_at in rows:
+        if isinstance(occurred_at, str):  # SQLite hands back text
+            occurred_at = datetime.fromisoformat(occurred_at)
+        if timezone.is_naive(occurred_at):
+            occurred_at = timezone.make_aware(occurred_at, timezone.get_fixed_timezone(0))
+        out.append((purpose, channel, action, prev, occurred_at))
+    return out
+
+
+def _current(purposes: list[str]) -> dict[tuple[str, str], tuple[int, int]]:
+    totals: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    rows = (
+        ConsentState.objects.filter(purpose__in=purposes, subject__status=Subject.Status.ACTIVE)
+        .values_list("purpose", "channel", "status")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    for purpose, channel, status, n in rows:
+        cell = totals[(purpose, channel)]
+        cell[1] += n
+        if status == ConsentState.Status.GRANTED:
+            cell[0] += n
+    return {pair: (granted, total) for pair, (granted, total) in totals.items()}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Consents on outdated notices
+# ---------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class OutdatedConsents:
+    purpose: str
+    version: str  # the outdated version people consented to
+    outdated_by: str  # the newest version that requires re-consent
+    count: int  # consent states (granted or awaiting confirmation) on that version
+
+
+def outdated_notice_consents() -> list[OutdatedConsents]:
+    """Per purpose and outdated notice version, how many consents stand on it: these people must be asked again,
+    and until then the policy denies with `notice_outdated`."""
+    versions: dict[str, list[tuple[str, bool]]] = defaultdict(list)
+    for purpose, version, reconsent in Notice.objects.order_by("created_at", "pk").values_list(
+        "purpose__key", "version", "requires_reconsent"
+    ):
+        versions[purpose].append((version, reconsent))
+    outdated: dict[tuple[str, str], str] = {}
+    for purpose, listed in versions.items():
+        last = max((i for i, (_v, reconsent) in enumerate(listed) if reconsent), default=-1)
+        for version, _reconsent in listed[:last]:
+            outdated[(purpose, version)] = listed[last][0]
+    if not outdated:
+        return []
+    counts = (
+        ConsentState.objects.filter(
+            purpose__in={p for p, _ in outdated},
+            notice_version__in={v for _, v in outdated},
+            status__in=[ConsentState.Status.GRANTED, ConsentState.Status.PENDING_CONFIRMATION],
+        )
+        .values_list("purpose", "notice_version")
+        .annotate(n=Count("pk"))
+        .order_by("purpose", "notice_version")
+    )
+    return [
+        OutdatedConsents(purpose, version, outdated[(purpose, version)], n)
+        for purpose, version, n in counts
+        if (purpose, version) in outdated
+    ]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Rights requests (Art. 12(3)): what is open, overdue or due soon, and how long requests take
+# ---------------------------------------------------------------------------------------------------------
+DUE_SOON = timedelta(days=7)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestSummary:
+    open: int
+    overdue: int
+    due_soon: int  # within DUE_SOON, not yet overdue
+    open_by_kind: dict[str, int]
+    median_days: dict[str, float]  # per kind, of requests completed in the last `window_days`
+    window_days: int
+
+
+def request_summary(*, now: datetime, window_days: int = 180) -> RequestSummary:
+    """Open requests are due at their extension if they have one, else at their due date."""
+    due = Coalesce("extended_until", "due_at")
+    open_requests = RightsRequest.objects.filter(status__in=RightsRequest.OPEN_STATUSES).annotate(effective_due=due)
+    counts = open_requests.aggregate(
+        open=Count("pk"),
+        overdue=Count("pk", filter=Q(effective_due__lt=now)),
+        due_soon=Count("pk", filter=Q(effective_due__gte=now, effective_due__lt=now + DUE_SOON)),
+    )
+    by_kind = dict(open_requests.values_list("kind").annotate(n=Count("pk")).order_by("kind"))
+    durations: dict[str, list[float]] = defaultdict(list)
+    completed = RightsRequest.objects.filter(
+        status=RightsRequest.Status.COMPLETED, completed_at__gte=now - timedelta(days=window_days)
+    ).values_list("kind", "received_at", "completed_at")
+    for kind, received_at, completed_at in completed.iterator(chunk_size=2000):
+        if completed_at is None:  # excluded by the filter; for the type checker
+            continue
+        durations[kind].append((completed_at - received_at).total_seconds() / 86400)
+    return RequestSummary(
+        open=counts["open"],
+        overdue=counts["overdue"],
+        due_soon=counts["due_soon"],
+        open_by_kind=by_kind,
+        median_days={kind: round(statistics.median(days), 1) for kind, days in sorted(durations.items())},
+        window_days=window_days,
+    )

@@ -1,0 +1,401 @@
+"""The consent side of data-subject rights: `subjects.ports.ConsentRightsPort`, registered in ConsentConfig.ready().
+
+subjects.rights never imports consent; it asks this port for the catalogue's facts, the ledger part of an export,
+the recipients (Art. 15(1)(c), Art. 19), the erasure of consent data into the restricted evidence store, and
+objections (Art. 21)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Count, Max, Min, Q
+
+from consent.ledger import EVIDENCE_COLUMN, NewEvent, canonical_fields, event_hash, ledger_append
+from consent.models import (
+    Confirmation,
+    ConsentEvent,
+    ConsentState,
+    DataCategory,
+    EvidenceArchive,
+    IdempotencyKey,
+    LedgerHead,
+    Objection,
+    Purpose,
+    ReadLog,
+    Send,
+    SendRecipient,
+    Source,
+)
+from consent.selectors import CatalogueSnapshot, catalogue_snapshot
+from consent.services import ConsentCommand, _record, purpose_get
+from subjects import crypto
+from subjects.identity import Reference
+from subjects.keys import data_key
+from subjects.locks import lock_subject
+from subjects.models import Subject, VaultKey
+from subjects.ports import HoldingFacts, PurposeFacts, RightsCatalogue, SourceFacts
+from subjects.rights.due import claims_until
+from subjects.rights.vault import vault_key_destroy, vault_key_get_or_create, vault_key_open
+
+RIGHTS_SOURCE = "rights-request"  # the ledger's source slug for what a rights request records
+ARCHIVE_COLUMN = "evidence_archive.events"
+PHONE = "phone"
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+class ConsentRightsPortImpl:
+    """subjects.ports.ConsentRightsPort."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._cached: tuple[CatalogueSnapshot, RightsCatalogue] | None = None
+
+    # -----------------------------------------------------------------------------------------------------
+    # The catalogue
+    # -----------------------------------------------------------------------------------------------------
+    def catalogue(self) -> RightsCatalogue:
+        snapshot = catalogue_snapshot()
+        cached = self._cached
+        if cached is not None and cached[0] is snapshot:
+            return cached[1]
+        names = dict(Source.objects.values_list("key", "name"))
+        automated = dict(Purpose.objects.values_list("key", "automated_decision"))
+        sources = {
+            key: SourceFacts(
+                key=key,
+                name=names.get(key, key),
+                system_of_record=key in snapshot.system_of_record,
+                holdings={
+                    category: HoldingFacts(
+                        delete_after_days=h.delete_after_days,
+                        hold_years=h.legal_hold_years,
+                        hold_from=h.legal_hold_from,
+                        hold_law=h.legal_hold_law,
+                    )
+                    for category, h in holdings.items()
+                },
+            )
+            for key, holdings in snapshot.sources.items()
+        }
+        purposes = {
+            key: PurposeFacts(
+                key=key,
+                name=info.name,
+                legal_basis=info.rule.legal_basis.value,
+                marketing=info.rule.marketing,
+                channels=tuple(sorted(info.rule.channels)),
+                categories=info.data_categories,
+                automated_decision=automated.get(key, ""),
+                consent_valid_days=info.rule.consent_valid_days,
+            )
+            for key, info in snapshot.purposes.items()
+        }
+        result = RightsCatalogue(
+            sources=sources,
+            purposes=purposes,
+            categories=dict(DataCategory.objects.values_list("key", "name")),
+            merge_identifiers=snapshot.merge_identifiers,
+            profile_categories=frozenset(k for k, profile in snapshot.categories.items() if profile),
+        )
+        with self._lock:
+            self._cached = (snapshot, result)
+        return result
+
+    # -----------------------------------------------------------------------------------------------------
+    # Export
+    # -----------------------------------------------------------------------------------------------------
+    def consent_rows(self, *, subject_ids: Sequence[uuid.UUID]) -> Iterator[dict[str, Any]]:
+        subjects = {s.id: s for s in Subject.objects.filter(pk__in=subject_ids)}
+        keys: dict[uuid.UUID, bytes] = {}
+        for event in _events_in_pages(subject_ids):
+            evidence: dict[str, Any] = {}
+            if event.evidence_enc:
+                subject = subjects[event.subject_id]
+                key = keys.get(subject.id) or keys.setdefault(subject.id, data_key(subject))
+                evidence = json.loads(
+                    crypto.open_sealed(key, bytes(event.evidence_enc), crypto.field_aad(subject.id, EVIDENCE_COLUMN))
+                )
+            yield {"type": "event", **_event_fields(event, evidence)}
+        for state in ConsentState.objects.filter(subject_id__in=subject_ids).order_by("purpose", "channel"):
+            yield {
+                "type": "state",
+                "purpose": state.purpose,
+                "channel": state.channel,
+                "status": state.status,
+                "since": _iso(state.since),
+                "notice_version": state.notice_version or None,
+                "confirmed": state.confirmed,
+            }
+        for objection in Objection.objects.filter(subject_id__in=subject_ids).order_by("purpose"):
+            yield {
+                "type": "objection",
+                "purpose": objection.purpose,
+                "scope": "direct_marketing" if not objection.purpose else "purpose",
+                "since": _iso(objection.since),
+            }
+        for recipient in self.recipients(subject_ids=subject_ids):
+            yield {"type": "recipient", **recipient}
+
+    def recipients(self, *, subject_ids: Sequence[uuid.UUID]) -> list[dict[str, Any]]:
+        """Named recipients from the read and send logs, aggregated per client in a fixed number of queries."""
+        out: dict[tuple[str, str], dict[str, Any]] = {}
+
+        def entry(name: str, kind: str) -> dict[str, Any]:
+            return out.setdefault(
+                (name, kind),
+                {
+                    "name": name,
+                    "kind": kind,
+                    "purposes": set(),
+                    "categories": set(),
+                    "channels": set(),
+                    "count": 0,
+                    "first_at": None,
+                    "last_at": None,
+                },
+            )
+
+        def span(item: dict[str, Any], count: int, first: datetime, last: datetime) -> None:
+            item["count"] += count
+            item["first_at"] = min(filter(None, [item["first_at"], _iso(first)]))
+            item["last_at"] = max(filter(None, [item["last_at"], _iso(last)]))
+
+        reads = ReadLog.objects.filter(subject_id__in=subject_ids)
+        for name, purpose, count, first, last in reads.values_list("client__name", "purpose").annotate(
+            Count("pk"), Min("read_at"), Max("read_at")
+        ):
+            item = entry(name, "profile_read")
+            item["purposes"].add(purpose)
+            span(item, count, first, last)
+        for name, categories in reads.values_list("client__name", "categories").distinct():
+            entry(name, "profile_read")["categories"].update(categories or [])
+        sends = SendRecipient.objects.filter(subject_id__in=subject_ids, allowed=True)
+        for name, purpose, channel, count, first, last in sends.values_list(
+            "send__client__name", "send__purpose", "send__channel"
+        ).annotate(Count("pk"), Min("send__created_at"), Max("send__created_at")):
+            item = entry(name, "send")
+            item["purposes"].add(purpose)
+            item["channels"].add(channel)
+            span(item, count, first, last)
+        return [{k: sorted(v) if isinstance(v, set) else v for k, v in item.items()} for _, item in sorted(out.items())]
+
+    # -----------------------------------------------------------------------------------------------------
+    # Erasure
+    # -----------------------------------------------------------------------------------------------------
+    def consent_erase(
+        self, *, subject_ids: Sequence[uuid.UUID], request_id: uuid.UUID, now: datetime
+    ) -> dict[str, Any]:
+        assert transaction.get_connection().in_atomic_block, "runs under the subjects' locks in the caller's batch"
+        ids = list(subject_ids)
+        survivor = ids[0]
+        # Art. 19: the recipients go into the report before the logs that name them are deleted.
+        recipients = self.recipients(subject_ids=ids)
+        events = list(
+            ConsentEvent.objects.filter(subject_id__in=ids).select_related("client").order_by("subject_id", "seq")
+        )
+        archive = EvidenceArchive.objects.filter(subject_id=survivor).first()
+        archived_now = len(events)
+        if events:
+            archive = self._archive(survivor, ids, events, archive, request_id, now)
+        logs = ReadLog.objects.filter(subject_id__in=ids).delete()[0]
+        logs += SendRecipient.objects.filter(subject_id__in=ids).update(subject=None)
+        Confirmation.objects.filter(subject_id__in=ids).delete()
+        ConsentState.objects.filter(subject_id__in=ids).delete()
+        Objection.objects.filter(subject_id__in=ids).delete()
+        ConsentEvent.objects.filter(pk__in=[e.pk for e in events]).delete()
+        LedgerHead.objects.filter(subject_id__in=ids).delete()
+        # Idempotency rows keep a write's response body for replays: it names the subject.
+        for subject_id in ids:
+            IdempotencyKey.objects.filter(body__subject=str(subject_id)).delete()
+        return {
+            "events_archived": archive.event_count if archive else 0,
+            "events_archived_now": archived_now,
+            "keep_until": archive.keep_until.isoformat() if archive else None,
+            "recipients": recipients,
+            "logs_deleted": logs,
+        }
+
+    def _archive(
+        self,
+        survivor: uuid.UUID,
+        ids: list[uuid.UUID],
+        events: list[ConsentEvent],
+        archive: EvidenceArchive | None,
+        request_id: uuid.UUID,
+        now: datetime,
+    ) -> EvidenceArchive:
+        """Move the events, with their evidence in clear inside the sealed blob, and close each chain with an
+        `erased` event computed like a ledger event, so the archived chains still verify."""
+        vault, key = vault_key_get_or_create(purpose=VaultKey.Purpose.EVIDENCE, subject_id=survivor, now=now)
+        archive_id = archive.id if archive else uuid.uuid4()
+        rows: list[dict[str, Any]] = []
+        if archive is not None:
+            rows = json.loads(
+                crypto.open_sealed(
+                    vault_key_open(vault), bytes(archive.events_enc), archive_id.bytes + ARCHIVE_COLUMN.encode()
+                )
+            )
+        subjects = {s.id: s for s in Subject.objects.filter(pk__in=ids)}
+        keys: dict[uuid.UUID, bytes] = {}
+        last: dict[uuid.UUID, ConsentEvent] = {}
+        for event in events:
+            evidence: dict[str, Any] = {}
+            if event.evidence_enc:
+                subject = subjects[event.subject_id]
+                subject_key = keys.get(subject.id) or keys.setdefault(subject.id, data_key(subject))
+                evidence = json.loads(
+                    crypto.open_sealed(
+                        subject_key, bytes(event.evidence_enc), crypto.field_aad(subject.id, EVIDENCE_COLUMN)
+                    )
+                )
+            rows.append(_event_fields(event, evidence))
+            last[event.subject_id] = event
+        for chain, final in last.items():
+            closing = ConsentEvent(
+                subject_id=chain,
+                seq=final.seq + 1,
+                purpose="",
+                channel="",
+                action=ConsentEvent.Action.ERASED,
+                notice_version="",
+                source=RIGHTS_SOURCE,
+                actor=ConsentEvent.Actor.SYSTEM,
+                occurred_at=now,
+                recorded_at=now,
+                prev_hash=final.hash,
+            )
+            evidence = {"request": str(request_id)}
+            closing.hash = event_hash(final.hash, canonical_fields(closing, evidence))
+            rows.append(_event_fields(closing, evidence))
+        last_use, phone_use = _last_use(ids, rows)
+        keep_until = claims_until(last_use, phone=False)
+        if phone_use is not None:
+            keep_until = max(keep_until, claims_until(phone_use, phone=True))
+        if archive is not None:
+            keep_until = max(keep_until, archive.keep_until)
+        sealed = crypto.seal(key, json.dumps(rows).encode(), archive_id.bytes + ARCHIVE_COLUMN.encode())
+        archive, _ = EvidenceArchive.objects.update_or_create(
+            subject_id=survivor,
+            defaults={
+                "id": archive_id,
+                "request_id": request_id,
+                "vault": vault,
+                "events_enc": sealed,
+                "event_count": len(rows),
+                "last_hash": rows[-1]["hash"],
+                "last_used_at": last_use,
+                "phone": phone_use is not None,
+                "keep_until": keep_until,
+                "archived_at": now,
+            },
+        )
+        return archive
+
+    def evidence_purge(self, *, now: datetime) -> int:
+        today = now.date()
+        done = 0
+        for archive_id, vault_id in EvidenceArchive.objects.filter(keep_until__lt=today).values_list("pk", "vault_id"):
+            with transaction.atomic(durable=True):
+                done += EvidenceArchive.objects.filter(pk=archive_id).delete()[0]
+                vault_key_destroy(vault_id=vault_id, now=now)
+        return done
+
+    # -----------------------------------------------------------------------------------------------------
+    # Objection
+    # -----------------------------------------------------------------------------------------------------
+    def objection_record(self, *, subject_id: uuid.UUID, purpose: str, request_id: uuid.UUID, now: datetime) -> bool:
+        subject = lock_subject(subject_id)
+        if Objection.objects.filter(subject=subject, purpose=purpose).exists():
+            return False
+        evidence = {"request": str(request_id)}
+        if purpose:
+            _, info = purpose_get(catalogue_snapshot(), purpose, field_name="details.purpose")
+            _record(
+                ConsentCommand(
+                    reference=Reference(subject.id, ()),
+                    purpose=purpose,
+                    action="object",
+                    source=RIGHTS_SOURCE,
+                    evidence=evidence,
+                ),
+                info,
+                now,
+            )
+            return True
+        # Art. 21(3): absolute for every marketing purpose on every channel; the policy reads Objection("").
+        event = ledger_append(
+            subject=subject,
+            key=data_key(subject),
+            new=NewEvent(
+                purpose="",
+                channel="",
+                action="object",
+                notice_version="",
+                source=RIGHTS_SOURCE,
+                actor="subject",
+                occurred_at=now,
+                evidence={**evidence, "scope": "direct_marketing"},
+            ),
+            recorded_at=now,
+        )
+        Objection.objects.create(subject=subject, purpose="", since=now, seq=event.seq)
+        return True
+
+
+def _events_in_pages(subject_ids: Sequence[uuid.UUID], size: int = 2000) -> Iterator[ConsentEvent]:
+    """The chains' events in order, a page (one query) at a time: flat memory, no server-side cursor."""
+    events = (
+        ConsentEvent.objects.filter(subject_id__in=subject_ids).select_related("client").order_by("subject_id", "seq")
+    )
+    page = list(events[:size])
+    while page:
+        yield from page
+        if len(page) < size:
+            return
+        last = page[-1]
+        page = list(
+            events.filter(Q(subject_id__gt=last.subject_id) | Q(subject_id=last.subject_id, seq__gt=last.seq))[:size]
+        )
+
+
+def _event_fields(event: ConsentEvent, evidence: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "chain": str(event.subject_id),
+        "seq": event.seq,
+        "action": event.action,
+        "purpose": event.purpose,
+        "channel": event.channel,
+        "notice_version": event.notice_version,
+        "source": event.source,
+        "actor": event.actor,
+        "client": event.client.name if event.client_id and event.client else None,
+        "evidence": evidence,
+        "related_subject": str(event.related_subject) if event.related_subject else None,
+        "occurred_at": _iso(event.occurred_at),
+        "recorded_at": _iso(event.recorded_at),
+        "prev_hash": event.prev_hash,
+        "hash": event.hash,
+    }
+
+
+def _last_use(ids: list[uuid.UUID], rows: list[dict[str, Any]]) -> tuple[datetime, datetime | None]:
+    """The last use of the consent (its last event, read or send) and the last use on the phone channel."""
+    moments = [datetime.fromisoformat(r["occurred_at"]) for r in rows if r["action"] != "erased"]
+    phone = [datetime.fromisoformat(r["occurred_at"]) for r in rows if r["channel"] == PHONE]
+    read = ReadLog.objects.filter(subject_id__in=ids).aggregate(last=Max("read_at"))["last"]
+    sent = Send.objects.filter(recipients__subject_id__in=ids).aggregate(last=Max("created_at"))["last"]
+    phone_sent = Send.objects.filter(recipients__subject_id__in=ids, channel=PHONE).aggregate(last=Max("created_at"))[
+        "last"
+    ]
+    last = max([m for m in (*moments, read, sent) if m is not None])
+    phone_last = max([m for m in (*phone, phone_sent) if m is not None], default=None)
+    return last, phone_last

@@ -1,0 +1,456 @@
+"""Subjects in the admin: found by an identifier through the blind index (never by scanning decrypted data), shown
+read-only with everything Assent holds about them; every view of the decrypted page is audited. A wrong merge can
+be split from here."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.db import models
+from django.db.models import QuerySet
+from django.db.models.functions import Coalesce
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from config.errors import DomainError
+from consent.admin_site import ReadOnlyAdmin
+from consent.audit import Action, audit_entries_for, audit_record, object_type_of
+from consent.subject_overview import subject_overview
+from subjects.errors import InvalidIdentifierError
+from subjects.identity import KINDS, normalise, parse_reference
+from subjects.keys import blind_index
+from subjects.merge import subject_split
+from subjects.models import Identifier, MergeAudit, RightsRequest, Subject
+from subjects.rights.requests import Actor
+
+
+def subject_ids_for_term(term: str) -> set[uuid.UUID]:
+    """Subjects a search term names exactly: a subject id, or an identifier of any kind whose normalised value
+    equals the term's (e-mail, phone, customer number ...), looked up by blind index. A substring finds nothing."""
+    term = term.strip()
+    ids: set[uuid.UUID] = set()
+    with contextlib.suppress(ValueError):
+        ids.add(uuid.UUID(term))
+    index = blind_index()
+    digests = []
+    for kind in sorted(KINDS):
+        try:
+            digests.append(index.lookup(kind, normalise(kind, term)))
+        except InvalidIdentifierError:
+            continue
+    if digests:
+        ids.update(Identifier.objects.filter(blind_index__in=digests).values_list("subject_id", flat=True))
+    return ids
+
+
+class RestrictedFilter(admin.SimpleListFilter):
+    title = "restriction (Art. 18)"
+    parameter_name = "restricted"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "restricted"), ("no", "not restricted")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Subject]) -> QuerySet[Subject]:
+        if self.value() == "yes":
+            return queryset.filter(restricted_at__isnull=False)
+        if self.value() == "no":
+            return queryset.filter(restricted_at__isnull=True)
+        return queryset
+
+
+@admin.register(Subject)
+class SubjectAdmin(ReadOnlyAdmin):
+    list_display = ("id", "status", "created_at", "is_child", "restricted_at", "erased_at")
+    list_filter = ("status", "is_child", RestrictedFilter)
+    search_fields = ("id",)  # shows the search box; the search itself is get_search_results
+    search_help_text = (
+        "An identifier, exactly as the person gives it (e-mail, phone, customer number, loyalty card, CRM id, "
+        "cookie id, social handle), or a subject id. Found through the blind index: parts of a value find nothing."
+    )
+    ordering = ("-created_at",)
+    show_full_result_count = False
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Subject], search_term: str
+    ) -> tuple[QuerySet[Subject], bool]:
+        if not search_term.strip():
+            return queryset, False
+        return queryset.filter(pk__in=subject_ids_for_term(search_term)), False
+
+    def get_urls(self) -> list[URLPattern]:
+        return [
+            path(
+                "<path:object_id>/split/<int:audit_id>/",
+                self.admin_site.admin_view(self.split_view),
+                name="subjects_subject_split",
+            ),
+            *super().get_urls(),
+        ]
+
+    def has_split_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.has_perm("subjects.change_mergeaudit"))
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        if request.method != "GET":
+            raise PermissionDenied  # nothing about a subject is changed through this page
+        subject = self.get_object(request, unquote(object_id))
+        if subject is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)  # type: ignore[attr-defined]
+        if not self.has_view_permission(request, subject):
+            raise PermissionDenied
+        # Audited before anything is decrypted: a view that fails half-way is still on record.
+        audit_record(user=request.user, action=Action.VIEW, obj=subject, detail="decrypted subject page")
+        overview = subject_overview(subject=subject, now=timezone.now())
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Subject {subject.pk}",
+            "subtitle": None,
+            "opts": self.opts,
+            "original": subject,
+            "o": overview,
+            "may_split": self.has_split_permission(request),
+            "requests": self.requests_for(subject),
+            "audit": audit_entries_for(object_type=object_type_of(subject), object_id=subject.pk, limit=20),
+            "has_view_permission": True,
+            **(extra_context or {}),
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, "assent_admin/subject_detail.html", context)
+
+    def requests_for(self, subject: Subject) -> list[RightsRequest]:
+        return list(RightsRequest.objects.filter(subject=subject).order_by("-received_at")[:50])
+
+    def split_view(self, request: HttpRequest, object_id: str, audit_id: int) -> HttpResponse:
+        if request.method != "POST" or not self.has_split_permission(request):
+            raise PermissionDenied
+        merge = MergeAudit.objects.filter(pk=audit_id).first()
+        if merge is None or str(object_id) not in (str(merge.survivor_id), str(merge.absorbed_id)):
+            raise PermissionDenied
+        try:
+            survivor, restored = subject_split(audit_id=audit_id, now=timezone.now())
+        except DomainError as exc:
+            self.message_user(request, f"The merge was not split: {exc.detail}", messages.ERROR)
+        else:
+            audit_record(user=request.user, action=Action.ACTION, obj=merge, detail="split")
+            self.message_user(request, f"Merge split: subject {restored.pk} is restored beside {survivor.pk}.")
+        return HttpResponseRedirect(reverse("admin:subjects_subject_change", args=[object_id]))
+
+
+@admin.register(MergeAudit)
+class MergeAuditAdmin(ReadOnlyAdmin):
+    """What each merge moved (kinds and row ids, never values); split from the subject's page."""
+
+    list_display = ("merged_at", "survivor", "absorbed", "reason", "split_at")
+    list_filter = (("split_at", admin.EmptyFieldListFilter),)
+    fields = ("merged_at", "survivor", "absorbed", "reason", "identifier_kinds", "record_ids", "split_at")
+    readonly_fields = fields
+    ordering = ("-merged_at",)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The rights-request queue (Art. 12): due dates, colours, filters, and the same services as the API
+# ---------------------------------------------------------------------------------------------------------
+DUE_SOON = timedelta(days=7)
+OPEN = RightsRequest.OPEN_STATUSES
+
+
+def staff_actor(request: HttpRequest) -> Actor:
+    return Actor(label=f"staff:{request.user.get_username()}")
+
+
+class OpenFilter(admin.SimpleListFilter):
+    title = "open or closed"
+    parameter_name = "open"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "open"), ("no", "closed")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[RightsRequest]) -> QuerySet[RightsRequest]:
+        if self.value() == "yes":
+            return queryset.filter(status__in=OPEN)
+        if self.value() == "no":
+            return queryset.exclude(status__in=OPEN)
+        return queryset
+
+
+class DeadlineFilter(admin.SimpleListFilter):
+    title = "deadline (Art. 12(3))"
+    parameter_name = "deadline"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("overdue", "overdue"), ("soon", "due within 7 days")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[RightsRequest]) -> QuerySet[RightsRequest]:
+        now = timezone.now()
+        if self.value() == "overdue":
+            return queryset.filter(status__in=OPEN, **{"effective_due__lt": now})
+        if self.value() == "soon":
+            soon = {"effective_due__gte": now, "effective_due__lt": now + DUE_SOON}  # an annotation (get_queryset)
+            return queryset.filter(status__in=OPEN, **soon)
+        return queryset
+
+
+class OpenRequestForm(forms.Form):
+    kind = forms.ChoiceField(choices=RightsRequest.Kind.choices)
+    identifier_kind = forms.ChoiceField(
+        choices=[("id", "subject id"), *Identifier.Kind.choices], label="the person, by"
+    )
+    identifier = forms.CharField(max_length=320, help_text="Exactly as the person gave it; never stored in clear.")
+    channel = forms.SlugField(max_length=64, initial="phone", help_text="How the request reached us: phone, letter ...")
+    verified = forms.BooleanField(
+        required=False, help_text="I checked the person's identity (Art. 12(6)); recorded with my name."
+    )
+    details = forms.JSONField(
+        required=False,
+        initial=dict,
+        help_text='Objection: {"scope": "direct_marketing"} or {"purpose": "newsletter"}. Restriction: '
+        '{"ground": "18(1)(a)"}. Rectification: {"identifiers": {...}, "profile": {...}}.',
+    )
+
+
+@admin.register(RightsRequest)
+class RightsRequestAdmin(ReadOnlyAdmin):
+    list_display = ("kind", "status", "received_at", "due", "days_left", "subject_ref", "opened_by")
+    list_filter = (OpenFilter, DeadlineFilter, "status", "kind")
+    list_display_links = ("kind",)
+    search_fields = ("id",)
+    search_help_text = "A request id or a subject id, exactly."
+    actions = ("verify_selected", "approve_selected", "retry_selected")
+
+    def get_ordering(self, request: HttpRequest) -> tuple[str, ...]:
+        return ("effective_due",)  # the most urgent first (an annotation, so not `ordering`)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[RightsRequest]:
+        # An extended request is due at its extension (Art. 12(3)); annotated before the admin orders by it.
+        queryset = RightsRequest.objects.annotate(effective_due=Coalesce("extended_until", "due_at"))
+        return queryset.order_by(*self.get_ordering(request))
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[RightsRequest], search_term: str
+    ) -> tuple[QuerySet[RightsRequest], bool]:
+        try:
+            wanted = uuid.UUID(search_term.strip())
+        except ValueError:
+            return (queryset.none() if search_term.strip() else queryset), False
+        return queryset.filter(models.Q(pk=wanted) | models.Q(subject_id=wanted)), False
+
+    # ------------------------------------------------------------------ columns
+    @admin.display(description="due", ordering="effective_due")
+    def due(self, obj: RightsRequest) -> str:
+        due_at = obj.extended_until or obj.due_at
+        extended = " (extended)" if obj.extended_until else ""
+        return f"{timezone.localtime(due_at):%Y-%m-%d}{extended}"
+
+    @admin.display(description="days left", ordering="effective_due")
+    def days_left(self, obj: RightsRequest) -> str:
+        if obj.status not in OPEN:
+            return "-"
+        left = (obj.extended_until or obj.due_at) - timezone.now()
+        days = math.floor(left.total_seconds() / 86400)
+        if left.total_seconds() < 0:
+            style, text = "background:#d1242f;color:#fff", f"overdue {abs(days)} d"
+        elif left < DUE_SOON:
+            style, text = "background:#f2cc60;color:#24292f", f"{days} d"
+        else:
+            style, text = "", f"{days} d"
+        css = "overdue" if left.total_seconds() < 0 else ("soon" if left < DUE_SOON else "ok")
+        return format_html(
+            '<span class="assent-due assent-due-{}" style="padding:1px 6px;border-radius:3px;white-space:nowrap;{}">'
+            "{}</span>",
+            css,
+            style,
+            text,
+        )
+
+    @admin.display(description="subject")
+    def subject_ref(self, obj: RightsRequest) -> str:
+        if obj.subject_id is None:
+            return "(nobody matched)"
+        url = reverse("admin:subjects_subject_change", args=[obj.subject_id])
+        return format_html('<a href="{}">{}</a>', url, str(obj.subject_id)[:8])
+
+    # ------------------------------------------------------------------ permissions
+    def _may(self, request: HttpRequest, step: str) -> bool:
+        return bool(request.user.has_perm(f"subjects.{step}_rightsrequest"))
+
+    def has_add_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
+        return self._may(request, "add")
+
+    def has_verify_permission(self, request: HttpRequest) -> bool:
+        return self._may(request, "verify")
+
+    def has_approve_permission(self, request: HttpRequest) -> bool:
+        return self._may(request, "approve")
+
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        return self._may(request, "retry")
+
+    # ------------------------------------------------------------------ steps: the API's services
+    STEPS = ("verify", "approve", "reject", "extend", "lift", "retry")
+
+    def _step(self, request: HttpRequest, step: str, rights_request: RightsRequest) -> None:
+        """Run one step through the rights engine's service; a refusal becomes a message, never a 500."""
+        from subjects.rights import requests as rights
+
+        actor = staff_actor(request)
+        post = request.POST
+        try:
+            if step == "verify":
+                rights.request_verify(request_id=rights_request.pk, actor=actor)
+            elif step == "approve":
+                rights.request_approve(request_id=rights_request.pk, actor=actor)
+            elif step == "reject":
+                rights.request_reject(request_id=rights_request.pk, reason=post.get("reason", ""), actor=actor)
+            elif step == "extend":
+                months = int(post.get("months", "0")) if post.get("months", "").isdigit() else 0
+                rights.request_extend(
+                    request_id=rights_request.pk, months=months, reason=post.get("reason", ""), actor=actor
+                )
+            elif step == "lift":
+                rights.request_lift(request_id=rights_request.pk, actor=actor)
+            elif step == "retry":
+                rights.request_retry(request_id=rights_request.pk, actor=actor)
+        except DomainError as exc:
+            self.message_user(request, f"{step}: {exc.detail}", messages.ERROR)
+            return
+        audit_record(user=request.user, action=Action.ACTION, obj=rights_request, detail=step)
+        self.message_user(request, f"{rights_request.kind} request {rights_request.pk}: {step} done.")
+
+    def _bulk(self, request: HttpRequest, queryset: QuerySet[RightsRequest], step: str) -> None:
+        for rights_request in queryset:
+            self._step(request, step, rights_request)
+
+    @admin.action(description="Verify the selected requests (identity checked)", permissions=["verify"])
+    def verify_selected(self, request: HttpRequest, queryset: QuerySet[RightsRequest]) -> None:
+        self._bulk(request, queryset, "verify")
+
+    @admin.action(description="Approve the selected erasures", permissions=["approve"])
+    def approve_selected(self, request: HttpRequest, queryset: QuerySet[RightsRequest]) -> None:
+        self._bulk(request, queryset, "approve")
+
+    @admin.action(description="Retry the failed parts of the selected requests", permissions=["retry"])
+    def retry_selected(self, request: HttpRequest, queryset: QuerySet[RightsRequest]) -> None:
+        self._bulk(request, queryset, "retry")
+
+    def get_urls(self) -> list[URLPattern]:
+        return [
+            path(
+                "<uuid:object_id>/step/<str:step>/",
+                self.admin_site.admin_view(self.step_view),
+                name="subjects_rightsrequest_step",
+            ),
+            *super().get_urls(),
+        ]
+
+    def step_view(self, request: HttpRequest, object_id: uuid.UUID, step: str) -> HttpResponse:
+        if request.method != "POST" or step not in self.STEPS or not self._may(request, step):
+            raise PermissionDenied
+        rights_request = RightsRequest.objects.filter(pk=object_id).first()
+        if rights_request is None:
+            raise PermissionDenied
+        self._step(request, step, rights_request)
+        return HttpResponseRedirect(reverse("admin:subjects_rightsrequest_change", args=[object_id]))
+
+    # ------------------------------------------------------------------ pages
+    def add_view(
+        self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        """Open a request for a person who asked by phone, letter or at the till: rights.request_open, as the API."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = OpenRequestForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            opened = self._open(request, form)
+            if opened is not None:
+                return HttpResponseRedirect(reverse("admin:subjects_rightsrequest_change", args=[opened.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Open a rights request",
+            "opts": self.opts,
+            "form": form,
+        }
+        return TemplateResponse(request, "assent_admin/rightsrequest_open.html", context)
+
+    def _open(self, request: HttpRequest, form: OpenRequestForm) -> RightsRequest | None:
+        from subjects.rights import requests as rights
+
+        data = form.cleaned_data
+        try:
+            reference = parse_reference({data["identifier_kind"]: data["identifier"]}, field="identifier")
+            details = rights.details_parse(kind=data["kind"], raw=data["details"] or {})
+            opened = rights.request_open(
+                kind=data["kind"],
+                reference=reference,
+                channel=data["channel"],
+                verified=data["verified"],
+                details=details,
+                actor=staff_actor(request),
+            )
+        except DomainError as exc:
+            existing = exc.extra.get("id")
+            form.add_error(None, f"{exc.detail}{f' (request {existing})' if existing else ''}")
+            return None
+        audit_record(user=request.user, action=Action.ADD, obj=opened, detail=f"opened {opened.kind}")
+        self.message_user(request, f"{opened.kind} request opened; due {timezone.localtime(opened.due_at):%Y-%m-%d}.")
+        return opened
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        if request.method != "GET":
+            raise PermissionDenied
+        rights_request = self.get_object(request, unquote(object_id))
+        if rights_request is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)  # type: ignore[attr-defined]
+        if not self.has_view_permission(request, rights_request):
+            raise PermissionDenied
+        now = timezone.now()
+        due_at = rights_request.extended_until or rights_request.due_at
+        is_open = rights_request.status in OPEN
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"{rights_request.get_kind_display()} request",
+            "opts": self.opts,
+            "original": rights_request,
+            "r": rights_request,
+            "due_at": due_at,
+            "overdue": is_open and due_at < now,
+            "due_soon": is_open and now <= due_at < now + DUE_SOON,
+            "parts": list(rights_request.parts.order_by("pk")),
+            "history": list(rights_request.history.order_by("at", "pk")),
+            "result": json.dumps(rights_request.result, indent=2, ensure_ascii=False, default=str),
+            "steps": self._available_steps(request, rights_request, now),
+            "max_extension": range(1, 3),
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, "assent_admin/rightsrequest_detail.html", context)
+
+    def _available_steps(self, request: HttpRequest, r: RightsRequest, now: datetime) -> set[str]:
+        """Steps this staff member may take on this request now (the service decides again when it runs)."""
+        status = RightsRequest.Status
+        possible = {
+            "verify": r.status == status.RECEIVED,
+            "approve": r.status == status.AWAITING_APPROVAL,
+            "reject": r.status in (status.RECEIVED, status.VERIFIED, status.AWAITING_APPROVAL),
+            "extend": r.status in OPEN and r.extended_until is None and now <= r.due_at,
+            "lift": r.kind == RightsRequest.Kind.RESTRICTION
+            and r.status == status.COMPLETED
+            and r.lifted_at is None
+            and r.lift_requested_at is None,
+            "retry": r.status == status.FAILED,
+        }
+        return {step for step, ok in possible.items() if ok and self._may(request, step)}

@@ -1,0 +1,230 @@
+"""Rights-request endpoints (API.md, /requests): thin views that parse, call one service or selector of
+subjects.rights, and shape the output."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+from django.http import StreamingHttpResponse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.errors import InvalidInputError
+from consent.api.views import PROBLEM_RESPONSES, SubjectReferenceField, client_of
+from subjects.models import RightsRequest
+from subjects.rights.exports import export_open, export_url
+from subjects.rights.requests import (
+    Actor,
+    RequestView,
+    details_parse,
+    request_approve,
+    request_get,
+    request_lift,
+    request_open,
+    request_verify,
+)
+
+SLUG = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+CONFLICT = OpenApiResponse(description="Problem details: not possible in this state (`code: request_state`)")
+NOT_FOUND = OpenApiResponse(description="Problem details: unknown request")
+
+
+def actor_of(request: Request) -> Actor:
+    client = client_of(request)
+    return Actor(label=f"client:{client.name}", client_id=client.id, client_purposes=client.purposes)
+
+
+def request_body(view: RequestView) -> dict[str, Any]:
+    request = view.request
+    result = dict(request.result)
+    if view.has_export and request.status == RightsRequest.Status.COMPLETED:
+        # Issued afresh on every GET: valid 7 days from now, and it still needs a Bearer key with requests:read.
+        result["export_url"] = export_url(request_id=request.pk)
+    return {
+        "id": str(request.pk),
+        "kind": request.kind,
+        "status": request.status,
+        "received_at": request.received_at,
+        "due_at": request.due_at,
+        "extended_until": request.extended_until,
+        "verified_at": request.verified_at,
+        "parts": view.parts,
+        "history": view.history,
+        "result": result,
+    }
+
+
+class PartSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    status = serializers.ChoiceField(choices=["pending", "running", "done", "failed", "skipped"])
+    error = serializers.CharField(allow_null=True)
+
+
+class HistorySerializer(serializers.Serializer):
+    event = serializers.CharField()
+    status = serializers.ChoiceField(choices=RightsRequest.Status.values)
+    at = serializers.DateTimeField()
+    by = serializers.CharField()
+    note = serializers.CharField()
+
+
+class RequestOutputSerializer(serializers.Serializer):
+    class Meta:
+        ref_name = "RightsRequest"
+
+    id = serializers.UUIDField()
+    kind = serializers.ChoiceField(choices=RightsRequest.Kind.values)
+    status = serializers.ChoiceField(choices=RightsRequest.Status.values)
+    received_at = serializers.DateTimeField()
+    due_at = serializers.DateTimeField()
+    extended_until = serializers.DateTimeField(allow_null=True)
+    verified_at = serializers.DateTimeField(allow_null=True)
+    parts = PartSerializer(many=True)
+    history = HistorySerializer(many=True)
+    result = serializers.DictField(
+        help_text=(
+            "Counts, names and dates, never personal data. Every kind: `data_found`, `message` (the same words for a "
+            "person nobody knows as for any request that found nothing). Access and portability: `export_url` "
+            "(absolute, signed, valid 7 days, re-issued on every GET; needs a Bearer key with requests:read), "
+            "`export`, `summary`. Erasure: per source `deleted` and `kept` (where, why, until), `kept`, `recipients`."
+        )
+    )
+
+
+class RequestCreateApi(APIView):
+    required_scope = "requests:write"
+
+    class InputSerializer(serializers.Serializer):
+        kind = serializers.CharField(max_length=32)
+        subject = SubjectReferenceField()
+        channel = serializers.CharField(max_length=64, help_text="where the request was received: a slug")
+        verified = serializers.BooleanField(required=False, default=False)
+        details = serializers.JSONField(required=False, default=dict)
+
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.UUIDField()
+        kind = serializers.ChoiceField(choices=RightsRequest.Kind.values)
+        status = serializers.ChoiceField(choices=RightsRequest.Status.values)
+        due_at = serializers.DateTimeField()
+
+    @extend_schema(
+        operation_id="rights_request_open",
+        request=InputSerializer,
+        responses={
+            202: OutputSerializer,
+            409: OpenApiResponse(
+                description="Problem details: an identical request is open (its `id`), or an ambiguous subject"
+            ),
+            **PROBLEM_RESPONSES,
+        },
+        description=(
+            'Open a rights request. `details`: objection `{"scope": "direct_marketing"}` or `{"purpose": KEY}`; '
+            'rectification `{"identifiers": {...}, "profile": {...}, "evidence": {...}}`; restriction '
+            '`{"ground": "18(1)(a)"}`; none for the other kinds. Never creates a subject.'
+        ),
+    )
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        if not SLUG.match(data["channel"]):
+            raise InvalidInputError("must be a lower-case slug such as 'portal' or 'callcenter'", field="channel")
+        details = details_parse(kind=data["kind"], raw=data["details"])
+        opened = request_open(
+            kind=data["kind"],
+            reference=data["subject"],
+            channel=data["channel"],
+            verified=data["verified"],
+            details=details,
+            actor=actor_of(request),
+        )
+        body = {"id": str(opened.pk), "kind": opened.kind, "status": opened.status, "due_at": opened.due_at}
+        return Response(self.OutputSerializer(body).data, status=202)
+
+
+class RequestDetailApi(APIView):
+    required_scope = "requests:read"
+
+    @extend_schema(
+        operation_id="rights_request_get", responses={200: RequestOutputSerializer, 404: NOT_FOUND, **PROBLEM_RESPONSES}
+    )
+    def get(self, request: Request, request_id: uuid.UUID) -> Response:
+        view = request_get(request_id=request_id, actor=actor_of(request))
+        return Response(RequestOutputSerializer(request_body(view)).data)
+
+
+class RequestVerifyApi(APIView):
+    required_scope = "requests:write"
+
+    @extend_schema(
+        operation_id="rights_request_verify",
+        request=None,
+        responses={200: RequestOutputSerializer, 404: NOT_FOUND, 409: CONFLICT, **PROBLEM_RESPONSES},
+        description="Record that the calling client checked the person's identity (Art. 12(6)).",
+    )
+    def post(self, request: Request, request_id: uuid.UUID) -> Response:
+        actor = actor_of(request)
+        request_get(request_id=request_id, actor=actor)  # 404 for a request this client may not see
+        request_verify(request_id=request_id, actor=actor)
+        return Response(RequestOutputSerializer(request_body(request_get(request_id=request_id))).data)
+
+
+class RequestApproveApi(APIView):
+    required_scope = "requests:approve"
+
+    @extend_schema(
+        operation_id="rights_request_approve",
+        request=None,
+        responses={202: RequestOutputSerializer, 404: NOT_FOUND, 409: CONFLICT, **PROBLEM_RESPONSES},
+        description="Approve an erasure awaiting approval; 409 in any other state.",
+    )
+    def post(self, request: Request, request_id: uuid.UUID) -> Response:
+        actor = actor_of(request)
+        request_get(request_id=request_id, actor=actor)
+        request_approve(request_id=request_id, actor=actor)
+        return Response(RequestOutputSerializer(request_body(request_get(request_id=request_id))).data, status=202)
+
+
+class RequestLiftApi(APIView):
+    required_scope = "requests:approve"
+
+    @extend_schema(
+        operation_id="rights_request_lift",
+        request=None,
+        responses={202: RequestOutputSerializer, 404: NOT_FOUND, 409: CONFLICT, **PROBLEM_RESPONSES},
+        description="End a restriction: the person is told first (Art. 18(3)), then it is lifted. 409 unless a "
+        "completed restriction that is not lifted.",
+    )
+    def post(self, request: Request, request_id: uuid.UUID) -> Response:
+        actor = actor_of(request)
+        request_get(request_id=request_id, actor=actor)
+        request_lift(request_id=request_id, actor=actor)
+        return Response(RequestOutputSerializer(request_body(request_get(request_id=request_id))).data, status=202)
+
+
+class RequestExportApi(APIView):
+    required_scope = "requests:read"
+
+    @extend_schema(
+        operation_id="rights_request_export",
+        parameters=[OpenApiParameter("token", str, OpenApiParameter.QUERY, required=True)],
+        responses={
+            (200, "application/zip"): OpenApiResponse(description="the export (zip)"),
+            404: inline_serializer("ExportUnavailable", {"code": serializers.CharField()}),
+            **PROBLEM_RESPONSES,
+        },
+        description="Download an export through its signed `export_url` (valid 7 days), with a Bearer key.",
+    )
+    def get(self, request: Request, request_id: uuid.UUID) -> StreamingHttpResponse:
+        request_get(request_id=request_id, actor=actor_of(request))
+        chunks, size = export_open(request_id=request_id, token=request.query_params.get("token", ""))
+        response = StreamingHttpResponse(chunks, content_type="application/zip")
+        response["Content-Disposition"] = f'attachment; filename="assent-export-{request_id}.zip"'
+        response["Content-Length"] = str(size)
+        response["Cache-Control"] = "no-store"
+        return response

@@ -1,0 +1,68 @@
+"""Headers for the pages people see (portal, double opt-in, unsubscribe), and the language switch.
+
+The Content-Security-Policy is strict: nothing but this origin's style sheet and images, no script at all (the
+pages work without JavaScript), forms only to this origin, never framed. It applies to the people's pages only;
+the admin and the API docs bring scripts of their own."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.utils import translation
+
+CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; font-src 'self'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+PEOPLES_PAGES = ("/portal/", "/u/", "/confirm/")
+PERMISSIONS = "camera=(), microphone=(), geolocation=(), payment=(), usb=(), interest-cohort=()"
+
+
+class SecurityHeadersMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if request.path.startswith(PEOPLES_PAGES):
+            response.headers.setdefault("Content-Security-Policy", getattr(settings, "ASSENT_CSP", CSP))
+            response.headers.setdefault("Permissions-Policy", PERMISSIONS)
+            response.headers.setdefault("Cross-Origin-Resource-Policy", "same-origin")
+            response.headers.setdefault("X-Content-Type-Options", "nosniff")
+            response.headers.setdefault("X-Frame-Options", "DENY")
+            # Sign-in, confirmation and unsubscribe links carry their token in the path: never sent to another
+            # origin. Not "no-referrer": a browser then sends `Origin: null` with a form's POST, which Django's
+            # CSRF check rightly refuses (the unsubscribe page, which has no CSRF token, sets its own).
+            response.headers.setdefault("Referrer-Policy", "same-origin")
+        return response
+
+
+class LanguageParamMiddleware:
+    """`?lang=de` or `?lang=en` on any page switches the language and keeps it in Django's language cookie: a
+    plain link, so the switch works without JavaScript and without a form (the pages reached from e-mails carry no
+    form but their own). Without it, the language follows the cookie, then the browser (LocaleMiddleware)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        wanted = request.GET.get("lang", "")
+        chosen = wanted if wanted in dict(settings.LANGUAGES) else ""
+        if chosen:
+            translation.activate(chosen)
+            request.LANGUAGE_CODE = chosen
+        response = self.get_response(request)
+        if chosen:
+            response.set_cookie(
+                settings.LANGUAGE_COOKIE_NAME,
+                chosen,
+                max_age=settings.LANGUAGE_COOKIE_AGE or 365 * 24 * 3600,
+                path=settings.LANGUAGE_COOKIE_PATH,
+                domain=settings.LANGUAGE_COOKIE_DOMAIN,
+                secure=settings.SESSION_COOKIE_SECURE,
+                httponly=True,
+                samesite="Lax",
+            )
+        return response

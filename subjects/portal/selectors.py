@@ -1,0 +1,275 @@
+"""Reads for the portal's pages, shaped for the templates. Reads only: every write goes through a service."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from consent.models import Channel, ConsentEvent, DataCategory, Objection, Purpose, Source
+from consent.policy import Action, LegalBasis, Reason, SubjectState, decide
+from consent.selectors import PurposeInfo, catalogue_snapshot, consent_history_list, subject_states_for_policy
+from subjects.keys import data_key, decrypt_field
+from subjects.models import Identifier, LinkedRecord, RightsRequest, Subject
+from subjects.records import IDENTIFIER_VALUE, profile_read
+
+# How a channel's switch shows (Art. 25, Planet49: off until the person chooses).
+ON = "on"  # granted and in force
+WAITING = "waiting"  # granted, waiting for the double opt-in confirmation
+OFF = "off"
+EXPIRED = "expired"  # was granted, too old now: off until chosen again
+OUTDATED = "outdated"  # granted for a notice text that a later one replaced: off until chosen again
+SIGNED_UP_BY_OTHERS = "suppressed"  # someone else's sign-up for an erased person's address: off until the person's own
+CHILD = "child"  # granted, but needs a holder of parental responsibility (Art. 8)
+
+_SHOWN_ON = frozenset({ON, WAITING, CHILD})
+_BY_REASON = {
+    Reason.GRANTED: ON,
+    Reason.PENDING_CONFIRMATION: WAITING,
+    Reason.SUPPRESSED: SIGNED_UP_BY_OTHERS,
+    Reason.EXPIRED: EXPIRED,
+    Reason.NOTICE_OUTDATED: OUTDATED,
+    Reason.PARENTAL_CONSENT_REQUIRED: CHILD,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelChoice:
+    key: str
+    name: str
+    status: str  # ON, WAITING, OFF, EXPIRED, OUTDATED, SIGNED_UP_BY_OTHERS, CHILD
+    double_opt_in: bool
+
+    @property
+    def on(self) -> bool:
+        return self.status in _SHOWN_ON
+
+
+@dataclass(frozen=True, slots=True)
+class PurposeView:
+    key: str
+    name: str
+    legal_basis: str
+    marketing: bool
+    notice_version: str | None
+    notice_text: str
+    channels: tuple[ChannelChoice, ...]
+    objected_since: datetime | None = None  # an objection to this purpose (Art. 21)
+    automated_decision: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Preferences:
+    consent: tuple[PurposeView, ...]
+    legitimate_interest: tuple[PurposeView, ...]
+    information: tuple[PurposeView, ...]  # contract and legal obligation: no switches
+    no_marketing_since: datetime | None  # the objection to all direct marketing (Art. 21(3))
+    restricted: bool = False
+
+    def purpose(self, key: str) -> PurposeView | None:
+        return next((p for p in (*self.consent, *self.legitimate_interest) if p.key == key), None)
+
+
+def channel_names() -> dict[str, str]:
+    return dict(Channel.objects.values_list("key", "name"))
+
+
+def _text(texts: dict[str, str], language: str) -> str:
+    return texts.get(language) or texts.get("de") or texts.get("en") or next(iter(texts.values()), "")
+
+
+def preferences_get(*, subject_id: uuid.UUID | None, language: str, now: datetime) -> Preferences:
+    """Every purpose of the catalogue with what the person chose. A person nobody knows yet sees every consent
+    switch off and every legitimate interest active."""
+    snapshot = catalogue_snapshot()
+    names = channel_names()
+    state = SubjectState()
+    objections: dict[str, datetime] = {}
+    if subject_id is not None:
+        state = subject_states_for_policy(subject_ids=[subject_id]).get(subject_id, SubjectState())
+        objections = dict(Objection.objects.filter(subject_id=subject_id).values_list("purpose", "since"))
+    # The switches show the person's own choices: a restriction or an objection denies them too, but is shown
+    # on its own, so switching it off again is not the only way to see what was chosen.
+    choices_only = dataclasses.replace(
+        state, restricted=False, objected_purposes=frozenset(), objects_to_direct_marketing=False
+    )
+    automated = dict(Purpose.objects.exclude(automated_decision="").values_list("key", "automated_decision"))
+    consent, legitimate, information = [], [], []
+    for key in sorted(snapshot.purposes, key=lambda k: (snapshot.purposes[k].name.lower(), k)):
+        info = snapshot.purposes[key]
+        view = _purpose_view(info, names, choices_only, objections.get(key), language, now, automated.get(key, ""))
+        basis = info.rule.legal_basis
+        if basis == LegalBasis.CONSENT:
+            consent.append(view)
+        elif basis == LegalBasis.LEGITIMATE_INTEREST:
+            legitimate.append(view)
+        else:
+            information.append(view)
+    return Preferences(
+        consent=tuple(consent),
+        legitimate_interest=tuple(legitimate),
+        information=tuple(information),
+        no_marketing_since=objections.get(""),
+        restricted=state.restricted,
+    )
+
+
+def _purpose_view(
+    info: PurposeInfo,
+    names: dict[str, str],
+    state: SubjectState,
+    objected_since: datetime | None,
+    language: str,
+    now: datetime,
+    automated_decision: str,
+) -> PurposeView:
+    rule = info.rule
+    channels = []
+    for channel in sorted(rule.channels, key=lambda c: (str(names.get(c) or c).lower(), c)):
+        status = OFF
+        if rule.legal_basis == LegalBasis.CONSENT:
+            reason = decide(state, rule, channel, Action.CHECK, now).reason
+            status = _BY_REASON.get(reason, OFF)
+        channels.append(ChannelChoice(channel, names.get(channel, channel), status, channel in rule.double_opt_in))
+    return PurposeView(
+        key=rule.key,
+        name=info.name,
+        legal_basis=rule.legal_basis.value,
+        marketing=rule.marketing,
+        notice_version=info.current_notice,
+        notice_text=_text(info.texts, language),
+        channels=tuple(channels),
+        objected_since=objected_since,
+        automated_decision=automated_decision,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# History
+# ---------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class HistoryRow:
+    occurred_at: datetime
+    recorded_at: datetime
+    action: str
+    purpose: str  # the purpose's name; "" for an event about every purpose (an objection to all marketing)
+    channel: str  # the channel's name; "" for every channel
+    source: str
+    notice_version: str
+    hash: str
+    seq: int
+
+
+def history_list(*, subject_id: uuid.UUID) -> list[HistoryRow]:
+    """The person's consent events, newest first, including the chains of records merged into theirs."""
+    purposes = {key: info.name for key, info in catalogue_snapshot().purposes.items()}
+    names = channel_names()
+    ids = [subject_id, *Subject.objects.filter(merged_into_id=subject_id).values_list("pk", flat=True)]
+    events: list[ConsentEvent] = []
+    for sid in ids:
+        events.extend(consent_history_list(subject_id=sid))
+    events.sort(key=lambda e: (e.occurred_at, e.recorded_at, e.seq), reverse=True)
+    return [
+        HistoryRow(
+            occurred_at=e.occurred_at,
+            recorded_at=e.recorded_at,
+            action=e.action,
+            purpose=purposes.get(e.purpose, e.purpose),
+            channel=names.get(e.channel, e.channel),
+            source=e.source,
+            notice_version=e.notice_version,
+            hash=e.hash,
+            seq=e.seq,
+        )
+        for e in events
+    ]
+
+
+def source_names() -> dict[str, str]:
+    return dict(Source.objects.values_list("key", "name"))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Rights
+# ---------------------------------------------------------------------------------------------------------
+def _own_ids(subject_id: uuid.UUID) -> list[uuid.UUID]:
+    return [subject_id, *Subject.objects.filter(merged_into_id=subject_id).values_list("pk", flat=True)]
+
+
+def requests_of_person(*, subject_id: uuid.UUID) -> list[RightsRequest]:
+    return list(RightsRequest.objects.filter(subject_id__in=_own_ids(subject_id)).order_by("-received_at"))
+
+
+def request_of_person(*, request_id: uuid.UUID, subject_id: uuid.UUID | None) -> RightsRequest | None:
+    """The request if it is this person's; None for an unknown id and for anyone else's alike."""
+    if subject_id is None:
+        return None
+    return RightsRequest.objects.filter(pk=request_id, subject_id__in=_own_ids(subject_id)).first()
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """What erasure keeps of one data category in one source, where, why and for how long (Art. 17(3))."""
+
+    source: str
+    category: str
+    years: int
+    from_end_of_year: bool
+    law: str
+    kept_by_assent: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ErasurePreview:
+    sources: tuple[str, ...]  # names of the systems holding the person's records
+    holds: tuple[Hold, ...]
+    has_consent_proof: bool
+
+
+def erasure_preview(*, subject_id: uuid.UUID) -> ErasurePreview:
+    snapshot = catalogue_snapshot()
+    sources = source_names()
+    categories = dict(DataCategory.objects.values_list("key", "name"))
+    held = sorted(
+        set(LinkedRecord.objects.filter(subject_id__in=_own_ids(subject_id)).values_list("source", "category"))
+    )
+    holds = []
+    for source, category in held:
+        holding = snapshot.sources.get(source, {}).get(category)
+        if holding is None or not holding.legal_hold_years:
+            continue
+        holds.append(
+            Hold(
+                source=sources.get(source, source),
+                category=categories.get(category, category),
+                years=holding.legal_hold_years,
+                from_end_of_year=holding.legal_hold_from == "end_of_year",
+                law=holding.legal_hold_law,
+                kept_by_assent=source in snapshot.system_of_record,
+            )
+        )
+    return ErasurePreview(
+        sources=tuple(sorted({sources.get(s, s) for s, _ in held})),
+        holds=tuple(holds),
+        has_consent_proof=ConsentEvent.objects.filter(subject_id__in=_own_ids(subject_id)).exists(),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ContactData:
+    identifiers: dict[str, list[str]]  # kind -> values
+    profile: dict[str, str]  # the text attributes of the profile
+
+
+def contact_data(*, subject_id: uuid.UUID) -> ContactData:
+    """The person's own identifiers and profile, decrypted for them (Art. 16: so they can see what to correct)."""
+    subject = Subject.objects.get(pk=subject_id)
+    key = data_key(subject)
+    identifiers: dict[str, list[str]] = {}
+    for kind, blob in (
+        Identifier.objects.filter(subject=subject).order_by("created_at", "pk").values_list("kind", "value_enc")
+    ):
+        identifiers.setdefault(kind, []).append(decrypt_field(subject, key, IDENTIFIER_VALUE, bytes(blob)))
+    profile = {name: value for name, value in profile_read(subject, key).items() if isinstance(value, str)}
+    return ContactData(identifiers, profile)

@@ -1,0 +1,135 @@
+"""The signed-in person, as the session remembers them.
+
+The session (database-backed, so signing out really ends it) holds no personal data in plain text: the subject's
+id when one exists, and the address the person proved to control, sealed (signin.email_seal). The address is
+needed after sign-in for two things only: a double opt-in grant is confirmed by mail to exactly that address, and
+a person nobody knew yet becomes a subject under it on their first save. Every request re-reads who the person
+is: a merge is followed to the survivor, an erased subject is forgotten, and a subject created meanwhile (a save
+in another tab) is found through the blind index.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.http import HttpRequest
+from django.utils import timezone
+
+from subjects.errors import AmbiguousSubjectError, SubjectNotFoundError
+from subjects.identity import Reference
+from subjects.models import Subject
+from subjects.portal.signin import email_open, email_seal
+from subjects.selectors import subject_get_survivor, subject_resolve
+
+SESSION_KEY = "assent.portal"
+MAX_AGE = timedelta(hours=12)  # a sign-in lasts at most this long, however active the person is
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    email: str
+    subject_id: uuid.UUID | None  # None: nobody knows this address yet (created on the first save)
+    signed_in_at: datetime
+    ambiguous: bool = False  # the address names several subjects: shown nothing, changes nothing
+    restricted: bool = False
+    erasure_in_progress: bool = False
+
+    @property
+    def reference(self) -> Reference:
+        return Reference(self.subject_id, (("email", self.email),))
+
+
+def _idle_seconds() -> int:
+    return int(getattr(settings, "ASSENT_PORTAL_SESSION_MINUTES", 60)) * 60
+
+
+def _resolve(email: str) -> tuple[uuid.UUID | None, bool]:
+    try:
+        return subject_resolve(reference=Reference(None, (("email", email),))), False
+    except AmbiguousSubjectError:
+        return None, True
+
+
+def person_sign_in(request: HttpRequest, *, email: str) -> None:
+    """Start the portal session: a new session key (no fixation), the subject if the address is known."""
+    subject_id, _ = _resolve(email)
+    request.session.cycle_key()
+    request.session[SESSION_KEY] = {
+        "v": 1,
+        "email": email_seal(email),
+        "subject": str(subject_id) if subject_id else None,
+        "at": timezone.now().isoformat(),
+    }
+    request.session.set_expiry(_idle_seconds())
+
+
+def person_sign_out(request: HttpRequest) -> None:
+    """End the portal session: its data goes and the old session key is deleted from the store, so a copy of the
+    old cookie is worth nothing. A staff member's admin session in the same browser stays signed in."""
+    request.session.pop(SESSION_KEY, None)
+    request.session.cycle_key()
+
+
+def person_of(request: HttpRequest) -> Person | None:
+    data = request.session.get(SESSION_KEY)
+    if not isinstance(data, dict) or data.get("v") != 1:
+        return None
+    email = email_open(data.get("email"))
+    try:
+        signed_in_at = datetime.fromisoformat(str(data.get("at")))
+    except ValueError:
+        email = None
+    if email is None or timezone.now() - signed_in_at > MAX_AGE:
+        request.session.pop(SESSION_KEY, None)
+        return None
+    ambiguous = False
+    subject = _live(data.get("subject"))
+    if subject is None:
+        found, ambiguous = _resolve(email)
+        subject = _live(found)
+    subject_id = subject.id if subject is not None else None
+    if data.get("subject") != (str(subject_id) if subject_id else None):
+        _remember(request, data, subject_id)
+    request.session.set_expiry(_idle_seconds())  # idle time counts from the last request
+    return Person(
+        email,
+        subject_id,
+        signed_in_at,
+        ambiguous=ambiguous,
+        restricted=subject is not None and subject.restricted_at is not None,
+        erasure_in_progress=subject is not None and subject.erasure_started_at is not None,
+    )
+
+
+def _live(value: object) -> Subject | None:
+    """The surviving subject an id names, unless it is gone or erased (its key destroyed)."""
+    if not value:
+        return None
+    try:
+        subject = subject_get_survivor(subject_id=uuid.UUID(str(value)))
+    except (SubjectNotFoundError, ValueError):
+        return None
+    if subject.wrapped_key is None or subject.erased_at is not None or subject.status == Subject.Status.ERASED:
+        return None
+    return subject
+
+
+def person_remember_subject(request: HttpRequest, subject_id: uuid.UUID) -> None:
+    """After a first save created the person's subject."""
+    data = request.session.get(SESSION_KEY)
+    if isinstance(data, dict):
+        _remember(request, data, subject_id)
+
+
+def _remember(request: HttpRequest, data: dict[str, object], subject_id: uuid.UUID | None) -> None:
+    request.session[SESSION_KEY] = {**data, "subject": str(subject_id) if subject_id else None}
+
+
+def portal_subject_id(request: HttpRequest) -> uuid.UUID | None:
+    """The subject of the portal session on this request, if any: for the export link, which API.md lets the same
+    person's portal session open without a Bearer key."""
+    person = person_of(request)
+    return person.subject_id if person else None

@@ -1,0 +1,396 @@
+"""The portal's pages: thin views that parse a form, call one service or selector and render a template.
+
+Every page works without JavaScript; every form carries a CSRF token; nothing personal is cached (never_cache).
+A page for anything that is not the signed-in person's own (another person's request or export, a forged id) is
+the same "not found" page as for something that does not exist: nothing changes and nothing is revealed."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from django.conf import settings
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods, require_POST
+
+from config.errors import DomainError
+from consent.views import request_evidence
+from subjects.models import RightsRequest
+from subjects.portal import selectors
+from subjects.portal.forms import (
+    CopyForm,
+    ErasureForm,
+    ObjectionForm,
+    PreferencesForm,
+    RectificationForm,
+    RestrictionForm,
+    SigninForm,
+    consent_field,
+    notice_field,
+    objection_field,
+)
+from subjects.portal.services import preferences_changes, preferences_save, rights_request_open
+from subjects.portal.session import Person, person_of, person_remember_subject, person_sign_in, person_sign_out
+from subjects.portal.signin import (
+    NONCE_COOKIE,
+    LinkState,
+    SigninMailError,
+    SigninRateLimitedError,
+    email_mask,
+    nonce_new,
+    nonce_valid,
+    signin_consume,
+    signin_link,
+    signin_minutes,
+    signin_request,
+)
+from subjects.rights.errors import ExportUnavailableError, RequestOpenError
+from subjects.rights.exports import export_open, export_url
+from subjects.rights.requests import request_get
+
+PersonView = Callable[..., HttpResponseBase]
+
+
+def _language() -> str:
+    return (translation.get_language() or settings.LANGUAGE_CODE)[:2]
+
+
+def _page(
+    request: HttpRequest, template: str, context: dict[str, Any] | None = None, status: int = 200
+) -> HttpResponse:
+    return render(request, f"portal/{template}", context or {}, status=status)
+
+
+def signed_in(view: PersonView) -> PersonView:
+    """Only for a signed-in person; anyone else (never signed in, signed out, session over) goes to sign-in."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        person = person_of(request)
+        if person is None:
+            return redirect("portal:signin")
+        return view(request, person, *args, **kwargs)
+
+    return wrapper
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Sign-in
+# ---------------------------------------------------------------------------------------------------------
+@never_cache
+@require_http_methods(["GET", "POST"])
+def signin(request: HttpRequest) -> HttpResponseBase:
+    if request.method == "GET":
+        if person_of(request) is not None:
+            return redirect("portal:preferences")
+        return _page(request, "signin.html", {"form": SigninForm(), "minutes": signin_minutes()})
+    form = SigninForm(request.POST)
+    if not form.is_valid():
+        return _page(request, "signin.html", {"form": form, "minutes": signin_minutes()}, status=400)
+    current = request.COOKIES.get(NONCE_COOKIE)
+    nonce = current if current and nonce_valid(current) else nonce_new()
+    try:
+        signin_request(email=form.cleaned_data["email"], nonce=nonce, ip=request.META.get("REMOTE_ADDR", ""))
+    except SigninRateLimitedError:
+        return _page(request, "rate_limited.html", status=429)
+    except SigninMailError:
+        return _page(request, "mail_failed.html", status=503)
+    response = redirect("portal:sent")
+    response.set_cookie(
+        NONCE_COOKIE,
+        nonce,
+        max_age=signin_minutes() * 60,
+        path="/portal/",
+        secure=settings.SESSION_COOKIE_SECURE,
+        httponly=True,
+        samesite="Lax",
+    )
+    return response
+
+
+@never_cache
+def signin_sent(request: HttpRequest) -> HttpResponse:
+    return _page(request, "signin_sent.html", {"minutes": signin_minutes()})
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def signin_with_link(request: HttpRequest, token: str) -> HttpResponseBase:
+    """The link from the mail. In the browser that asked for it, it signs in at once; anywhere else it shows a page
+    asking to confirm, and only that page's button signs in (a mail scanner's prefetch consumes nothing)."""
+    link = signin_link(token=token, nonce=request.COOKIES.get(NONCE_COOKIE))
+    if link.state != LinkState.OPEN or link.email is None:
+        status = 404 if link.state == LinkState.INVALID else 410
+        return _page(request, "signin_invalid.html", {"state": link.state.value}, status=status)
+    if request.method == "GET" and not link.same_browser:
+        return _page(request, "signin_confirm.html", {"masked": email_mask(link.email)})
+    if not signin_consume(link):
+        return _page(request, "signin_invalid.html", {"state": LinkState.USED.value}, status=410)
+    person_sign_in(request, email=link.email)
+    response = redirect("portal:preferences")
+    response.delete_cookie(NONCE_COOKIE, path="/portal/")
+    return response
+
+
+@never_cache
+@require_POST
+def signout(request: HttpRequest) -> HttpResponse:
+    person_sign_out(request)
+    return _page(request, "signed_out.html")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Preference centre
+# ---------------------------------------------------------------------------------------------------------
+def _locked(person: Person) -> bool:
+    return person.ambiguous or person.erasure_in_progress
+
+
+def _preference_rows(form: PreferencesForm) -> dict[str, Any]:
+    prefs = form.preferences
+    return {
+        "consent": [
+            (
+                purpose,
+                [(channel, form[consent_field(purpose.key, channel.key)]) for channel in purpose.channels],
+                form[notice_field(purpose.key)],
+            )
+            for purpose in prefs.consent
+        ],
+        "legitimate": [(purpose, form[objection_field(purpose.key)]) for purpose in prefs.legitimate_interest],
+        "information": prefs.information,
+        "no_marketing": form["no_marketing"],
+        "no_marketing_since": prefs.no_marketing_since,
+    }
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+@signed_in
+def preferences(request: HttpRequest, person: Person) -> HttpResponseBase:
+    current = selectors.preferences_get(subject_id=person.subject_id, language=_language(), now=timezone.now())
+    locked = _locked(person)
+    if request.method == "GET":
+        form = PreferencesForm(preferences=current, locked=locked)
+        return _page(request, "preferences.html", _preferences_context(person, form))
+    if locked:
+        return _page(request, "locked.html", {"person": person, "nav": "preferences"}, status=409)
+    form = PreferencesForm(request.POST, preferences=current)
+    if not form.is_valid():
+        return _page(request, "preferences.html", _preferences_context(person, form), status=400)
+    changes = preferences_changes(current=current, wanted=form.wanted())
+    if not changes:
+        messages.info(request, _("Nothing has changed: your choices were saved already."))
+        return redirect("portal:preferences")
+    evidence = {
+        **request_evidence(request, "portal-preferences"),
+        "signin": "email-link",
+        "signed_in_at": person.signed_in_at.isoformat(),
+    }
+    try:
+        saved = preferences_save(person=person, changes=changes, evidence=evidence)
+    except DomainError:
+        messages.error(request, _("Your choices could not all be saved. Please check them and try again."))
+        return redirect("portal:preferences")
+    if saved.subject_id is not None and person.subject_id is None:
+        person_remember_subject(request, saved.subject_id)
+    messages.success(request, _("Your choices are saved."))
+    if "pending_confirmation" in saved.states.values():
+        messages.info(
+            request,
+            _("We have sent you an e-mail: please confirm with the link in it. Until then we send you no e-mails."),
+        )
+    return redirect("portal:preferences")
+
+
+def _preferences_context(person: Person, form: PreferencesForm) -> dict[str, Any]:
+    return {"person": person, "nav": "preferences", "form": form, "locked": _locked(person), **_preference_rows(form)}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# History
+# ---------------------------------------------------------------------------------------------------------
+@never_cache
+@require_http_methods(["GET"])
+@signed_in
+def history(request: HttpRequest, person: Person) -> HttpResponse:
+    rows = selectors.history_list(subject_id=person.subject_id) if person.subject_id else []
+    return _page(
+        request, "history.html", {"person": person, "nav": "history", "rows": rows, "sources": selectors.source_names()}
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Rights
+# ---------------------------------------------------------------------------------------------------------
+def _rights_context(person: Person, **extra: Any) -> dict[str, Any]:
+    return {"person": person, "nav": "rights", **extra}
+
+
+def _open(request: HttpRequest, person: Person, kind: str, details: object) -> HttpResponseBase:
+    try:
+        opened = rights_request_open(person=person, kind=kind, details=details)
+    except RequestOpenError as exc:
+        existing = exc.extra.get("id")
+        return _page(request, "request_open.html", _rights_context(person, existing=existing), status=409)
+    return redirect("portal:request", request_id=opened.pk)
+
+
+def _needs_subject(request: HttpRequest, person: Person) -> HttpResponse | None:
+    if person.subject_id is None or _locked(person):
+        return _page(request, "rights_none.html", _rights_context(person), status=409)
+    return None
+
+
+@never_cache
+@require_http_methods(["GET"])
+@signed_in
+def rights(request: HttpRequest, person: Person) -> HttpResponse:
+    requests = selectors.requests_of_person(subject_id=person.subject_id) if person.subject_id else []
+    return _page(request, "rights.html", _rights_context(person, requests=requests, copy_form=CopyForm()))
+
+
+@never_cache
+@require_POST
+@signed_in
+def rights_copy(request: HttpRequest, person: Person) -> HttpResponseBase:
+    """Art. 15 / 20: verified by the sign-in, so it starts at once."""
+    if refused := _needs_subject(request, person):
+        return refused
+    form = CopyForm(request.POST)
+    if not form.is_valid():
+        return redirect("portal:rights")
+    return _open(request, person, form.cleaned_data["kind"], {})
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+@signed_in
+def rights_erasure(request: HttpRequest, person: Person) -> HttpResponseBase:
+    """Art. 17: a confirmation step that says what will be kept, where and why, before the request is opened."""
+    if refused := _needs_subject(request, person):
+        return refused
+    assert person.subject_id is not None
+    form = ErasureForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        return _open(request, person, RightsRequest.Kind.ERASURE, {})
+    preview = selectors.erasure_preview(subject_id=person.subject_id)
+    status = 400 if request.method == "POST" else 200
+    return _page(request, "erasure.html", _rights_context(person, form=form, preview=preview), status=status)
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+@signed_in
+def rights_rectification(request: HttpRequest, person: Person) -> HttpResponseBase:
+    """Art. 16: correct contact data; verified by the sign-in, so it starts at once."""
+    if refused := _needs_subject(request, person):
+        return refused
+    assert person.subject_id is not None
+    contact = selectors.contact_data(subject_id=person.subject_id)
+    form = RectificationForm(request.POST or None, contact=contact)
+    if request.method == "POST" and form.is_valid():
+        return _open(request, person, RightsRequest.Kind.RECTIFICATION, form.details())
+    status = 400 if request.method == "POST" else 200
+    emails = contact.identifiers.get("email", [])
+    return _page(request, "rectification.html", _rights_context(person, form=form, emails=emails), status=status)
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+@signed_in
+def rights_restriction(request: HttpRequest, person: Person) -> HttpResponseBase:
+    """Art. 18: while restricted, every use but storage is denied."""
+    if refused := _needs_subject(request, person):
+        return refused
+    form = RestrictionForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        return _open(request, person, RightsRequest.Kind.RESTRICTION, {"ground": form.cleaned_data["ground"]})
+    status = 400 if request.method == "POST" else 200
+    return _page(request, "restriction.html", _rights_context(person, form=form), status=status)
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+@signed_in
+def rights_objection(request: HttpRequest, person: Person) -> HttpResponseBase:
+    """Art. 21: to all direct marketing (absolute) or to one purpose resting on legitimate interest."""
+    if refused := _needs_subject(request, person):
+        return refused
+    current = selectors.preferences_get(subject_id=person.subject_id, language=_language(), now=timezone.now())
+    purposes = [(p.key, p.name) for p in current.legitimate_interest]
+    form = ObjectionForm(request.POST or None, purposes=purposes)
+    if request.method == "POST" and form.is_valid():
+        return _open(request, person, RightsRequest.Kind.OBJECTION, form.details())
+    status = 400 if request.method == "POST" else 200
+    return _page(request, "objection.html", _rights_context(person, form=form), status=status)
+
+
+def _own_request(person: Person, request_id: str) -> RightsRequest | None:
+    try:
+        wanted = uuid.UUID(request_id)
+    except ValueError:
+        return None
+    return selectors.request_of_person(request_id=wanted, subject_id=person.subject_id)
+
+
+def _not_found(request: HttpRequest, person: Person) -> HttpResponse:
+    return _page(request, "not_found.html", _rights_context(person), status=404)
+
+
+@never_cache
+@require_http_methods(["GET"])
+@signed_in
+def request_detail(request: HttpRequest, person: Person, request_id: str) -> HttpResponse:
+    own = _own_request(person, request_id)
+    if own is None:
+        return _not_found(request, person)
+    view = request_get(request_id=own.pk)
+    return _page(
+        request,
+        "request.html",
+        _rights_context(
+            person,
+            req=view.request,
+            events=view.history,
+            has_export=view.has_export and view.request.status == RightsRequest.Status.COMPLETED,
+            result=view.request.result,
+        ),
+    )
+
+
+@never_cache
+@require_http_methods(["GET"])
+@signed_in
+def request_export(request: HttpRequest, person: Person, request_id: str) -> HttpResponseBase:
+    """The export, for its own person's session only (API.md: the link also opens with the same person's portal
+    session); anyone else's id is the same 404 as an unknown one."""
+    own = _own_request(person, request_id)
+    if own is None:
+        return _not_found(request, person)
+    # The export's signed link, issued afresh as the API does; it never leaves the server here.
+    token = parse_qs(urlsplit(export_url(request_id=own.pk)).query).get("token", [""])[0]
+    try:
+        chunks, size = export_open(request_id=own.pk, token=token)
+    except ExportUnavailableError:
+        return _not_found(request, person)
+    response = StreamingHttpResponse(chunks, content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="assent-export-{own.pk}.zip"'
+    response["Content-Length"] = str(size)
+    return response
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Failures
+# ---------------------------------------------------------------------------------------------------------
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """A form older than its session, or sent from elsewhere: nothing was changed."""
+    return render(request, "portal/csrf_failure.html", {"retry": request.path}, status=403)

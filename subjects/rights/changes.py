@@ -1,0 +1,232 @@
+"""Rectification (Art. 16), restriction (Art. 18) and objection (Art. 21): the parts and their finish.
+
+- Rectification replaces identifiers (all of a kind by the corrected value) and profile attributes (a null value
+  removes one) everywhere they are linked; the evidence stays with the request, encrypted. A corrected
+  person-bound identifier that belongs to someone else fails the part: rectification never merges two people.
+- Restriction sets Subject.restricted_at; the policy then denies every use but storage. Lifting tells the person
+  first (Art. 18(3)): see lift_restriction_run.
+- Objection: `{"scope": "direct_marketing"}` is absolute for every marketing purpose on every channel (Art. 21(3));
+  `{"purpose": KEY}` one purpose. It is recorded in the consent ledger through the port, already when the
+  request is opened; the part confirms it idempotently."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Any
+
+from django.core.mail import send_mail
+from django.db import transaction
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from subjects import ports
+from subjects.keys import blind_index, data_key, decrypt_field, encrypt_field
+from subjects.locks import lock_subject
+from subjects.models import Identifier, RightsRequest, Subject
+from subjects.records import CHILD_AGE, IDENTIFIER_VALUE, PROFILE, profile_read
+from subjects.rights import texts
+from subjects.rights.errors import NoEmailError, RectificationConflictError
+from subjects.rights.requests import request_details_private
+from subjects.rights.workflow import CONSENT, PartContext, history_add, part_outcomes, request_complete
+from subjects.rights.workflow import PROFILE as PROFILE_PART
+
+Kind = RightsRequest.Kind
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Rectification
+# ---------------------------------------------------------------------------------------------------------
+def rectification_profile(context: PartContext) -> None:
+    with context.step() as outcome:
+        if context.subject_id is not None:
+            subject = Subject.objects.get(pk=context.subject_id)
+            request = RightsRequest.objects.select_related("subject").get(pk=context.request.pk)
+            details = request_details_private(request)
+            key = data_key(subject)
+            now = timezone.now()
+            outcome["identifiers"] = _identifiers_replace(subject, key, details.get("identifiers", {}), now)
+            outcome["profile"] = _profile_correct(subject, key, details.get("profile", {}), now)
+        context.mark_done()
+
+
+def _identifiers_replace(subject: Subject, key: bytes, corrected: dict[str, str], now: Any) -> list[str]:
+    index = blind_index()
+    person_bound = ports.consent_rights.catalogue().merge_identifiers
+    changed = []
+    for kind, value in sorted(corrected.items()):
+        digest = index.lookup(kind, value)
+        elsewhere = Identifier.objects.filter(blind_index=digest).exclude(subject=subject)
+        if kind in person_bound and elsewhere.exists():
+            raise RectificationConflictError(f"the corrected {kind} belongs to another subject")
+        mine = Identifier.objects.filter(subject=subject, kind=kind)
+        purchase_at = max((p for p in mine.values_list("purchase_at", flat=True) if p), default=None)
+        mine.exclude(blind_index=digest).delete()
+        if not Identifier.objects.filter(subject=subject, blind_index=digest).exists():
+            Identifier.objects.create(
+                subject=subject,
+                kind=kind,
+                blind_index=digest,
+                value_enc=encrypt_field(subject, key, IDENTIFIER_VALUE, value),
+                created_at=now,
+                purchase_at=purchase_at,  # a corrected address of a purchase is still that purchase's address
+            )
+        changed.append(kind)
+    return changed
+
+
+def _profile_correct(subject: Subject, key: bytes, corrected: dict[str, Any], now: Any) -> list[str]:
+    if not corrected:
+        return []
+    profile = profile_read(subject, key)
+    for name, value in corrected.items():
+        if value is None:
+            profile.pop(name, None)
+        else:
+            profile[name] = value
+    Subject.objects.filter(pk=subject.pk).update(
+        profile_enc=encrypt_field(subject, key, PROFILE, json.dumps(profile, sort_keys=True)),
+        is_child=_is_child(profile.get("birth_date"), now.date()),
+    )
+    return sorted(corrected)
+
+
+def _is_child(birth_date: object, today: date) -> bool:
+    """Art. 8 as applied in Germany: under 16."""
+    if not isinstance(birth_date, str):
+        return False
+    try:
+        born = date.fromisoformat(birth_date)
+    except ValueError:
+        return False
+    return today.year - born.year - ((today.month, today.day) < (born.month, born.day)) < CHILD_AGE
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Restriction
+# ---------------------------------------------------------------------------------------------------------
+def restriction_profile(context: PartContext) -> None:
+    with context.step() as outcome:
+        if context.subject_id is not None:
+            now = timezone.now()
+            Subject.objects.filter(pk=context.subject_id, restricted_at__isnull=True).update(restricted_at=now)
+            outcome["restricted"] = True
+        context.mark_done()
+
+
+def lift_restriction_run(*, request_id: Any) -> str:
+    """Art. 18(3): tell the person, then lift. Mail first, outside any transaction; the lift commits after it.
+    Returns what happened ("lifted", "no_email", "nothing")."""
+    request = RightsRequest.objects.select_related("subject").filter(pk=request_id).first()
+    if request is None or request.lifted_at is not None or request.lift_requested_at is None:
+        return "nothing"
+    if request.subject is not None and request.subject.wrapped_key is not None:
+        emails = subject_emails(request.subject)
+        if not emails:
+            _lift_blocked(request.pk)
+            return "no_email"
+        context = {"request": request, "received_at": request.received_at}
+        send_mail(
+            subject=render_to_string("subjects/mail/lift_subject.txt", context).strip(),
+            message=render_to_string("subjects/mail/lift.txt", context),
+            from_email=None,
+            recipient_list=emails,
+        )
+    _lift(request.pk)
+    return "lifted"
+
+
+@transaction.atomic(durable=True)
+def _lift(request_id: Any) -> None:
+    subject_id = RightsRequest.objects.filter(pk=request_id).values_list("subject_id", flat=True).first()
+    if subject_id is not None:
+        lock_subject(subject_id)
+    request = RightsRequest.objects.select_for_update().get(pk=request_id)
+    if request.lifted_at is not None:
+        return
+    now = timezone.now()
+    RightsRequest.objects.filter(pk=request.pk).update(lifted_at=now)
+    history_add(request, "person_told", "system", now, note="lifting of the restriction (Art. 18(3))")
+    if subject_id is not None:
+        still = (
+            RightsRequest.objects.filter(
+                subject_id=subject_id,
+                kind=Kind.RESTRICTION,
+                status=RightsRequest.Status.COMPLETED,
+                lifted_at__isnull=True,
+            )
+            .exclude(pk=request.pk)
+            .exists()
+        )
+        if not still:
+            Subject.objects.filter(pk=subject_id).update(restricted_at=None)
+    history_add(request, "lifted", "system", now)
+
+
+@transaction.atomic(durable=True)
+def _lift_blocked(request_id: Any) -> None:
+    request = RightsRequest.objects.select_for_update().get(pk=request_id)
+    now = timezone.now()
+    RightsRequest.objects.filter(pk=request.pk).update(lift_requested_at=None)
+    history_add(
+        request,
+        "lift_blocked",
+        "system",
+        now,
+        note=NoEmailError.title + ": tell the person another way, then lift again",
+    )
+
+
+def subject_emails(subject: Subject) -> list[str]:
+    """The person's e-mail addresses, decrypted here (in the task), never carried through the broker."""
+    key = data_key(subject)
+    return [
+        decrypt_field(subject, key, IDENTIFIER_VALUE, bytes(blob))
+        for blob in Identifier.objects.filter(subject=subject, kind="email")
+        .order_by("pk")
+        .values_list("value_enc", flat=True)
+    ]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Objection
+# ---------------------------------------------------------------------------------------------------------
+def objection_consent(context: PartContext) -> None:
+    with context.step() as outcome:
+        if context.subject_id is not None:
+            purpose = context.request.details.get("purpose", "")
+            recorded = ports.consent_rights.objection_record(
+                subject_id=context.subject_id, purpose=purpose, request_id=context.request.id, now=timezone.now()
+            )
+            outcome["in_force"] = True
+            outcome["recorded_by_part"] = recorded
+        context.mark_done()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Finish of the three
+# ---------------------------------------------------------------------------------------------------------
+def changes_finish(context: PartContext) -> None:
+    request = context.request
+    outcomes = part_outcomes(request.id)
+    found = context.subject_id is not None
+    result: dict[str, Any] = {"data_found": found}
+    if request.kind == Kind.RECTIFICATION:
+        done = outcomes.get(PROFILE_PART, {})
+        result.update(
+            message=texts.RECTIFICATION_DONE,
+            rectified={"identifiers": done.get("identifiers", []), "profile": done.get("profile", [])},
+            recipients=ports.consent_rights.recipients(subject_ids=context.subject_ids) if found else [],
+        )
+    elif request.kind == Kind.RESTRICTION:
+        result.update(message=texts.RESTRICTION_DONE, ground=request.details.get("ground"), restricted=found)
+    else:
+        result.update(
+            message=texts.OBJECTION_DONE,
+            objection=request.details,
+            in_force=bool(outcomes.get(CONSENT, {}).get("in_force")),
+        )
+    if not found:
+        result["message"] = texts.NO_DATA_FOUND
+    with context.step():
+        request_complete(context, result)

@@ -1,0 +1,42 @@
+"""Deadlines (Art. 12(3)): reminders a week before a request is due, and overdue flags for the DPO's queue."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.core.mail import mail_managers
+from django.db import transaction
+from django.db.models import F, Q
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from subjects.models import RightsRequest
+from subjects.rights.workflow import history_add
+
+REMIND_BEFORE = timedelta(days=7)
+
+
+def requests_flag_deadlines(*, now: datetime | None = None) -> tuple[int, int]:
+    """(reminded, flagged overdue). Each request once for each; the managers (settings.MANAGERS) get one mail."""
+    now = now or timezone.now()
+    open_requests = RightsRequest.objects.filter(status__in=RightsRequest.OPEN_STATUSES).annotate(
+        deadline=Coalesce(F("extended_until"), F("due_at"))
+    )
+    with transaction.atomic(durable=True):
+        overdue = list(open_requests.filter(deadline__lt=now, overdue_at__isnull=True).select_for_update(of=("self",)))
+        for request in overdue:
+            history_add(request, "overdue", "system", now, note="past its due date")
+        RightsRequest.objects.filter(pk__in=[r.pk for r in overdue]).update(overdue_at=now)
+        remind = list(
+            open_requests.filter(
+                Q(deadline__gte=now) & Q(deadline__lt=now + REMIND_BEFORE), reminded_at__isnull=True
+            ).select_for_update(of=("self",))
+        )
+        for request in remind:
+            history_add(request, "reminder", "system", now, note="due within a week")
+        RightsRequest.objects.filter(pk__in=[r.pk for r in remind]).update(reminded_at=now)
+    if overdue or remind:
+        lines = [f"overdue: {r.kind} request {r.pk}, due {r.due_at:%Y-%m-%d}" for r in overdue]
+        lines += [f"due soon: {r.kind} request {r.pk}, due {r.due_at:%Y-%m-%d}" for r in remind]
+        mail_managers("Rights requests: deadlines", "\n".join(lines), fail_silently=True)
+    return len(remind), len(overdue)

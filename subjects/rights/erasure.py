@@ -1,0 +1,485 @@
+"""Erasure (Art. 17), exactly as DESIGN.md says.
+
+- Every copy Assent holds goes: linked records (one part per source, in batches), identifiers and profile (the
+  `profile` part), the consent side (the `consent` part, through the port), exports and their pieces, encrypted
+  request details, merge-audit profiles; finally the data key (crypto-shredding) in `finish`, which also catches
+  whatever arrived while the parts ran.
+- Legal holds (Art. 17(3)(b),(e)): where a source category has one (e.g. till receipts: 8 years from the end of the
+  calendar year, §147 AO, §257 HGB), the report names the system, the law and the end date. If Assent is itself
+  the system of record, those records stay unchanged but restricted in RetainedRecord, under a retention key that
+  is not the data key, until the scheduled purge; otherwise Assent's copy goes and the source system is told to
+  restrict until that date instead of deleting.
+- Consent proof moves to the restricted evidence store (consent side), the recipients are copied into the report
+  before the logs go (Art. 19), and keyed hashes of the identifiers go to the suppression list.
+- An erasure log without personal data (a table, and an append-only file outside the database) lets an operator
+  re-apply erasures after restoring a backup: `manage.py replay_erasures --since DATE`.
+
+Every function here is idempotent and works in batches whose progress commits with them, so a part reclaimed after
+a worker died resumes without doing anything twice."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from subjects import crypto, ports
+from subjects.keys import blind_index, data_key, decrypt_field
+from subjects.locks import lock_subjects
+from subjects.models import (
+    ErasureLog,
+    Identifier,
+    LinkedRecord,
+    MergeAudit,
+    RetainedRecord,
+    RightsExport,
+    RightsRequest,
+    Subject,
+    Suppression,
+    VaultKey,
+)
+from subjects.records import IDENTIFIER_VALUE, RECORD_DATA
+from subjects.rights import due, texts
+from subjects.rights.exports import files_remove_on_commit
+from subjects.rights.vault import vault_key_destroy, vault_key_get_or_create
+from subjects.rights.workflow import CONSENT, PROFILE, SOURCE, PartContext, part_outcomes, request_complete
+
+BATCH = 1000
+RETAINED_COLUMN = "retained_record.data"
+
+
+class Steps(Protocol):
+    """What erasure needs of its runner: the subjects, and batches (a part's leased steps, or a replay's)."""
+
+    subject_ids: list[uuid.UUID]
+    outcome: dict[str, Any]
+
+    def step(self) -> Any: ...
+
+    def mark_done(self) -> None: ...
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Records of one source
+# ---------------------------------------------------------------------------------------------------------
+def erase_source(steps: Steps, *, source: str, catalogue: ports.RightsCatalogue, now: datetime) -> None:
+    facts = catalogue.sources.get(source)
+    while True:
+        with steps.step() as outcome:
+            if not steps.subject_ids:
+                _counts(outcome)
+                steps.mark_done()
+                break
+            rows = list(
+                LinkedRecord.objects.filter(subject_id__in=steps.subject_ids, source=source).order_by("pk")[:BATCH]
+            )
+            if not rows:
+                _counts(outcome)
+                steps.mark_done()
+                break
+            _erase_records(rows, facts, outcome, steps.subject_ids[0], now)
+
+
+def _counts(outcome: dict[str, Any]) -> dict[str, Any]:
+    outcome.setdefault("deleted", 0)
+    outcome.setdefault("retained", 0)
+    outcome.setdefault("holds", {})
+    return outcome
+
+
+def _erase_records(
+    rows: list[LinkedRecord], facts: ports.SourceFacts | None, outcome: dict[str, Any], owner: uuid.UUID, now: datetime
+) -> None:
+    """One batch, in the caller's transaction under the subjects' locks."""
+    _counts(outcome)
+    today = now.astimezone(due.BERLIN).date()
+    system_of_record = bool(facts and facts.system_of_record)
+    retain: list[tuple[LinkedRecord, str, str]] = []
+    for row in rows:
+        holding = facts.holdings.get(row.category) if facts else None
+        if holding is None or not holding.hold_years:
+            continue
+        ends = due.hold_until(row.occurred_at, years=holding.hold_years, start=holding.hold_from)
+        if ends < today:
+            continue
+        hold = outcome["holds"].setdefault(
+            row.category,
+            {"law": holding.hold_law, "until": ends.isoformat(), "count": 0, "kept_by_assent": system_of_record},
+        )
+        hold["until"] = max(hold["until"], ends.isoformat())
+        hold["count"] += 1
+        if system_of_record:
+            retain.append((row, ends.isoformat(), holding.hold_law))
+    if retain:
+        vault, vault_key = vault_key_get_or_create(purpose=VaultKey.Purpose.RETENTION, subject_id=owner, now=now)
+        keys: dict[uuid.UUID, bytes] = {}
+        kept = []
+        subjects = {s.id: s for s in Subject.objects.filter(pk__in={row.subject_id for row, _, _ in retain})}
+        for row, until, law in retain:
+            subject = subjects[row.subject_id]
+            key = keys.get(subject.id) or keys.setdefault(subject.id, data_key(subject))
+            plain = json.dumps(
+                {
+                    "external_id": row.external_id,
+                    "data": json.loads(decrypt_field(subject, key, RECORD_DATA, bytes(row.data_enc))),
+                }
+            )
+            kept.append(
+                RetainedRecord(
+                    id=row.pk,
+                    subject_id=owner,
+                    vault=vault,
+                    source=row.source,
+                    category=row.category,
+                    occurred_at=row.occurred_at,
+                    retained_until=until,
+                    law=law,
+                    data_enc=crypto.seal(vault_key, plain.encode(), row.pk.bytes + RETAINED_COLUMN.encode()),
+                    retained_at=now,
+                )
+            )
+        RetainedRecord.objects.bulk_create(kept, ignore_conflicts=True)
+    LinkedRecord.objects.filter(pk__in=[row.pk for row in rows]).delete()
+    outcome["deleted"] += len(rows) - len(retain)
+    outcome["retained"] += len(retain)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Identifiers and profile
+# ---------------------------------------------------------------------------------------------------------
+def erase_profile(steps: Steps, *, now: datetime) -> None:
+    with steps.step() as outcome:
+        _erase_identifiers(steps.subject_ids, outcome, now)
+        steps.mark_done()
+
+
+def _erase_identifiers(subject_ids: list[uuid.UUID], outcome: dict[str, Any], now: datetime) -> None:
+    """Keyed hashes of every identifier to the suppression list (a later marketing grant from anyone but the
+    person stays pending), then the identifiers and the profile go."""
+    outcome.setdefault("identifiers_deleted", 0)
+    outcome.setdefault("suppressed", 0)
+    outcome.setdefault("profile_deleted", False)
+    if not subject_ids:
+        return
+    subjects = {s.id: s for s in Subject.objects.filter(pk__in=subject_ids)}
+    keys = {sid: data_key(s) for sid, s in subjects.items() if s.wrapped_key is not None}
+    index = blind_index()
+    rows = list(
+        Identifier.objects.filter(subject_id__in=subject_ids).values_list("pk", "subject_id", "kind", "value_enc")
+    )
+    suppressions = []
+    for _pk, subject_id, kind, blob in rows:
+        value = decrypt_field(subjects[subject_id], keys[subject_id], IDENTIFIER_VALUE, bytes(blob))
+        suppressions.append(Suppression(digest=index.suppression(kind, value), kind=kind, created_at=now))
+    Suppression.objects.bulk_create(suppressions, ignore_conflicts=True)
+    Identifier.objects.filter(pk__in=[row[0] for row in rows]).delete()
+    had_profile = any(s.profile_enc for s in subjects.values())
+    Subject.objects.filter(pk__in=subject_ids).update(profile_enc=None)
+    outcome["identifiers_deleted"] += len(rows)
+    outcome["suppressed"] += len(suppressions)
+    outcome["profile_deleted"] = bool(outcome["profile_deleted"] or had_profile)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Consent (through the port)
+# ---------------------------------------------------------------------------------------------------------
+def erase_consent(steps: Steps, *, request_id: uuid.UUID, now: datetime) -> None:
+    with steps.step() as outcome:
+        if steps.subject_ids:
+            outcome.update(
+                ports.consent_rights.consent_erase(subject_ids=steps.subject_ids, request_id=request_id, now=now)
+            )
+        steps.mark_done()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The end: late arrivals, copies, the key
+# ---------------------------------------------------------------------------------------------------------
+def _seal_erasure(
+    subject_ids: list[uuid.UUID], request_id: uuid.UUID, catalogue: ports.RightsCatalogue, now: datetime
+) -> dict[str, Any]:
+    """In the caller's transaction under the subjects' locks. Returns what it found that arrived late."""
+    late: dict[str, Any] = {}
+    for source in sorted(set(LinkedRecord.objects.filter(subject_id__in=subject_ids).values_list("source", flat=True))):
+        rows = LinkedRecord.objects.filter(subject_id__in=subject_ids, source=source).order_by("pk")
+        outcome = late.setdefault(SOURCE + source, {})
+        while batch := list(rows[:BATCH]):
+            _erase_records(batch, catalogue.sources.get(source), outcome, subject_ids[0], now)
+    if Identifier.objects.filter(subject_id__in=subject_ids).exists():
+        _erase_identifiers(subject_ids, late.setdefault(PROFILE, {}), now)
+    consent = ports.consent_rights.consent_erase(subject_ids=subject_ids, request_id=request_id, now=now)
+    if consent.get("events_archived_now"):
+        late[CONSENT] = consent
+    # Copies: exports (the files go after commit; their keys derive from the data key destroyed below anyway).
+    exports = list(RightsExport.objects.filter(subject_id__in=subject_ids).values_list("pk", flat=True))
+    RightsExport.objects.filter(pk__in=exports).delete()
+    requests = list(RightsRequest.objects.filter(subject_id__in=subject_ids).values_list("pk", flat=True))
+    RightsRequest.objects.filter(pk__in=requests).update(details_enc=None)
+    files_remove_on_commit(export_ids=exports, request_ids=requests)
+    MergeAudit.objects.filter(Q(survivor_id__in=subject_ids) | Q(absorbed_id__in=subject_ids)).update(
+        absorbed_profile_enc=None, survivor_profile_enc=None
+    )
+    # Crypto-shredding: whatever ciphertext of this person survives anywhere (a backup, a file) is unreadable once
+    # no backup holds this wrapped key under a master key still in use.
+    Subject.objects.filter(pk__in=subject_ids).update(wrapped_key=None, profile_enc=None, erased_at=now)
+    Subject.objects.filter(pk=subject_ids[0]).update(status=Subject.Status.ERASED)
+    _log(request_id, subject_ids[0], now)
+    return late
+
+
+def _log(request_id: uuid.UUID, subject_id: uuid.UUID, now: datetime) -> None:
+    """The erasure log: a row, and a line in a file outside the database (a restored backup lacks the row).
+    Written before commit: a line whose transaction then fails only makes a replay erase an approved erasure."""
+    ErasureLog.objects.get_or_create(
+        request_id=request_id, defaults={"subject_id": subject_id, "erased_at": now, "summary": {}}
+    )
+    path = Path(settings.ASSENT_ERASURE_LOG)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps({"request": str(request_id), "subject": str(subject_id), "erased_at": now.isoformat()})
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(line + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def erasure_finish(context: PartContext) -> None:
+    catalogue = ports.consent_rights.catalogue()
+    with context.step():
+        now = timezone.now()
+        late = _seal_erasure(context.subject_ids, context.request.id, catalogue, now) if context.subject_ids else {}
+        outcomes = part_outcomes(context.request.id)
+        report = erasure_report(
+            catalogue=catalogue, outcomes=outcomes, late=late, now=now, key_destroyed=bool(context.subject_ids)
+        )
+        if context.subject_ids:
+            ErasureLog.objects.filter(request_id=context.request.id).update(summary=_summary(report))
+        request_complete(context, report)
+
+
+def _summary(report: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "deleted": sum(s["deleted"] for s in report["sources"]),
+        "kept": sum(k.get("count", 0) for k in report["kept"]),
+        "identifiers": report["profile"]["identifiers_deleted"],
+        "consent_events": report["consent"]["events_moved"],
+    }
+
+
+def erasure_report(
+    *,
+    catalogue: ports.RightsCatalogue,
+    outcomes: dict[str, dict[str, Any]],
+    late: dict[str, Any],
+    now: datetime,
+    key_destroyed: bool,
+) -> dict[str, Any]:
+    """Per source: deleted, and kept where, why and until when; the recipients told (Art. 19)."""
+    names = sorted({n for n in outcomes if n.startswith(SOURCE)} | {n for n in late if n.startswith(SOURCE)})
+    sources, kept = [], []
+    for name in names:
+        key = name.removeprefix(SOURCE)
+        facts = catalogue.sources.get(key)
+        system = facts.name if facts else key
+        parts = [outcomes.get(name, {}), late.get(name, {})]
+        entry: dict[str, Any] = {
+            "source": key,
+            "name": system,
+            "deleted": sum(int(p.get("deleted", 0)) for p in parts),
+            "kept": [],
+        }
+        holds: dict[str, dict[str, Any]] = {}
+        for part in parts:
+            for category, hold in part.get("holds", {}).items():
+                merged = holds.setdefault(category, dict(hold, count=0))
+                merged["count"] += hold["count"]
+                merged["until"] = max(merged["until"], hold["until"])
+        for category, hold in sorted(holds.items()):
+            if hold["kept_by_assent"]:
+                where, instruction = texts.RETENTION_STORE, "kept restricted by Assent, purged on the end date"
+            else:
+                where, instruction = f"{system} (the source system)", "restrict until the end date instead of deleting"
+            item = {
+                "category": category,
+                "count": hold["count"],
+                "where": where,
+                "why": hold["law"],
+                "until": hold["until"],
+                "instruction": instruction,
+            }
+            entry["kept"].append(item)
+            kept.append({"source": key, **item})
+        sources.append(entry)
+    profile = [outcomes.get(PROFILE, {}), late.get(PROFILE, {})]
+    consent = outcomes.get(CONSENT, {})
+    events = int(consent.get("events_archived", 0)) + int(late.get(CONSENT, {}).get("events_archived_now", 0))
+    if events:
+        kept.append(
+            {
+                "category": "consent proof",
+                "count": events,
+                "where": texts.EVIDENCE_STORE,
+                "why": texts.EVIDENCE_WHY,
+                "until": consent.get("keep_until") or late.get(CONSENT, {}).get("keep_until"),
+                "instruction": "kept restricted by Assent, purged on the end date",
+            }
+        )
+    identifiers = sum(int(p.get("identifiers_deleted", 0)) for p in profile)
+    profile_deleted = any(p.get("profile_deleted") for p in profile)
+    data_found = bool(identifiers or profile_deleted or events or any(s["deleted"] or s["kept"] for s in sources))
+    return {
+        "data_found": data_found,
+        "message": texts.ERASURE_DONE if data_found else texts.NO_DATA_FOUND,
+        "erased_at": now.isoformat(),
+        "sources": sources,
+        "profile": {"identifiers_deleted": identifiers, "profile_deleted": profile_deleted},
+        "consent": {"events_moved": events, "logs_deleted": int(consent.get("logs_deleted", 0))},
+        "kept": kept,
+        "recipients": list(consent.get("recipients", [])),
+        "recipients_note": (
+            "Art. 19: these recipients received the person's data; each is told of the erasure (connected systems "
+            "by their connector, others by the DPO)."
+        ),
+        "suppressed_identifiers": sum(int(p.get("suppressed", 0)) for p in profile),
+        "data_key_destroyed": key_destroyed,
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Handlers of the parts, and the replay after a backup restore
+# ---------------------------------------------------------------------------------------------------------
+def erasure_source(context: PartContext) -> None:
+    erase_source(
+        context,
+        source=context.name.removeprefix(SOURCE),
+        catalogue=ports.consent_rights.catalogue(),
+        now=timezone.now(),
+    )
+
+
+def erasure_profile(context: PartContext) -> None:
+    erase_profile(context, now=timezone.now())
+
+
+def erasure_consent(context: PartContext) -> None:
+    erase_consent(context, request_id=context.request.id, now=timezone.now())
+
+
+class _LocalSteps:
+    """Batches for a replay: durable transactions under the subjects' locks, no lease."""
+
+    def __init__(self, subject_ids: list[uuid.UUID]) -> None:
+        self.subject_ids = subject_ids
+        self.outcome: dict[str, Any] = {}
+
+    def mark_done(self) -> None:
+        pass
+
+    @contextmanager
+    def step(self) -> Iterator[dict[str, Any]]:
+        working = copy.deepcopy(self.outcome)
+        with transaction.atomic(durable=True):
+            lock_subjects(sorted(self.subject_ids))
+            yield working
+        self.outcome = working
+
+
+def erasure_replay(*, subject_id: uuid.UUID, request_id: uuid.UUID) -> str:
+    """Re-apply one logged erasure to a database restored from a backup. Idempotent."""
+    subject = Subject.objects.filter(pk=subject_id).first()
+    if subject is None:
+        return "not in this database"
+    group = [subject_id, *Subject.objects.filter(merged_into_id=subject_id).order_by("pk").values_list("pk", flat=True)]
+    leftovers = (
+        LinkedRecord.objects.filter(subject_id__in=group).exists()
+        or Identifier.objects.filter(subject_id__in=group).exists()
+        or Subject.objects.filter(pk__in=group, wrapped_key__isnull=False).exists()
+    )
+    if not leftovers:
+        return "already erased"
+    now = timezone.now()
+    catalogue = ports.consent_rights.catalogue()
+    sources = set(catalogue.sources) | set(
+        LinkedRecord.objects.filter(subject_id__in=group).values_list("source", flat=True)
+    )
+    for source in sorted(sources):
+        erase_source(_LocalSteps(group), source=source, catalogue=catalogue, now=now)
+    erase_profile(_LocalSteps(group), now=now)
+    erase_consent(_LocalSteps(group), request_id=request_id, now=now)
+    with transaction.atomic(durable=True):
+        lock_subjects(sorted(group))
+        _seal_erasure(group, request_id, catalogue, now)
+        open_request = RightsRequest.objects.select_for_update().filter(
+            pk=request_id, status__in=RightsRequest.OPEN_STATUSES
+        )
+        if open_request.exists():
+            from subjects.rights.workflow import status_set
+
+            request = open_request.get()
+            status_set(
+                request,
+                RightsRequest.Status.COMPLETED,
+                by="replay_erasures",
+                at=now,
+                note="re-applied after a backup restore",
+                completed_at=now,
+            )
+    return "re-applied"
+
+
+def erasure_log_read(*, since: datetime, path: Path | None = None) -> list[tuple[uuid.UUID, uuid.UUID, datetime]]:
+    """(request, subject, erased_at) of every logged erasure since `since`, from the file (and the table, for
+    erasures the file lacks), oldest first, each once."""
+    seen: dict[uuid.UUID, tuple[uuid.UUID, uuid.UUID, datetime]] = {}
+    file = path or Path(settings.ASSENT_ERASURE_LOG)
+    if file.exists():
+        with file.open(encoding="utf-8") as handle:
+            for line in handle:
+                line = line.strip()
+                if not line:
+                    continue
+                try:
+                    entry = json.loads(line)
+                    item = (
+                        uuid.UUID(entry["request"]),
+                        uuid.UUID(entry["subject"]),
+                        datetime.fromisoformat(entry["erased_at"]),
+                    )
+                except (ValueError, KeyError, TypeError):
+                    continue  # a line cut by a crash mid-write
+                if item[2] >= since:
+                    seen.setdefault(item[0], item)
+    for request_id, subject_id, erased_at in ErasureLog.objects.filter(erased_at__gte=since).values_list(
+        "request_id", "subject_id", "erased_at"
+    ):
+        seen.setdefault(request_id, (request_id, subject_id, erased_at))
+    return sorted(seen.values(), key=lambda item: item[2])
+
+
+def retention_purge(*, now: datetime | None = None) -> int:
+    """Delete retained records whose legal period has ended; destroy retention keys with nothing left."""
+    now = now or timezone.now()
+    today = now.astimezone(due.BERLIN).date()
+    deleted = 0
+    while ids := list(RetainedRecord.objects.filter(retained_until__lt=today).values_list("pk", flat=True)[:BATCH]):
+        with transaction.atomic(durable=True):
+            deleted += RetainedRecord.objects.filter(pk__in=ids).delete()[0]
+    used = RetainedRecord.objects.values_list("vault_id", flat=True)
+    with transaction.atomic(durable=True):
+        for vault_id in (
+            VaultKey.objects.filter(purpose=VaultKey.Purpose.RETENTION, wrapped_key__isnull=False)
+            .exclude(pk__in=used)
+            .values_list("pk", flat=True)
+        ):
+            vault_key_destroy(vault_id=vault_id, now=now)
+    return deleted

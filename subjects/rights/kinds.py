@@ -1,0 +1,38 @@
+"""Which handler runs which part of which kind of request. Parts are pluggable per source: a connector (a later
+issue) adds its own part name and handler here."""
+
+from __future__ import annotations
+
+from subjects.models import RightsRequest
+from subjects.rights import access, changes, erasure
+from subjects.rights.workflow import CONSENT, FINISH, PROFILE, SOURCE, Handler
+
+Kind = RightsRequest.Kind
+
+_EXPORT: dict[str, Handler] = {
+    SOURCE: access.access_source,
+    PROFILE: access.access_profile,
+    CONSENT: access.access_consent,
+    FINISH: access.access_finish,
+}
+_HANDLERS: dict[str, dict[str, Handler]] = {
+    Kind.ACCESS.value: _EXPORT,
+    Kind.PORTABILITY.value: _EXPORT,
+    Kind.ERASURE.value: {
+        SOURCE: erasure.erasure_source,
+        PROFILE: erasure.erasure_profile,
+        CONSENT: erasure.erasure_consent,
+        FINISH: erasure.erasure_finish,
+    },
+    Kind.RECTIFICATION.value: {PROFILE: changes.rectification_profile, FINISH: changes.changes_finish},
+    Kind.RESTRICTION.value: {PROFILE: changes.restriction_profile, FINISH: changes.changes_finish},
+    Kind.OBJECTION.value: {CONSENT: changes.objection_consent, FINISH: changes.changes_finish},
+}
+
+
+def handler_for(kind: str, part: str) -> Handler:
+    key = SOURCE if part.startswith(SOURCE) else part
+    try:
+        return _HANDLERS[kind][key]
+    except KeyError:
+        raise LookupError(f"no handler for part {part!r} of a {kind} request") from None

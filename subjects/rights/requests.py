@@ -1,0 +1,431 @@
+"""Rights requests: opening, verifying, approving, rejecting, extending, lifting (services) and reading (selectors).
+
+States (DESIGN.md, Rights requests): received -> verified -> (awaiting_approval: erasure only) -> processing ->
+completed | rejected | failed; each transition is recorded with who and when. Objection takes effect without
+verification (it only reduces processing, Art. 21); every other kind starts when verified (Art. 12(6)); only
+erasure waits for approval. A request never creates a subject: for a person nobody knows it runs the same
+workflow over nothing and completes with the same "no data found" words as any other."""
+
+from __future__ import annotations
+
+import functools
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from config.errors import InvalidInputError
+from subjects import ports
+from subjects.identity import KINDS, Reference, normalise
+from subjects.keys import blind_index, data_key, decrypt_field, encrypt_field
+from subjects.locks import advisory_lock, lock_subject
+from subjects.models import LinkedRecord, RightsRequest, RightsRequestPart, Subject
+from subjects.rights import due, vault
+from subjects.rights.errors import (
+    RequestDetailsError,
+    RequestForbiddenError,
+    RequestKindError,
+    RequestNotFoundError,
+    RequestOpenError,
+    RequestStateError,
+)
+from subjects.rights.workflow import history_add, parts_create, parts_plan, status_set
+from subjects.selectors import subject_resolve
+
+Kind = RightsRequest.Kind
+Status = RightsRequest.Status
+DETAILS_COLUMN = "rights_request.details"
+RESTRICTION_GROUNDS = ("18(1)(a)", "18(1)(b)", "18(1)(c)", "18(1)(d)")
+MAX_DETAILS_BYTES = 16 * 1024
+MAX_REASON = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who acts: an API client (`client:<name>`), a staff member (`staff:<username>`), the person, or the system."""
+
+    label: str
+    client_id: int | None = None
+    client_purposes: frozenset[str] = frozenset()  # empty: every purpose
+
+
+@dataclass(frozen=True, slots=True)
+class Details:
+    public: dict[str, Any]  # no personal data: stored in clear (objection scope or purpose, restriction ground)
+    private: dict[str, Any] | None = None  # rectification values and evidence: stored under the subject's key
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Input
+# ---------------------------------------------------------------------------------------------------------
+def _only(raw: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
+    for key in raw:
+        if key not in allowed:
+            raise RequestDetailsError(f"'{key}' is not a detail of this kind of request", field=f"details.{key}")
+
+
+def details_parse(*, kind: str, raw: object) -> Details:
+    """Validate a request's `details` for its kind (400 with the field on anything malformed)."""
+    if kind not in Kind.values:
+        raise RequestKindError(f"'{kind}' is not one of {', '.join(Kind.values)}", field="kind")
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise RequestDetailsError("must be an object", field="details")
+    if len(json.dumps(raw)) > MAX_DETAILS_BYTES:
+        raise RequestDetailsError(f"larger than {MAX_DETAILS_BYTES} bytes", field="details")
+    if kind == Kind.OBJECTION:
+        return Details(_objection(raw))
+    if kind == Kind.RESTRICTION:
+        _only(raw, ("ground",))
+        ground = raw.get("ground")
+        if ground not in RESTRICTION_GROUNDS:
+            raise RequestDetailsError(f"must be one of {', '.join(RESTRICTION_GROUNDS)}", field="details.ground")
+        return Details({"ground": ground})
+    if kind == Kind.RECTIFICATION:
+        return _rectification(raw)
+    _only(raw, ())
+    return Details({})
+
+
+def _objection(raw: Mapping[str, Any]) -> dict[str, Any]:
+    _only(raw, ("scope", "purpose"))
+    if ("scope" in raw) == ("purpose" in raw):
+        raise RequestDetailsError(
+            'needs either {"scope": "direct_marketing"} or {"purpose": KEY}, not both and not neither', field="details"
+        )
+    if "scope" in raw:
+        if raw["scope"] != "direct_marketing":
+            raise RequestDetailsError("the only scope is 'direct_marketing'", field="details.scope")
+        return {"scope": "direct_marketing"}
+    purpose = raw["purpose"]
+    if not isinstance(purpose, str) or purpose not in ports.consent_rights.catalogue().purposes:
+        raise RequestDetailsError("is not a purpose of the catalogue", field="details.purpose")
+    return {"purpose": purpose}
+
+
+def _rectification(raw: Mapping[str, Any]) -> Details:
+    _only(raw, ("identifiers", "profile", "evidence"))
+    identifiers = raw.get("identifiers", {})
+    profile = raw.get("profile", {})
+    evidence = raw.get("evidence", {})
+    for name, value in (("identifiers", identifiers), ("profile", profile), ("evidence", evidence)):
+        if not isinstance(value, dict):
+            raise RequestDetailsError("must be an object", field=f"details.{name}")
+    if not identifiers and not profile:
+        raise RequestDetailsError("names no corrected identifiers and no corrected profile", field="details")
+    corrected: dict[str, str] = {}
+    for kind, value in identifiers.items():
+        if kind not in KINDS:
+            raise RequestDetailsError(f"'{kind}' is not an identifier kind", field=f"details.identifiers.{kind}")
+        corrected[kind] = normalise(kind, value, field=f"details.identifiers.{kind}")
+    for name in profile:
+        if not name or len(name) > 64:
+            raise RequestDetailsError("a profile field name has 1 to 64 characters", field="details.profile")
+    return Details(
+        {"identifiers": sorted(corrected), "profile": sorted(profile)},
+        {"identifiers": corrected, "profile": dict(profile), "evidence": dict(evidence)},
+    )
+
+
+def _fingerprint(kind: str, reference: Reference, subject_id: uuid.UUID | None, details: Details) -> str:
+    if subject_id is not None:
+        who = subject_id.bytes
+    else:
+        index = blind_index()
+        digests = sorted(index.lookup(k, v) for k, v in reference.identifiers)
+        who = b"".join(digests) or (reference.subject_id.bytes if reference.subject_id else b"")
+    canonical = json.dumps([details.public, details.private], sort_keys=True, separators=(",", ":")).encode()
+    return vault.fingerprint([kind.encode(), who, canonical])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Opening
+# ---------------------------------------------------------------------------------------------------------
+def _check_client(kind: str, details: Details, actor: Actor) -> None:
+    """A client created with --purpose acts only for those purposes: it may object to one of them, nothing else."""
+    if not actor.client_purposes:
+        return
+    purpose = details.public.get("purpose")
+    if kind != Kind.OBJECTION or purpose not in actor.client_purposes:
+        raise RequestForbiddenError("this API client may act only for its purposes (an objection to one of them)")
+
+
+def request_open(
+    *,
+    kind: str,
+    reference: Reference,
+    channel: str,
+    verified: bool,
+    details: Details,
+    actor: Actor,
+    now: datetime | None = None,
+) -> RightsRequest:
+    """Open a request. 409 with the existing id when an identical one is open. Never creates a subject."""
+    if kind not in Kind.values:
+        raise RequestKindError(f"'{kind}' is not one of {', '.join(Kind.values)}", field="kind")
+    _check_client(kind, details, actor)
+    now = now or timezone.now()
+    subject_id = subject_resolve(reference=reference)  # 409 ambiguous_subject when it names several
+    fingerprint = _fingerprint(kind, reference, subject_id, details)
+    try:
+        return _open(kind, subject_id, fingerprint, channel, verified, details, actor, now)
+    except IntegrityError:
+        # Only the partial unique index on open fingerprints can fail here: a racing twin won.
+        existing = RightsRequest.objects.filter(fingerprint=fingerprint, status__in=RightsRequest.OPEN_STATUSES)
+        raise RequestOpenError(
+            "an identical request is open", id=str(existing.values_list("pk", flat=True).first())
+        ) from None
+
+
+@transaction.atomic(durable=True)
+def _open(
+    kind: str,
+    subject_id: uuid.UUID | None,
+    fingerprint: str,
+    channel: str,
+    verified: bool,
+    details: Details,
+    actor: Actor,
+    now: datetime,
+) -> RightsRequest:
+    advisory_lock(f"rights-request:{fingerprint}")
+    subject = lock_subject(subject_id) if subject_id else None
+    existing = (
+        RightsRequest.objects.filter(fingerprint=fingerprint, status__in=RightsRequest.OPEN_STATUSES)
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if existing is not None:
+        raise RequestOpenError("an identical request is open", id=str(existing))
+    request = RightsRequest(
+        kind=kind,
+        subject=subject,
+        fingerprint=fingerprint,
+        channel=channel,
+        details=details.public,
+        opened_by=actor.label,
+        opened_by_client=actor.client_id,
+        received_at=now,
+        due_at=due.due_at(now),
+    )
+    if details.private is not None and subject is not None:
+        request.details_enc = encrypt_field(
+            subject, data_key(subject), DETAILS_COLUMN, json.dumps(details.private, sort_keys=True)
+        )
+    request.save(force_insert=True)
+    history_add(request, "received", actor.label, now, note=f"channel {channel}")
+    if kind == Kind.OBJECTION:
+        # Art. 21: the objection is in force before this returns, for the very next check; the workflow then
+        # confirms it (idempotently) and completes the request.
+        if subject is not None:
+            ports.consent_rights.objection_record(
+                subject_id=subject.id, purpose=details.public.get("purpose", ""), request_id=request.id, now=now
+            )
+        if verified:
+            _mark_verified(request, actor, now)
+        _start(request, actor.label, now)
+    elif verified:
+        _verify(request, actor, now)
+    return request
+
+
+def _mark_verified(request: RightsRequest, actor: Actor, now: datetime) -> None:
+    request.verified_at, request.verified_by = now, actor.label
+    RightsRequest.objects.filter(pk=request.pk).update(verified_at=now, verified_by=actor.label)
+
+
+def _verify(request: RightsRequest, actor: Actor, now: datetime) -> None:
+    """Art. 12(6): the caller states it checked the identity; it is recorded as the verifier."""
+    status_set(request, Status.VERIFIED, by=actor.label, at=now, verified_at=now, verified_by=actor.label)
+    if request.kind == Kind.ERASURE:
+        status_set(request, Status.AWAITING_APPROVAL, by="system", at=now, note="erasure waits for approval")
+    else:
+        _start(request, "system", now)
+
+
+def _start(request: RightsRequest, by: str, now: datetime) -> None:
+    sources: list[str] = list(ports.consent_rights.catalogue().sources)
+    if request.subject_id is not None:
+        sources += (
+            LinkedRecord.objects.filter(subject_id=request.subject_id).values_list("source", flat=True).distinct()
+        )
+    status_set(request, Status.PROCESSING, by=by, at=now)
+    parts_create(request, parts_plan(kind=request.kind, sources=sources), now)
+
+
+def _locked(request_id: uuid.UUID) -> RightsRequest:
+    """Lock order: the subject first, then its request."""
+    subject_id = RightsRequest.objects.filter(pk=request_id).values_list("subject_id", flat=True).first()
+    if subject_id is None and not RightsRequest.objects.filter(pk=request_id).exists():
+        raise RequestNotFoundError("no rights request with this id")
+    if subject_id is not None:
+        lock_subject(subject_id)
+    return RightsRequest.objects.select_for_update().get(pk=request_id)
+
+
+@transaction.atomic(durable=True)
+def request_verify(*, request_id: uuid.UUID, actor: Actor) -> RightsRequest:
+    request = _locked(request_id)
+    if request.status != Status.RECEIVED:
+        raise RequestStateError(f"the request is {request.status}, not received")
+    _verify(request, actor, timezone.now())
+    return request
+
+
+@transaction.atomic(durable=True)
+def request_approve(*, request_id: uuid.UUID, actor: Actor) -> RightsRequest:
+    """Approve an erasure (the DPO, in admin or through the API). From now on the policy denies every use."""
+    request = _locked(request_id)
+    if request.status != Status.AWAITING_APPROVAL:
+        raise RequestStateError(f"the request is {request.status}, not awaiting_approval")
+    now = timezone.now()
+    request.approved_at, request.approved_by = now, actor.label
+    RightsRequest.objects.filter(pk=request.pk).update(approved_at=now, approved_by=actor.label)
+    if request.subject_id is not None:
+        Subject.objects.filter(pk=request.subject_id, erasure_started_at__isnull=True).update(erasure_started_at=now)
+    history_add(request, "approved", actor.label, now)
+    _start(request, actor.label, now)
+    return request
+
+
+@transaction.atomic(durable=True)
+def request_reject(*, request_id: uuid.UUID, reason: str, actor: Actor) -> RightsRequest:
+    """Art. 12(4)/(5): refuse with a reason; the answer names the right to complain. The person is told."""
+    reason = reason.strip()
+    if not reason:
+        raise InvalidInputError("a rejection needs a reason (Art. 12(4))", field="reason")
+    if len(reason) > MAX_REASON:
+        raise InvalidInputError(f"longer than {MAX_REASON} characters", field="reason")
+    request = _locked(request_id)
+    if request.status not in (Status.RECEIVED, Status.VERIFIED, Status.AWAITING_APPROVAL):
+        raise RequestStateError(f"a {request.status} request cannot be rejected")
+    now = timezone.now()
+    from subjects.rights.texts import COMPLAINT
+
+    result = {"message": "The request was rejected.", "reason": reason, "right_to_complain": COMPLAINT}
+    status_set(
+        request, Status.REJECTED, by=actor.label, at=now, rejection_reason=reason, completed_at=now, result=result
+    )
+    _tell(request, "rejection")
+    return request
+
+
+@transaction.atomic(durable=True)
+def request_extend(
+    *, request_id: uuid.UUID, months: int, reason: str, actor: Actor, now: datetime | None = None
+) -> RightsRequest:
+    """Art. 12(3): extend by up to two further months, with a reason, decided before the due date; the person
+    is told (by mail, after commit)."""
+    now = now or timezone.now()
+    reason = reason.strip()
+    if months not in range(1, due.MAX_EXTENSION_MONTHS + 1):
+        raise InvalidInputError(f"an extension is 1 to {due.MAX_EXTENSION_MONTHS} months", field="months")
+    if not reason:
+        raise InvalidInputError("an extension needs a reason (Art. 12(3))", field="reason")
+    if len(reason) > MAX_REASON:
+        raise InvalidInputError(f"longer than {MAX_REASON} characters", field="reason")
+    request = _locked(request_id)
+    if request.status not in RightsRequest.OPEN_STATUSES:
+        raise RequestStateError(f"a {request.status} request cannot be extended")
+    if request.extended_until is not None:
+        raise RequestStateError("the request was extended already")
+    if now > request.due_at:
+        raise RequestStateError("an extension must be decided before the due date")
+    until = due.due_at(request.received_at, months=1 + months)
+    request.extended_until, request.extension_reason = until, reason
+    RightsRequest.objects.filter(pk=request.pk).update(extended_until=until, extension_reason=reason)
+    history_add(request, "extended", actor.label, now, note=f"by {months} month(s) to {until.date().isoformat()}")
+    _tell(request, "extension")
+    return request
+
+
+@transaction.atomic(durable=True)
+def request_lift(*, request_id: uuid.UUID, actor: Actor) -> RightsRequest:
+    """End a restriction. Art. 18(3): the person is told before it is lifted, so this only asks; the task mails
+    the person and then lifts."""
+    request = _locked(request_id)
+    if request.kind != Kind.RESTRICTION or request.status != Status.COMPLETED:
+        raise RequestStateError("only a completed restriction can be lifted")
+    if request.lifted_at is not None or request.lift_requested_at is not None:
+        raise RequestStateError("this restriction is lifted already, or being lifted")
+    now = timezone.now()
+    request.lift_requested_at = now
+    RightsRequest.objects.filter(pk=request.pk).update(lift_requested_at=now)
+    history_add(request, "lift_requested", actor.label, now, note="the person is told first (Art. 18(3))")
+    from subjects.rights.tasks import lift_restriction
+
+    transaction.on_commit(functools.partial(lift_restriction.delay, str(request.pk)))
+    return request
+
+
+@transaction.atomic(durable=True)
+def request_retry(*, request_id: uuid.UUID, actor: Actor) -> RightsRequest:
+    """Run a failed request's failed parts again (the DPO, after fixing the cause)."""
+    request = _locked(request_id)
+    if request.status != Status.FAILED:
+        raise RequestStateError(f"the request is {request.status}, not failed")
+    now = timezone.now()
+    parts = RightsRequestPart.objects.filter(
+        request=request, status__in=(RightsRequestPart.Status.FAILED, RightsRequestPart.Status.SKIPPED)
+    )
+    ids = list(parts.values_list("pk", flat=True))
+    parts.update(status=RightsRequestPart.Status.PENDING, error="", finished_at=None, enqueued_at=now)
+    result = {k: v for k, v in request.result.items() if k != "errors"}
+    status_set(request, Status.PROCESSING, by=actor.label, at=now, note="retry", completed_at=None, result=result)
+    from subjects.rights.workflow import parts_enqueue
+
+    parts_enqueue(ids)
+    return request
+
+
+def _tell(request: RightsRequest, what: str) -> None:
+    from subjects.rights.tasks import tell_person
+
+    transaction.on_commit(functools.partial(tell_person.delay, str(request.pk), what))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Reading
+# ---------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class RequestView:
+    request: RightsRequest
+    parts: list[dict[str, Any]]
+    history: list[dict[str, Any]]
+    has_export: bool
+
+
+def request_get(*, request_id: uuid.UUID, actor: Actor | None = None) -> RequestView:
+    """A request with its parts and history. A client limited to purposes sees only the requests it opened."""
+    request = RightsRequest.objects.filter(pk=request_id).first()
+    if request is None or (actor is not None and actor.client_purposes and request.opened_by_client != actor.client_id):
+        raise RequestNotFoundError("no rights request with this id")
+    parts = [
+        {"name": name, "status": status, "error": error or None}
+        for name, status, error in request.parts.order_by("pk").values_list("name", "status", "error")
+    ]
+    history = [
+        {"event": event, "status": status, "at": at, "by": by, "note": note}
+        for event, status, at, by, note in request.history.values_list("event", "status", "at", "by", "note")
+    ]
+    from subjects.models import RightsExport
+
+    has_export = RightsExport.objects.filter(pk=request.pk, expires_at__gt=timezone.now()).exists()
+    return RequestView(request, parts, history, has_export)
+
+
+def request_details_private(request: RightsRequest) -> dict[str, Any]:
+    """The encrypted details (rectification values and evidence), for the workflow."""
+    if not request.details_enc or request.subject is None:
+        return {}
+    subject = request.subject
+    loaded: dict[str, Any] = json.loads(
+        decrypt_field(subject, data_key(subject), DETAILS_COLUMN, bytes(request.details_enc))
+    )
+    return loaded

@@ -1,0 +1,97 @@
+"""Celery tasks of the rights workflow: thin, ids only (personal data never travels through the broker), each
+calling one service. acks_late + reject_on_worker_lost: a task whose worker dies is delivered again after the
+broker's visibility timeout; the part's lease decides whether the work is taken up again."""
+
+from __future__ import annotations
+
+import random
+import uuid
+
+from celery import shared_task
+from celery.app.task import Task
+
+from subjects import ports
+from subjects.rights.changes import lift_restriction_run
+from subjects.rights.deadlines import requests_flag_deadlines
+from subjects.rights.erasure import retention_purge
+from subjects.rights.exports import exports_purge
+from subjects.rights.mails import request_tell
+from subjects.rights.workflow import TRANSIENT, part_fail, part_run, parts_stalled
+
+MAX_RETRIES = 8
+
+
+def _backoff(retries: int) -> float:
+    return min(60.0, 2.0**retries) * (0.5 + random.random() / 2)
+
+
+@shared_task(
+    bind=True, name="subjects.rights.run_part", max_retries=MAX_RETRIES, acks_late=True, reject_on_worker_lost=True
+)
+def run_part(self: Task, part_id: str) -> None:
+    try:
+        result = part_run(part_id=int(part_id))
+    except TRANSIENT as exc:
+        if self.request.retries >= MAX_RETRIES:
+            part_fail(part_id=int(part_id), error=f"gave up after {MAX_RETRIES} retries: {type(exc).__name__}")
+            return
+        raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from None
+    if result.retry_in is not None:
+        # Another worker holds a live lease on a part of this request; if it died, the lease ends and this
+        # claims the part then.
+        run_part.apply_async((part_id,), countdown=result.retry_in)
+
+
+@shared_task(
+    bind=True,
+    name="subjects.rights.lift_restriction",
+    max_retries=MAX_RETRIES,
+    acks_late=True,
+    reject_on_worker_lost=True,
+)
+def lift_restriction(self: Task, request_id: str) -> None:
+    try:
+        lift_restriction_run(request_id=uuid.UUID(request_id))
+    except TRANSIENT as exc:
+        raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from None
+
+
+@shared_task(
+    bind=True, name="subjects.rights.tell_person", max_retries=MAX_RETRIES, acks_late=True, reject_on_worker_lost=True
+)
+def tell_person(self: Task, request_id: str, what: str) -> None:
+    try:
+        request_tell(request_id=uuid.UUID(request_id), what=what)
+    except TRANSIENT as exc:
+        raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from None
+
+
+@shared_task(name="subjects.rights.resume_stalled")
+def resume_stalled() -> int:
+    """Safety net: parts whose message was lost or whose worker died go to the broker again."""
+    ids = parts_stalled()
+    for part_id in ids:
+        run_part.delay(str(part_id))
+    return len(ids)
+
+
+@shared_task(name="subjects.rights.flag_deadlines")
+def flag_deadlines() -> None:
+    requests_flag_deadlines()
+
+
+@shared_task(name="subjects.rights.purge_exports")
+def purge_exports() -> int:
+    return exports_purge()
+
+
+@shared_task(name="subjects.rights.purge_retention")
+def purge_retention() -> int:
+    return retention_purge()
+
+
+@shared_task(name="subjects.rights.purge_evidence")
+def purge_evidence() -> int:
+    from django.utils import timezone
+
+    return ports.consent_rights.evidence_purge(now=timezone.now())

@@ -1,0 +1,462 @@
+"""The workflow engine of a rights request: parts, leased claims, batches, completion.
+
+A request in `processing` has parts: one per source of linked records, `profile` (profile and identifiers),
+`consent` (the ledger, through the port), and `finish`, which runs when every other part is done and completes the
+request. A Celery task (ids only) runs a part:
+
+- it claims the part with a conditional UPDATE that sets a lease (`claimed_until`) and a fresh `lease_token`; a
+  part whose lease ran out (its worker died) can be claimed again, one with a live lease cannot;
+- the work goes in batches, each a durable transaction that locks the subject (lock order: subject, then
+  requests, then records), checks that the lease is still ours, does the batch, saves the part's progress and
+  renews the lease. A batch either happens with its progress recorded or not at all, so a reclaimed part resumes
+  where the dead worker stopped and nothing is done twice;
+- transient errors (database, disk) release the lease and are retried with backoff by the task; any other error
+  fails the part with an error in our own words; the request fails when every part has settled and one failed.
+
+After its own part a task claims the request's other pending parts and then `finish` (work stealing): with one
+worker a request runs in one task, with several the claims share the parts out."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import functools
+import logging
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, transaction
+from django.db.models import Exists, F, OuterRef, Q
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from config.errors import DomainError
+from subjects.crypto import DecryptionError
+from subjects.keys import data_key
+from subjects.locks import lock_subjects
+from subjects.models import RightsRequest, RightsRequestEvent, RightsRequestPart, Subject
+
+log = logging.getLogger(__name__)
+
+Part = RightsRequestPart
+Status = RightsRequest.Status
+FINISH = "finish"
+PROFILE = "profile"
+CONSENT = "consent"
+SOURCE = "source:"
+TRANSIENT = (OperationalError, InterfaceError, OSError)
+SYSTEM = "system"
+
+
+def lease() -> timedelta:
+    return timedelta(seconds=settings.ASSENT_RIGHTS_LEASE_SECONDS)
+
+
+class LeaseLostError(Exception):
+    """Our lease ran out and another worker claimed the part: stop without writing."""
+
+
+# ---------------------------------------------------------------------------------------------------------
+# History and status
+# ---------------------------------------------------------------------------------------------------------
+def history_add(request: RightsRequest, event: str, by: str, at: datetime, note: str = "") -> None:
+    RightsRequestEvent.objects.create(request=request, event=event, status=request.status, at=at, by=by, note=note)
+
+
+def status_set(request: RightsRequest, status: str, *, by: str, at: datetime, note: str = "", **fields: Any) -> None:
+    """Move a request (locked by the caller) to `status` and record who did it and when."""
+    request.status = status
+    for name, value in fields.items():
+        setattr(request, name, value)
+    RightsRequest.objects.filter(pk=request.pk).update(status=status, **fields)
+    history_add(request, status, by, at, note)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Starting: the parts of a request
+# ---------------------------------------------------------------------------------------------------------
+def parts_plan(*, kind: str, sources: list[str]) -> list[str]:
+    if kind in (RightsRequest.Kind.ACCESS, RightsRequest.Kind.PORTABILITY, RightsRequest.Kind.ERASURE):
+        return [*(SOURCE + s for s in sorted(set(sources))), PROFILE, CONSENT, FINISH]
+    if kind == RightsRequest.Kind.OBJECTION:
+        return [CONSENT, FINISH]
+    return [PROFILE, FINISH]  # rectification, restriction
+
+
+def parts_create(request: RightsRequest, names: list[str], now: datetime) -> list[int]:
+    """Create the request's parts (inside the caller's transaction) and hand them to the broker on commit."""
+    rows = Part.objects.bulk_create([Part(request=request, name=name, enqueued_at=now) for name in names])
+    ids = [row.pk for row in rows if row.name != FINISH]
+    parts_enqueue(ids)
+    return ids
+
+
+def parts_enqueue(part_ids: list[int]) -> None:
+    from subjects.rights.tasks import run_part  # the edge; imported late, it is only needed on commit
+
+    for part_id in part_ids:
+        transaction.on_commit(functools.partial(run_part.delay, str(part_id)))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Claims
+# ---------------------------------------------------------------------------------------------------------
+@dataclass
+class PartContext:
+    """What a part's handler works with. `step()` is one batch: a durable transaction under the locks, with the
+    part's progress (`outcome`) saved and the lease renewed at its end, both only if the lease is still ours."""
+
+    part_id: int
+    token: uuid.UUID
+    name: str
+    request: RightsRequest
+    subject_ids: list[uuid.UUID]  # the subject (merges followed to the survivor) and those merged into it
+    outcome: dict[str, Any]
+    shared: dict[str, Any] = field(default_factory=dict, repr=False)  # what the parts of one task run share
+    done: bool = False
+    _final: bool = field(default=False, repr=False)
+
+    @property
+    def subject_id(self) -> uuid.UUID | None:
+        return self.subject_ids[0] if self.subject_ids else None
+
+    def subject(self) -> Subject | None:
+        if "subject" not in self.shared:
+            self.shared["subject"] = Subject.objects.filter(pk=self.subject_id).first() if self.subject_id else None
+        subject: Subject | None = self.shared["subject"]
+        return subject
+
+    def data_key(self) -> bytes:
+        if "key" not in self.shared:
+            subject = self.subject()
+            assert subject is not None, "a part about nobody has no data key"
+            self.shared["key"] = data_key(subject)
+        key: bytes = self.shared["key"]
+        return key
+
+    def mark_done(self) -> None:
+        self._final = True
+
+    @contextmanager
+    def step(self, *, read_only: bool = False) -> Iterator[dict[str, Any]]:
+        """`read_only`: the batch wrote nothing but its piece file and records only the part's outcome, a single
+        conditional UPDATE that needs neither the subject's lock nor a transaction of its own."""
+        working = copy.deepcopy(self.outcome)
+        self._final = False
+        if read_only:
+            yield working
+            self._save(working)
+        else:
+            with transaction.atomic(durable=True):
+                if self.subject_ids:
+                    lock_subjects(sorted(self.subject_ids))
+                yield working
+                self._save(working)
+        self.outcome = working
+        self.done = self.done or self._final
+
+    def _save(self, outcome: dict[str, Any]) -> None:
+        now = timezone.now()
+        values: dict[str, Any] = {"outcome": outcome, "claimed_until": now + lease()}
+        if self._final:
+            values.update(status=Part.Status.DONE, finished_at=now, lease_token=None, error="")
+        # The lease is checked where the batch commits: if another worker took the part over meanwhile, this
+        # UPDATE finds no row and the whole batch rolls back. (That worker waited for our subject lock, so it
+        # cannot have written anything of this batch.)
+        if not Part.objects.filter(pk=self.part_id, lease_token=self.token, status=Part.Status.RUNNING).update(
+            **values
+        ):
+            raise LeaseLostError
+
+    def renew(self) -> None:
+        """Extend the lease during long work outside a batch (writing an export); stop if it was lost."""
+        if not Part.objects.filter(pk=self.part_id, lease_token=self.token, status=Part.Status.RUNNING).update(
+            claimed_until=timezone.now() + lease()
+        ):
+            raise LeaseLostError
+
+
+def _claimable(now: datetime) -> Q:
+    return Q(status=Part.Status.PENDING) | Q(status=Part.Status.RUNNING, claimed_until__lt=now)
+
+
+def _unfinished_others() -> Exists:
+    return Exists(
+        Part.objects.filter(request=OuterRef("request"))
+        .exclude(name=FINISH)
+        .exclude(status__in=(Part.Status.DONE, Part.Status.SKIPPED))
+    )
+
+
+@dataclass
+class _Run:
+    """One task's run over a request's parts: the request and its subjects are read once."""
+
+    request: RightsRequest
+    subject_ids: list[uuid.UUID]
+    shared: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of_part(cls, part_id: int) -> _Run | None:
+        """None when the part's request is not processing (most messages of a request find it finished by the task
+        that stole their parts: this one query says so)."""
+        part = Part.objects.select_related("request").filter(pk=part_id, request__status=Status.PROCESSING).first()
+        return None if part is None else cls(part.request, subject_group(part.request.subject_id))
+
+    def claim(self, condition: Q) -> PartContext | None:
+        """The conditional UPDATE: it succeeds for one worker only; it sets a fresh token and the lease. The same
+        condition selects the candidate and guards the UPDATE, so a part taken meanwhile is not taken twice."""
+        now = timezone.now()
+        token = uuid.uuid4()
+        condition = condition & Q(request_id=self.request.pk) & _claimable(now) & Q(request__status=Status.PROCESSING)
+        row = Part.objects.filter(condition).order_by("pk").values_list("pk", "name", "outcome").first()
+        if row is None:
+            return None
+        claimed = Part.objects.filter(condition, pk=row[0]).update(
+            status=Part.Status.RUNNING,
+            lease_token=token,
+            claimed_until=now + lease(),
+            attempts=F("attempts") + 1,
+            started_at=Coalesce(F("started_at"), now),
+        )
+        if not claimed:
+            return None
+        return PartContext(
+            part_id=row[0],
+            token=token,
+            name=row[1],
+            request=self.request,
+            subject_ids=self.subject_ids,
+            outcome=dict(row[2]),
+            shared=self.shared,
+        )
+
+    def claim_part(self, part_id: int) -> PartContext | None:
+        return self.claim(Q(pk=part_id) & (~Q(name=FINISH) | Q(~_unfinished_others())))
+
+    def claim_rest(self) -> list[PartContext]:
+        """Work stealing: every other claimable part of the request, in one conditional UPDATE (each part gets the
+        lease). With one worker a request then costs one claim, not one per part; other workers' messages for
+        these parts find them taken. A part whose lease runs out while it waits here may be taken over by another
+        worker: our batches then find the lease gone and write nothing."""
+        now = timezone.now()
+        token = uuid.uuid4()
+        condition = (
+            ~Q(name=FINISH) & Q(request_id=self.request.pk) & _claimable(now) & Q(request__status=Status.PROCESSING)
+        )
+        rows = list(Part.objects.filter(condition).order_by("pk").values_list("pk", "name", "outcome"))
+        if not rows:
+            return []
+        Part.objects.filter(condition, pk__in=[row[0] for row in rows]).update(
+            status=Part.Status.RUNNING,
+            lease_token=token,
+            claimed_until=now + lease(),
+            attempts=F("attempts") + 1,
+            started_at=Coalesce(F("started_at"), now),
+        )
+        mine = set(Part.objects.filter(request_id=self.request.pk, lease_token=token).values_list("pk", flat=True))
+        return [
+            PartContext(
+                part_id=pk,
+                token=token,
+                name=name,
+                request=self.request,
+                subject_ids=self.subject_ids,
+                outcome=dict(outcome),
+                shared=self.shared,
+            )
+            for pk, name, outcome in rows
+            if pk in mine
+        ]
+
+    def claim_finish(self) -> PartContext | None:
+        return self.claim(Q(name=FINISH) & Q(~_unfinished_others()))
+
+
+def subject_group(subject_id: uuid.UUID | None) -> list[uuid.UUID]:
+    """The request's subject followed to its survivor, then the subjects merged into it (their closed chains and
+    logs are the same person's). Empty when nobody matched, or the person is erased already."""
+    if subject_id is None:
+        return []
+    row = Subject.objects.filter(pk=subject_id).values_list("merged_into_id", "erased_at").first()
+    if row is None or (row[0] is None and row[1] is not None):
+        return []
+    survivor = row[0] or subject_id
+    if row[0] is not None and not Subject.objects.filter(pk=survivor, erased_at__isnull=True).exists():
+        return []
+    absorbed = Subject.objects.filter(merged_into_id=survivor).order_by("pk").values_list("pk", flat=True)
+    return [survivor, *absorbed]
+
+
+def part_claim(*, part_id: int) -> PartContext | None:
+    run = _Run.of_part(part_id)
+    return None if run is None else run.claim_part(part_id)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Running
+# ---------------------------------------------------------------------------------------------------------
+Handler = Callable[[PartContext], None]
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    retry_in: float | None = None  # another worker holds a live lease on a part of this request: look again then
+
+
+def part_run(*, part_id: int, steal: bool = True) -> RunResult:
+    """Run one part (with `steal`: it and every other claimable part of its request, claimed together), then the
+    finish step when every other part is done. Transient errors propagate (the task retries them); any other error
+    fails its part."""
+    run = _Run.of_part(part_id)
+    if run is None:
+        return RunResult()
+    request_id = run.request.pk
+    if not steal and (context := run.claim_part(part_id)) is not None:
+        _run(context)
+    while steal and (stolen := run.claim_rest()):
+        for index, context in enumerate(stolen):
+            try:
+                _run(context)
+            except TRANSIENT:
+                for waiting in stolen[index + 1 :]:
+                    part_release(waiting)  # not left to wait for their leases: the retry takes them at once
+                raise
+    if (context := run.claim_finish()) is not None:
+        _run(context)
+    elif Part.objects.filter(request_id=request_id, status=Part.Status.FAILED).exists():
+        request_settle(request_id=request_id)  # the last part to settle after a failure ends the request
+    return RunResult(retry_in=_live_lease_elsewhere(request_id))
+
+
+def _live_lease_elsewhere(request_id: uuid.UUID) -> float | None:
+    if not RightsRequest.objects.filter(pk=request_id, status=Status.PROCESSING).exists():
+        return None
+    now = timezone.now()
+    until = (
+        Part.objects.filter(request_id=request_id, status=Part.Status.RUNNING, claimed_until__gte=now)
+        .order_by("claimed_until")
+        .values_list("claimed_until", flat=True)
+        .first()
+    )
+    return None if until is None else max(0.5, (until - now).total_seconds() + 0.5)
+
+
+def _run(context: PartContext) -> None:
+    from subjects.rights.kinds import handler_for  # the kinds import this module
+
+    try:
+        handler_for(context.request.kind, context.name)(context)
+        if not context.done:
+            with context.step():
+                context.mark_done()
+    except LeaseLostError:
+        log.info("rights part %s: lease lost to another worker", context.part_id)
+    except TRANSIENT:
+        part_release(context)
+        raise
+    except Exception as exc:  # noqa: BLE001 - any other error is the part's outcome, recorded for the DPO
+        log.warning("rights part %s (%s) failed: %s", context.part_id, context.name, type(exc).__name__)
+        part_fail(part_id=context.part_id, token=context.token, error=error_text(exc))
+
+
+def error_text(exc: BaseException) -> str:
+    """Our own words only: a database or library message could echo a value."""
+    if isinstance(exc, DomainError):
+        return f"{exc.code}: {exc.detail}"[:500]
+    if isinstance(exc, DecryptionError):
+        return f"decryption_failed: {exc}"[:500]
+    return f"{type(exc).__name__} (details in the worker log)"
+
+
+def part_release(context: PartContext) -> None:
+    """Give the part back at once (a transient error): the retry claims it without waiting for the lease."""
+    with contextlib.suppress(*TRANSIENT):  # the database is away: the lease runs out on its own
+        Part.objects.filter(pk=context.part_id, lease_token=context.token, status=Part.Status.RUNNING).update(
+            status=Part.Status.PENDING, lease_token=None, claimed_until=None
+        )
+
+
+@transaction.atomic(durable=True)
+def part_fail(*, part_id: int, error: str, token: uuid.UUID | None = None) -> None:
+    """Record a part's final failure; when every part has settled, the request fails with every error visible."""
+    part = Part.objects.select_related("request").filter(pk=part_id).first()
+    if part is None:
+        return
+    request = part.request
+    if request.subject_id:
+        lock_subjects([request.subject_id])
+    request = RightsRequest.objects.select_for_update().get(pk=request.pk)
+    query = Part.objects.select_for_update().filter(pk=part_id).exclude(status=Part.Status.DONE)
+    if token is not None:
+        query = query.filter(lease_token=token)
+    if not query.exists():
+        return
+    now = timezone.now()
+    Part.objects.filter(pk=part_id).update(status=Part.Status.FAILED, error=error, finished_at=now, lease_token=None)
+    _settle(request, now)
+
+
+@transaction.atomic(durable=True)
+def request_settle(*, request_id: uuid.UUID) -> None:
+    subject_id = RightsRequest.objects.filter(pk=request_id).values_list("subject_id", flat=True).first()
+    if subject_id is not None:
+        lock_subjects([subject_id])
+    request = RightsRequest.objects.select_for_update().get(pk=request_id)
+    _settle(request, timezone.now())
+
+
+def _settle(request: RightsRequest, now: datetime) -> None:
+    parts = Part.objects.filter(request=request).exclude(name=FINISH)
+    if request.status != Status.PROCESSING or parts.filter(status__in=(Part.Status.PENDING, Part.Status.RUNNING)):
+        return
+    failed = list(parts.filter(status=Part.Status.FAILED).values_list("name", "error"))
+    if not failed:
+        return
+    Part.objects.filter(request=request, name=FINISH).update(status=Part.Status.SKIPPED, finished_at=now)
+    status_set(
+        request,
+        Status.FAILED,
+        by=SYSTEM,
+        at=now,
+        note=f"{len(failed)} part(s) failed",
+        completed_at=now,
+        result={**request.result, "errors": [{"part": name, "error": error} for name, error in failed]},
+    )
+
+
+def request_complete(context: PartContext, result: dict[str, Any], *, note: str = "") -> None:
+    """Complete the request from its finish step, inside that step's transaction."""
+    request = RightsRequest.objects.select_for_update().get(pk=context.request.pk)
+    now = timezone.now()
+    status_set(request, Status.COMPLETED, by=SYSTEM, at=now, note=note, completed_at=now, result=result)
+    context.mark_done()
+
+
+def part_outcomes(request_id: uuid.UUID) -> dict[str, dict[str, Any]]:
+    return dict(Part.objects.filter(request_id=request_id).values_list("name", "outcome"))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The safety net (beat): parts whose message was lost, or whose worker died, are handed to the broker again
+# ---------------------------------------------------------------------------------------------------------
+def parts_stalled(*, older_than: timedelta = timedelta(minutes=2)) -> list[int]:
+    now = timezone.now()
+    stalled = (
+        Part.objects.filter(request__status=Status.PROCESSING)
+        .filter(
+            Q(status=Part.Status.PENDING, enqueued_at__lt=now - older_than)
+            | Q(status=Part.Status.RUNNING, claimed_until__lt=now)
+        )
+        .order_by("pk")
+        .values_list("pk", flat=True)[:1000]
+    )
+    ids = list(stalled)
+    if ids:
+        Part.objects.filter(pk__in=ids).update(enqueued_at=now)
+    return ids

@@ -1,0 +1,117 @@
+"""The dashboard: consent rates per purpose and channel by week (server-side SVG), requests, outdated notices."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from consent.dashboard import consent_rates, outdated_notice_consents, request_summary
+from consent.models import AuditEntry
+from consent.services import ConsentCommand, consent_record
+from subjects.identity import parse_reference
+from subjects.models import RightsRequest
+
+
+def record(email: str, action: str, channel: str, when: datetime) -> None:
+    consent_record(
+        command=ConsentCommand(
+            reference=parse_reference({"email": email}),
+            purpose="newsletter",
+            action=action,
+            source="webshop",
+            channel=channel,
+            notice_version="2026-01" if action == "grant" else None,
+            occurred_at=when,
+        )
+    )
+
+
+def test_consent_rates_follow_grants_and_withdrawals_week_by_week(catalogue: dict[str, object]) -> None:
+    now = timezone.now()
+    record("a@example.org", "grant", "sms", now - timedelta(weeks=3))
+    record("b@example.org", "grant", "sms", now - timedelta(weeks=2))
+    record("b@example.org", "withdraw", "sms", now - timedelta(weeks=1))
+    record("c@example.org", "withdraw", "sms", now - timedelta(weeks=1))
+
+    sms = next(s for s in consent_rates(now=now, weeks=4) if (s.purpose, s.channel) == ("newsletter", "sms"))
+
+    assert [(p.consented, p.known) for p in sms.points] == [(1, 1), (2, 2), (1, 3), (1, 3)]
+    assert (sms.granted_now, sms.recorded_now) == (1, 3)
+    assert sms.points[-1].rate == pytest.approx(1 / 3)
+
+
+def test_consent_rates_count_a_regrant_once(catalogue: dict[str, object]) -> None:
+    now = timezone.now()
+    record("a@example.org", "grant", "push", now - timedelta(weeks=2))
+    record("a@example.org", "grant", "push", now - timedelta(weeks=1))
+
+    push = next(s for s in consent_rates(now=now, weeks=4) if (s.purpose, s.channel) == ("newsletter", "push"))
+
+    assert [(p.consented, p.known) for p in push.points] == [(0, 0), (1, 1), (1, 1), (1, 1)]
+
+
+def test_dashboard_renders_charts_and_figures_with_data(dpo: Client, anna: str) -> None:
+    response = dpo.get("/admin/dashboard/")
+
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "<svg" in page
+    assert "newsletter: consent rate by week" in page
+    assert 'id="request-figures"' in page
+    assert "Median days to complete" in page
+    assert "anna" not in page.lower()
+
+
+def test_dashboard_is_open_to_support_and_takes_a_week_count(support: Client, anna: str) -> None:
+    assert support.get("/admin/dashboard/?weeks=26").status_code == 200
+    assert support.get("/admin/dashboard/?weeks=nonsense").status_code == 200
+
+
+def test_the_dashboard_needs_a_signed_in_staff_member(client: Client, catalogue: dict[str, object]) -> None:
+    assert client.get("/admin/dashboard/").status_code == 302
+    assert not AuditEntry.objects.exists()
+
+
+def test_outdated_notice_consents_are_counted_per_version(catalogue: dict[str, object], anna: str) -> None:
+    from consent.catalogue_edit import catalogue_edit, edit_notice
+
+    assert outdated_notice_consents() == []
+    texts = {"de": "a", "en": "b"}
+    catalogue_edit(edit=edit_notice(purpose="newsletter", version="2026-09", requires_reconsent=True, texts=texts))
+
+    rows = outdated_notice_consents()
+
+    assert [(r.purpose, r.version, r.outdated_by, r.count) for r in rows] == [("newsletter", "2026-01", "2026-09", 2)]
+
+
+def test_request_summary_counts_open_overdue_due_soon_and_median_days(db: None) -> None:
+    now = timezone.now()
+
+    def make(
+        status: str, received_days_ago: float, due_in_days: float, completed_days_ago: float | None = None
+    ) -> None:
+        RightsRequest.objects.create(
+            kind="access",
+            status=status,
+            fingerprint=f"f{RightsRequest.objects.count()}",
+            channel="phone",
+            opened_by="test",
+            received_at=now - timedelta(days=received_days_ago),
+            due_at=now + timedelta(days=due_in_days),
+            completed_at=None if completed_days_ago is None else now - timedelta(days=completed_days_ago),
+        )
+
+    make("received", 40, -2)  # overdue
+    make("processing", 25, 3)  # due soon
+    make("verified", 1, 29)
+    make("completed", 20, 10, completed_days_ago=10)  # took 10 days
+    make("completed", 30, 0, completed_days_ago=10)  # took 20 days
+
+    summary = request_summary(now=now)
+
+    assert (summary.open, summary.overdue, summary.due_soon) == (3, 1, 1)
+    assert summary.open_by_kind == {"access": 3}
+    assert summary.median_days == {"access": 15.0}

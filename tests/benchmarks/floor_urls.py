@@ -1,0 +1,35 @@
+"""The product's urlconf plus `bench/floor`: the floor the single check is measured against.
+
+The floor is a bare Django function view on the same server (same middleware, same database settings) that
+does the least a check must do: read the same JSON body, compute the blind index of the e-mail, and make one
+indexed lookup of the identifier table. No authentication, rate limit, DRF, catalogue or policy."""
+
+from __future__ import annotations
+
+import json
+
+from django.http import HttpRequest, JsonResponse
+from django.urls import include, path
+from django.views.decorators.csrf import csrf_exempt
+
+from subjects.keys import blind_index
+from subjects.models import Identifier
+from tests.benchmarks import whatif
+
+
+@csrf_exempt
+def floor(request: HttpRequest) -> JsonResponse:
+    body = json.loads(request.body)
+    digest = blind_index().lookup("email", body["subject"]["email"])
+    subject_id = Identifier.objects.filter(blind_index=digest).values_list("subject_id", flat=True).first()
+    return JsonResponse({"found": subject_id is not None, "subject": str(subject_id) if subject_id else None})
+
+
+urlpatterns = [
+    path("bench/floor", floor, name="bench-floor"),
+    # What-if prototypes (estimates for the lead, not product code): see tests/benchmarks/whatif.py.
+    path("bench/whatif/check", whatif.check),
+    path("bench/whatif/check-no-limit", whatif.check_no_limit),
+    path("bench/whatif/check-bulk", whatif.check_bulk),
+    path("", include("config.urls")),
+]

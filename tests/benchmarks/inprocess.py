@@ -1,0 +1,192 @@
+"""Where the time of one request goes, without the network or concurrency: the floor, the single check and the
+bulk check called in this process through Django's WSGI handler against the bench database (`assent_bench`,
+left by the last `python -m tests.benchmarks.run`), with the queries counted and a cProfile of each.
+
+    python -m tests.benchmarks.inprocess [--only floor,check,bulk,write] [--n 2000] [--bulk-n 3] [--top 30]
+
+Run it after `python -m tests.benchmarks.run` (it reads var/bench/run.json for the database and its keys).
+Writes it profiles stay in that database; the next run starts from a fresh copy."""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import os
+import pstats
+import random
+import sys
+import time
+from collections import Counter
+from typing import Any
+
+
+def _setup() -> int:
+    """Django against the last run's database, with its template's keys; returns the number of subjects."""
+    from tests.benchmarks import environment as envmod
+
+    run_file = envmod.VAR / "run.json"
+    if not run_file.exists():
+        sys.exit("no bench database yet: run `python -m tests.benchmarks.run` first")
+    run = json.loads(run_file.read_text())
+    keys = envmod.read_keys(run["template"])
+    if keys is None:
+        sys.exit(f"the keys of {run['template']} are gone: run `python -m tests.benchmarks.run` again")
+    os.environ.update(envmod.django_env(envmod.RUN_DB, keys, settings="tests.benchmarks.settings"))
+    os.environ["ALLOWED_HOSTS"] = "testserver,127.0.0.1"
+    import django
+
+    django.setup()
+    return int(run["subjects"])
+
+
+def _timers() -> Counter[str]:
+    """Wrap the check path's steps with timers (module attribute patches, this process only)."""
+    import importlib
+
+    spans: Counter[str] = Counter()
+    targets = [
+        ("consent.clients", "client_authenticate", "auth: API key lookup (cached)"),
+        ("consent.clients", "client_rate_limit_hit", "auth: rate limit (Redis INCR+EXPIRE round trip)"),
+        ("consent.checks", "check_target", "check_target (catalogue snapshot, purpose/channel)"),
+        ("consent.api.views", "consent_check_many", "consent_check_many (resolve + states + decide)"),
+        ("consent.checks", "subject_resolve_many", "  subject_resolve_many (blind index + 1 query)"),
+        ("consent.checks", "subject_states_for_policy", "  subject_states_for_policy (3 queries)"),
+        ("consent.checks", "decide", "  decide (pure policy)"),
+        ("consent.api.views", "parse_reference", "parse_reference (bulk: per item)"),
+        ("consent.api.views", "decision_body", "decision_body (per result)"),
+        ("django.db.backends.utils.CursorWrapper", "_execute_with_wrappers", "SQL: ORM execute (database incl.)"),
+        ("django.db.backends.postgresql.base.DatabaseWrapper", "is_usable", "SQL: CONN_HEALTH_CHECKS 'SELECT 1'"),
+        ("rest_framework.renderers.JSONRenderer", "render", "DRF JSONRenderer.render"),
+        ("consent.api.views", "consent_record", "write: consent_record (one durable transaction)"),
+        ("consent.services", "_subject_for_write", "  write: locks + resolve (+ create)"),
+        ("consent.services", "data_key", "  write: unwrap the data key"),
+        ("consent.services", "ledger_append", "  write: ledger_append (head, hash, insert, head update)"),
+        ("consent.ledger", "event_hash", "    write: event_hash (RFC 8785 + HMAC)"),
+        ("consent.services", "_project", "  write: _project (state row select + update)"),
+        ("consent.services", "_ask_for_confirmation", "  write: _ask_for_confirmation (row + enqueue on commit)"),
+        ("consent.services", "consent_validate", "  write: consent_validate"),
+        ("django.db.backends.base.base.BaseDatabaseWrapper", "commit", "write: COMMIT (WAL flush)"),
+    ]
+    for module_name, attr, label in targets:
+        owner: Any
+        if "." in module_name and module_name.rsplit(".", 1)[1][:1].isupper():
+            mod, cls = module_name.rsplit(".", 1)
+            owner = getattr(importlib.import_module(mod), cls)
+        else:
+            owner = importlib.import_module(module_name)
+        original = getattr(owner, attr)
+
+        def wrapped(*a: Any, __original: Any = original, __label: str = label, **k: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return __original(*a, **k)
+            finally:
+                spans[__label] += time.perf_counter() - started
+
+        setattr(owner, attr, wrapped)
+    return spans
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, default=2000, help="requests per single-request profile")
+    parser.add_argument("--bulk-n", type=int, default=3, help="bulk calls of 10,000 profiled")
+    parser.add_argument("--write-n", type=int, default=300, help="consent writes profiled (they stay in the db)")
+    parser.add_argument("--only", default="floor,check,bulk,write")
+    parser.add_argument("--top", type=int, default=30)
+    args = parser.parse_args(argv)
+    args.subjects = _setup()
+
+    from django.db import connection
+    from django.test import Client
+
+    from consent.clients import client_create
+
+    _, token = client_create(name=f"inprocess-{time.time()}", scopes=["consent:check", "consent:write"], purposes=[])
+    http = Client(HTTP_AUTHORIZATION=f"Bearer {token}")
+    rng = random.Random(5)
+    queries: Counter[str] = Counter()
+
+    def count(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        queries[sql.split(" WHERE ")[0][:110]] += 1
+        return execute(sql, params, many, context)
+
+    def single(path: str) -> None:
+        body = json.dumps(
+            {
+                "subject": {"email": f"bench{rng.randrange(args.subjects)}@example.org"},
+                "purpose": "newsletter",
+                "channel": "email",
+            }
+        )
+        response = http.post(path, body, content_type="application/json")
+        assert response.status_code == 200, response.content
+
+    def bulk() -> None:
+        body = json.dumps(
+            {
+                "purpose": "newsletter",
+                "channel": "email",
+                "subjects": [{"email": f"bench{i}@example.org"} for i in rng.sample(range(args.subjects), 10_000)],
+            }
+        )
+        response = http.post("/api/v1/consents/check-bulk", body, content_type="application/json")
+        assert response.status_code == 200, response.content[:300]
+
+    spans = _timers()
+    from tests.benchmarks.load import _body
+
+    counter = [0]
+
+    def write() -> None:
+        body = _body("write", rng, args.subjects, f"inprocess-{int(time.time())}", counter)
+        response = http.post("/api/v1/consents", body, content_type="application/json")
+        assert response.status_code == 201, response.content[:300]
+
+    for name, fn, n in (
+        ("floor", lambda: single("/bench/floor"), args.n),
+        ("check", lambda: single("/api/v1/consents/check"), args.n),
+        ("bulk", bulk, args.bulk_n),
+        ("write", write, args.write_n),
+    ):
+        if name not in args.only:
+            continue
+        for _ in range(min(n, 50)):
+            fn()  # warm: catalogue snapshot, key cache, connection
+        queries.clear()
+        spans.clear()
+        with connection.execute_wrapper(count):
+            started = time.perf_counter()
+            for _ in range(n):
+                fn()
+            plain = (time.perf_counter() - started) / n
+        print(
+            f"\n=== {name}: wall time per request, by part (nested parts overlap; SQL = Django queries, "
+            "from the ORM's execute to the rows, database time included)"
+        )
+        print(f"  {plain * 1000:8.3f} ms  whole request through Django's WSGI handler (test client)")
+        for part, seconds in sorted(spans.items(), key=lambda kv: -kv[1]):
+            print(f"  {seconds / n * 1000:8.3f} ms  {part}")
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for _ in range(n):
+            fn()
+        profiler.disable()
+        print(f"  {sum(queries.values()) / n:.2f} SQL queries per request (plus the health check's SELECT 1):")
+        for sql, k in queries.most_common(12):
+            print(f"  {k / n:6.2f} x  {sql}")
+        out = io.StringIO()
+        stats = pstats.Stats(profiler, stream=out)
+        stats.sort_stats("cumulative").print_stats(args.top)
+        print("\n".join(line for line in out.getvalue().splitlines()[6:] if line.strip()))
+        out = io.StringIO()
+        stats = pstats.Stats(profiler, stream=out)
+        stats.sort_stats("tottime").print_stats(args.top)
+        print("--- by own time")
+        print("\n".join(line for line in out.getvalue().splitlines()[6:] if line.strip()))
+
+
+if __name__ == "__main__":
+    main()

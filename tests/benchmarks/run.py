@@ -1,19 +1,27 @@
-"""The issue's speed figures, measured over HTTP through gunicorn on PostgreSQL.
+"""The issue's speed figures, measured over HTTP through gunicorn on PostgreSQL (make bench BENCH_ARGS="...").
 
-    python -m tests.benchmarks.run [--only single,bulk,writes] [--subjects N] [--duration S] [--workers 4[,6,8]]
-    (make bench BENCH_ARGS="...")
+    python -m tests.benchmarks.run [--only single,bulk,writes] [--subjects N] [--duration S] [--workers 4]
+        [--what-if] [--profile] [--knobs ssb,nohealth,nojit] [--wait-quiet S] [--reseed]
 
 - single: POST /api/v1/consents/check at 16 keep-alive clients against a floor measured in the same run on the
-  same server (bench/floor: a bare Django view, one indexed lookup), alternating floor and check. Target: the
-  check at >= 0.7 of the floor's requests/s.
-- bulk: POST /api/v1/consents/check-bulk, 10 calls of 10,000 random seeded subjects. Target: >= 100,000
-  decisions/s (= 100,000 decisions / the 10 calls' total time).
-- writes: POST /api/v1/consents at 16 clients (hash chain included); afterwards the chains of every subject
-  written to are verified.
+  same server (bench/floor: a bare Django view, one indexed lookup), in alternating slices. Target: the check at
+  >= 0.7 of the floor's requests/s. Also printed: server CPU per request (gunicorn workers + our PostgreSQL
+  backends + Redis, from /proc) and its ratio, which other load on the machine moves less than requests/s.
+- bulk: POST /api/v1/consents/check-bulk, 10 calls of 10,000 random seeded subjects, every answer checked.
+  Target: >= 100,000 decisions/s (= 100,000 decisions / the 10 calls' total time).
+- writes: POST /api/v1/consents at 16 clients (hash chain included); afterwards the chains and heads of every
+  subject written to are verified.
 
-The database of N subjects (default 1,000,000) is seeded once into a template database named after a hash of the
-migrations, the catalogue and the seed's shape; its keys live beside it in var/bench/. Each run works on a
-fresh copy (`assent_bench`), kept after the run for inspection. Results: var/bench/results.json."""
+Load: wrk (`apt-get install wrk`) with Lua scripts for rotating bodies; without it (or with BENCH_LOAD=python)
+several Python processes with keep-alive connections. `--workers 2,4,6` sweeps gunicorn's sync workers and keeps
+the best for floor and check alike. `--what-if` adds the lean prototypes of whatif.py, `--profile` py-spy
+profiles of the workers (`pip install py-spy`), `--knobs` database settings to try (see settings.py).
+
+The database of N subjects (default 1,000,000) is seeded once (seed.py) into a template database named after a
+hash of the migrations, the catalogue and the seed's shape; its keys live beside it in var/bench/. When only new
+migration files appeared, a copy of the old template is migrated instead of seeding again. Each run works on a
+fresh copy (`assent_bench`), kept afterwards for `python -m tests.benchmarks.inprocess` (per-request breakdown
+and cProfile). Results: var/bench/results.json."""
 
 from __future__ import annotations
 
@@ -518,8 +526,11 @@ def phase_writes(keys: dict[str, str], token: str, args: argparse.Namespace, wor
         timeout=600,
     )
     if verified.returncode:
-        raise RuntimeError(f"verify_touched failed: {verified.stderr[-1500:]}")
-    check = json.loads(verified.stdout.strip().splitlines()[-1])
+        # The figures stand without it; say why the chains went unverified.
+        log(f"  ledger verification could not run: {verified.stderr.strip()[-800:]}")
+        check = {"events": -1, "subjects": 0, "problems": -1, "seconds": 0, "error": verified.stderr[-800:]}
+    else:
+        check = json.loads(verified.stdout.strip().splitlines()[-1])
     log(
         f"  ledger: {check['events']:,} events since the start, chains of {check['subjects']:,} subjects verified "
         f"in {check['seconds']} s: {check['problems']} problems"

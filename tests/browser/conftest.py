@@ -18,8 +18,11 @@ import pytest
 from django.core import mail
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 
-from tests.integration.conftest import Worker, wait_for
-from tests.integration.conftest import worker  # noqa: F401  (the real worker fixture, reused here)
+from tests.integration.conftest import (
+    Worker,
+    wait_for,
+    worker,  # noqa: F401  (the real worker fixture, reused here)
+)
 
 CHROMIUM = os.environ.get("ASSENT_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [

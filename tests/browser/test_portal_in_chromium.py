@@ -131,7 +131,7 @@ def test_request_and_download_a_copy_then_request_erasure(site: Site, mail_worke
     page = site.new_page()
     site.sign_in(page, "clara@example.de")
 
-    page.get_by_role("link", name="Meine Rechte").click()
+    page.get_by_role("link", name="Meine Rechte", exact=True).click()
     site.shot(page, "11-meine-rechte")
     page.get_by_role("button", name="Kopie anfordern").click()
     assert page.get_by_role("heading", level=1).inner_text() == "Kopie meiner Daten"
@@ -148,7 +148,7 @@ def test_request_and_download_a_copy_then_request_erasure(site: Site, mail_worke
     archive = zipfile.ZipFile(io.BytesIO(open(info.value.path(), "rb").read()))  # noqa: SIM115
     assert "Clara Winter" in "".join(archive.read(n).decode(errors="ignore") for n in archive.namelist())
 
-    page.get_by_role("link", name="Meine Rechte").click()
+    page.get_by_role("link", name="Meine Rechte", exact=True).click()
     page.get_by_role("link", name="Meine Daten löschen").click()
     assert "§147 AO" in page.content()
     site.shot(page, "14-loeschen-was-bleibt")
@@ -156,7 +156,7 @@ def test_request_and_download_a_copy_then_request_erasure(site: Site, mail_worke
     assert page.locator(".errorlist").is_visible()  # the box must be ticked first
     page.get_by_label(re.compile("Ich habe verstanden")).check()
     page.get_by_role("button", name="Löschung beantragen").click()
-    assert "Wartet auf unsere Datenschutzbeauftragte" in page.locator("dl.facts").inner_text()
+    assert "Wartet auf Freigabe durch unseren Datenschutz" in page.locator("dl.facts").inner_text()
     site.shot(page, "15-loeschung-beantragt")
     assert RightsRequest.objects.get(kind="erasure").status == "awaiting_approval"
 

@@ -12,10 +12,9 @@ from django.utils import timezone
 
 from consent.errors import ForbiddenPurposeError
 from consent.policy import Action, Decision, Reason, decide
-from consent.selectors import PurposeInfo, catalogue_snapshot, subject_states_for_policy
+from consent.selectors import PurposeInfo, catalogue_snapshot, policy_inputs
 from consent.services import channel_check, purpose_get
 from subjects.identity import Reference
-from subjects.selectors import subject_resolve_many
 
 AMBIGUOUS = Decision(False, Reason.AMBIGUOUS_SUBJECT, None)
 
@@ -49,9 +48,7 @@ def consent_check_many(
     now: datetime | None = None,
 ) -> list[CheckResult]:
     now = now or timezone.now()
-    resolutions = subject_resolve_many(references=references)
-    found = {r.subject_id for r in resolutions if r.subject_id is not None}
-    states = subject_states_for_policy(subject_ids=found, purposes=[info.rule.key]) if found else {}
+    resolutions, states = policy_inputs(references=references, purposes=[info.rule.key])
     rule = info.rule
     results: list[CheckResult] = []
     for resolution in resolutions:

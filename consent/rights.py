@@ -10,11 +10,12 @@ import json
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Max, Min, Q
+from django.db.models import Count, Exists, Max, Min, Q
 
 from consent.ledger import EVIDENCE_COLUMN, NewEvent, canonical_fields, event_hash, ledger_append
 from consent.models import (
@@ -197,6 +198,16 @@ class ConsentRightsPortImpl:
         assert transaction.get_connection().in_atomic_block, "runs under the subjects' locks in the caller's batch"
         ids = list(subject_ids)
         survivor = ids[0]
+        if not _anything_left(ids):  # the finish step asks again, for what arrived while the parts ran
+            archived = EvidenceArchive.objects.filter(subject_id=survivor).values_list("event_count", "keep_until")
+            count, keep_until = archived.first() or (0, None)
+            return {
+                "events_archived": count,
+                "events_archived_now": 0,
+                "recipients": [],
+                "logs_deleted": 0,
+                "keep_until": keep_until.isoformat() if keep_until else None,
+            }
         # Art. 19: the recipients go into the report before the logs that name them are deleted.
         recipients = self.recipients(subject_ids=ids)
         events = list(
@@ -213,9 +224,12 @@ class ConsentRightsPortImpl:
         Objection.objects.filter(subject_id__in=ids).delete()
         ConsentEvent.objects.filter(pk__in=[e.pk for e in events]).delete()
         LedgerHead.objects.filter(subject_id__in=ids).delete()
-        # Idempotency rows keep a write's response body for replays: it names the subject.
-        for subject_id in ids:
-            IdempotencyKey.objects.filter(body__subject=str(subject_id)).delete()
+        # Idempotency rows keep a write's response body for replays (ids and states only): it names the subject.
+        # They live ASSENT_IDEMPOTENCY_HOURS; the window keeps this off the table's old rows.
+        recent = IdempotencyKey.objects.filter(
+            created_at__gte=now - timedelta(hours=settings.ASSENT_IDEMPOTENCY_HOURS + 2)
+        )
+        recent.filter(body__subject__in=[str(subject_id) for subject_id in ids]).delete()
         return {
             "events_archived": archive.event_count if archive else 0,
             "events_archived_now": archived_now,
@@ -349,6 +363,25 @@ class ConsentRightsPortImpl:
         )
         Objection.objects.create(subject=subject, purpose="", since=now, seq=event.seq)
         return True
+
+
+def _anything_left(ids: list[uuid.UUID]) -> bool:
+    """One query: is any consent row of these subjects left?"""
+    mine = {"subject_id__in": ids}
+    flags = (
+        Subject.objects.filter(pk=ids[0])
+        .values_list(
+            Exists(ConsentEvent.objects.filter(**mine)),
+            Exists(ConsentState.objects.filter(**mine)),
+            Exists(Objection.objects.filter(**mine)),
+            Exists(Confirmation.objects.filter(**mine)),
+            Exists(LedgerHead.objects.filter(**mine)),
+            Exists(ReadLog.objects.filter(**mine)),
+            Exists(SendRecipient.objects.filter(**mine)),
+        )
+        .first()
+    )
+    return bool(flags and any(flags))
 
 
 def _events_in_pages(subject_ids: Sequence[uuid.UUID], size: int = 2000) -> Iterator[ConsentEvent]:

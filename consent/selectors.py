@@ -6,7 +6,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -34,7 +34,9 @@ from consent.policy import (
     PurposeRule,
     SubjectState,
 )
+from subjects.identity import Reference
 from subjects.models import Subject
+from subjects.selectors import Resolution, reference_digests, resolve_with, subject_resolve_many
 
 _SNAPSHOT_SECONDS = 2.0  # how long a process trusts its copy of the catalogue before re-reading it
 
@@ -176,22 +178,67 @@ def subject_states_for_policy(
     with connection.cursor() as cursor:
         sql, params = _state_query(ids, wanted)
         cursor.execute(sql, params)  # type: ignore[arg-type]
-        for sid, status, is_child, restricted, erasing, erased, states, objections, purchase_kinds in cursor:
-            subject_id = sid if isinstance(sid, uuid.UUID) else uuid.UUID(str(sid))
-            objected = set(_json_list(objections))
-            result[subject_id] = SubjectState(
-                erased=status == Subject.Status.ERASED or bool(erased),
-                erasure_in_progress=bool(erasing),
-                restricted=bool(restricted),
-                is_child=bool(is_child),
-                objects_to_direct_marketing="" in objected,
-                objected_purposes=frozenset(p for p in objected if p),
-                consents={(row[0], row[1]): _fact(row) for row in _json_list(states)},
-                existing_customer_channels=frozenset(
-                    _PURCHASE_ADDRESS_CHANNELS[k] for k in _json_list(purchase_kinds) if k in _PURCHASE_ADDRESS_CHANNELS
-                ),
-            )
+        for row in cursor:
+            sid = row[0] if isinstance(row[0], uuid.UUID) else uuid.UUID(str(row[0]))
+            result[sid] = _state_of(row)
     return result
+
+
+def _state_of(row: Sequence[Any]) -> SubjectState:
+    _sid, status, is_child, restricted, erasing, erased, states, objections, purchase_kinds = row
+    objected = set(_json_list(objections))
+    return SubjectState(
+        erased=status == Subject.Status.ERASED or bool(erased),
+        erasure_in_progress=bool(erasing),
+        restricted=bool(restricted),
+        is_child=bool(is_child),
+        objects_to_direct_marketing="" in objected,
+        objected_purposes=frozenset(p for p in objected if p),
+        consents={(fact[0], fact[1]): _fact(fact) for fact in _json_list(states)},
+        existing_customer_channels=frozenset(
+            _PURCHASE_ADDRESS_CHANNELS[k] for k in _json_list(purchase_kinds) if k in _PURCHASE_ADDRESS_CHANNELS
+        ),
+    )
+
+
+def policy_inputs(
+    *, references: Sequence[Reference], purposes: list[str]
+) -> tuple[list[Resolution], dict[uuid.UUID, SubjectState]]:
+    """Who each reference names and the state the policy needs, for checks and sends. On PostgreSQL this is ONE
+    statement for any number of references (the single check is the hottest path of the service); elsewhere the
+    two-step path of resolution, then states."""
+    if connection.vendor != "postgresql":
+        resolutions = subject_resolve_many(references=references)
+        found = {r.subject_id for r in resolutions if r.subject_id is not None}
+        return resolutions, subject_states_for_policy(subject_ids=found, purposes=purposes)
+    digests = reference_digests(references)
+    wanted = list({d for ds in digests for d in ds})
+    given = [str(ref.subject_id) for ref in references if ref.subject_id is not None]
+    params: list[object] = [wanted, given]
+    state_sql, state_params = _state_query([], purposes, lateral=True)
+    sql = (
+        "WITH hit AS ("
+        " SELECT i.blind_index AS digest, NULL::uuid AS given, COALESCE(s.merged_into_id, s.id) AS sid"
+        "   FROM subjects_identifier i JOIN subjects_subject s ON s.id = i.subject_id"
+        "  WHERE i.blind_index = ANY(%s::bytea[])"
+        " UNION ALL"
+        " SELECT NULL, s.id, COALESCE(s.merged_into_id, s.id) FROM subjects_subject s WHERE s.id = ANY(%s::uuid[])"
+        f") SELECT h.digest, h.given, st.* FROM hit h CROSS JOIN LATERAL ({state_sql}) st"
+    )
+    owners: dict[bytes, set[uuid.UUID]] = {}
+    survivors: dict[uuid.UUID, uuid.UUID] = {}
+    states: dict[uuid.UUID, SubjectState] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, *state_params])  # type: ignore[arg-type]
+        for digest, given_id, *row in cursor:
+            sid = row[0]
+            if digest is not None:
+                owners.setdefault(bytes(digest), set()).add(sid)
+            else:
+                survivors[given_id] = sid
+            if sid not in states:
+                states[sid] = _state_of(row)
+    return resolve_with(references, digests, owners, survivors), states
 
 
 # UWG §7(3): an address that came from a purchase lets a legitimate-interest purpose use the channel it reaches.
@@ -212,7 +259,10 @@ SELECT s.id, s.status, s.is_child,
 """
 
 
-def _state_query(ids: list[uuid.UUID], purposes: list[str] | None) -> tuple[str, list[object]]:
+def _state_query(
+    ids: list[uuid.UUID], purposes: list[str] | None, *, lateral: bool = False
+) -> tuple[str, list[object]]:
+    """The state statement for these subjects, or (lateral) for the subject `h.sid` of an enclosing query."""
     postgres = connection.vendor == "postgresql"
     params: list[object] = []
     if postgres:
@@ -235,7 +285,7 @@ def _state_query(ids: list[uuid.UUID], purposes: list[str] | None) -> tuple[str,
     if purposes is not None:
         state_filter = "AND cs.purpose " + one_of(purposes)
         objection_filter = "AND (o.purpose = '' OR o.purpose " + one_of(purposes) + ")"
-    id_filter = one_of(ids, uuid_values=True)
+    id_filter = "= h.sid" if lateral else one_of(ids, uuid_values=True)
     sql = _STATE_SQL.format(**parts, state_filter=state_filter, objection_filter=objection_filter, id_filter=id_filter)
     return sql, params
 

@@ -84,11 +84,10 @@ def erase_source(steps: Steps, *, source: str, catalogue: ports.RightsCatalogue,
             rows = list(
                 LinkedRecord.objects.filter(subject_id__in=steps.subject_ids, source=source).order_by("pk")[:BATCH]
             )
-            if not rows:
-                _counts(outcome)
+            _erase_records(rows, facts, outcome, steps.subject_ids[0], now)
+            if len(rows) < BATCH:  # the last batch: the part is done with it, in its transaction
                 steps.mark_done()
                 break
-            _erase_records(rows, facts, outcome, steps.subject_ids[0], now)
 
 
 def _counts(outcome: dict[str, Any]) -> dict[str, Any]:

@@ -96,7 +96,25 @@ class Command(BaseCommand):
             return None
         return key
 
+    @staticmethod
+    def _remembered(password: str | None, key: str | None) -> tuple[str | None, str | None]:
+        """The zero-setup demo remembers its own login in a git-ignored file (the database keeps only a hash of
+        the key), so that every `make demo` can print it. Never outside the demo."""
+        if not settings.DEMO:
+            return password, key
+        path = Path(settings.VAR_DIR) / "demo-login.json"
+        stored: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+        if password is not None:
+            stored["password"] = password
+        if key is not None:
+            stored["key"] = key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(stored))
+        path.chmod(0o600)
+        return password or stored.get("password"), key or stored.get("key")
+
     def _summary(self, password: str | None, key: str | None) -> None:
+        password, key = self._remembered(password, key)
         base = settings.ASSENT_BASE_URL
         write = self.stdout.write
         write("")
@@ -106,14 +124,14 @@ class Command(BaseCommand):
         write(f"  API docs:        {base}/api/docs/")
         write(f"  OpenAPI schema:  {base}/api/schema/")
         if password is not None:
-            write(f"  Admin login:     {ADMIN_USERNAME} / {password}   (shown this once)")
+            write(f"  Admin login:     {ADMIN_USERNAME} / {password}")
         else:
             write(
                 f"  Admin login:     user '{ADMIN_USERNAME}' exists; set a new password with "
                 f"`python manage.py changepassword {ADMIN_USERNAME}`"
             )
         if key is not None:
-            write(f"  API key:         {key}   (client '{CLIENT_NAME}', every scope; shown this once)")
+            write(f"  API key:         {key}   (client '{CLIENT_NAME}', every scope)")
             write("  Try it:")
             write(
                 f"    curl -s -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' "

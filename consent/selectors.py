@@ -215,7 +215,7 @@ def policy_inputs(
     wanted = list({d for ds in digests for d in ds})
     given = [str(ref.subject_id) for ref in references if ref.subject_id is not None]
     params: list[object] = [wanted, given]
-    state_sql, state_params = _state_query([], purposes, lateral=True)
+    state_sql, state_params = _state_query([], purposes, lateral=True, customer=_needs_customer(purposes))
     sql = (
         "WITH hit AS ("
         " SELECT i.blind_index AS digest, NULL::uuid AS given, COALESCE(s.merged_into_id, s.id) AS sid"
@@ -228,8 +228,11 @@ def policy_inputs(
     owners: dict[bytes, set[uuid.UUID]] = {}
     survivors: dict[uuid.UUID, uuid.UUID] = {}
     states: dict[uuid.UUID, SubjectState] = {}
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, *state_params])  # type: ignore[arg-type]
+    connection.ensure_connection()
+    # A raw psycopg cursor with a server-side prepared statement: planning this statement costs more than
+    # running it for one person, and Django's client-side binding would plan it on every check.
+    with connection.wrap_database_errors, connection.connection.cursor() as cursor:
+        cursor.execute(sql, [*params, *state_params], prepare=True)
         for digest, given_id, *row in cursor:
             sid = row[0]
             if digest is not None:
@@ -252,15 +255,24 @@ SELECT s.id, s.status, s.is_child,
                            cs.actor, cs.suppressed))
           FROM consent_consentstate cs WHERE cs.subject_id = s.id {state_filter}),
        (SELECT {agg}(o.purpose) FROM consent_objection o WHERE o.subject_id = s.id {objection_filter}),
-       (SELECT {agg}(DISTINCT i.kind) FROM subjects_identifier i
-         WHERE i.subject_id = s.id AND i.purchase_at IS NOT NULL AND i.kind IN ('email', 'phone'))
+       {customer}
   FROM subjects_subject s
  WHERE s.id {id_filter}
 """
+_CUSTOMER_SQL = """(SELECT {agg}(DISTINCT i.kind) FROM subjects_identifier i
+         WHERE i.subject_id = s.id AND i.purchase_at IS NOT NULL AND i.kind IN ('email', 'phone'))"""
+
+
+def _needs_customer(purposes: list[str] | None) -> bool:
+    """Only UWG §7(3) purposes read the existing-customer addresses: the others skip that subquery."""
+    if purposes is None:
+        return True
+    known = catalogue_snapshot().purposes
+    return any(known[p].rule.uwg_7_3 for p in purposes if p in known)
 
 
 def _state_query(
-    ids: list[uuid.UUID], purposes: list[str] | None, *, lateral: bool = False
+    ids: list[uuid.UUID], purposes: list[str] | None, *, lateral: bool = False, customer: bool = True
 ) -> tuple[str, list[object]]:
     """The state statement for these subjects, or (lateral) for the subject `h.sid` of an enclosing query."""
     postgres = connection.vendor == "postgresql"
@@ -277,7 +289,7 @@ def _state_query(
     def one_of(values: list[str] | list[uuid.UUID], *, uuid_values: bool = False) -> str:
         if postgres:
             params.append([str(v) for v in values] if uuid_values else values)
-            return "= ANY(%s::uuid[])" if uuid_values else "= ANY(%s)"
+            return "= ANY(%s::uuid[])" if uuid_values else "= ANY(%s::text[])"
         params.extend(v.hex if isinstance(v, uuid.UUID) else v for v in values)
         return "IN (" + ",".join(["%s"] * len(values)) + ")" if values else "IN (NULL)"
 
@@ -286,7 +298,13 @@ def _state_query(
         state_filter = "AND cs.purpose " + one_of(purposes)
         objection_filter = "AND (o.purpose = '' OR o.purpose " + one_of(purposes) + ")"
     id_filter = "= h.sid" if lateral else one_of(ids, uuid_values=True)
-    sql = _STATE_SQL.format(**parts, state_filter=state_filter, objection_filter=objection_filter, id_filter=id_filter)
+    sql = _STATE_SQL.format(
+        **parts,
+        state_filter=state_filter,
+        objection_filter=objection_filter,
+        id_filter=id_filter,
+        customer=_CUSTOMER_SQL.format(**parts) if customer else "NULL",
+    )
     return sql, params
 
 
@@ -299,14 +317,18 @@ def _json_list(value: object) -> list[Any]:
     return list(value)  # type: ignore[call-overload]
 
 
+_STATUSES: dict[str, ConsentStatus] = {s.value: s for s in ConsentStatus}
+_ACTORS: dict[str, PolicyActor] = {a.value: a for a in PolicyActor}
+
+
 def _fact(row: list[Any]) -> ConsentFact:
     _purpose, _channel, status, version, granted_epoch, confirmed, actor, suppressed = row
     return ConsentFact(
-        status=ConsentStatus(status),
+        status=_STATUSES[status],  # an unknown status raises: the caller's check then fails closed
         notice_version=version or None,
         granted_at=datetime.fromtimestamp(float(granted_epoch), tz=UTC) if granted_epoch is not None else None,
         confirmed=bool(confirmed),
-        actor=PolicyActor(actor) if actor in PolicyActor._value2member_map_ else PolicyActor.AGENT,
+        actor=_ACTORS.get(actor, PolicyActor.AGENT),
         suppressed=bool(suppressed),
     )
 

@@ -13,7 +13,7 @@ import csv
 import io
 import json
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import IO, Any
 
@@ -234,7 +234,7 @@ def _csv_cell(value: Any) -> str:
     return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
-def _write_json_array(out: IO[bytes], rows: Iterable[dict[str, Any]], renew: Any) -> int:
+def _write_json_array(out: IO[bytes], rows: Iterable[dict[str, Any]], renew: Callable[[], None]) -> int:
     count = 0
     for row in rows:
         out.write((b",\n" if count else b"\n") + json.dumps(row, ensure_ascii=False, default=str).encode())
@@ -371,7 +371,9 @@ def access_finish(context: PartContext) -> None:
         files_remove_on_commit(export_ids=[], request_ids=[request.id])
 
 
-def _write_csv(out: IO[bytes], header: list[str], rows: Iterable[list[Any]], renew: Any = None) -> None:
+def _write_csv(
+    out: IO[bytes], header: list[str], rows: Iterable[list[Any]], renew: Callable[[], None] | None = None
+) -> None:
     text = io.TextIOWrapper(out, encoding="utf-8", newline="")
     writer = csv.writer(text)
     writer.writerow(header)

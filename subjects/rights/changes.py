@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import json
-from datetime import date
 from typing import Any
 
 from django.core.mail import send_mail
@@ -24,7 +23,7 @@ from subjects import ports
 from subjects.keys import blind_index, data_key, decrypt_field, encrypt_field
 from subjects.locks import lock_subject
 from subjects.models import Identifier, RightsRequest, Subject
-from subjects.records import CHILD_AGE, IDENTIFIER_VALUE, PROFILE, profile_read
+from subjects.records import IDENTIFIER_VALUE, PROFILE, _is_child, profile_read
 from subjects.rights import texts
 from subjects.rights.errors import NoEmailError, RectificationConflictError
 from subjects.rights.requests import request_details_private
@@ -89,17 +88,6 @@ def _profile_correct(subject: Subject, key: bytes, corrected: dict[str, Any], no
         is_child=_is_child(profile.get("birth_date"), now.date()),
     )
     return sorted(corrected)
-
-
-def _is_child(birth_date: object, today: date) -> bool:
-    """Art. 8 as applied in Germany: under 16."""
-    if not isinstance(birth_date, str):
-        return False
-    try:
-        born = date.fromisoformat(birth_date)
-    except ValueError:
-        return False
-    return today.year - born.year - ((today.month, today.day) < (born.month, born.day)) < CHILD_AGE
 
 
 # ---------------------------------------------------------------------------------------------------------

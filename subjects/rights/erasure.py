@@ -24,7 +24,7 @@ import json
 import os
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -65,7 +65,7 @@ class Steps(Protocol):
     subject_ids: list[uuid.UUID]
     outcome: dict[str, Any]
 
-    def step(self) -> Any: ...
+    def step(self) -> AbstractContextManager[dict[str, Any]]: ...
 
     def mark_done(self) -> None: ...
 

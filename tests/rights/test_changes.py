@@ -261,3 +261,43 @@ def test_deadlines_remind_a_week_before_and_flag_overdue_requests_once(rapi: Api
     assert [m.to for m in mail.outbox] == [["dpo@example.de"], ["dpo@example.de"]]
     assert person.email not in mail.outbox[0].body
     assert timezone.now() < due
+
+
+def test_the_persons_own_later_grant_lifts_their_objection_to_that_purpose(rapi: Api) -> None:
+    from consent.confirmations import confirmation_confirm, confirmation_token
+    from consent.models import Confirmation
+
+    # given an objection to the newsletter through a rights request
+    person = seed_person("obj3", records_per_source=0)
+    response = rapi.post(
+        REQUESTS,
+        {
+            "kind": "objection",
+            "subject": {"email": person.email},
+            "channel": "portal",
+            "details": {"purpose": "newsletter"},
+        },
+    )
+    drain(response.json()["id"])
+    assert check(rapi, person.email, "newsletter", "email")["reason"] == "objected"
+
+    # when the person later grants it again and confirms the double opt-in themselves
+    grant = rapi.post(
+        "/api/v1/consents",
+        {
+            "subject": {"email": person.email},
+            "purpose": "newsletter",
+            "channel": "email",
+            "action": "grant",
+            "notice_version": "2026-01",
+            "source": "webshop",
+        },
+    )
+    assert grant.status_code == 201, grant.content
+    assert check(rapi, person.email, "newsletter", "email")["reason"] == "objected"  # an agent's grant is not enough
+    confirmation = Confirmation.objects.get(subject_id=person.subject_id)
+    confirmation_confirm(token=confirmation_token(confirmation.id), evidence={"form": "confirm-page"})
+
+    # then the objection to that purpose is lifted
+    assert check(rapi, person.email, "newsletter", "email")["allowed"] is True
+    assert not Objection.objects.filter(subject_id=person.subject_id, purpose="newsletter").exists()

@@ -5,10 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import orjson
 from django.conf import settings
+from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
+from rest_framework.exceptions import ParseError, UnsupportedMediaType
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -41,6 +44,22 @@ def json_object(data: Any) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise InvalidInputError("must be a JSON object", field="body")
     return data
+
+
+def fast_json_body(request: Request) -> dict[str, Any]:
+    """The JSON body of a hot endpoint, parsed with orjson instead of DRF's parser stack (same errors)."""
+    if request.content_type.split(";")[0].strip() != "application/json":
+        raise UnsupportedMediaType(request.content_type)
+    try:
+        data = orjson.loads(request.body)
+    except orjson.JSONDecodeError as exc:
+        raise ParseError(f"JSON parse error - {exc}") from None
+    return json_object(data)
+
+
+def fast_json_response(body: dict[str, Any]) -> HttpResponse:
+    """Rendered with orjson, bypassing DRF's renderer: a 10,000-result bulk check renders in milliseconds."""
+    return HttpResponse(orjson.dumps(body), content_type="application/json")
 
 
 def required_string(body: dict[str, Any], name: str, *, max_length: int = 64) -> str:
@@ -162,14 +181,14 @@ class ConsentCheckApi(APIView):
     )
     def post(self, request: Request) -> Response:
         # Parsed by hand, not by the serializer above (which documents it): this is the hottest path of all.
-        body = json_object(request.data)
+        body = fast_json_body(request)
         purpose, channel = required_string(body, "purpose"), required_string(body, "channel")
         if "subject" not in body:
             raise InvalidInputError("is required", field="subject")
         reference = parse_reference(body["subject"], field="subject")
         info = check_target(purpose=purpose, channel=channel, client_purposes=client_of(request).purposes)
         result = consent_check_many(references=[reference], info=info, channel=channel)[0]
-        return Response(decision_body(result, purpose, channel))
+        return fast_json_response(decision_body(result, purpose, channel))
 
 
 class ConsentCheckBulkApi(APIView):
@@ -193,7 +212,7 @@ class ConsentCheckBulkApi(APIView):
     )
     def post(self, request: Request) -> Response:
         # No per-item serializer: 10,000 references are parsed in one pass.
-        body = json_object(request.data)
+        body = fast_json_body(request)
         purpose, channel = required_string(body, "purpose"), required_string(body, "channel")
         subjects = body.get("subjects")
         if not isinstance(subjects, list):
@@ -203,7 +222,7 @@ class ConsentCheckBulkApi(APIView):
         references = [parse_reference(item, field=f"subjects[{i}]") for i, item in enumerate(subjects)]
         info = check_target(purpose=purpose, channel=channel, client_purposes=client_of(request).purposes)
         results = consent_check_many(references=references, info=info, channel=channel)
-        return Response({"results": [decision_body(r, purpose, channel) for r in results]})
+        return fast_json_response({"results": [decision_body(r, purpose, channel) for r in results]})
 
 
 class SubjectConsentsApi(APIView):

@@ -42,7 +42,10 @@ from subjects.records import IDENTIFIER_VALUE
 from subjects.selectors import subject_get_survivor, subject_resolve
 from subjects.services import subject_create
 
-RESERVED_SOURCES = frozenset({"portal", "double-opt-in", "unsubscribe-link", "gpc", "admin"})
+# API.md reserves the first five; the rest are what Assent itself writes (expiry, merges, rights requests).
+RESERVED_SOURCES = frozenset(
+    {"portal", "double-opt-in", "unsubscribe-link", "gpc", "admin", "expiry", "merge", "split", "rights-request"}
+)
 PERSON_SOURCES = frozenset({"portal", "double-opt-in"})  # the person's own act (lifts an objection)
 API_ACTIONS = ("grant", "withdraw", "object", "confirm")
 ACTORS = ("subject", "agent", "parental_guardian")

@@ -179,7 +179,7 @@ class ConsentCheckApi(APIView):
         request=InputSerializer,
         responses={200: CheckOutputSerializer, **PROBLEM_RESPONSES},
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: Request) -> HttpResponse:
         # Parsed by hand, not by the serializer above (which documents it): this is the hottest path of all.
         body = fast_json_body(request)
         purpose, channel = required_string(body, "purpose"), required_string(body, "channel")
@@ -210,7 +210,7 @@ class ConsentCheckBulkApi(APIView):
             **PROBLEM_RESPONSES,
         },
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: Request) -> HttpResponse:
         # No per-item serializer: 10,000 references are parsed in one pass.
         body = fast_json_body(request)
         purpose, channel = required_string(body, "purpose"), required_string(body, "channel")

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import random
 import uuid
+from typing import Any
 
 from celery import shared_task
 from celery.app.task import Task
+from celery.signals import task_prerun
+from django.db import close_old_connections
 
 from subjects import ports
 from subjects.rights.changes import lift_restriction_run
@@ -19,6 +22,13 @@ from subjects.rights.mails import request_tell
 from subjects.rights.workflow import TRANSIENT, part_fail, part_run, parts_stalled
 
 MAX_RETRIES = 8
+
+
+@task_prerun.connect
+def _fresh_enough_connection(**kwargs: Any) -> None:
+    """With CELERY_DB_REUSE_MAX the worker keeps its database connection between tasks; like a web request,
+    each task first lets Django close a connection that broke or outlived CONN_MAX_AGE."""
+    close_old_connections()
 
 
 def _backoff(retries: int) -> float:
@@ -36,9 +46,9 @@ def run_part(self: Task, part_id: str) -> None:
             part_fail(part_id=int(part_id), error=f"gave up after {MAX_RETRIES} retries: {type(exc).__name__}")
             return
         raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from None
-    if result.retry_in is not None:
+    if result.retry_in is not None and not self.request.is_eager:
         # Another worker holds a live lease on a part of this request; if it died, the lease ends and this
-        # claims the part then.
+        # claims the part then. (In-process tasks, the demo, have no other worker that could have died.)
         run_part.apply_async((part_id,), countdown=result.retry_in)
 
 

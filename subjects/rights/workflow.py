@@ -2,19 +2,21 @@
 
 A request in `processing` has parts: one per source of linked records, `profile` (profile and identifiers),
 `consent` (the ledger, through the port), and `finish`, which runs when every other part is done and completes the
-request. A Celery task (ids only) runs a part:
+request. A Celery task (ids only, one message per part) runs parts:
 
-- it claims the part with a conditional UPDATE that sets a lease (`claimed_until`) and a fresh `lease_token`; a
+- a part is claimed with a conditional UPDATE that sets a lease (`claimed_until`) and a fresh `lease_token`; a
   part whose lease ran out (its worker died) can be claimed again, one with a live lease cannot;
-- the work goes in batches, each a durable transaction that locks the subject (lock order: subject, then
-  requests, then records), checks that the lease is still ours, does the batch, saves the part's progress and
-  renews the lease. A batch either happens with its progress recorded or not at all, so a reclaimed part resumes
-  where the dead worker stopped and nothing is done twice;
-- transient errors (database, disk) release the lease and are retried with backoff by the task; any other error
+- the work goes in batches (`PartContext.step`), each a durable transaction that locks the subject (lock order:
+  subject, then requests, then records), does the batch, and saves the part's progress and a renewed lease with an
+  UPDATE conditional on the token: if the lease was lost the batch rolls back. A batch either happens with its
+  progress recorded or not at all, so a reclaimed part resumes where the dead worker stopped and nothing is done
+  twice;
+- transient errors (database, disk) give the part back and are retried with backoff by the task; any other error
   fails the part with an error in our own words; the request fails when every part has settled and one failed.
 
-After its own part a task claims the request's other pending parts and then `finish` (work stealing): with one
-worker a request runs in one task, with several the claims share the parts out."""
+Work stealing: a task claims its own part together with every other claimable part of the request, then the
+finish step. With one worker a request runs in one task (the other messages find it done with one query); with
+several, parts whose messages arrive at the same time are shared out by the claims."""
 
 from __future__ import annotations
 

@@ -284,11 +284,11 @@ def phase_rss(env: dict[str, str], sizes: list[int]) -> dict[str, Any]:
             "peak_rss_mib": peak / 1024,
             "idle_rss_mib": idle / 1024,
             "seconds": seconds,
-            "zip_mib": size_bytes / 2**20,
+            "zip_kib": size_bytes / 1024,
         }
         log(
             f"rss: export of {size:,} records: worker peak RSS {peak / 1024:.1f} MiB (idle {idle / 1024:.1f} MiB), "
-            f"{seconds:.1f} s, zip {size_bytes / 2**20:.1f} MiB"
+            f"{seconds:.1f} s, zip {size_bytes / 1024:,.0f} KiB"
         )
     return out
 

@@ -330,3 +330,44 @@ def test_the_schema_documents_the_requests_endpoints(rapi: Api) -> None:
         "/api/v1/requests/{request_id}/export",
     ):
         assert path + ":" in schema, path
+
+
+@pytest.mark.django_db(transaction=True)
+def test_identical_requests_opened_at_once_open_one_and_name_it_to_the_others(rights_catalogue: Any) -> None:
+    import threading
+
+    from django.db import connection
+
+    from subjects.identity import parse_reference
+    from subjects.rights.errors import RequestOpenError
+    from subjects.rights.requests import Actor, Details, request_open
+
+    person = seed_person("race1", records_per_source=0)
+    barrier = threading.Barrier(8)
+    opened: list[str] = []
+    refused: list[str] = []
+
+    def attempt() -> None:
+        try:
+            barrier.wait()
+            request = request_open(
+                kind="erasure",
+                reference=parse_reference({"email": person.email}),
+                channel="portal",
+                verified=False,
+                details=Details({}),
+                actor=Actor("test"),
+            )
+            opened.append(str(request.pk))
+        except RequestOpenError as exc:
+            refused.append(exc.extra["id"])
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=attempt) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(opened) == 1
+    assert refused == opened * 7

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import subprocess
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.conf import settings
 from django.db import connection
+from django.utils import timezone
 
 from subjects.models import Identifier, LinkedRecord, Subject
+from subjects.tasks import purge_expired_records
 from tests.conftest import Api
 
 NOW = "2026-11-20T10:00:00Z"
@@ -134,3 +137,41 @@ def test_no_personal_data_is_in_plaintext_in_a_database_dump(api: Api) -> None:
     assert "subjects_identifier" in dump  # the dump is real
     for needle in ("zebediah", "quux", "9876543", "+491719876543"):
         assert needle not in dump, needle
+
+
+def test_a_birth_date_under_sixteen_makes_the_subject_a_child_whose_consent_needs_a_guardian(api: Api) -> None:
+    # Given a profile record with the birth date of a 12-year-old
+    twelve = (timezone.now().date() - timedelta(days=12 * 365 + 10)).isoformat()
+    made = api.post(
+        "/api/v1/records",
+        record(category="contact", identifiers={"email": "kid@example.org"}, data={"birth_date": twelve}),
+    )
+    assert made.status_code == 201, made.content
+    assert Subject.objects.get().is_child
+    # When the child's own grant is recorded, then the check asks for parental consent (Art. 8)
+    grant = {
+        "subject": {"email": "kid@example.org"},
+        "purpose": "newsletter",
+        "channel": "sms",
+        "action": "grant",
+        "notice_version": "2026-01",
+        "source": "webshop",
+    }
+    api.post("/api/v1/consents", grant)
+    check = {"subject": {"email": "kid@example.org"}, "purpose": "newsletter", "channel": "sms"}
+    assert api.post("/api/v1/consents/check", check).json()["reason"] == "parental_consent_required"
+    # And a guardian's grant makes it lawful
+    api.post("/api/v1/consents", {**grant, "actor": "parental_guardian"})
+    assert api.post("/api/v1/consents/check", check).json()["allowed"] is True
+
+
+def test_records_past_their_categorys_retention_are_purged_and_younger_ones_kept(api: Api) -> None:
+    # Given a contact record older than the pos source's 1095 days and a fresh one
+    old = (timezone.now() - timedelta(days=1100)).isoformat()
+    api.post("/api/v1/records", record(category="contact", external_id="old", occurred_at=old, data={"n": 1}))
+    api.post("/api/v1/records", record(category="contact", external_id="new", data={"n": 2}))
+    # When the scheduled purge runs
+    deleted = purge_expired_records()
+    # Then only the old one is gone
+    assert deleted == 1
+    assert list(LinkedRecord.objects.values_list("external_id", flat=True)) == ["new"]

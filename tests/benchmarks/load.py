@@ -161,6 +161,13 @@ def run_wrk(
     run_id: str = "r",
 ) -> LoadResult:
     script = _lua(kind, path=path, token=token, subjects=subjects, run_id=run_id)
+    return run_wrk_script(script, base + path, connections=connections, seconds=seconds, threads=threads, seed=seed)
+
+
+def run_wrk_script(
+    script: Path, url: str, *, connections: int, seconds: float, threads: int = 2, seed: int = 1
+) -> LoadResult:
+    """wrk with a Lua script that ends with _LUA_COMMON's `done` (the WRKJSON line); `seed` is its first arg."""
     cmd = [
         wrk_path() or "wrk",
         "-t",
@@ -173,7 +180,7 @@ def run_wrk(
         "10s",
         "-s",
         str(script),
-        base + path,
+        url,
         "--",
         str(seed),
     ]

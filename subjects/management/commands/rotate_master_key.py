@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from subjects.crypto import DecryptionError
 from subjects.keys import keyring
+from subjects.rights.vault import vault_keys_rewrap
 from subjects.services import master_key_rotate
 
 
@@ -24,6 +25,9 @@ class Command(BaseCommand):
         kid = keyring().current_kid
         try:
             count = master_key_rotate(batch=batch, progress=lambda n: self.stdout.write(f"re-wrapped {n} data keys"))
+            vaults = vault_keys_rewrap()  # the retention and evidence stores' keys, wrapped the same way
         except DecryptionError as exc:
             raise CommandError(f"cannot unwrap a data key: {exc}; is its old master key still configured?") from None
-        self.stdout.write(f"done: {count} data keys re-wrapped; every data key is now under master key {kid!r}")
+        self.stdout.write(
+            f"done: {count} data keys and {vaults} vault keys re-wrapped; all are now under master key {kid!r}"
+        )

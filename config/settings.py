@@ -265,6 +265,18 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "RequestStatusEnum": [
+            "received",
+            "verified",
+            "awaiting_approval",
+            "processing",
+            "completed",
+            "rejected",
+            "failed",
+        ],
+        "PartStatusEnum": ["pending", "running", "done", "failed", "skipped"],
+    },
 }
 
 LOGGING = {

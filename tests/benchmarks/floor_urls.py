@@ -2,18 +2,22 @@
 
 The floor is a bare Django function view on the same server (same middleware, same database settings) that
 does the least a check must do: read the same JSON body, compute the blind index of the e-mail, and make one
-indexed lookup of the identifier table. No authentication, rate limit, DRF, catalogue or policy."""
+indexed lookup of the identifier table. No authentication, rate limit, DRF, catalogue or policy.
+
+`bench/floor/row/<id>`: the floor of the gated profile read (tests/benchmarks/identity_phases.py): a bare GET
+view that reads one Subject row by primary key and answers a few of its columns as JSON."""
 
 from __future__ import annotations
 
 import json
+import uuid
 
 from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
 from django.views.decorators.csrf import csrf_exempt
 
 from subjects.keys import blind_index
-from subjects.models import Identifier
+from subjects.models import Identifier, Subject
 from tests.benchmarks import whatif
 
 
@@ -25,8 +29,16 @@ def floor(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"found": subject_id is not None, "subject": str(subject_id) if subject_id else None})
 
 
+def floor_row(request: HttpRequest, subject_id: uuid.UUID) -> JsonResponse:
+    subject = Subject.objects.filter(pk=subject_id).first()
+    if subject is None:
+        return JsonResponse({"found": False}, status=404)
+    return JsonResponse({"subject": str(subject.id), "status": subject.status, "created_at": subject.created_at})
+
+
 urlpatterns = [
     path("bench/floor", floor, name="bench-floor"),
+    path("bench/floor/row/<uuid:subject_id>", floor_row, name="bench-floor-row"),
     # What-if prototypes (estimates for the lead, not product code): see tests/benchmarks/whatif.py.
     path("bench/whatif/check", whatif.check),
     path("bench/whatif/check-no-limit", whatif.check_no_limit),

@@ -117,6 +117,10 @@ class SubjectLogAdmin(ReadOnlyAdmin):
     search_fields = ("subject__id",)
     search_help_text = "A subject id (UUID), exactly."
 
+    @admin.display(description="subject")
+    def subject_ref(self, obj: Any) -> str:
+        return subject_link(obj.subject_id)
+
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
     ) -> tuple[QuerySet[Any], bool]:
@@ -722,20 +726,12 @@ class ConsentEventAdmin(SubjectLogAdmin):
     readonly_fields = fields
     list_select_related = ("client",)
 
-    @admin.display(description="subject")
-    def subject_ref(self, obj: ConsentEvent) -> str:
-        return subject_link(obj.subject_id)
-
 
 @admin.register(LedgerHead)
 class LedgerHeadAdmin(SubjectLogAdmin):
     list_display = ("subject_ref", "last_seq", "last_hash")
     fields = ("subject_ref", "last_seq", "last_hash")
     readonly_fields = fields
-
-    @admin.display(description="subject")
-    def subject_ref(self, obj: LedgerHead) -> str:
-        return subject_link(obj.subject_id)
 
 
 @admin.register(ConsentState)
@@ -757,20 +753,12 @@ class ConsentStateAdmin(SubjectLogAdmin):
     )
     readonly_fields = fields
 
-    @admin.display(description="subject")
-    def subject_ref(self, obj: ConsentState) -> str:
-        return subject_link(obj.subject_id)
-
 
 @admin.register(Objection)
 class ObjectionAdmin(SubjectLogAdmin):
     list_display = ("subject_ref", "purpose", "since")
     fields = ("subject_ref", "purpose", "since", "seq")
     readonly_fields = fields
-
-    @admin.display(description="subject")
-    def subject_ref(self, obj: Objection) -> str:
-        return subject_link(obj.subject_id)
 
 
 @admin.register(ReadLog)
@@ -781,10 +769,6 @@ class ReadLogAdmin(SubjectLogAdmin):
     fields = ("subject_ref", "client", "purpose", "categories", "read_at")
     readonly_fields = fields
     list_select_related = ("client",)
-
-    @admin.display(description="subject")
-    def subject_ref(self, obj: ReadLog) -> str:
-        return subject_link(obj.subject_id)
 
 
 @admin.register(Send)
@@ -819,10 +803,6 @@ class SendRecipientAdmin(SubjectLogAdmin):
     list_filter = ("allowed", "reason")
     fields = ("send", "index", "subject_ref", "allowed", "reason")
     readonly_fields = fields
-
-    @admin.display(description="subject")
-    def subject_ref(self, obj: SendRecipient) -> str:
-        return subject_link(obj.subject_id)
 
 
 @admin.register(AuditEntry)

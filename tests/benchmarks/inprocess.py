@@ -3,6 +3,11 @@ bulk check called in this process through Django's WSGI handler against the benc
 left by the last `python -m tests.benchmarks.run`), with the queries counted and a cProfile of each.
 
     python -m tests.benchmarks.inprocess [--only floor,check,bulk,write] [--n 2000] [--bulk-n 3] [--top 30]
+    python -m tests.benchmarks.inprocess --only records,sends,read,floor-row [--record-n 300] [--read-n 1000]
+
+records, sends, read and floor-row are the identity phases' requests (tests/benchmarks/identity_phases.py):
+POST /api/v1/records of its mix, POST /api/v1/sends of 10,000 recipients, GET .../profile?purpose=order-updates
+and the one-row floor, for the subjects of var/bench/profile-ids.txt (or random ones).
 
 Run it after `python -m tests.benchmarks.run` (it reads var/bench/run.json for the database and its keys).
 Writes it profiles stay in that database; the next run starts from a fresh copy."""
@@ -68,6 +73,29 @@ def _timers() -> Counter[str]:
         ("consent.services", "_ask_for_confirmation", "  write: _ask_for_confirmation (row + enqueue on commit)"),
         ("consent.services", "consent_validate", "  write: consent_validate"),
         ("django.db.backends.base.base.BaseDatabaseWrapper", "commit", "write: COMMIT (WAL flush)"),
+        # The identity phases' paths.
+        ("subjects.api.views", "normalise", "records: normalise (per identifier)"),
+        ("subjects.api.views", "record_ingest", "records: record_ingest (one durable transaction)"),
+        ("subjects.records", "advisory_lock", "  records: advisory_lock (one query per identifier + record)"),
+        ("subjects.records", "lock_subjects", "  records: lock_subjects (SELECT ... FOR UPDATE)"),
+        ("subjects.records", "subject_create_empty", "  records: subject_create_empty (new person)"),
+        ("subjects.records", "data_key", "  records: data_key (unwrap)"),
+        ("subjects.records", "_attach_identifiers", "  records: _attach_identifiers"),
+        ("subjects.records", "encrypt_field", "  records: encrypt_field (AES-GCM)"),
+        ("subjects.records", "_update_profile", "  records: _update_profile (contact)"),
+        ("consent.api.gates", "profile_read_for_purpose", "read: profile_read_for_purpose"),
+        ("consent.gates", "subject_get_survivor", "  read: subject_get_survivor"),
+        ("consent.gates", "subject_states_for_policy", "  read: subject_states_for_policy"),
+        ("consent.gates", "data_key", "  read: data_key (unwrap)"),
+        ("consent.gates", "profile_read", "  read: profile_read (decrypt profile)"),
+        ("consent.gates", "decrypt_field", "  read: decrypt_field (records)"),
+        ("consent.api.gates", "send_target", "sends: send_target"),
+        ("consent.api.gates", "parse_reference", "sends: parse_reference (per item)"),
+        ("consent.api.gates", "send_create", "sends: send_create"),
+        ("consent.gates", "consent_check_many", "  sends: consent_check_many (resolve + states + decide)"),
+        ("consent.checks", "policy_inputs", "    sends: policy_inputs"),
+        ("consent.gates", "unsubscribe_tokens", "  sends: unsubscribe_tokens"),
+        ("django.db.models.query.QuerySet", "bulk_create", "sends/records: QuerySet.bulk_create"),
     ]
     for module_name, attr, label in targets:
         owner: Any
@@ -76,7 +104,10 @@ def _timers() -> Counter[str]:
             owner = getattr(importlib.import_module(mod), cls)
         else:
             owner = importlib.import_module(module_name)
-        original = getattr(owner, attr)
+        original = getattr(owner, attr, None)
+        if original is None:  # the product moved it: that timer is left out
+            print(f"(no timer for {label}: {module_name}.{attr} is gone)", file=sys.stderr)
+            continue
 
         def wrapped(*a: Any, __original: Any = original, __label: str = label, **k: Any) -> Any:
             started = time.perf_counter()
@@ -94,6 +125,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n", type=int, default=2000, help="requests per single-request profile")
     parser.add_argument("--bulk-n", type=int, default=3, help="bulk calls of 10,000 profiled")
     parser.add_argument("--write-n", type=int, default=300, help="consent writes profiled (they stay in the db)")
+    parser.add_argument("--record-n", type=int, default=300, help="records ingested (they stay in the db)")
+    parser.add_argument("--read-n", type=int, default=1000, help="profile reads (and floor-row requests) profiled")
+    parser.add_argument("--sends-n", type=int, default=3, help="sends of 10,000 recipients profiled")
     parser.add_argument("--only", default="floor,check,bulk,write")
     parser.add_argument("--top", type=int, default=30)
     args = parser.parse_args(argv)
@@ -104,7 +138,8 @@ def main(argv: list[str] | None = None) -> None:
 
     from consent.clients import client_create
 
-    _, token = client_create(name=f"inprocess-{time.time()}", scopes=["consent:check", "consent:write"], purposes=[])
+    scopes = ["consent:check", "consent:write", "records:write", "profile:read", "sends:create"]
+    _, token = client_create(name=f"inprocess-{time.time()}", scopes=scopes, purposes=[])
     http = Client(HTTP_AUTHORIZATION=f"Bearer {token}")
     rng = random.Random(5)
     queries: Counter[str] = Counter()
@@ -145,13 +180,54 @@ def main(argv: list[str] | None = None) -> None:
         response = http.post("/api/v1/consents", body, content_type="application/json")
         assert response.status_code == 201, response.content[:300]
 
+    from tests.benchmarks import identity_phases
+    from tests.benchmarks.environment import VAR
+
+    tag = f"ip{int(time.time()) % 100_000}"
+
+    def record() -> None:
+        counter[0] += 1
+        body = json.dumps(identity_phases.record_body(rng, args.subjects, tag, 0, counter[0]))
+        response = http.post("/api/v1/records", body, content_type="application/json")
+        assert response.status_code in (200, 201), response.content[:300]
+
+    def send() -> None:
+        body = json.dumps(
+            {
+                "campaign": "inprocess",
+                "purpose": identity_phases.SEND_PURPOSE,
+                "channel": identity_phases.SEND_CHANNEL,
+                "recipients": [{"email": f"bench{i}@example.org"} for i in rng.sample(range(args.subjects), 10_000)],
+            }
+        )
+        response = http.post("/api/v1/sends", body, content_type="application/json")
+        assert response.status_code == 201, response.content[:300]
+
+    subject_ids: list[str] = []
+    if {"read", "floor-row"} & set(args.only.split(",")):
+        ids_file = VAR / "profile-ids.txt"
+        if ids_file.exists():
+            subject_ids = ids_file.read_text().split()
+        else:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT id FROM subjects_subject WHERE merged_into_id IS NULL LIMIT 10000")
+                subject_ids = [str(r[0]) for r in cursor.fetchall()]
+
+    def read(prefix: str, suffix: str) -> None:
+        response = http.get(f"{prefix}{rng.choice(subject_ids)}{suffix}")
+        assert response.status_code == 200, response.content[:300]
+
     for name, fn, n in (
         ("floor", lambda: single("/bench/floor"), args.n),
         ("check", lambda: single("/api/v1/consents/check"), args.n),
         ("bulk", bulk, args.bulk_n),
         ("write", write, args.write_n),
+        ("records", record, args.record_n),
+        ("sends", send, args.sends_n),
+        ("read", lambda: read("/api/v1/subjects/", f"/profile?purpose={identity_phases.PROFILE_PURPOSE}"), args.read_n),
+        ("floor-row", lambda: read("/bench/floor/row/", ""), args.read_n),
     ):
-        if name not in args.only:
+        if name not in args.only.split(","):
             continue
         for _ in range(min(n, 50)):
             fn()  # warm: catalogue snapshot, key cache, connection

@@ -1,7 +1,7 @@
 """The issue's speed figures, measured over HTTP through gunicorn on PostgreSQL (make bench BENCH_ARGS="...").
 
-    python -m tests.benchmarks.run [--only single,bulk,writes] [--subjects N] [--duration S] [--workers 4]
-        [--what-if] [--profile] [--knobs ssb,nohealth,nojit] [--wait-quiet S] [--reseed]
+    python -m tests.benchmarks.run [--only single,bulk,writes,records,sends,profile] [--subjects N] [--duration S]
+        [--workers 4] [--what-if] [--profile] [--knobs ssb,nohealth,nojit] [--wait-quiet S] [--reseed]
 
 - single: POST /api/v1/consents/check at 16 keep-alive clients against a floor measured in the same run on the
   same server (bench/floor: a bare Django view, one indexed lookup), in alternating slices. Target: the check at
@@ -11,6 +11,8 @@
   Target: >= 100,000 decisions/s (= 100,000 decisions / the 10 calls' total time).
 - writes: POST /api/v1/consents at 16 clients (hash chain included); afterwards the chains and heads of every
   subject written to are verified.
+- records, sends, profile: the identity issue's figures (record ingestion beside a COPY baseline, a 100,000-recipient
+  marketing send, the gated profile read against a one-row floor): see tests/benchmarks/identity_phases.py.
 
 Load: wrk (`apt-get install wrk`) with Lua scripts for rotating bodies; without it (or with BENCH_LOAD=python)
 several Python processes with keep-alive connections. `--workers 2,4,6` sweeps gunicorn's sync workers and keeps
@@ -39,7 +41,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tests.benchmarks import cpu, load, profiling
+from tests.benchmarks import cpu, identity_phases, load, profiling
 from tests.benchmarks import environment as envmod
 from tests.benchmarks.environment import VAR, log
 from tests.benchmarks.seed import email, expected_reason
@@ -618,9 +620,10 @@ def report(results: dict[str, Any]) -> str:
             f"{ledger['subjects']:,} chains verified, {ledger['problems']} problems, events in db - 2xx = "
             f"{writes['events_minus_2xx']} (in flight at stop) (no target)"
         )
+    lines += identity_phases.report_lines(results)
     noise = [p for p in ("single", "writes") if results.get(p)]
-    if noise:
-        shares = []
+    shares = identity_phases.noise_shares(results)
+    if noise or shares:
         for p in noise:
             parts = [results[p]["floor"], results[p]["check"]] if p == "single" else [results[p]]
             for part in parts:
@@ -676,9 +679,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="also measure the lean prototypes of tests/benchmarks/whatif.py (estimates)",
     )
+    identity_phases.add_arguments(parser)
     args = parser.parse_args(argv)
     args.phases = [p.strip() for p in args.only.split(",") if p.strip()]
-    unknown = set(args.phases) - {"single", "bulk", "writes", "rights"}
+    unknown = set(args.phases) - {"single", "bulk", "writes", "rights", *identity_phases.PHASES}
     if unknown:
         parser.error(f"--only: unknown phase(s) {', '.join(sorted(unknown))}")
     args.workers = [int(w) for w in str(args.workers).split(",") if w.strip()]
@@ -730,6 +734,7 @@ def main(argv: list[str] | None = None) -> int:
             results["bulk"] = phase_bulk(keys, token, args, workers)
         if "writes" in args.phases:
             results["writes"] = phase_writes(keys, token, args, workers)
+        identity_phases.run_phases(keys, args, workers, results)
     finally:
         for db in (envmod.REDIS_CACHE_DB, envmod.REDIS_BROKER_DB):
             envmod.redis_flush(db)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from config.errors import InvalidInputError, UnavailableError
@@ -152,6 +152,34 @@ class SendCreated:
     recipients: list[SendRecipientOutcome]
 
 
+def _log_recipients(send_id: uuid.UUID, results: list[CheckResult]) -> None:
+    """One statement for 10,000 recipients on PostgreSQL (arrays through unnest), no model instances."""
+    if connection.vendor != "postgresql":
+        SendRecipient.objects.bulk_create(
+            SendRecipient(
+                send_id=send_id,
+                index=index,
+                subject_id=result.subject_id,
+                allowed=result.decision.allowed,
+                reason=result.decision.reason.value,
+            )
+            for index, result in enumerate(results)
+        )
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO consent_sendrecipient (send_id, index, subject_id, allowed, reason) "
+            "SELECT %s, * FROM unnest(%s::int[], %s::uuid[], %s::bool[], %s::text[])",
+            [
+                send_id,
+                list(range(len(results))),
+                [str(r.subject_id) if r.subject_id else None for r in results],
+                [r.decision.allowed for r in results],
+                [r.decision.reason.value for r in results],
+            ],
+        )
+
+
 def send_create(
     *,
     client_id: int,
@@ -181,18 +209,7 @@ def send_create(
             allowed_count=allowed_count,
             blocked_count=len(results) - allowed_count,
         )
-        SendRecipient.objects.bulk_create(
-            [
-                SendRecipient(
-                    send_id=send_id,
-                    index=index,
-                    subject_id=result.subject_id,
-                    allowed=result.decision.allowed,
-                    reason=result.decision.reason.value,
-                )
-                for index, result in enumerate(results)
-            ]
-        )
+        _log_recipients(send_id, results)
     allowed_ids = [r.subject_id for r in results if r.decision.allowed and r.subject_id is not None]
     urls = iter(unsubscribe_url(t) for t in unsubscribe_tokens(subject_ids=allowed_ids, send_id=send_id))
     outcomes: list[SendRecipientOutcome] = []

@@ -319,9 +319,6 @@ class SendRecipient(models.Model):
     allowed = models.BooleanField()
     reason = models.CharField(max_length=32)
 
-    class Meta:
-        indexes = [models.Index(fields=["subject"], name="send_recipient_by_subject")]
-
     def __str__(self) -> str:
         return f"recipient {self.index} of send {self.send_id}"
 

@@ -28,3 +28,14 @@ def advisory_lock(name: str) -> None:
         number = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [number])
+
+
+def advisory_locks(names: set[str]) -> None:
+    """Several advisory locks in one round trip, taken in a fixed (sorted) order so writers never deadlock."""
+    if connection.vendor == "postgresql":
+        numbers = sorted(int.from_bytes(hashlib.sha256(n.encode()).digest()[:8], "big", signed=True) for n in names)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) WITH ORDINALITY AS t(k, o) ORDER BY o",
+                [numbers],
+            )

@@ -28,9 +28,6 @@ class Subject(models.Model):
     profile_enc = models.BinaryField(null=True)
     merged_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta:
-        indexes = [models.Index(fields=["merged_into"])]
-
     def __str__(self) -> str:
         return f"Subject {self.id}"
 
@@ -47,7 +44,8 @@ class Identifier(models.Model):
         COOKIE_ID = "cookie_id"
         SOCIAL_HANDLE = "social_handle"
 
-    subject = models.ForeignKey(Subject, on_delete=models.CASCADE, related_name="identifiers")
+    # No index of its own: the unique (subject, blind_index) constraint's index serves per-subject lookups.
+    subject = models.ForeignKey(Subject, on_delete=models.CASCADE, related_name="identifiers", db_index=False)
     kind = models.CharField(max_length=32, choices=Kind.choices)
     blind_index = models.BinaryField()  # HMAC over kind || 0x00 || value: the kind is inside the hash
     value_enc = models.BinaryField()
@@ -68,7 +66,7 @@ class LinkedRecord(models.Model):
     Idempotent on (source, external_id); the data is JSON encrypted under the subject's key."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    subject = models.ForeignKey(Subject, on_delete=models.CASCADE, related_name="records")
+    subject = models.ForeignKey(Subject, on_delete=models.CASCADE, related_name="records", db_index=False)
     source = models.CharField(max_length=64)  # catalogue source key
     external_id = models.CharField(max_length=200)
     category = models.CharField(max_length=64)  # catalogue data category key

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from subjects.errors import InvalidReferenceError
 from subjects.keys import blind_index, data_key, decrypt_field, encrypt_field
-from subjects.locks import advisory_lock, lock_subjects
+from subjects.locks import advisory_locks, lock_subjects
 from subjects.models import Identifier, LinkedRecord, Subject
 from subjects.services import subject_create_empty
 
@@ -58,14 +58,17 @@ def record_ingest(*, record: RecordInput) -> RecordIngested:
     index = blind_index()
     digests = {(kind, value): index.lookup(kind, value) for kind, value in record.identifiers}
     # Writers of the same person, or of the same record, queue here; then resolution sees committed rows.
-    for name in sorted({d.hex() for d in digests.values()} | {f"record:{record.source}:{record.external_id}"}):
-        advisory_lock(name)
+    advisory_locks({d.hex() for d in digests.values()} | {f"record:{record.source}:{record.external_id}"})
     owners: dict[bytes, set[uuid.UUID]] = {}
     for digest, subject_id, survivor in Identifier.objects.filter(blind_index__in=list(digests.values())).values_list(
         "blind_index", "subject_id", "subject__merged_into_id"
     ):
         owners.setdefault(bytes(digest), set()).add(survivor or subject_id)
-    existing = LinkedRecord.objects.filter(source=record.source, external_id=record.external_id).first()
+    existing = (
+        LinkedRecord.objects.filter(source=record.source, external_id=record.external_id)
+        .only("pk", "subject_id")
+        .first()
+    )
 
     person_bound: set[uuid.UUID] = set()
     shared: set[uuid.UUID] = set()
@@ -110,31 +113,27 @@ def record_ingest(*, record: RecordInput) -> RecordIngested:
 
     _attach_identifiers(target, key, digests, now, purchase=record.purchase)
     payload = json.dumps(dict(record.data), separators=(",", ":"), sort_keys=True)
+    sealed = encrypt_field(target, key, RECORD_DATA, payload)
+    created = existing is None
     if existing is None:
-        created = True
-        row = LinkedRecord.objects.create(
+        row_id = LinkedRecord.objects.create(
             subject=target,
             source=record.source,
             external_id=record.external_id,
             category=record.category,
-            data_enc=b"",
+            data_enc=sealed,
             occurred_at=record.occurred_at,
             created_at=now,
             updated_at=now,
-        )
+        ).pk
     else:
-        created = False
-        row = existing
-    LinkedRecord.objects.filter(pk=row.pk).update(
-        subject=target,
-        category=record.category,
-        data_enc=encrypt_field(target, key, RECORD_DATA, payload),
-        occurred_at=record.occurred_at,
-        updated_at=now,
-    )
+        row_id = existing.pk
+        LinkedRecord.objects.filter(pk=row_id).update(
+            subject=target, category=record.category, data_enc=sealed, occurred_at=record.occurred_at, updated_at=now
+        )
     if record.profile:
         _update_profile(target, key, record.data, now)
-    return RecordIngested(row.pk, target.id, created)
+    return RecordIngested(row_id, target.id, created)
 
 
 def _attach_identifiers(

@@ -176,6 +176,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "expire-consents": {"task": "consent.tasks.expire_consents", "schedule": 3600.0},
     "resend-unsent-confirmations": {"task": "consent.tasks.resend_unsent_confirmations", "schedule": 300.0},
     "purge-expired-records": {"task": "subjects.tasks.purge_expired_records", "schedule": 6 * 3600.0},
+    "recheck-children": {"task": "subjects.tasks.recheck_children", "schedule": 24 * 3600.0},
     # Rights requests (subjects.rights.tasks): a safety net for lost messages, deadlines, clean-ups and purges.
     "rights-resume-stalled": {"task": "subjects.rights.resume_stalled", "schedule": 60.0},
     "rights-flag-deadlines": {"task": "subjects.rights.flag_deadlines", "schedule": 3600.0},

@@ -208,3 +208,14 @@ def records_purge(*, limits: Mapping[tuple[str, str], int], now: datetime | None
             with transaction.atomic(durable=True):
                 deleted += LinkedRecord.objects.filter(pk__in=ids).delete()[0]
     return deleted
+
+
+def children_recheck(*, now: datetime | None = None) -> int:
+    """Art. 8: a child turns 16. Re-read the birth date of every subject flagged as a child (few, and only those
+    are decrypted) and clear the flag once they are 16; returns how many grew up."""
+    today = (now or timezone.now()).date()
+    grown = 0
+    for subject in Subject.objects.filter(is_child=True, wrapped_key__isnull=False).iterator(chunk_size=500):
+        if not _is_child(profile_read(subject, data_key(subject)).get("birth_date"), today):
+            grown += Subject.objects.filter(pk=subject.pk, is_child=True).update(is_child=False)
+    return grown

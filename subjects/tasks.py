@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from consent.selectors import catalogue_snapshot
-from subjects.records import records_purge
+from subjects.records import children_recheck, records_purge
 
 
 @shared_task
@@ -18,3 +18,8 @@ def purge_expired_records() -> int:
         for category, holding in holdings.items()
     }
     return records_purge(limits=limits)
+
+
+@shared_task
+def recheck_children() -> int:
+    return children_recheck()

@@ -12,6 +12,7 @@ from django.db import connection
 from django.utils import timezone
 
 from subjects.models import Identifier, LinkedRecord, Subject
+from subjects.records import children_recheck
 from subjects.tasks import purge_expired_records
 from tests.conftest import Api
 
@@ -175,3 +176,18 @@ def test_records_past_their_categorys_retention_are_purged_and_younger_ones_kept
     # Then only the old one is gone
     assert deleted == 1
     assert list(LinkedRecord.objects.values_list("external_id", flat=True)) == ["new"]
+
+
+def test_a_child_who_turns_sixteen_is_no_longer_flagged(api: Api) -> None:
+    # Given a child whose sixteenth birthday is tomorrow
+    born = timezone.now().date() + timedelta(days=1)
+    born = born.replace(year=born.year - 16)
+    api.post(
+        "/api/v1/records",
+        record(category="contact", identifiers={"email": "teen@example.org"}, data={"birth_date": born.isoformat()}),
+    )
+    assert Subject.objects.get().is_child
+    # When the daily check runs today, nothing changes; when it runs in two days, the flag is gone
+    assert children_recheck() == 0
+    assert children_recheck(now=timezone.now() + timedelta(days=2)) == 1
+    assert not Subject.objects.get().is_child

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from django.http import StreamingHttpResponse
@@ -158,6 +159,15 @@ class RequestDetailApi(APIView):
         return Response(RequestOutputSerializer(request_body(view)).data)
 
 
+def _act(request: Request, request_id: uuid.UUID, service: Callable[..., object], status: int) -> Response:
+    """A state change on one request: 404 for a request this client may not see, then the service, then the
+    request as it now stands."""
+    actor = actor_of(request)
+    request_get(request_id=request_id, actor=actor)
+    service(request_id=request_id, actor=actor)
+    return Response(RequestOutputSerializer(request_body(request_get(request_id=request_id))).data, status=status)
+
+
 class RequestVerifyApi(APIView):
     required_scope = "requests:write"
 
@@ -168,10 +178,7 @@ class RequestVerifyApi(APIView):
         description="Record that the calling client checked the person's identity (Art. 12(6)).",
     )
     def post(self, request: Request, request_id: uuid.UUID) -> Response:
-        actor = actor_of(request)
-        request_get(request_id=request_id, actor=actor)  # 404 for a request this client may not see
-        request_verify(request_id=request_id, actor=actor)
-        return Response(RequestOutputSerializer(request_body(request_get(request_id=request_id))).data)
+        return _act(request, request_id, request_verify, 200)
 
 
 class RequestApproveApi(APIView):
@@ -184,10 +191,7 @@ class RequestApproveApi(APIView):
         description="Approve an erasure awaiting approval; 409 in any other state.",
     )
     def post(self, request: Request, request_id: uuid.UUID) -> Response:
-        actor = actor_of(request)
-        request_get(request_id=request_id, actor=actor)
-        request_approve(request_id=request_id, actor=actor)
-        return Response(RequestOutputSerializer(request_body(request_get(request_id=request_id))).data, status=202)
+        return _act(request, request_id, request_approve, 202)
 
 
 class RequestLiftApi(APIView):
@@ -201,10 +205,7 @@ class RequestLiftApi(APIView):
         "completed restriction that is not lifted.",
     )
     def post(self, request: Request, request_id: uuid.UUID) -> Response:
-        actor = actor_of(request)
-        request_get(request_id=request_id, actor=actor)
-        request_lift(request_id=request_id, actor=actor)
-        return Response(RequestOutputSerializer(request_body(request_get(request_id=request_id))).data, status=202)
+        return _act(request, request_id, request_lift, 202)
 
 
 class RequestExportApi(APIView):

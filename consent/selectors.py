@@ -186,19 +186,26 @@ def subject_states_for_policy(
 
 def _state_of(row: Sequence[Any]) -> SubjectState:
     _sid, status, is_child, restricted, erasing, erased, states, objections, purchase_kinds = row
-    objected = set(_json_list(objections))
+    # The bulk check builds 10,000 of these: the common empty cases share constants instead of new sets.
+    objected = frozenset(_json_list(objections)) if objections else _NONE
     return SubjectState(
         erased=status == Subject.Status.ERASED or bool(erased),
         erasure_in_progress=bool(erasing),
         restricted=bool(restricted),
         is_child=bool(is_child),
         objects_to_direct_marketing="" in objected,
-        objected_purposes=frozenset(p for p in objected if p),
-        consents={(fact[0], fact[1]): _fact(fact) for fact in _json_list(states)},
+        objected_purposes=objected - _DIRECT_MARKETING if objected else _NONE,
+        consents={(fact[0], fact[1]): _fact(fact) for fact in _json_list(states)} if states else {},
         existing_customer_channels=frozenset(
             _PURCHASE_ADDRESS_CHANNELS[k] for k in _json_list(purchase_kinds) if k in _PURCHASE_ADDRESS_CHANNELS
-        ),
+        )
+        if purchase_kinds
+        else _NONE,
     )
+
+
+_NONE: frozenset[str] = frozenset()
+_DIRECT_MARKETING = frozenset({""})
 
 
 def policy_inputs(
@@ -220,7 +227,7 @@ def policy_inputs(
         "WITH hit AS ("
         " SELECT i.blind_index AS digest, NULL::uuid AS given, COALESCE(s.merged_into_id, s.id) AS sid"
         "   FROM subjects_identifier i JOIN subjects_subject s ON s.id = i.subject_id"
-        "  WHERE i.blind_index = ANY(%s::bytea[])"
+        "  WHERE i.blind_index = ANY(%b::bytea[])"
         " UNION ALL"
         " SELECT NULL, s.id, COALESCE(s.merged_into_id, s.id) FROM subjects_subject s WHERE s.id = ANY(%s::uuid[])"
         f") SELECT h.digest, h.given, st.* FROM hit h CROSS JOIN LATERAL ({state_sql}) st"

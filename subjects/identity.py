@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 import uuid
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from subjects.models import Identifier
 Kind = Identifier.Kind
 KINDS = frozenset(Kind.values)
 MAX_IDENTIFIER_LENGTH = 320
+_SPACE = re.compile(r"\s")  # any Unicode white space, one C-speed scan
 
 
 def normalise(kind: str, value: object, *, field: str | None = None) -> str:
@@ -38,14 +40,14 @@ def normalise(kind: str, value: object, *, field: str | None = None) -> str:
         return _phone(text, where)
     if kind == Kind.SOCIAL_HANDLE:
         return text.lower()
-    if any(c.isspace() for c in text):
+    if _SPACE.search(text) is not None:
         raise InvalidIdentifierError("must not contain spaces", field=where)
     return text
 
 
 def _email(text: str, where: str) -> str:
     local, at, domain = text.rpartition("@")
-    if not at or not local or not domain or any(c.isspace() for c in text) or ("@" in local and '"' not in local):
+    if not at or not local or not domain or _SPACE.search(text) is not None or ("@" in local and '"' not in local):
         raise InvalidIdentifierError("is not an e-mail address", field=where)
     domain = domain.lower().rstrip(".")
     if not domain.isascii():

@@ -31,11 +31,7 @@ def check_target(*, purpose: str, channel: str, client_purposes: frozenset[str])
     snapshot, info = purpose_get(catalogue_snapshot(), purpose)
     if client_purposes and purpose not in client_purposes:
         raise ForbiddenPurposeError(f"this API client may not act for purpose '{purpose}'")
-    try:
-        channel_check(snapshot, info, channel)
-    except Exception as exc:
-        if getattr(exc, "code", None) != "channel_not_permitted":
-            raise
+    channel_check(snapshot, info, channel, listed=False)
     return info
 
 

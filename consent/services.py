@@ -33,13 +33,13 @@ from consent.ledger import NewEvent, ledger_append
 from consent.models import Confirmation, ConsentEvent, ConsentState, IdempotencyKey, Objection
 from consent.policy import LegalBasis
 from consent.selectors import CatalogueSnapshot, PurposeInfo, catalogue_snapshot
-from subjects.errors import AmbiguousSubjectError, SubjectNotFoundError
+from subjects.errors import SubjectNotFoundError
 from subjects.identity import Reference
-from subjects.keys import blind_index, data_key, decrypt_field, encrypt_field
-from subjects.locks import advisory_lock, lock_subject
-from subjects.models import Identifier, Subject, Suppression
-from subjects.records import IDENTIFIER_VALUE
-from subjects.selectors import subject_get_survivor, subject_resolve
+from subjects.keys import blind_index, data_key, encrypt_field
+from subjects.locks import advisory_lock, advisory_locks, lock_subject
+from subjects.models import Subject
+from subjects.rights.suppression import identifiers_suppressed, suppression_lift
+from subjects.selectors import subject_get_survivor, subject_identifiers, subject_resolve
 from subjects.services import subject_create
 
 # API.md reserves the first five; the rest are what Assent itself writes (expiry, merges, rights requests).
@@ -94,10 +94,19 @@ def purpose_get(
     return snapshot, info
 
 
-def channel_check(snapshot: CatalogueSnapshot, info: PurposeInfo, channel: str, *, field_name: str = "channel") -> None:
+def channel_check(
+    snapshot: CatalogueSnapshot,
+    info: PurposeInfo,
+    channel: str,
+    *,
+    field_name: str = "channel",
+    listed: bool = True,
+) -> None:
+    """400 for a channel the catalogue does not know; with `listed`, also for one the purpose does not use
+    (a check answers that as a denial instead)."""
     if channel not in snapshot.channels and channel not in catalogue_snapshot(refresh=True).channels:
         raise ChannelUnknownError(f"'{channel}' is not a channel of the catalogue", field=field_name)
-    if channel not in info.rule.channels:
+    if listed and channel not in info.rule.channels:
         raise ChannelNotPermittedError(
             f"purpose '{info.rule.key}' does not use channel '{channel}' "
             f"(it uses {', '.join(sorted(info.rule.channels))})",
@@ -224,12 +233,8 @@ def _subject_for_write(reference: Reference, now: datetime) -> tuple[Subject, bo
     """The locked subject the reference names, created when nothing resolves (only from identifiers)."""
     index = blind_index()
     # Two first writes for the same new person must not create two subjects: lock on the identifiers first.
-    for digest in sorted(index.lookup(kind, value).hex() for kind, value in reference.identifiers):
-        advisory_lock("ident:" + digest)
-    try:
-        subject_id = subject_resolve(reference=reference)
-    except AmbiguousSubjectError:
-        raise
+    advisory_locks({"ident:" + index.lookup(kind, value).hex() for kind, value in reference.identifiers})
+    subject_id = subject_resolve(reference=reference)
     if subject_id is None:
         if reference.subject_id is not None:
             raise SubjectNotFoundError("no subject with this id", field="subject.id")
@@ -370,13 +375,9 @@ def _by_person(source: str, actor: str) -> bool:
 # Suppression list (DESIGN.md, Erasure): identifiers of erased people. A later marketing grant for one of them
 # from anyone but the person stays pending (reason `suppressed`) until the person confirms it themselves.
 # ---------------------------------------------------------------------------------------------------------
-def _suppression_digests(subject: Subject, key: bytes, reference: Reference) -> list[bytes]:
-    """Suppression hashes of the reference's identifiers and of every identifier the subject holds."""
-    values = set(reference.identifiers)
-    for kind, blob in Identifier.objects.filter(subject=subject).values_list("kind", "value_enc"):
-        values.add((kind, decrypt_field(subject, key, IDENTIFIER_VALUE, bytes(blob))))
-    index = blind_index()
-    return [index.suppression(kind, value) for kind, value in sorted(values)]
+def _identifiers_of(subject: Subject, key: bytes, reference: Reference) -> list[tuple[str, str]]:
+    """The reference's identifiers and every identifier the subject holds."""
+    return [*reference.identifiers, *subject_identifiers(subject=subject, key=key)]
 
 
 def _suppression_applies(subject: Subject, key: bytes, command: ConsentCommand, info: PurposeInfo) -> bool:
@@ -386,12 +387,12 @@ def _suppression_applies(subject: Subject, key: bytes, command: ConsentCommand, 
         or _by_person(command.source, command.actor)
     ):
         return False
-    return Suppression.objects.filter(digest__in=_suppression_digests(subject, key, command.reference)).exists()
+    return identifiers_suppressed(identifiers=_identifiers_of(subject, key, command.reference))
 
 
 def _suppression_lift(subject: Subject, key: bytes, reference: Reference) -> None:
     """The person's own marketing grant or confirmation takes their identifiers off the list."""
-    Suppression.objects.filter(digest__in=_suppression_digests(subject, key, reference)).delete()
+    suppression_lift(identifiers=_identifiers_of(subject, key, reference))
 
 
 def _fact_of(row: ConsentState) -> projection.Fact:

@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.errors import InvalidInputError
-from consent.api.views import PROBLEM_RESPONSES, client_of, fast_json_body, fast_json_response
+from consent.api.views import PROBLEM_RESPONSES, client_of, fast_json_body, fast_json_response, required_string
 from consent.gates import CAMPAIGN_MAX_LENGTH, profile_read_for_purpose, send_create, send_target
 from consent.policy import Reason
 from subjects.identity import parse_reference
@@ -130,19 +130,14 @@ class SendCreateApi(APIView):
     def post(self, request: Request) -> HttpResponse:
         # No per-item serializer: 10,000 references are parsed in one pass.
         body = fast_json_body(request)
-        campaign, purpose, channel = body.get("campaign"), body.get("purpose"), body.get("channel")
-        recipients = body.get("recipients")
+        campaign, recipients = body.get("campaign"), body.get("recipients")
         if not isinstance(campaign, str) or not campaign.strip() or len(campaign) > CAMPAIGN_MAX_LENGTH:
             raise InvalidInputError(f"is required: 1 to {CAMPAIGN_MAX_LENGTH} characters", field="campaign")
-        for name, value in (("purpose", purpose), ("channel", channel)):
-            if not isinstance(value, str) or not value:
-                raise InvalidInputError("is required and must be a string", field=name)
+        purpose, channel = required_string(body, "purpose"), required_string(body, "channel")
         if not isinstance(recipients, list):
             raise InvalidInputError("must be a list of subject references", field="recipients")
         if not 1 <= len(recipients) <= settings.ASSENT_BULK_LIMIT:
             raise InvalidInputError(f"must hold 1 to {settings.ASSENT_BULK_LIMIT:,} references", field="recipients")
-        assert isinstance(purpose, str)
-        assert isinstance(channel, str)
         client = client_of(request)
         info = send_target(purpose=purpose, channel=channel, client_purposes=client.purposes)
         references = [parse_reference(item, field=f"recipients[{i}]") for i, item in enumerate(recipients)]

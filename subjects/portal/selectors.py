@@ -10,9 +10,10 @@ from datetime import datetime
 from consent.models import Channel, ConsentEvent, DataCategory, Objection, Purpose, Source
 from consent.policy import Action, LegalBasis, Reason, SubjectState, decide
 from consent.selectors import PurposeInfo, catalogue_snapshot, consent_history_list, subject_states_for_policy
-from subjects.keys import data_key, decrypt_field
-from subjects.models import Identifier, LinkedRecord, RightsRequest, Subject
-from subjects.records import IDENTIFIER_VALUE, profile_read
+from subjects.keys import data_key
+from subjects.models import LinkedRecord, RightsRequest, Subject
+from subjects.records import profile_read
+from subjects.selectors import subject_identifiers
 
 # How a channel's switch shows (Art. 25, Planet49: off until the person chooses).
 ON = "on"  # granted and in force
@@ -267,9 +268,7 @@ def contact_data(*, subject_id: uuid.UUID) -> ContactData:
     subject = Subject.objects.get(pk=subject_id)
     key = data_key(subject)
     identifiers: dict[str, list[str]] = {}
-    for kind, blob in (
-        Identifier.objects.filter(subject=subject).order_by("created_at", "pk").values_list("kind", "value_enc")
-    ):
-        identifiers.setdefault(kind, []).append(decrypt_field(subject, key, IDENTIFIER_VALUE, bytes(blob)))
+    for kind, value in subject_identifiers(subject=subject, key=key):
+        identifiers.setdefault(kind, []).append(value)
     profile = {name: value for name, value in profile_read(subject, key).items() if isinstance(value, str)}
     return ContactData(identifiers, profile)

@@ -14,6 +14,7 @@ import io
 import json
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import IO, Any
 
@@ -25,7 +26,7 @@ from subjects import ports
 from subjects.keys import decrypt_field
 from subjects.models import Identifier, LinkedRecord, RightsRequest, Subject
 from subjects.records import IDENTIFIER_VALUE, RECORD_DATA, profile_read
-from subjects.rights import texts
+from subjects.rights import chunked, texts
 from subjects.rights.exports import (
     blob_root,
     export_path,
@@ -69,6 +70,17 @@ def _records_in_pages(subject: Subject, source: str, size: int = PAGE) -> Iterat
 # ---------------------------------------------------------------------------------------------------------
 # Parts
 # ---------------------------------------------------------------------------------------------------------
+def _piece_writer(context: PartContext, root: bytes) -> AbstractContextManager[chunked.ChunkWriter]:
+    """This part's sealed piece of the export, written under the part's lease token."""
+    return sealed_writer(
+        part_path(context.request.id, piece_name(context.name, context.token)),
+        root=root,
+        blob_id=context.request.id,
+        label=context.name,
+        temp=context.token.hex,
+    )
+
+
 def access_source(context: PartContext) -> None:
     """One source's linked records of the person, as JSON lines."""
     source = context.name.removeprefix(SOURCE)
@@ -76,13 +88,7 @@ def access_source(context: PartContext) -> None:
     kid, root = _root(context, subject)
     categories: dict[str, dict[str, Any]] = {}
     total = 0
-    with sealed_writer(
-        part_path(context.request.id, piece_name(context.name, context.token)),
-        root=root,
-        blob_id=context.request.id,
-        label=context.name,
-        temp=context.token.hex,
-    ) as writer:
+    with _piece_writer(context, root) as writer:
         if subject is not None:
             key = context.data_key()
             for _pk, category, external_id, occurred_at, blob in _records_in_pages(subject, source):
@@ -123,13 +129,7 @@ def access_profile(context: PartContext) -> None:
     kinds: set[str] = set()
     fields: list[str] = []
     count = 0
-    with sealed_writer(
-        part_path(context.request.id, piece_name(context.name, context.token)),
-        root=root,
-        blob_id=context.request.id,
-        label=context.name,
-        temp=context.token.hex,
-    ) as writer:
+    with _piece_writer(context, root) as writer:
         if subject is not None:
             key = context.data_key()
             for kind, blob, created_at in (
@@ -166,13 +166,7 @@ def access_consent(context: PartContext) -> None:
     counts = {"event": 0, "state": 0, "objection": 0, "recipient": 0}
     purposes: set[str] = set()
     sources: set[str] = set()
-    with sealed_writer(
-        part_path(context.request.id, piece_name(context.name, context.token)),
-        root=root,
-        blob_id=context.request.id,
-        label=context.name,
-        temp=context.token.hex,
-    ) as writer:
+    with _piece_writer(context, root) as writer:
         if context.subject_ids:
             for row in ports.consent_rights.consent_rows(subject_ids=context.subject_ids):
                 writer.write(_line(row))

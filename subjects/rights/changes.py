@@ -20,7 +20,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from subjects import ports
-from subjects.keys import blind_index, data_key, decrypt_field, encrypt_field
+from subjects.keys import blind_index, data_key, encrypt_field
 from subjects.locks import lock_subject
 from subjects.models import Identifier, RightsRequest, Subject
 from subjects.records import IDENTIFIER_VALUE, PROFILE, _is_child, profile_read
@@ -29,6 +29,7 @@ from subjects.rights.errors import NoEmailError, RectificationConflictError
 from subjects.rights.requests import request_details_private
 from subjects.rights.workflow import CONSENT, PartContext, history_add, part_outcomes, request_complete
 from subjects.rights.workflow import PROFILE as PROFILE_PART
+from subjects.selectors import subject_identifiers
 
 Kind = RightsRequest.Kind
 
@@ -167,13 +168,7 @@ def _lift_blocked(request_id: Any) -> None:
 
 def subject_emails(subject: Subject) -> list[str]:
     """The person's e-mail addresses, decrypted here (in the task), never carried through the broker."""
-    key = data_key(subject)
-    return [
-        decrypt_field(subject, key, IDENTIFIER_VALUE, bytes(blob))
-        for blob in Identifier.objects.filter(subject=subject, kind="email")
-        .order_by("pk")
-        .values_list("value_enc", flat=True)
-    ]
+    return [value for _kind, value in subject_identifiers(subject=subject, key=data_key(subject), kinds=["email"])]
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -10,8 +10,19 @@ from subjects.keys import blind_index
 from subjects.models import Suppression
 
 
+def _digests(identifiers: Iterable[tuple[str, str]]) -> list[bytes]:
+    index = blind_index()
+    return [index.suppression(kind, value) for kind, value in sorted(set(identifiers))]
+
+
 def identifiers_suppressed(*, identifiers: Iterable[tuple[str, str]]) -> bool:
     """Whether any of these (kind, normalised value) identifiers belonged to an erased person. One query."""
-    index = blind_index()
-    digests = [index.suppression(kind, value) for kind, value in identifiers]
+    digests = _digests(identifiers)
     return bool(digests) and Suppression.objects.filter(digest__in=digests).exists()
+
+
+def suppression_lift(*, identifiers: Iterable[tuple[str, str]]) -> None:
+    """The person's own act takes these identifiers off the list."""
+    digests = _digests(identifiers)
+    if digests:
+        Suppression.objects.filter(digest__in=digests).delete()

@@ -11,7 +11,8 @@ from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError
 from django.http import Http404, HttpRequest, JsonResponse
 from django.utils import translation
-from rest_framework import exceptions
+from django.views.decorators.csrf import csrf_exempt
+from rest_framework import exceptions, serializers
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
@@ -162,6 +163,25 @@ class ProblemResponse(JsonResponse):
         super().__init__(body, status=body["status"], content_type=PROBLEM, headers=headers)
 
 
+def _refuse_bad_query(request: HttpRequest) -> ProblemResponse | None:
+    """A NUL or lone surrogate in the path or query string is bad input (400), not a database failure (503)."""
+    from config.input import bad_string_reason
+
+    for name, values in request.GET.lists():
+        for text in (name, *values):
+            reason = bad_string_reason(text)
+            if reason:
+                errors = {name if name == text or bad_string_reason(name) is None else "query": [reason]}
+                return ProblemResponse(
+                    problem(400, "Malformed request", f"{name}: {reason}", "malformed", errors=errors)
+                )
+    reason = bad_string_reason(request.path)
+    if reason:
+        return ProblemResponse(problem(400, "Malformed request", f"path {reason}", "malformed"))
+    return None
+
+
+@csrf_exempt  # an unknown path must answer a 404 problem, not the HTML CSRF 403 a POST would otherwise get
 def api_not_found(request: HttpRequest, exception: Exception | None = None) -> ProblemResponse:
     return ProblemResponse(problem(404, "Not found", "no such resource", "not_found"))
 
@@ -181,6 +201,9 @@ class ProblemMiddleware:
 
     def __call__(self, request: HttpRequest) -> Any:
         if request.path.startswith("/api/"):
+            refusal = _refuse_bad_query(request)
+            if refusal is not None:
+                return refusal
             # The API speaks English to other services, whatever the Accept-Language (the portal is German first).
             translation.activate("en")
             request.LANGUAGE_CODE = "en"
@@ -191,3 +214,44 @@ class ProblemMiddleware:
             return None
         body, headers = problem_for(exception)
         return ProblemResponse(body, headers)
+
+
+class WindowedDateTimeField(serializers.DateTimeField):
+    """A date-time a request carries: 1900-01-01 up to tomorrow (config.input.date_in_window)."""
+
+    def to_internal_value(self, value: Any) -> Any:
+        from config.input import MalformedInputError, date_in_window
+
+        parsed = super().to_internal_value(value)
+        try:
+            return date_in_window(parsed)
+        except MalformedInputError as exc:
+            raise serializers.ValidationError(exc.detail) from None
+
+
+class WindowedDateField(serializers.DateField):
+    """A date a request carries: 1900-01-01 up to tomorrow (config.input.date_in_window)."""
+
+    def to_internal_value(self, value: Any) -> Any:
+        from config.input import MalformedInputError, date_in_window
+
+        parsed = super().to_internal_value(value)
+        try:
+            return date_in_window(parsed)
+        except MalformedInputError as exc:
+            raise serializers.ValidationError(exc.detail) from None
+
+
+class EvidenceField(serializers.DictField):
+    """Evidence is free-form, but its moments (`confirmed_at` and any other `*_at`) are ISO 8601 date-times
+    within the window, or the proof of a consent could claim year 1 or 2999."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        value = super().to_internal_value(data)
+        for key, item in value.items():
+            if isinstance(key, str) and key.endswith("_at") and item is not None:
+                try:
+                    WindowedDateTimeField().to_internal_value(item)
+                except serializers.ValidationError as exc:
+                    raise serializers.ValidationError({key: exc.detail}) from None
+        return value

@@ -11,12 +11,14 @@ from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
-from rest_framework.exceptions import ParseError, UnsupportedMediaType
+from rest_framework.exceptions import UnsupportedMediaType
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.api import EvidenceField, WindowedDateTimeField
 from config.errors import InvalidInputError
+from config.input import guarded_loads
 from consent.checks import CheckResult, check_target, consent_check_many
 from consent.clients import AuthenticatedClient
 from consent.policy import Action, Decision, Reason, decide
@@ -50,11 +52,7 @@ def fast_json_body(request: Request) -> dict[str, Any]:
     """The JSON body of a hot endpoint, parsed with orjson instead of DRF's parser stack (same errors)."""
     if request.content_type.split(";")[0].strip() != "application/json":
         raise UnsupportedMediaType(request.content_type)
-    try:
-        data = orjson.loads(request.body)
-    except orjson.JSONDecodeError as exc:
-        raise ParseError(f"JSON parse error - {exc}") from None
-    return json_object(data)
+    return json_object(guarded_loads(request.body))
 
 
 def fast_json_response(body: dict[str, Any], *, status: int = 200) -> HttpResponse:
@@ -112,9 +110,9 @@ class ConsentCreateApi(APIView):
         action = serializers.CharField(max_length=16)
         notice_version = serializers.CharField(max_length=64, required=False, allow_null=True)
         source = serializers.CharField(max_length=64)  # type: ignore[assignment]
-        occurred_at = serializers.DateTimeField(required=False, allow_null=True)
+        occurred_at = WindowedDateTimeField(required=False, allow_null=True)
         actor = serializers.CharField(max_length=32, required=False, default="subject")
-        evidence = serializers.DictField(required=False, default=dict)
+        evidence = EvidenceField(required=False, default=dict)
 
     class OutputSerializer(serializers.Serializer):
         class Meta:

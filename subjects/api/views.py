@@ -11,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.api import WindowedDateTimeField
 from config.errors import InvalidInputError
 from consent.api.views import PROBLEM_RESPONSES
 from consent.selectors import catalogue_snapshot
@@ -43,7 +44,7 @@ class RecordIngestApi(APIView):
         external_id = serializers.CharField(max_length=200)
         category = serializers.CharField(max_length=64)
         identifiers = serializers.DictField(child=serializers.JSONField())
-        occurred_at = serializers.DateTimeField()
+        occurred_at = WindowedDateTimeField()
         data = serializers.DictField(required=False, default=dict)  # type: ignore[assignment]
 
     class OutputSerializer(serializers.Serializer):

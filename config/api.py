@@ -29,18 +29,27 @@ PROBLEM = "application/problem+json"
 
 class ApiKeyAuthentication(BaseAuthentication):
     def authenticate(self, request: Request) -> tuple[Any, Any] | None:
-        from consent.clients import client_authenticate  # edge: may call core
+        from config.net import client_address
+        from consent.clients import client_auth_blocked, client_auth_failed, client_authenticate  # edge: core
 
+        address = client_address(request._request)
+        wait = client_auth_blocked(address=address)
+        if wait is not None:
+            raise exceptions.Throttled(wait=wait, detail="too many failed authentications from this address")
         header = get_authorization_header(request).split()
         if not header:
             raise exceptions.NotAuthenticated("an API key is required: Authorization: Bearer <key>")
         if header[0].lower() != b"bearer" or len(header) != 2:
+            client_auth_failed(address=address)
             raise exceptions.AuthenticationFailed("use Authorization: Bearer <key>")
         try:
             client = client_authenticate(key=header[1].decode("ascii"))
         except UnicodeDecodeError:
             client = None
         if client is None:
+            wait = client_auth_failed(address=address)
+            if wait is not None:
+                raise exceptions.Throttled(wait=wait, detail="too many failed authentications from this address")
             raise exceptions.AuthenticationFailed("unknown or revoked API key")
         _enforce_rate_limit(client.id)
         return (client, client)

@@ -57,6 +57,8 @@ ASSENT_SIGNING_KEY = signing_key_pem("ASSENT_SIGNING_KEY")
 # Unsubscribe links must outlive a SECRET_KEY rotation; without their own key they derive one from it.
 ASSENT_LINK_KEY: bytes = key32("ASSENT_LINK_KEY") or hashlib.sha256(b"assent/link-key|" + SECRET_KEY.encode()).digest()
 ASSENT_RATE_LIMIT = envint("ASSENT_RATE_LIMIT", 6000, minimum=1)
+# Failed API key authentications per client address a minute before 429 (brute force on keys).
+ASSENT_AUTH_FAILURES = envint("ASSENT_AUTH_FAILURES", 20, minimum=1)
 ASSENT_PHONE_REGION = env("ASSENT_PHONE_REGION", "DE").upper()
 ASSENT_CONFIRMATION_DAYS = envint("ASSENT_CONFIRMATION_DAYS", 7, minimum=1)
 ASSENT_IDEMPOTENCY_HOURS = 24

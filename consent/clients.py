@@ -12,12 +12,12 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
+from config import ratelimit
 from config.errors import ConflictError, InvalidInputError
 from consent.models import ApiClient
 from subjects.crypto import api_key_digest
 
 KEY_PREFIX = "ast_"
-_CACHE_SECONDS = 5.0  # a revoked key stops working within this many seconds
 _LAST_USED_EVERY = 60.0
 
 
@@ -33,7 +33,6 @@ class AuthenticatedClient:
 
 
 _lock = threading.Lock()
-_by_digest: dict[str, tuple[float, AuthenticatedClient | None]] = {}
 _last_used: dict[int, float] = {}
 
 
@@ -75,28 +74,34 @@ def client_revoke(*, client: ApiClient) -> None:
 
 
 def client_authenticate(*, key: str) -> AuthenticatedClient | None:
-    """The client a key belongs to, or None. Cached a few seconds per process: every request needs it."""
+    """The client a key belongs to, or None. One indexed lookup (key_digest is unique) per request and no cache:
+    a revocation takes effect at once in every process and on every host."""
     digest = api_key_digest(key)
+    row = (
+        ApiClient.objects.filter(key_digest=digest, revoked_at__isnull=True)
+        .values_list("id", "name", "scopes", "purposes")
+        .first()
+    )
+    if row is None:
+        return None
+    client = AuthenticatedClient(row[0], row[1], frozenset(row[2]), frozenset(row[3]))
     now = time.monotonic()
-    hit = _by_digest.get(digest)
-    if hit is not None and now - hit[0] < _CACHE_SECONDS:
-        client = hit[1]
-    else:
-        row = (
-            ApiClient.objects.filter(key_digest=digest, revoked_at__isnull=True)
-            .values_list("id", "name", "scopes", "purposes")
-            .first()
-        )
-        client = AuthenticatedClient(row[0], row[1], frozenset(row[2]), frozenset(row[3])) if row is not None else None
-        with _lock:
-            if len(_by_digest) > 10_000:
-                _by_digest.clear()
-            _by_digest[digest] = (now, client)
-    if client is not None and now - _last_used.get(client.id, -_LAST_USED_EVERY) >= _LAST_USED_EVERY:
+    if now - _last_used.get(client.id, -_LAST_USED_EVERY) >= _LAST_USED_EVERY:
         # Last use, for the admin, at most once a minute per process rather than a write per request.
         _last_used[client.id] = now
         ApiClient.objects.filter(pk=client.id).update(last_used_at=timezone.now())
     return client
+
+
+def client_auth_blocked(*, address: str) -> int | None:
+    """Seconds to wait when `address` failed to authenticate more than ASSENT_AUTH_FAILURES times this minute.
+    Checked before the key, so that once blocked even a right guess is not confirmed."""
+    return ratelimit.over(bucket=f"authfail:{address}", limit=settings.ASSENT_AUTH_FAILURES)
+
+
+def client_auth_failed(*, address: str) -> int | None:
+    """Count a failed authentication from `address`; the seconds to wait when that crossed the limit."""
+    return ratelimit.hit(bucket=f"authfail:{address}", limit=settings.ASSENT_AUTH_FAILURES)
 
 
 def client_rate_limit_hit(*, client_id: int) -> int | None:
@@ -122,6 +127,6 @@ def client_rate_limit_hit(*, client_id: int) -> int | None:
 
 
 def clients_forget_cache() -> None:
-    """Tests and the admin's revoke call this so that a change is seen at once in this process."""
+    """Keys are no longer cached (a revocation is seen at once everywhere); only the last-use throttle is."""
     with _lock:
-        _by_digest.clear()
+        _last_used.clear()

@@ -93,7 +93,7 @@ def over(*, bucket: str, limit: int, period: int = 60) -> int | None:
     if client is not None and not _outage:
         try:
             raw = client.get(key)
-            count = int(raw) if raw is not None else 0  # type: ignore[arg-type]
+            count = int(raw) if raw is not None else 0
         except redis.RedisError:
             count = None
     if count is None:

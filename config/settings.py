@@ -40,6 +40,9 @@ ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "127.0.0.1,localhost" if DEMO or DEBUG 
 ASSENT_BASE_URL = env("ASSENT_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 if urlsplit(ASSENT_BASE_URL).scheme not in ("http", "https") or not urlsplit(ASSENT_BASE_URL).netloc:
     raise ImproperlyConfigured(f"ASSENT_BASE_URL: {ASSENT_BASE_URL!r} is not an absolute http(s) URL")
+# Reverse proxies (IPs or CIDRs) whose X-Forwarded-For is believed; config/net.py reads the client's address through
+# them for every rate limit, lockout and piece of evidence. Empty: REMOTE_ADDR is the client. Invalid entries are ignored.
+ASSENT_TRUSTED_PROXIES: list[str] = envlist("ASSENT_TRUSTED_PROXIES", "")
 
 # Keys. Formats are checked here so that a wrong key stops the process at start, naming the variable.
 ASSENT_MASTER_KEYS = master_keys("ASSENT_MASTER_KEYS")

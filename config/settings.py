@@ -40,8 +40,9 @@ ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "127.0.0.1,localhost" if DEMO or DEBUG 
 ASSENT_BASE_URL = env("ASSENT_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 if urlsplit(ASSENT_BASE_URL).scheme not in ("http", "https") or not urlsplit(ASSENT_BASE_URL).netloc:
     raise ImproperlyConfigured(f"ASSENT_BASE_URL: {ASSENT_BASE_URL!r} is not an absolute http(s) URL")
-# Reverse proxies (IPs or CIDRs) whose X-Forwarded-For is believed; config/net.py reads the client's address through
-# them for every rate limit, lockout and piece of evidence. Empty: REMOTE_ADDR is the client. Invalid entries are ignored.
+# Reverse proxies (IPs or CIDRs) whose X-Forwarded-For is believed; config/net.py reads the client's address
+# through them for every rate limit, lockout and piece of evidence. Empty: REMOTE_ADDR is the client.
+# Invalid entries are ignored.
 ASSENT_TRUSTED_PROXIES: list[str] = envlist("ASSENT_TRUSTED_PROXIES", "")
 
 # Keys. Formats are checked here so that a wrong key stops the process at start, naming the variable.
@@ -237,7 +238,9 @@ SESSION_COOKIE_SECURE = not (DEMO or DEBUG) and ASSENT_BASE_URL.startswith("http
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 
 # Portal (subjects/portal): sign-in by e-mail link, no passwords. A link is valid ASSENT_SIGNIN_MINUTES and works
-# once; sign-in requests are limited per address and per IP per hour (shared cache); a portal session ends after
+# once; requests are limited per client address per hour (ASSENT_SIGNIN_PER_IP, then 429); an address gets at most
+# ASSENT_SIGNIN_PER_ADDRESS mails an hour, evenly spaced and never further apart than a link lives, and a request in
+# between sends nothing but answers the same (so nobody can lock an owner out); a portal session ends after
 # ASSENT_PORTAL_SESSION_MINUTES without a request (and after 12 hours in any case).
 ASSENT_SIGNIN_MINUTES = envint("ASSENT_SIGNIN_MINUTES", 15, minimum=1)
 ASSENT_SIGNIN_PER_ADDRESS = envint("ASSENT_SIGNIN_PER_ADDRESS", 5, minimum=1)

@@ -45,5 +45,3 @@ def test_garbage_in_the_chain_or_the_setting_is_ignored(settings: Any) -> None:
     assert client_address(request("10.0.0.2", "")) == "10.0.0.2"
     assert client_address(request("10.0.0.2", " 2001:db8::1 ")) == "2001:db8::1"
     assert client_address(request("10.0.0.2", "198.51.100.5:4711")) == "198.51.100.5"
-
-

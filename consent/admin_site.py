@@ -222,6 +222,7 @@ SEARCH_TOKEN_VAR = "qt"
 _SEARCH_MARK = "_assent_search"
 _SEARCHES = "assent_admin_searches"
 _SEARCHES_KEPT = 20
+_SEARCH_SECONDS = 3600  # a search's term is kept (in the session, on the server) for an hour at most
 
 
 class _PrivateSearchChangeList(ChangeList):
@@ -284,7 +285,7 @@ class PrivateSearchAdmin(ReadOnlyAdmin):
         )
         token = secrets.token_urlsafe(16)
         searches = _searches(request)
-        searches[token] = {"term": term}
+        searches[token] = {"term": term, "at": int(time.time())}
         request.session[_SEARCHES] = dict(list(searches.items())[-_SEARCHES_KEPT:])
         return redirect(self._list_url(request, token=token))
 
@@ -298,9 +299,17 @@ class PrivateSearchAdmin(ReadOnlyAdmin):
         return request.path + (f"?{query}" if query else "")
 
 
-def _searches(request: HttpRequest) -> dict[str, dict[str, str]]:
+def _searches(request: HttpRequest) -> dict[str, dict[str, Any]]:
+    """The session's recent searches by token, without those older than an hour."""
     kept = request.session.get(_SEARCHES)
-    return dict(kept) if isinstance(kept, dict) else {}
+    if not isinstance(kept, dict):
+        return {}
+    oldest = time.time() - _SEARCH_SECONDS
+    return {
+        token: entry
+        for token, entry in kept.items()
+        if isinstance(entry, dict) and isinstance(entry.get("at"), int) and entry["at"] >= oldest
+    }
 
 
 def _is_uuid(term: str) -> bool:

@@ -3,7 +3,10 @@ URL, so neither the browser's history nor any access log (gunicorn's, a proxy's)
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.test import Client
+from freezegun import freeze_time
 
 from consent.models import AuditEntry
 from tests.admin.conftest import admin_search
@@ -83,3 +86,13 @@ def test_the_index_search_box_posts_too(dpo: Client) -> None:
     form = page[page.index('action="/admin/subjects/subject/"') - 40 :][:400]
     assert 'method="post"' in form
     assert "csrfmiddlewaretoken" in form
+
+
+def test_a_search_is_forgotten_after_an_hour(dpo: Client, anna: str) -> None:
+    token = admin_search(dpo, SUBJECTS, "anna.becker@example.org").wsgi_request.GET["qt"]
+
+    with freeze_time(timedelta(hours=1, minutes=1)):
+        response = dpo.get(SUBJECTS, {"qt": token})
+
+    assert response.status_code == 302
+    assert response["Location"] == SUBJECTS

@@ -49,7 +49,7 @@ SALT = "assent.portal.signin"
 NONCE_COOKIE = "assent_signin"
 _PENDING = "portal:signin:"
 _LIMIT = "portal:signin-limit:"
-_LIMIT_WINDOW = 3600  # seconds: the per-address and per-IP counters count sign-in requests per hour
+_LIMIT_WINDOW = 3600  # seconds: requests per client address are counted per hour; mails per address spread over it
 _EMAIL_AAD = b"assent/portal/email/v1"
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -40,6 +41,10 @@ ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "127.0.0.1,localhost" if DEMO or DEBUG 
 ASSENT_BASE_URL = env("ASSENT_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 if urlsplit(ASSENT_BASE_URL).scheme not in ("http", "https") or not urlsplit(ASSENT_BASE_URL).netloc:
     raise ImproperlyConfigured(f"ASSENT_BASE_URL: {ASSENT_BASE_URL!r} is not an absolute http(s) URL")
+# Reverse proxies (IPs or CIDRs) whose X-Forwarded-For is believed; config/net.py reads the client's address
+# through them for every rate limit, lockout and piece of evidence. Empty: REMOTE_ADDR is the client.
+# Invalid entries are ignored.
+ASSENT_TRUSTED_PROXIES: list[str] = envlist("ASSENT_TRUSTED_PROXIES", "")
 
 # Keys. Formats are checked here so that a wrong key stops the process at start, naming the variable.
 ASSENT_MASTER_KEYS = master_keys("ASSENT_MASTER_KEYS")
@@ -65,6 +70,12 @@ ASSENT_IDEMPOTENCY_HOURS = 24
 ASSENT_BULK_LIMIT = 10_000
 # Art. 32: staff sign in to the admin with a password and a TOTP code; only the zero-setup demo goes without.
 ASSENT_ADMIN_REQUIRE_2FA = envbool("ASSENT_ADMIN_REQUIRE_2FA", not DEMO)
+# After ASSENT_ADMIN_LOGIN_FAILURES failed sign-ins (a wrong password or a wrong code, one message for both) for one
+# username or from one client address, that username or address is locked out for ASSENT_ADMIN_LOCKOUT_MINUTES
+# (django-axes); an admin session ends ASSENT_ADMIN_SESSION_HOURS after sign-in whatever happens in between.
+ASSENT_ADMIN_LOGIN_FAILURES = envint("ASSENT_ADMIN_LOGIN_FAILURES", 5, minimum=1)
+ASSENT_ADMIN_LOCKOUT_MINUTES = envint("ASSENT_ADMIN_LOCKOUT_MINUTES", 30, minimum=1)
+ASSENT_ADMIN_SESSION_HOURS = envint("ASSENT_ADMIN_SESSION_HOURS", 8, minimum=1)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -78,6 +89,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_otp",
     "django_otp.plugins.otp_totp",
+    "axes",
     "subjects",
     "consent",
     "subjects.portal",  # the customer portal: templates, static files and translations (no models)
@@ -95,11 +107,23 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
+    "axes.middleware.AxesMiddleware",  # turns a locked-out sign-in into the 429 page below
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
+# Axes first: it refuses a locked-out username or address before the password is even checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = ASSENT_ADMIN_LOGIN_FAILURES
+AXES_COOLOFF_TIME = timedelta(minutes=ASSENT_ADMIN_LOCKOUT_MINUTES)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # either one alone locks: per user and per address
+AXES_CLIENT_IP_CALLABLE = "config.net.client_address"
+AXES_LOCKOUT_TEMPLATE = "assent_admin/locked_out.html"
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_RESET_ON_SUCCESS = True  # a full sign-in (password and code) proves the person: their failures are forgiven
+AXES_DISABLE_ACCESS_LOG = True  # sign-ins are in the audit log already; only failures are kept
+AXES_VERBOSE = False
 WSGI_APPLICATION = "config.wsgi.application"
 TEMPLATES = [
     {
@@ -236,7 +260,9 @@ SESSION_COOKIE_SECURE = not (DEMO or DEBUG) and ASSENT_BASE_URL.startswith("http
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 
 # Portal (subjects/portal): sign-in by e-mail link, no passwords. A link is valid ASSENT_SIGNIN_MINUTES and works
-# once; sign-in requests are limited per address and per IP per hour (shared cache); a portal session ends after
+# once; requests are limited per client address per hour (ASSENT_SIGNIN_PER_IP, then 429); an address gets at most
+# ASSENT_SIGNIN_PER_ADDRESS mails an hour, evenly spaced and never further apart than a link lives, and a request in
+# between sends nothing but answers the same (so nobody can lock an owner out); a portal session ends after
 # ASSENT_PORTAL_SESSION_MINUTES without a request (and after 12 hours in any case).
 ASSENT_SIGNIN_MINUTES = envint("ASSENT_SIGNIN_MINUTES", 15, minimum=1)
 ASSENT_SIGNIN_PER_ADDRESS = envint("ASSENT_SIGNIN_PER_ADDRESS", 5, minimum=1)

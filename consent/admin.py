@@ -26,7 +26,7 @@ from django_otp.plugins.otp_totp import admin as otp_totp_admin
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from config.errors import DomainError
-from consent.admin_site import AuditedAdmin, ReadOnlyAdmin, ServiceBackedAdmin
+from consent.admin_site import AuditedAdmin, PrivateSearchAdmin, ReadOnlyAdmin, ServiceBackedAdmin
 from consent.catalogue_edit import (
     Edit,
     catalogue_edit,
@@ -110,7 +110,7 @@ def _uuid_or_none(term: str) -> uuid.UUID | None:
         return None
 
 
-class SubjectLogAdmin(ReadOnlyAdmin):
+class SubjectLogAdmin(PrivateSearchAdmin):
     """A read-only log searched by the subject's id (exactly): the one way to find a person's rows that reads no
     personal data."""
 

@@ -9,6 +9,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from config.net import client_address
 from consent.confirmations import confirmation_confirm, confirmation_from_token
 from consent.errors import ConfirmationInvalidError
 from consent.unsubscribe import (
@@ -22,7 +23,7 @@ from consent.unsubscribe import (
 
 def request_evidence(request: HttpRequest, form: str) -> dict[str, str]:
     """What proves the person's own act, without more personal data than needed: the IP is truncated."""
-    ip = request.META.get("REMOTE_ADDR", "")
+    ip = client_address(request)
     if ":" in ip:
         truncated = ":".join(ip.split(":")[:3]) + "::"
     else:

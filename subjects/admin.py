@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import re
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,7 +26,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from config.errors import DomainError
-from consent.admin_site import ReadOnlyAdmin
+from consent.admin_site import PrivateSearchAdmin, ReadOnlyAdmin
 from consent.audit import Action, audit_entries_for, audit_record, object_type_of
 from consent.subject_overview import subject_overview
 from subjects.errors import InvalidIdentifierError
@@ -70,8 +71,11 @@ class RestrictedFilter(admin.SimpleListFilter):
         return queryset
 
 
+_PHONE_LIKE = re.compile(r"\+?[0-9 ()/.-]{6,}")
+
+
 @admin.register(Subject)
-class SubjectAdmin(ReadOnlyAdmin):
+class SubjectAdmin(PrivateSearchAdmin):
     list_display = ("id", "status", "created_at", "is_child", "restricted_at", "erased_at")
     list_filter = ("status", "is_child", RestrictedFilter)
     search_fields = ("id",)  # shows the search box; the search itself is get_search_results
@@ -88,6 +92,14 @@ class SubjectAdmin(ReadOnlyAdmin):
         if not search_term.strip():
             return queryset, False
         return queryset.filter(pk__in=subject_ids_for_term(search_term)), False
+
+    def search_kind(self, term: str) -> str:
+        term = term.strip()
+        if "@" in term:
+            return "e-mail"
+        if _PHONE_LIKE.fullmatch(term) and (term.startswith(("+", "0"))):
+            return "phone"
+        return super().search_kind(term)
 
     def get_urls(self) -> list[URLPattern]:
         return [
@@ -223,7 +235,7 @@ class OpenRequestForm(forms.Form):
 
 
 @admin.register(RightsRequest)
-class RightsRequestAdmin(ReadOnlyAdmin):
+class RightsRequestAdmin(PrivateSearchAdmin):
     list_display = ("kind", "status", "received_at", "due", "days_left", "subject_ref", "opened_by")
     list_filter = (OpenFilter, DeadlineFilter, "status", "kind")
     list_display_links = ("kind",)

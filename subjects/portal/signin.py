@@ -2,8 +2,14 @@
 
 - A request for a link does exactly the same work whatever the address: it never looks the address up (a person
   nobody knows yet may sign in too, and a subject is created on their first save), so the answer and the time it
-  takes say nothing about whether the address is known. Rate limits count per address (a keyed hash, never the
-  address itself) and per IP in the shared cache.
+  takes say nothing about whether the address is known. Requests are limited per client address (config/net.py) in
+  the shared cache; past that limit the client sees "too many requests".
+- Mails are limited per address, requests are not: anyone may type anyone's address, so a request never locks
+  its owner out. An address gets at most one mail per gap (an hour divided by ASSENT_SIGNIN_PER_ADDRESS, never
+  longer than a link lives); a request inside the gap sends nothing and shows the same "sent" page. So whenever
+  nothing is sent, the mailbox holds a link from the last few minutes that still works (links are independent
+  and a new one never cancels an older one), and using a link opens the gap at once for the owner's next visit.
+  The gap is kept under a keyed hash of the address, never the address itself.
 - The link carries `token_id:timestamp:signature` (Django's TimestampSigner, salted): a forged link fails the
   signature, an old one the timestamp (ASSENT_SIGNIN_MINUTES, 15 by default). The pending sign-in lives in the
   shared cache under a hash of the token id, and is consumed by deleting it: of two racing clicks only the one
@@ -43,7 +49,7 @@ SALT = "assent.portal.signin"
 NONCE_COOKIE = "assent_signin"
 _PENDING = "portal:signin:"
 _LIMIT = "portal:signin-limit:"
-_LIMIT_WINDOW = 3600  # seconds: the per-address and per-IP counters count sign-in requests per hour
+_LIMIT_WINDOW = 3600  # seconds: requests per client address are counted per hour; mails per address spread over it
 _EMAIL_AAD = b"assent/portal/email/v1"
 
 
@@ -121,6 +127,17 @@ def _count(name: str, limit: int) -> None:
         raise SigninRateLimitedError("too many sign-in requests; please try again later")
 
 
+def _mail_gap() -> int:
+    """Seconds between two mails to one address: at most ASSENT_SIGNIN_PER_ADDRESS an hour, and never longer than a
+    link lives, so a link mailed before a request that sends nothing is still open."""
+    per_hour = max(1, int(settings.ASSENT_SIGNIN_PER_ADDRESS))
+    return max(1, min(_LIMIT_WINDOW // per_hour, signin_minutes() * 60))
+
+
+def _mail_gap_key(email: str) -> str:
+    return f"{_LIMIT}mail:{_hash(email)}"
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Asking for a link
 # ---------------------------------------------------------------------------------------------------------
@@ -133,9 +150,12 @@ def signin_url(token: str) -> str:
 
 
 def signin_request(*, email: str, nonce: str, ip: str) -> None:
-    """Mail a sign-in link to a normalised address. The same steps for every address, known or not: no lookup."""
+    """Mail a sign-in link to a normalised address, unless one went there less than a gap ago (then nothing is sent
+    and the caller answers the same). The same steps for every address, known or not: no lookup."""
     _count("ip:" + _hash(ip), settings.ASSENT_SIGNIN_PER_IP)
-    _count("address:" + _hash(email), settings.ASSENT_SIGNIN_PER_ADDRESS)
+    gap_key = _mail_gap_key(email)
+    if not cache.add(gap_key, 1, timeout=_mail_gap()):
+        return  # a link mailed within the gap is still open: the owner uses that one
     minutes = signin_minutes()
     token_id = secrets.token_urlsafe(24)
     pending = {"email": email_seal(email), "nonce": _hash(nonce)}
@@ -151,6 +171,7 @@ def signin_request(*, email: str, nonce: str, ip: str) -> None:
         )
     except OSError as exc:  # SMTP down: the same answer for every address
         cache.delete(_PENDING + _hash(token_id))
+        cache.delete(gap_key)  # nothing reached the mailbox: the next request must be able to send
         log.warning("portal sign-in mail not sent: %s", type(exc).__name__)
         raise SigninMailError("the sign-in mail could not be sent; please try again later") from None
 
@@ -197,4 +218,9 @@ def signin_consume(link: SigninLink) -> bool:
     """Use the link up. True for exactly one caller: the one whose delete removed the pending sign-in."""
     if link.state != LinkState.OPEN or not link.cache_key:
         return False
-    return bool(cache.delete(link.cache_key))
+    if not cache.delete(link.cache_key):
+        return False
+    if link.email is not None:
+        # Whoever used the link reads that mailbox: their next request (after signing out) mails at once.
+        cache.delete(_mail_gap_key(link.email))
+    return True

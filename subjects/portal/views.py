@@ -22,6 +22,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from config.errors import DomainError
+from config.net import client_address
 from consent.views import request_evidence
 from subjects.models import RightsRequest
 from subjects.portal import selectors
@@ -98,7 +99,7 @@ def signin(request: HttpRequest) -> HttpResponseBase:
     current = request.COOKIES.get(NONCE_COOKIE)
     nonce = current if current and nonce_valid(current) else nonce_new()
     try:
-        signin_request(email=form.cleaned_data["email"], nonce=nonce, ip=request.META.get("REMOTE_ADDR", ""))
+        signin_request(email=form.cleaned_data["email"], nonce=nonce, ip=client_address(request))
     except SigninRateLimitedError:
         return _page(request, "rate_limited.html", status=429)
     except SigninMailError:

@@ -36,6 +36,14 @@ def otp_login(client: Client, user: AbstractUser, device: TOTPDevice, *, token: 
     )
 
 
+def admin_search(client: Client, changelist: str, term: str) -> Any:
+    """A search as the admin's search box makes it: a POST, then the list at `?qt=<token>` (never `?q=<term>`)."""
+    response = client.post(changelist, {"_assent_search": "1", "q": term})
+    assert response.status_code == 302, response
+    assert term.strip() == "" or "q=" not in response["Location"].replace("qt=", "")
+    return client.get(response["Location"])
+
+
 @pytest.fixture
 def staff_groups(db: None) -> None:
     staff_groups_setup()

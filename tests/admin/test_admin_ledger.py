@@ -17,6 +17,7 @@ from consent.models import (
     SendRecipient,
 )
 from subjects.models import MergeAudit, RightsRequest
+from tests.admin.conftest import admin_search
 
 READ_ONLY = [ConsentEvent, LedgerHead, ConsentState, ReadLog, Send, SendRecipient, AuditEntry, MergeAudit]
 
@@ -64,7 +65,7 @@ def test_the_audit_log_cannot_be_changed_through_admin(dpo: Client) -> None:
 
 
 def test_the_ledger_is_listed_by_subject_id_without_evidence(dpo: Client, anna: str) -> None:
-    listing = dpo.get(f"/admin/consent/consentevent/?q={anna}").content.decode()
+    listing = admin_search(dpo, "/admin/consent/consentevent/", anna).content.decode()
     event = ConsentEvent.objects.filter(subject_id=anna).first()
     assert event is not None
     detail = dpo.get(f"/admin/consent/consentevent/{event.pk}/change/").content.decode()

@@ -7,11 +7,12 @@ from django.test import Client
 
 from consent.models import AuditEntry
 from subjects.models import MergeAudit, Subject
+from tests.admin.conftest import admin_search
 from tests.conftest import Api
 
 
 def found(client: Client, term: str) -> list[str]:
-    response = client.get("/admin/subjects/subject/", {"q": term})
+    response = admin_search(client, "/admin/subjects/subject/", term)
     assert response.status_code == 200
     return [str(s.pk) for s in response.context["cl"].result_list]
 

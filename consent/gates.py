@@ -73,7 +73,10 @@ def profile_read_for_purpose(
     if client_purposes and purpose not in client_purposes:
         raise ForbiddenPurposeError(f"this API client may not act for purpose '{purpose}'")
     subject = subject_get_survivor(subject_id=subject_id)
-    state = subject_states_for_policy(subject_ids=[subject.id], purposes=[purpose]).get(subject.id)
+    try:
+        state = subject_states_for_policy(subject_ids=[subject.id], purposes=[purpose]).get(subject.id)
+    except Exception as exc:  # a state that cannot be read (or the database gone): fail closed, 503
+        raise UnavailableError("cannot decide now", allowed=False, reason=Reason.UNAVAILABLE.value) from exc
     decision = decide_read(state, info.rule, now)
     if decision.reason == Reason.UNAVAILABLE:
         raise UnavailableError("cannot decide now", allowed=False, reason=Reason.UNAVAILABLE.value)

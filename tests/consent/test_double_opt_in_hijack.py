@@ -255,3 +255,26 @@ def test_the_persons_own_grant_does_not_lift_another_address_named_beside_them(a
     assert not suppressed("email", ANNA)
     assert suppressed("email", MALLORY)
     assert Subject.objects.count() == 1
+
+
+# ---------------------------------------------------------------------------------------------------------
+# A send gates the address the client will deliver to, not only the person it selects
+# ---------------------------------------------------------------------------------------------------------
+def test_a_send_blocks_a_recipient_whose_address_is_not_the_selected_subjects(api: Api) -> None:
+    ben = {"customer_number": "C-2", "phone": "+49 171 1234567"}
+    assert write(api, ben, channel="sms").status_code == 201
+    recipients = [
+        {"customer_number": "C-2", "phone": "+49 171 2345678"},  # Ben's customer number, a stranger's phone
+        {"customer_number": "C-2"},
+        {"customer_number": "C-2", "phone": "0171 1234567"},  # Ben's own phone, written another way
+        {"customer_number": "C-2", "email": MALLORY},  # not the channel's address kind: only selects
+    ]
+
+    response = api.post(
+        "/api/v1/sends", {"campaign": "spring", "purpose": "newsletter", "channel": "sms", "recipients": recipients}
+    )
+
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert [(b["index"], b["reason"]) for b in body["blocked"]] == [(0, "unknown_subject")]
+    assert [a["index"] for a in body["allowed"]] == [1, 2, 3]

@@ -114,6 +114,8 @@ def confirmation_send(*, confirmation_id: uuid.UUID) -> bool:
     if row is None or row.mailed_at is not None or row.used_at is not None:
         return False
     email = decrypt_field(row.subject, data_key(row.subject), "confirmation.email", bytes(row.email_enc))
+    if row.subject_id not in identifier_owners(identifiers=[("email", email)])[0]:
+        return False  # detached since the grant: the link goes to the subject's own address or nowhere
     info = catalogue_snapshot().purposes.get(row.purpose)
     context = {
         "purpose_name": info.name if info else row.purpose,

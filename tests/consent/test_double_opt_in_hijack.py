@@ -154,6 +154,15 @@ def test_a_confirmation_link_confirms_nothing_once_its_address_is_no_longer_the_
     assert check(api, {"id": subject}) == (False, "pending_confirmation")
 
 
+def test_a_confirmation_is_not_mailed_to_an_address_detached_before_the_mail_went_out(api: Api) -> None:
+    subject = write(api, ANNAS).json()["subject"]
+    Identifier.objects.filter(subject_id=subject, kind="email").delete()
+
+    assert confirmation_send(confirmation_id=Confirmation.objects.get().id) is False
+
+    assert mail.outbox == []
+
+
 def test_a_confirmation_link_still_confirms_for_the_subjects_address(api: Api) -> None:
     subject = write(api, ANNAS).json()["subject"]
     confirmation = Confirmation.objects.get()

@@ -14,6 +14,7 @@ from typing import Any
 
 from django.db import connection
 
+from config.errors import UnavailableError
 from consent.models import (
     CatalogueRevision,
     Channel,
@@ -183,7 +184,12 @@ def subject_states_for_policy(
         cursor.execute(sql, params)  # type: ignore[arg-type]
         for row in cursor:
             sid = row[0] if isinstance(row[0], uuid.UUID) else uuid.UUID(str(row[0]))
-            result[sid] = _state_of(row)
+            try:
+                result[sid] = _state_of(row)
+            except (KeyError, ValueError, TypeError) as exc:
+                # A corrupt state row: no decision may rest on it (API.md: 503, allowed false, unavailable).
+                logger.warning("policy state of subject %s cannot be read", sid, exc_info=True)
+                raise UnavailableError("cannot decide now", allowed=False, reason="unavailable") from exc
     return result
 
 

@@ -178,3 +178,9 @@ def test_a_profile_read_whose_state_cannot_be_read_answers_503_deny(api: Api) ->
     corrupt_state_of(subject := grant(api, ANNA))
 
     assert_undecidable(api.get(f"/api/v1/subjects/{subject}/profile?purpose=newsletter"))
+
+
+def test_the_subjects_consents_whose_state_cannot_be_read_answer_503_not_500(api: Api) -> None:
+    corrupt_state_of(subject := grant(api, ANNA))
+
+    assert_undecidable(api.get(f"/api/v1/subjects/{subject}/consents"))

@@ -116,6 +116,8 @@ def problem_for(exc: Exception) -> tuple[dict[str, Any], dict[str, str]]:
     """(body, headers) for any exception the API can meet."""
     headers: dict[str, str] = {}
     if isinstance(exc, DomainError):
+        if exc.status == 503:
+            headers["Retry-After"] = "5"  # every "cannot decide now" says when to ask again
         return problem(exc.status, exc.title, exc.detail, exc.code, errors=exc.errors, **exc.extra), headers
     if isinstance(exc, RequestDataTooBig):
         return problem(413, "Request too large", "the request body is too large", "too_large"), headers

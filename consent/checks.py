@@ -3,6 +3,7 @@ Single and bulk checks share one path, in a fixed number of queries whatever the
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -10,13 +11,17 @@ from datetime import datetime
 
 from django.utils import timezone
 
+from config.errors import UnavailableError
 from consent.errors import ForbiddenPurposeError
 from consent.policy import Action, Decision, Reason, decide
 from consent.selectors import PurposeInfo, catalogue_snapshot, policy_inputs
 from consent.services import channel_check, purpose_get
 from subjects.identity import Reference
 
+logger = logging.getLogger(__name__)
+
 AMBIGUOUS = Decision(False, Reason.AMBIGUOUS_SUBJECT, None)
+UNDECIDABLE = Decision(False, Reason.UNAVAILABLE, None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,15 +48,30 @@ def consent_check_many(
     action: Action = Action.CHECK,
     now: datetime | None = None,
 ) -> list[CheckResult]:
+    """One decision per reference, in order. Fails closed (API.md: a check that cannot decide answers 503):
+    when the inputs cannot be read at all (the database unreachable, any error while reading) or no reference
+    can be decided, UnavailableError; a reference that alone cannot be decided is a denial `unavailable`."""
     now = now or timezone.now()
-    resolutions, states = policy_inputs(references=references, purposes=[info.rule.key])
+    try:
+        resolutions, states, unreadable = policy_inputs(references=references, purposes=[info.rule.key])
+    except Exception as exc:  # DatabaseError included: whatever it was, nothing can be decided
+        logger.warning("check cannot read its inputs", exc_info=True)
+        raise _undecidable() from exc
     rule = info.rule
     results: list[CheckResult] = []
     for resolution in resolutions:
         if resolution.ambiguous:
             decision = Decision(False, Reason.AMBIGUOUS_SUBJECT, rule.legal_basis)
+        elif resolution.subject_id is not None and resolution.subject_id in unreadable:
+            decision = UNDECIDABLE
         else:
             state = states.get(resolution.subject_id) if resolution.subject_id else None
-            decision = decide(state, rule, channel, action, now)
+            decision = decide(state, rule, channel, action, now)  # fails closed itself: `unavailable`
         results.append(CheckResult(resolution.subject_id, decision))
+    if results and all(r.decision.reason == Reason.UNAVAILABLE for r in results):
+        raise _undecidable()
     return results
+
+
+def _undecidable() -> UnavailableError:
+    return UnavailableError("cannot decide now", allowed=False, reason=Reason.UNAVAILABLE.value)

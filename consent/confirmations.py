@@ -23,6 +23,7 @@ from consent.services import ConsentCommand, _record, purpose_get
 from subjects.identity import Reference
 from subjects.keys import data_key, decrypt_field
 from subjects.locks import lock_subject
+from subjects.selectors import identifier_owners
 
 SALT = "assent.confirmation"
 
@@ -83,6 +84,10 @@ def confirmation_confirm(*, token: str, evidence: dict[str, Any]) -> Confirmatio
         ).exists()
         if not pending:
             raise ConfirmationInvalidError("there is nothing left to confirm")
+        # The address may have been detached (rectified, split off) since the mail: only its owner confirms.
+        email = decrypt_field(subject, data_key(subject), "confirmation.email", bytes(row.email_enc))
+        if subject.id not in identifier_owners(identifiers=[("email", email)])[0]:
+            raise ConfirmationInvalidError("this link's address is no longer the person's")
         now = timezone.now()
         _, info = purpose_get(catalogue_snapshot(), row.purpose)
         _record(
@@ -109,6 +114,8 @@ def confirmation_send(*, confirmation_id: uuid.UUID) -> bool:
     if row is None or row.mailed_at is not None or row.used_at is not None:
         return False
     email = decrypt_field(row.subject, data_key(row.subject), "confirmation.email", bytes(row.email_enc))
+    if row.subject_id not in identifier_owners(identifiers=[("email", email)])[0]:
+        return False  # detached since the grant: the link goes to the subject's own address or nowhere
     info = catalogue_snapshot().purposes.get(row.purpose)
     context = {
         "purpose_name": info.name if info else row.purpose,

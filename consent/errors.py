@@ -28,6 +28,16 @@ class EmailRequiredError(InvalidInputError):
     title = "Double opt-in needs an e-mail address"
 
 
+class EmailNotLinkedError(ConflictError):
+    code = "email_not_linked"
+    title = "The e-mail address is not one of the subject's"
+
+
+class EvidenceRequiredError(InvalidInputError):
+    code = "evidence_required"
+    title = "A confirmation by the client needs evidence"
+
+
 class ReservedSourceError(InvalidInputError):
     code = "source_reserved"
     title = "Reserved source"

@@ -22,7 +22,7 @@ from config.errors import InvalidInputError, UnavailableError
 from consent.checks import CheckResult, consent_check_many
 from consent.errors import ForbiddenPurposeError, PolicyDeniedError
 from consent.models import ReadLog, Send, SendRecipient
-from consent.policy import Action, Reason, decide_read
+from consent.policy import Action, Decision, Reason, decide_read
 from consent.selectors import PurposeInfo, catalogue_snapshot, subject_states_for_policy
 from consent.services import channel_check, purpose_get
 from consent.unsubscribe import unsubscribe_tokens, unsubscribe_url
@@ -30,9 +30,11 @@ from subjects.identity import Reference
 from subjects.keys import data_key, decrypt_field
 from subjects.models import LinkedRecord
 from subjects.records import RECORD_DATA, profile_read
-from subjects.selectors import subject_get_survivor
+from subjects.selectors import identifier_owners, subject_get_survivor
 
 CAMPAIGN_MAX_LENGTH = 200
+# The identifier kind a channel delivers to: a recipient naming one is named as the destination of the send.
+DESTINATION_KINDS = {"email": "email", "sms": "phone", "phone": "phone"}
 
 
 class PurposeNotMarketingError(InvalidInputError):
@@ -73,7 +75,10 @@ def profile_read_for_purpose(
     if client_purposes and purpose not in client_purposes:
         raise ForbiddenPurposeError(f"this API client may not act for purpose '{purpose}'")
     subject = subject_get_survivor(subject_id=subject_id)
-    state = subject_states_for_policy(subject_ids=[subject.id], purposes=[purpose]).get(subject.id)
+    try:
+        state = subject_states_for_policy(subject_ids=[subject.id], purposes=[purpose]).get(subject.id)
+    except Exception as exc:  # a state that cannot be read (or the database gone): fail closed, 503
+        raise UnavailableError("cannot decide now", allowed=False, reason=Reason.UNAVAILABLE.value) from exc
     decision = decide_read(state, info.rule, now)
     if decision.reason == Reason.UNAVAILABLE:
         raise UnavailableError("cannot decide now", allowed=False, reason=Reason.UNAVAILABLE.value)
@@ -180,6 +185,36 @@ def _log_recipients(send_id: uuid.UUID, results: list[CheckResult]) -> None:
         )
 
 
+def _destinations_checked(
+    results: list[CheckResult], references: Sequence[Reference], channel: str
+) -> list[CheckResult]:
+    """A recipient is selected by any identifier, but the address the client will deliver to must be the
+    subject's: another consent does not cover an address that is not theirs (a customer number with a stranger's
+    e-mail). Such a recipient is blocked as unknown at that address. One query for the whole send."""
+    kind = DESTINATION_KINDS.get(channel)
+    if kind is None:
+        return results
+    named = [
+        (index, (kind, value))
+        for index, (result, reference) in enumerate(zip(results, references, strict=True))
+        if result.decision.allowed
+        for ref_kind, value in reference.identifiers
+        if ref_kind == kind
+    ]
+    if not named:
+        return results
+    owners = identifier_owners(identifiers=[identifier for _, identifier in named])
+    foreign = {
+        index for (index, _), holders in zip(named, owners, strict=True) if results[index].subject_id not in holders
+    }
+    return [
+        CheckResult(r.subject_id, Decision(False, Reason.UNKNOWN_SUBJECT, r.decision.legal_basis))
+        if index in foreign
+        else r
+        for index, r in enumerate(results)
+    ]
+
+
 def send_create(
     *,
     client_id: int,
@@ -196,6 +231,7 @@ def send_create(
     results: list[CheckResult] = consent_check_many(
         references=references, info=info, channel=channel, action=Action.SEND, now=now
     )
+    results = _destinations_checked(results, references, channel)
     send_id = uuid.uuid4()
     allowed_count = sum(1 for r in results if r.decision.allowed)
     with transaction.atomic(durable=True):

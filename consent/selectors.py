@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 import uuid
@@ -13,6 +14,7 @@ from typing import Any
 
 from django.db import connection
 
+from config.errors import UnavailableError
 from consent.models import (
     CatalogueRevision,
     Channel,
@@ -37,6 +39,8 @@ from consent.policy import (
 from subjects.identity import Reference
 from subjects.models import Subject
 from subjects.selectors import Resolution, reference_digests, resolve_with, subject_resolve_many
+
+logger = logging.getLogger(__name__)
 
 _SNAPSHOT_SECONDS = 2.0  # how long a process trusts its copy of the catalogue before re-reading it
 
@@ -180,7 +184,12 @@ def subject_states_for_policy(
         cursor.execute(sql, params)  # type: ignore[arg-type]
         for row in cursor:
             sid = row[0] if isinstance(row[0], uuid.UUID) else uuid.UUID(str(row[0]))
-            result[sid] = _state_of(row)
+            try:
+                result[sid] = _state_of(row)
+            except (KeyError, ValueError, TypeError) as exc:
+                # A corrupt state row: no decision may rest on it (API.md: 503, allowed false, unavailable).
+                logger.warning("policy state of subject %s cannot be read", sid, exc_info=True)
+                raise UnavailableError("cannot decide now", allowed=False, reason="unavailable") from exc
     return result
 
 
@@ -210,14 +219,15 @@ _DIRECT_MARKETING = frozenset({""})
 
 def policy_inputs(
     *, references: Sequence[Reference], purposes: list[str]
-) -> tuple[list[Resolution], dict[uuid.UUID, SubjectState]]:
-    """Who each reference names and the state the policy needs, for checks and sends. On PostgreSQL this is ONE
-    statement for any number of references (the single check is the hottest path of the service); elsewhere the
-    two-step path of resolution, then states."""
+) -> tuple[list[Resolution], dict[uuid.UUID, SubjectState], frozenset[uuid.UUID]]:
+    """Who each reference names, the state the policy needs, and the subjects whose state cannot be read (a
+    corrupt row: their checks cannot decide, the others still can), for checks and sends. On PostgreSQL this is
+    ONE statement for any number of references (the single check is the hottest path of the service); elsewhere
+    the two-step path of resolution, then states."""
     if connection.vendor != "postgresql":
         resolutions = subject_resolve_many(references=references)
         found = {r.subject_id for r in resolutions if r.subject_id is not None}
-        return resolutions, subject_states_for_policy(subject_ids=found, purposes=purposes)
+        return resolutions, subject_states_for_policy(subject_ids=found, purposes=purposes), frozenset()
     digests = reference_digests(references)
     wanted = list({d for ds in digests for d in ds})
     given = [str(ref.subject_id) for ref in references if ref.subject_id is not None]
@@ -235,6 +245,7 @@ def policy_inputs(
     owners: dict[bytes, set[uuid.UUID]] = {}
     survivors: dict[uuid.UUID, uuid.UUID] = {}
     states: dict[uuid.UUID, SubjectState] = {}
+    unreadable: set[uuid.UUID] = set()
     connection.ensure_connection()
     # A raw psycopg cursor with a server-side prepared statement: planning this statement costs more than
     # running it for one person, and Django's client-side binding would plan it on every check.
@@ -246,9 +257,13 @@ def policy_inputs(
                 owners.setdefault(bytes(digest), set()).add(sid)
             else:
                 survivors[given_id] = sid
-            if sid not in states:
-                states[sid] = _state_of(row)
-    return resolve_with(references, digests, owners, survivors), states
+            if sid not in states and sid not in unreadable:
+                try:
+                    states[sid] = _state_of(row)
+                except (KeyError, ValueError, TypeError):
+                    logger.warning("policy state of subject %s cannot be read", sid, exc_info=True)
+                    unreadable.add(sid)
+    return resolve_with(references, digests, owners, survivors), states, frozenset(unreadable)
 
 
 # UWG §7(3): an address that came from a purchase lets a legitimate-interest purpose use the channel it reaches.

@@ -21,7 +21,9 @@ from consent import projection
 from consent.errors import (
     ChannelNotPermittedError,
     ChannelUnknownError,
+    EmailNotLinkedError,
     EmailRequiredError,
+    EvidenceRequiredError,
     ForbiddenPurposeError,
     IdempotencyConflictError,
     NothingToConfirmError,
@@ -39,7 +41,7 @@ from subjects.keys import blind_index, data_key, encrypt_field
 from subjects.locks import advisory_lock, advisory_locks, lock_subject
 from subjects.models import Subject
 from subjects.rights.suppression import identifiers_suppressed, suppression_lift
-from subjects.selectors import subject_get_survivor, subject_identifiers, subject_resolve
+from subjects.selectors import identifier_owners, subject_get_survivor, subject_identifiers, subject_resolve
 from subjects.services import subject_create
 
 # API.md reserves the first five; the rest are what Assent itself writes (expiry, merges, rights requests).
@@ -148,7 +150,30 @@ def consent_validate(command: ConsentCommand, *, now: datetime, internal: bool =
         raise InvalidInputError(f"'{command.actor}' is not one of {', '.join(ACTORS)}", field="actor")
     if len(json.dumps(command.evidence)) > MAX_EVIDENCE_BYTES:
         raise InvalidInputError(f"larger than {MAX_EVIDENCE_BYTES} bytes", field="evidence")
+    if _client_confirms(command):
+        _confirmation_evidence_check(command.evidence, now)
     return info
+
+
+def _client_confirms(command: ConsentCommand) -> bool:
+    """A `confirm` a client posts for its own form's double opt-in (Assent's own sources are all reserved)."""
+    return command.action == "confirm" and command.source not in RESERVED_SOURCES
+
+
+def _confirmation_evidence_check(evidence: dict[str, Any], now: datetime) -> None:
+    """A client's confirmation is proof only with the when and the how of the person's act."""
+    confirmed_at = evidence.get("confirmed_at")
+    method = evidence.get("method")
+    if not isinstance(confirmed_at, str) or not isinstance(method, str) or not method.strip():
+        raise EvidenceRequiredError(
+            "a confirmation needs evidence with 'confirmed_at' (ISO 8601) and 'method'", field="evidence"
+        )
+    try:
+        when = datetime.fromisoformat(confirmed_at)
+    except ValueError:
+        raise EvidenceRequiredError("'confirmed_at' is not an ISO 8601 date and time", field="evidence") from None
+    if when.utcoffset() is None or when > now + CLOCK_SKEW:
+        raise EvidenceRequiredError("'confirmed_at' needs a time zone and must not be in the future", field="evidence")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -248,6 +273,9 @@ def _subject_for_write(reference: Reference, now: datetime) -> tuple[Subject, bo
 
 def _record(command: ConsentCommand, info: PurposeInfo, now: datetime) -> ConsentRecorded:
     subject, _created = _subject_for_write(command.reference, now)
+    if _client_confirms(command):
+        # The confirmed address must be the person's: another's address in the reference proves nothing for them.
+        _linked_email(subject, command.reference, required=True)
     if (
         command.action == "confirm"
         and not command.notice_version
@@ -285,7 +313,7 @@ def _record(command: ConsentCommand, info: PurposeInfo, now: datetime) -> Consen
         # Art. 21: the person's own later grant lifts their objection to that purpose.
         Objection.objects.filter(subject=subject, purpose=command.purpose, since__lte=occurred_at).delete()
         if info.rule.marketing:
-            _suppression_lift(subject, key, command.reference)
+            _suppression_lift(subject, key)
     state = ""
     for channel in channels:
         fact = _project(subject, info, channel, event, suppressed=suppressed)
@@ -299,7 +327,9 @@ def _record(command: ConsentCommand, info: PurposeInfo, now: datetime) -> Consen
         # else it waits for the person's own grant in the portal.
         and (not suppressed or command.reference.email is not None or command.channel in info.rule.double_opt_in)
     ):
-        _ask_for_confirmation(subject, key, command, event, now)
+        _ask_for_confirmation(
+            subject, key, command, event, now, required=command.channel in info.rule.double_opt_in or not suppressed
+        )
     return ConsentRecorded(event.id, subject.id, state or "")
 
 
@@ -390,9 +420,10 @@ def _suppression_applies(subject: Subject, key: bytes, command: ConsentCommand, 
     return identifiers_suppressed(identifiers=_identifiers_of(subject, key, command.reference))
 
 
-def _suppression_lift(subject: Subject, key: bytes, reference: Reference) -> None:
-    """The person's own marketing grant or confirmation takes their identifiers off the list."""
-    suppression_lift(identifiers=_identifiers_of(subject, key, reference))
+def _suppression_lift(subject: Subject, key: bytes) -> None:
+    """The person's own marketing grant or confirmation takes their identifiers off the list: only those the
+    subject holds (a new subject holds the reference's), never an unlinked identifier of the reference."""
+    suppression_lift(identifiers=subject_identifiers(subject=subject, key=key))
 
 
 def _fact_of(row: ConsentState) -> projection.Fact:
@@ -408,17 +439,38 @@ def _fact_of(row: ConsentState) -> projection.Fact:
     )
 
 
+def _linked_email(subject: Subject, reference: Reference, *, required: bool) -> str | None:
+    """The reference's e-mail if it is an identifier of the subject (a subject this write created holds it).
+    Required: 400 without one, 409 for an address that is not the subject's; else None for either."""
+    email = reference.email
+    if email is None:
+        if required:
+            raise EmailRequiredError(
+                "a double opt-in needs an e-mail address of the subject in the subject reference",
+                field="subject.email",
+            )
+        return None
+    if subject.id not in identifier_owners(identifiers=[("email", email)])[0]:
+        if required:
+            # The message names no owner: whether the address is someone else's is not the caller's to learn.
+            raise EmailNotLinkedError(
+                "this e-mail address is not an identifier of the subject; attach it through /records first",
+                field="subject.email",
+            )
+        return None
+    return email
+
+
 def _ask_for_confirmation(
-    subject: Subject, key: bytes, command: ConsentCommand, event: ConsentEvent, now: datetime
+    subject: Subject, key: bytes, command: ConsentCommand, event: ConsentEvent, now: datetime, *, required: bool
 ) -> None:
     """UWG §7(2) Nr. 2: e-mail marketing needs the address owner's confirmation. The Confirmation row is the
-    outbox: the mail is sent after commit, and a periodic task re-sends any the worker missed."""
-    email = command.reference.email
+    outbox: the mail is sent after commit, and a periodic task re-sends any the worker missed. The link goes
+    only to an address of the subject; `required` False (a suppressed grant off double opt-in) mails only
+    when there is one, else the grant waits for the person in the portal."""
+    email = _linked_email(subject, command.reference, required=required)
     if email is None:
-        raise EmailRequiredError(
-            "a grant on a channel with double opt-in needs an e-mail address in the subject reference",
-            field="subject.email",
-        )
+        return
     confirmation = Confirmation.objects.create(
         subject=subject,
         grant=event,

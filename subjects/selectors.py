@@ -64,6 +64,20 @@ def _owner_rows(digests: list[bytes]) -> list[tuple[bytes, uuid.UUID]]:
     return [(bytes(d), survivor or sid) for d, sid, survivor in rows]
 
 
+def identifier_owners(*, identifiers: Sequence[tuple[str, str]]) -> list[set[uuid.UUID]]:
+    """For each (kind, normalised value), the surviving subjects that hold it (empty: nobody), in one query.
+    An identifier from a request may select a subject; only one this names as the subject's may be mailed,
+    linked or lifted for it."""
+    if not identifiers:
+        return []
+    index = blind_index()
+    digests = [index.lookup(kind, value) for kind, value in identifiers]
+    owners: dict[bytes, set[uuid.UUID]] = {}
+    for digest, survivor in _owner_rows(list(set(digests))):
+        owners.setdefault(digest, set()).add(survivor)
+    return [owners.get(digest, set()) for digest in digests]
+
+
 def resolve_with(
     references: Sequence[Reference],
     digests: Sequence[list[bytes]],

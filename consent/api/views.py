@@ -128,7 +128,10 @@ class ConsentCreateApi(APIView):
         parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
         responses={
             201: OutputSerializer,
-            409: OpenApiResponse(description="ambiguous subject or key reuse"),
+            409: OpenApiResponse(
+                description="ambiguous subject, key reuse, nothing to confirm, or `email_not_linked` (a double "
+                "opt-in or a client's confirm for an address that is not the subject's)"
+            ),
             **PROBLEM_RESPONSES,
         },
     )

@@ -22,7 +22,7 @@ from subjects.errors import AmbiguousSubjectError, SubjectNotFoundError
 from subjects.identity import Reference
 from subjects.models import Subject
 from subjects.portal.signin import email_open, email_seal
-from subjects.selectors import subject_get_survivor, subject_resolve
+from subjects.selectors import identifier_owners, subject_get_survivor, subject_resolve
 
 SESSION_KEY = "assent.portal"
 MAX_AGE = timedelta(hours=12)  # a sign-in lasts at most this long, however active the person is
@@ -83,6 +83,10 @@ def person_of(request: HttpRequest) -> Person | None:
         return None
     ambiguous = False
     subject = _live(data.get("subject"))
+    if subject is not None and subject.id not in identifier_owners(identifiers=[("email", email)])[0]:
+        # The address left that subject since sign-in (rectified, split off): its ledger is no longer this
+        # person's to change; who they are now is what the address resolves to.
+        subject = None
     if subject is None:
         found, ambiguous = _resolve(email)
         subject = _live(found)

@@ -35,6 +35,10 @@ PROBLEM = "application/problem+json"
 CHECK_KEYS = {"allowed", "reason", "legal_basis", "subject", "purpose", "channel"}
 
 
+# A client's own confirmation carries the when and the how of the person's act.
+CONFIRMED = {"confirmed_at": "2026-01-02T10:00:00+00:00", "method": "shop-double-opt-in"}
+
+
 def write(api: Api, subject: dict[str, Any], action: str = "grant", **overrides: Any) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "subject": subject,
@@ -216,8 +220,22 @@ def test_check_needs_the_check_scope_and_the_purpose(api_for: Callable[..., Api]
 # ---------------------------------------------------------------------------------------------------------
 def test_bulk_check_answers_one_result_per_reference_in_input_order(api: Api) -> None:
     # given Anna granted, Ben withdrawn, Carla pending (double opt-in) on e-mail
-    anna = write(api, {"email": "anna@example.de"}, channel="email", action="confirm", notice_version="2026-01")
-    ben = write(api, {"email": "ben@example.de"}, channel="email", action="confirm", notice_version="2026-01")
+    anna = write(
+        api,
+        {"email": "anna@example.de"},
+        channel="email",
+        action="confirm",
+        notice_version="2026-01",
+        evidence=CONFIRMED,
+    )
+    ben = write(
+        api,
+        {"email": "ben@example.de"},
+        channel="email",
+        action="confirm",
+        notice_version="2026-01",
+        evidence=CONFIRMED,
+    )
     write(api, {"id": ben["subject"]}, channel="email", action="withdraw")
     carla = write(api, {"email": "carla@example.de"}, channel="email")
     assert carla["state"] == "pending_confirmation"

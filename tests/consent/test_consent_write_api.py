@@ -264,6 +264,8 @@ def test_a_rejected_request_does_not_use_up_its_idempotency_key(api: Api) -> Non
 # Bad input: the right 4xx and code, the field named, and nothing written
 # ---------------------------------------------------------------------------------------------------------
 REF = {"email": "anna@example.de"}
+# A client's own confirmation carries the when and the how of the person's act.
+CONFIRMED = {"confirmed_at": "2026-01-02T10:00:00+00:00", "method": "shop-double-opt-in"}
 IN_FUTURE = "2999-01-01T00:00:00Z"
 
 BAD_INPUT = [
@@ -412,7 +414,7 @@ def test_a_bare_confirmation_with_nothing_waiting_is_409_and_writes_nothing(api:
         api.post(CONSENTS, body(REF, channel="email", action=before, notice_version=None))
     counts = rows()
 
-    response = api.post(CONSENTS, body(REF, channel="email", action="confirm", notice_version=None))
+    response = api.post(CONSENTS, body(REF, channel="email", action="confirm", notice_version=None, evidence=CONFIRMED))
 
     assert_problem(response, 409, "nothing_to_confirm")
     assert rows() == counts
@@ -421,7 +423,7 @@ def test_a_bare_confirmation_with_nothing_waiting_is_409_and_writes_nothing(api:
 def test_a_bare_confirmation_confirms_a_pending_grant(api: Api) -> None:
     assert api.post(CONSENTS, body(REF, channel="email")).json()["state"] == "pending_confirmation"
 
-    response = api.post(CONSENTS, body(REF, channel="email", action="confirm", notice_version=None))
+    response = api.post(CONSENTS, body(REF, channel="email", action="confirm", notice_version=None, evidence=CONFIRMED))
 
     assert response.status_code == 201, response.content
     assert response.json()["state"] == "granted"

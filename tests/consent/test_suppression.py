@@ -25,6 +25,7 @@ CONSENTS = "/api/v1/consents"
 CHECK = "/api/v1/consents/check"
 ANNA = "anna@example.de"
 PHONE = "+49 171 1234567"
+CONFIRMED = {"confirmed_at": "2026-01-02T10:00:00+00:00", "method": "shop-double-opt-in"}
 
 
 def suppress(kind: str, value: str) -> None:
@@ -139,8 +140,11 @@ def test_a_clients_confirmation_does_not_release_a_suppressed_grant(api: Api) ->
     anna = write(api, {"email": ANNA}).json()["subject"]
 
     # a client posting `confirm` (its own double opt-in) is not the person confirming
-    assert write(api, {"id": anna}, action="confirm").status_code == 201
-    assert write(api, {"id": anna}, action="confirm", notice_version=None).status_code == 201
+    assert write(api, {"id": anna, "email": ANNA}, action="confirm", evidence=CONFIRMED).status_code == 201
+    assert (
+        write(api, {"id": anna, "email": ANNA}, action="confirm", notice_version=None, evidence=CONFIRMED).status_code
+        == 201
+    )
 
     assert check(api, {"id": anna}) == (False, "suppressed")
     assert suppressed("email", ANNA)
@@ -149,7 +153,7 @@ def test_a_clients_confirmation_does_not_release_a_suppressed_grant(api: Api) ->
 def test_a_clients_own_double_opt_in_for_a_suppressed_address_counts_as_a_pending_grant(api: Api) -> None:
     suppress("email", ANNA)
 
-    response = write(api, {"email": ANNA}, action="confirm", channel="push")
+    response = write(api, {"email": ANNA}, action="confirm", channel="push", evidence=CONFIRMED)
 
     assert response.json()["state"] == "pending_confirmation"
     assert check(api, {"email": ANNA}, channel="push") == (False, "suppressed")

@@ -212,7 +212,16 @@ def test_a_clients_own_form_confirmation_grants_directly(
     # given a web shop whose own form already ran the double opt-in
     # when it posts the confirmation with the notice the person saw and the evidence of the click
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        response = grant_by_email(api, action="confirm", evidence={"form": "shop-doi", "confirmed_ip": "203.0.113.0"})
+        response = grant_by_email(
+            api,
+            action="confirm",
+            evidence={
+                "form": "shop-doi",
+                "confirmed_ip": "203.0.113.0",
+                "confirmed_at": "2026-01-02T10:00:00+00:00",
+                "method": "shop-double-opt-in",
+            },
+        )
 
     # then the consent is granted at once, and Assent sends no mail of its own
     assert response.status_code == 201, response.content

@@ -13,7 +13,7 @@ from django.test import Client
 from consent.ledger import event_evidence
 from consent.models import Confirmation, ConsentEvent, Objection
 from subjects.keys import data_key
-from subjects.models import Subject
+from subjects.models import Identifier, Subject
 from tests.conftest import Api
 from tests.portal.conftest import UA, csrf, known_person, sign_in
 
@@ -219,3 +219,18 @@ def test_an_unknown_notice_version_records_nothing() -> None:
     assert response.status_code == 302
     assert portal_events() == []
     assert "nicht alle gespeichert" in client.get(PREFS).content.decode()
+
+
+def test_a_session_whose_address_left_the_subject_no_longer_acts_on_that_subjects_ledger() -> None:
+    # given Anna's subject and a portal session signed in with her address
+    anna = known_person("anna@example.de")
+    client = sign_in("anna@example.de")
+    before = ConsentEvent.objects.filter(subject_id=anna).count()
+
+    # when the address is taken off her subject (rectified away) and the session then saves a grant
+    Identifier.objects.filter(subject_id=anna, kind="email").delete()
+    save(client, ["consent:newsletter:sms", "consent:newsletter:push"])
+
+    # then nothing was recorded as her own act on her ledger: the address now acts for itself only
+    assert ConsentEvent.objects.filter(subject_id=anna).count() == before
+    assert Subject.objects.exclude(pk=anna).count() == 1

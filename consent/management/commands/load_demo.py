@@ -64,6 +64,11 @@ class Command(BaseCommand):
             if subject_resolve(reference=reference) is not None:
                 continue
             for event in sorted(customer["events"], key=lambda e: -e["days_ago"]):
+                occurred_at = now - timedelta(days=event["days_ago"])
+                evidence = dict(event.get("evidence", {}))
+                if event["action"] == "confirm":
+                    # The data says how the shop confirmed; when is relative to today, as every demo date.
+                    evidence.setdefault("confirmed_at", occurred_at.isoformat())
                 command = ConsentCommand(
                     reference=reference,
                     purpose=event["purpose"],
@@ -71,8 +76,8 @@ class Command(BaseCommand):
                     source="import",
                     channel=event.get("channel"),
                     notice_version=event.get("notice_version"),
-                    occurred_at=now - timedelta(days=event["days_ago"]),
-                    evidence=event.get("evidence", {}),
+                    occurred_at=occurred_at,
+                    evidence=evidence,
                 )
                 consent_record(command=command, internal=False)
                 events += 1

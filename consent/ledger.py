@@ -172,4 +172,3 @@ def ledger_verify_subject(subject: Subject, head: LedgerHead | None) -> list[Cha
             ChainProblem(subject.id, None, f"head says seq {head.last_seq}, chain ends at seq {last_seq} (shortened)")
         )
     return problems
-

@@ -92,7 +92,9 @@ def _state_problems(subject: Subject, snapshot: CatalogueSnapshot) -> list[Probl
             if getattr(row, name) != getattr(fact, name)
         ]
         if differs:
-            problems.append(Problem(subject.pk, "state_differs", f"{where}: differs from its chain: {'; '.join(differs)}"))
+            problems.append(
+                Problem(subject.pk, "state_differs", f"{where}: differs from its chain: {'; '.join(differs)}")
+            )
         elif row.event_id is None or row.event_id != event_at.get(row.seq):
             problems.append(
                 Problem(subject.pk, "state_event", f"{where}: does not name the event at seq {row.seq} it comes from")
@@ -152,9 +154,7 @@ def _last_finished() -> LedgerVerification | None:
     return LedgerVerification.objects.filter(finished_at__isnull=False).order_by("-started_at").first()
 
 
-def verification_run(
-    *, kind: str, now: datetime | None = None
-) -> tuple[LedgerVerification, VerificationResult]:
+def verification_run(*, kind: str, now: datetime | None = None) -> tuple[LedgerVerification, VerificationResult]:
     """Verify and record the run. Incremental: the subjects with events recorded since the last finished run
     started, less the overlap (a transaction that began before that run may commit after it); without an earlier
     run it checks everything."""
@@ -177,4 +177,3 @@ def verification_run(
 def verification_latest() -> LedgerVerification | None:
     """The newest run, finished or not (a run that never finishes shows as such on the dashboard)."""
     return LedgerVerification.objects.order_by("-started_at").first()
-

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-
 from datetime import datetime, timedelta
 
 import pytest
@@ -121,9 +120,7 @@ def test_request_summary_counts_open_overdue_due_soon_and_median_days(db: None) 
     assert summary.median_days == {"access": 15.0}
 
 
-def test_the_dashboard_shows_the_last_verification_and_its_problems(
-    dpo: Client, anna: str
-) -> None:
+def test_the_dashboard_shows_the_last_verification_and_its_problems(dpo: Client, anna: str) -> None:
     assert "No verification has run yet" in dpo.get("/admin/dashboard/").content.decode()
 
     with connection.cursor() as cursor:  # one of Anna's consent decisions flipped in the database

@@ -160,4 +160,3 @@ def test_incremental_verification_checks_only_subjects_with_new_events(
     full, result = verification_run(kind=LedgerVerification.Kind.FULL)
     assert full.subjects_checked == 2
     assert [p.subject_id for p in result.problems] == [ben]
-

@@ -201,6 +201,9 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "purge-idempotency-keys": {"task": "consent.tasks.purge_idempotency_keys", "schedule": 3600.0},
     "expire-consents": {"task": "consent.tasks.expire_consents", "schedule": 3600.0},
     "resend-unsent-confirmations": {"task": "consent.tasks.resend_unsent_confirmations", "schedule": 300.0},
+    # The ledger and the state read from it (consent.verification): changed subjects often, everything daily.
+    "verify-ledger-incremental": {"task": "consent.tasks.verify_ledger_incremental", "schedule": 300.0},
+    "verify-ledger-full": {"task": "consent.tasks.verify_ledger_full", "schedule": 24 * 3600.0},
     "purge-expired-records": {"task": "subjects.tasks.purge_expired_records", "schedule": 6 * 3600.0},
     "recheck-children": {"task": "subjects.tasks.recheck_children", "schedule": 24 * 3600.0},
     # Rights requests (subjects.rights.tasks): a safety net for lost messages, deadlines, clean-ups and purges.
@@ -219,6 +222,9 @@ CELERY_IMPORTS = ["subjects.rights.tasks"]
 CELERY_DB_REUSE_MAX = 1000
 # Rights requests: how long a worker's claim on a part lasts before another worker may take it over (renewed
 # with every batch), and the erasure log's file, which belongs outside the database's backups.
+# consent.verification's incremental run re-checks subjects with events recorded this long before the last run
+# started: a transaction that began before that run can commit after it.
+ASSENT_LEDGER_VERIFY_OVERLAP_SECONDS = envint("ASSENT_LEDGER_VERIFY_OVERLAP_SECONDS", 900, minimum=0)
 ASSENT_RIGHTS_LEASE_SECONDS = envint("ASSENT_RIGHTS_LEASE_SECONDS", 60, minimum=1)
 ASSENT_ERASURE_LOG = Path(env("ASSENT_ERASURE_LOG", str(VAR_DIR / "erasure.log")))
 

@@ -17,6 +17,7 @@ from consent.audit import Action, audit_record
 from consent.charts import Line, bar_chart, rate_chart
 from consent.dashboard import consent_rates, outdated_notice_consents, request_summary
 from consent.records_of_processing import records_as_csv, records_as_json, records_of_processing
+from consent.verification import verification_latest
 
 DEFAULT_WEEKS = 12
 
@@ -54,6 +55,7 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
         "outdated": outdated_notice_consents(),
         "queue": queue,
         "median_svg": median_svg,
+        "verification": verification_latest(),
         "now": now,
     }
     return TemplateResponse(request, "assent_admin/dashboard.html", context)

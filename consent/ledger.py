@@ -10,7 +10,6 @@ from __future__ import annotations
 import hmac
 import json
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,7 +18,7 @@ import rfc8785
 from django.conf import settings
 from django.db import transaction
 
-from consent.models import ConsentEvent, ConsentState, LedgerHead
+from consent.models import ConsentEvent, LedgerHead
 from subjects import crypto
 from subjects.keys import data_key
 from subjects.models import Subject
@@ -105,6 +104,21 @@ def ledger_append(*, subject: Subject, key: bytes, new: NewEvent, recorded_at: d
     return event
 
 
+def ledger_retention_allow() -> None:
+    """Open the ledger's one retention path for the rest of the caller's transaction.
+
+    On PostgreSQL a trigger (migration consent 0007) refuses every UPDATE and DELETE on consent_consentevent: the
+    ledger is append-only, whatever the caller. Erasure (Art. 17, consent.rights.ConsentAdapter.consent_erase,
+    which first archives the events sealed and closes each chain with an `erased` event) is the one legitimate
+    deletion; it calls this inside its transaction, which sets `assent.ledger_retention` with SET LOCAL, so the
+    permission ends with that transaction (commit or rollback) and never leaks to another one on the connection.
+    Any new retention code must call this function and nothing else; grep for it to review every such path.
+    """
+    assert transaction.get_connection().in_atomic_block, "SET LOCAL outside a transaction would open nothing"
+    with transaction.get_connection().cursor() as cursor:
+        cursor.execute("SELECT set_config('assent.ledger_retention', 'on', true)")
+
+
 def event_evidence(event: ConsentEvent, key: bytes) -> dict[str, Any]:
     if not event.evidence_enc:
         return {}
@@ -158,20 +172,3 @@ def ledger_verify_subject(subject: Subject, head: LedgerHead | None) -> list[Cha
             ChainProblem(subject.id, None, f"head says seq {head.last_seq}, chain ends at seq {last_seq} (shortened)")
         )
     return problems
-
-
-def ledger_verify_all(*, chunk: int = 500) -> Iterator[ChainProblem]:
-    """Every subject that has a chain, a head, or consent state (a state without its chain means the chain
-    and its head were deleted together), in chunks so that memory stays flat."""
-    heads = LedgerHead.objects.values_list("subject_id", flat=True)
-    chained = ConsentEvent.objects.values_list("subject_id", flat=True)
-    stated = ConsentState.objects.values_list("subject_id", flat=True)
-    ids = sorted(set(heads.union(chained, stated)))
-    for start in range(0, len(ids), chunk):
-        part = ids[start : start + chunk]
-        head_of = {h.subject_id: h for h in LedgerHead.objects.filter(subject_id__in=part)}
-        for subject in Subject.objects.filter(pk__in=part).order_by("pk"):
-            problems = ledger_verify_subject(subject, head_of.get(subject.pk))
-            if not problems and subject.pk not in head_of:
-                problems = [ChainProblem(subject.pk, None, "consent state without a chain (chain and head deleted)")]
-            yield from problems

@@ -157,7 +157,10 @@ class ConsentPortImpl:
                 _fact_of(row) if row else None, _fact_of(theirs), since=marker.occurred_at, seq=marker.seq
             )
             ConsentState.objects.update_or_create(
-                subject=survivor, purpose=theirs.purpose, channel=theirs.channel, defaults=_state_values(fact)
+                subject=survivor,
+                purpose=theirs.purpose,
+                channel=theirs.channel,
+                defaults={**_state_values(fact), "event_id": marker.id},
             )
         objections = {o.purpose: o for o in Objection.objects.filter(subject=survivor)}
         for theirs_objection in Objection.objects.filter(subject=absorbed):
@@ -376,6 +379,14 @@ def state_refold(
     return _replay(subject_id, scope, marked).facts.get((purpose, channel))
 
 
+def state_replay(
+    *, subject_id: uuid.UUID, snapshot: CatalogueSnapshot, marked: frozenset[int] = frozenset()
+) -> dict[Triple, projection.Fact]:
+    """Every triple's state folded from the subject's chain and the chains merged into it, writing nothing: what
+    consent_rebuild would store, for consent.verification to compare with what is stored."""
+    return _replay(subject_id, _Scope(snapshot=snapshot), marked).facts
+
+
 def consent_rebuild(
     *, subject_id: uuid.UUID, marked: frozenset[int] = frozenset(), snapshot: CatalogueSnapshot | None = None
 ) -> Replayed:
@@ -385,8 +396,19 @@ def consent_rebuild(
     replayed = _replay(subject_id, scope, marked)
     ConsentState.objects.filter(subject_id=subject_id).delete()
     Objection.objects.filter(subject_id=subject_id).delete()
+    event_of = dict(
+        ConsentEvent.objects.filter(
+            subject_id=subject_id, seq__in={fact.seq for fact in replayed.facts.values()}
+        ).values_list("seq", "pk")
+    )
     ConsentState.objects.bulk_create(
-        ConsentState(subject_id=subject_id, purpose=purpose, channel=channel, **_state_values(fact))
+        ConsentState(
+            subject_id=subject_id,
+            purpose=purpose,
+            channel=channel,
+            event_id=event_of.get(fact.seq),
+            **_state_values(fact),
+        )
         for (purpose, channel), fact in sorted(replayed.facts.items())
     )
     Objection.objects.bulk_create(

@@ -155,7 +155,11 @@ class ConsentEvent(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["subject", "seq"], name="event_seq_once")]
-        indexes = [models.Index(fields=["subject", "purpose", "channel", "occurred_at"], name="event_by_triple")]
+        indexes = [
+            models.Index(fields=["subject", "purpose", "channel", "occurred_at"], name="event_by_triple"),
+            # consent.verification's incremental run: the subjects with events recorded since the last run.
+            models.Index(fields=["recorded_at"], name="event_by_recorded"),
+        ]
 
     def __str__(self) -> str:
         return f"event {self.seq} of {self.subject_id}: {self.action}"
@@ -193,6 +197,9 @@ class ConsentState(models.Model):
     actor = models.CharField(max_length=32, default="subject")
     suppressed = models.BooleanField(default=False)
     seq = models.PositiveBigIntegerField()
+    # The event this state was projected from (the one at `seq` on this subject's chain, a merge's `merged` event
+    # for a combined state): the state is inside the proof, and consent.verification re-projects it.
+    event = models.ForeignKey(ConsentEvent, null=True, on_delete=models.PROTECT, related_name="+")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["subject", "purpose", "channel"], name="state_once_per_triple")]
@@ -200,6 +207,28 @@ class ConsentState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.purpose}/{self.channel} of {self.subject_id}: {self.status}"
+
+
+class LedgerVerification(models.Model):
+    """One run of consent.verification: the chains and the state re-projected from them (the dashboard shows the
+    last one). `problems`: [{"subject": ..., "kind": ..., "detail": ...}], capped (see verification.PROBLEM_CAP)."""
+
+    class Kind(models.TextChoices):
+        FULL = "full"
+        INCREMENTAL = "incremental"
+
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    subjects_checked = models.PositiveIntegerField(default=0)
+    problem_count = models.PositiveIntegerField(default=0)
+    problems = models.JSONField(default=list)
+
+    class Meta:
+        indexes = [models.Index(fields=["-started_at"], name="ledger_verification_latest")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} ledger verification at {self.started_at:%Y-%m-%d %H:%M}: {self.problem_count} problem(s)"
 
 
 class Objection(models.Model):

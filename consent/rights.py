@@ -17,7 +17,14 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Exists, Max, Min, Q
 
-from consent.ledger import EVIDENCE_COLUMN, NewEvent, canonical_fields, event_hash, ledger_append
+from consent.ledger import (
+    EVIDENCE_COLUMN,
+    NewEvent,
+    canonical_fields,
+    event_hash,
+    ledger_append,
+    ledger_retention_allow,
+)
 from consent.models import (
     Confirmation,
     ConsentEvent,
@@ -222,6 +229,7 @@ class ConsentRightsPortImpl:
         Confirmation.objects.filter(subject_id__in=ids).delete()
         ConsentState.objects.filter(subject_id__in=ids).delete()
         Objection.objects.filter(subject_id__in=ids).delete()
+        ledger_retention_allow()  # the one documented path past the ledger's append-only trigger
         ConsentEvent.objects.filter(pk__in=[e.pk for e in events]).delete()
         LedgerHead.objects.filter(subject_id__in=ids).delete()
         # Idempotency rows keep a write's response body for replays (ids and states only): it names the subject.

@@ -374,6 +374,10 @@ def _project(
         "actor": fact.actor,
         "suppressed": fact.suppressed,
         "seq": fact.seq,
+        # The state names the event it was projected from, so consent.verification can prove it from the chain.
+        "event_id": event.id
+        if fact.seq == event.seq
+        else ConsentEvent.objects.filter(subject=subject, seq=fact.seq).values_list("pk", flat=True).first(),
     }
     if row is None:
         ConsentState.objects.create(subject=subject, purpose=info.rule.key, channel=channel, **values)

@@ -8,6 +8,8 @@ from celery import shared_task
 
 from consent.confirmations import confirmation_send, confirmations_unsent
 from consent.maintenance import consents_expire, idempotency_keys_purge
+from consent.models import LedgerVerification
+from consent.verification import verification_run
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=8)
@@ -29,3 +31,13 @@ def purge_idempotency_keys() -> None:
 @shared_task
 def expire_consents() -> None:
     consents_expire()
+
+
+@shared_task
+def verify_ledger_incremental() -> None:
+    verification_run(kind=LedgerVerification.Kind.INCREMENTAL)
+
+
+@shared_task
+def verify_ledger_full() -> None:
+    verification_run(kind=LedgerVerification.Kind.FULL)

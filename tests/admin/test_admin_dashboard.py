@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
 from datetime import datetime, timedelta
 
 import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
@@ -115,3 +118,22 @@ def test_request_summary_counts_open_overdue_due_soon_and_median_days(db: None) 
     assert (summary.open, summary.overdue, summary.due_soon) == (3, 1, 1)
     assert summary.open_by_kind == {"access": 3}
     assert summary.median_days == {"access": 15.0}
+
+
+def test_the_dashboard_shows_the_last_verification_and_its_problems(dpo: Client, anna: str) -> None:
+    assert "No verification has run yet" in dpo.get("/admin/dashboard/").content.decode()
+
+    with connection.cursor() as cursor:  # one of Anna's consent decisions flipped in the database
+        cursor.execute(
+            "UPDATE consent_consentstate SET status = CASE status WHEN 'granted' THEN 'withdrawn' ELSE 'granted' END"
+            " WHERE id = (SELECT min(id) FROM consent_consentstate WHERE subject_id = %s)",
+            [anna],
+        )
+    with pytest.raises(CommandError):
+        call_command("verify_ledger", stdout=io.StringIO(), stderr=io.StringIO())
+    page = dpo.get("/admin/dashboard/").content.decode()
+
+    assert "Last run: full" in page
+    assert "1 problem(s)" in page
+    assert f"subject {anna}" in page
+    assert "differs from its chain" in page

@@ -79,6 +79,7 @@ TERMINAL_WORDS = re.compile(r"(^|[-_])(cookies?|devices?|fingerprints?|tracking|
 KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 MAX_DAYS = 36_500  # a hundred years; also keeps every count inside PositiveIntegerField
 MAX_YEARS = 100
+DAYS_PER_YEAR = 365  # a legal hold of n years lasts at least 365 n days
 TCF_PURPOSES = range(1, 12)  # IAB TCF v2.2 purposes 1 to 11
 
 TOP_KEYS = ("merge_identifiers", "channels", "data_categories", "purposes", "sources")
@@ -581,6 +582,14 @@ def _holding(r: _Reader, item: object, place: str, category: str) -> _Holding | 
         if years is None or not hold_from or not law:
             return None
     if days is None:
+        return None
+    if years is not None and days < DAYS_PER_YEAR * years:
+        # The purge keeps held records anyway; a limit shorter than the hold is a mistake in the catalogue.
+        r.problem(
+            _at(place, "delete_after_days"),
+            f"{days} days is shorter than the legal hold of '{category}' ({years} years, {law}): "
+            f"set at least {DAYS_PER_YEAR * years}",
+        )
         return None
     return _Holding(category=category, delete_after_days=days, hold_years=years, hold_from=hold_from, hold_law=law)
 

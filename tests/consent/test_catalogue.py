@@ -304,6 +304,9 @@ BAD_DOCUMENTS: list[tuple[str, Mutation, str]] = [
      "sources[0].categories.purchases.legal_hold.years: is required"),
     ("legal hold without a law", _set("sources.0.categories.purchases.legal_hold.law", ""),
      "sources[0].categories.purchases.legal_hold.law: must be a non-empty string"),
+    ("retention shorter than the legal hold", _set("sources.0.categories.purchases.delete_after_days", 365),
+     "sources[0].categories.purchases.delete_after_days: 365 days is shorter than the legal hold of 'purchases' "
+     "(8 years, §147 AO, §257 HGB): set at least 2920"),
     ("legal hold with an unknown key", _set("sources.0.categories.purchases.legal_hold.until", "2030"),
      "sources[0].categories.purchases.legal_hold.until: unknown key (known keys: years, from, law)"),
 ]  # fmt: skip
@@ -736,6 +739,15 @@ def test_changing_a_legal_basis_with_recorded_consents_is_allowed_and_reported(d
     )
     assert Purpose.objects.get(key="newsletter").legal_basis == "legitimate_interest"
     assert ConsentState.objects.filter(purpose="newsletter").count() == 1
+
+
+def test_apply_rejects_a_storage_limit_shorter_than_the_categorys_legal_hold(db: None) -> None:
+    document = doc()
+    document["sources"][0]["categories"]["purchases"]["delete_after_days"] = 30
+    with pytest.raises(CatalogueError) as raised:
+        apply(document)
+    assert "shorter than the legal hold of 'purchases'" in str(raised.value.errors)
+    assert SourceCategory.objects.count() == 0
 
 
 def test_the_demo_catalogue_applies(db: None) -> None:

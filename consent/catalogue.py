@@ -138,7 +138,7 @@ class _Source:
 class _Catalogue:
     merge_identifiers: tuple[str, ...]
     channels: dict[str, str]  # key -> name
-    categories: dict[str, tuple[str, bool]]  # key -> (name, profile)
+    categories: dict[str, tuple[str, bool, bool]]  # key -> (name, profile, purchase)
     purposes: tuple[_Purpose, ...]
     sources: tuple[_Source, ...]
 
@@ -348,17 +348,17 @@ def _parse(document: object) -> tuple[_Catalogue | None, list[str]]:
             key, name = r.unique(r.key(obj, place), place, places), r.text(obj, "name", place)
             if key is not None:
                 channels[key] = name or key
-    categories: dict[str, tuple[str, bool]] = {}
+    categories: dict[str, tuple[str, bool, bool]] = {}
     places = {}
     category_list = r.items(top, "data_categories", "")
     for index, item in enumerate(category_list or []):
         place = f"data_categories[{index}]"
-        obj = r.mapping(item, place, ("key", "name"), ("profile",))
+        obj = r.mapping(item, place, ("key", "name"), ("profile", "purchase"))
         if obj is not None:
             key, name = r.unique(r.key(obj, place), place, places), r.text(obj, "name", place)
-            profile = r.flag(obj, "profile", place)
+            profile, purchase = r.flag(obj, "profile", place), r.flag(obj, "purchase", place)
             if key is not None:
-                categories[key] = (name or key, bool(profile))
+                categories[key] = (name or key, bool(profile), bool(purchase))
     purposes: list[_Purpose] = []
     places = {}
     for index, item in enumerate(r.items(top, "purposes", "") or []):
@@ -679,13 +679,14 @@ def _apply_channels(catalogue: _Catalogue, changes: list[str]) -> dict[str, Chan
 
 def _apply_categories(catalogue: _Catalogue, changes: list[str]) -> dict[str, DataCategory]:
     stored = {c.key: c for c in DataCategory.objects.all()}
-    for key, (name, profile) in catalogue.categories.items():
+    for key, (name, profile, purchase) in catalogue.categories.items():
         category = stored.get(key)
         if category is None:
-            stored[key] = DataCategory.objects.create(key=key, name=name, profile=profile)
+            stored[key] = DataCategory.objects.create(key=key, name=name, profile=profile, purchase=purchase)
             changes.append(f"data category {key}: added")
             continue
-        changed = _diff(f"data category {key}", category, {"name": name, "profile": profile}, changes)
+        values = {"name": name, "profile": profile, "purchase": purchase}
+        changed = _diff(f"data category {key}", category, values, changes)
         if changed:
             category.save(update_fields=changed)
     changes.extend(

@@ -68,7 +68,8 @@ def catalogue_document() -> Document:
         "merge_identifiers": list(revision or []),
         "channels": [{"key": c.key, "name": c.name} for c in Channel.objects.order_by("pk")],
         "data_categories": [
-            {"key": c.key, "name": c.name, "profile": c.profile} for c in DataCategory.objects.order_by("pk")
+            {"key": c.key, "name": c.name, "profile": c.profile, "purchase": c.purchase}
+            for c in DataCategory.objects.order_by("pk")
         ],
         "purposes": purposes,
         "sources": [
@@ -160,8 +161,9 @@ def edit_channel(*, key: str, name: str) -> Edit:
     return lambda doc: _upsert(doc["channels"], {"key": key, "name": name})
 
 
-def edit_category(*, key: str, name: str, profile: bool) -> Edit:
-    return lambda doc: _upsert(doc["data_categories"], {"key": key, "name": name, "profile": profile})
+def edit_category(*, key: str, name: str, profile: bool, purchase: bool = False) -> Edit:
+    item = {"key": key, "name": name, "profile": profile, "purchase": purchase}
+    return lambda doc: _upsert(doc["data_categories"], item)
 
 
 def edit_purpose(*, item: dict[str, Any], keep_notice: bool = True) -> Edit:

@@ -34,6 +34,7 @@ class DataCategory(models.Model):
     key = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=200)
     profile = models.BooleanField(default=False)
+    purchase = models.BooleanField(default=False)  # its records are purchases: UWG §7(3) existing customers
 
     class Meta:
         verbose_name_plural = "data categories"

@@ -70,6 +70,7 @@ class CatalogueSnapshot:
     categories: dict[str, bool] = field(default_factory=dict)  # key -> profile
     sources: dict[str, dict[str, HoldingInfo]] = field(default_factory=dict)  # source -> category -> holding
     system_of_record: frozenset[str] = frozenset()
+    purchase_categories: frozenset[str] = frozenset()  # UWG §7(3): their records make existing customers
 
 
 _lock = threading.Lock()
@@ -139,6 +140,7 @@ def _load_snapshot() -> CatalogueSnapshot:
         categories=dict(DataCategory.objects.values_list("key", "profile")),
         sources=sources,
         system_of_record=frozenset(system_of_record),
+        purchase_categories=frozenset(DataCategory.objects.filter(purchase=True).values_list("key", flat=True)),
     )
 
 

@@ -39,7 +39,7 @@ DOCUMENT: dict[str, Any] = {
     ],
     "data_categories": [
         {"key": "contact", "name": "Contact data", "profile": True},
-        {"key": "purchases", "name": "Purchases"},
+        {"key": "purchases", "name": "Purchases", "purchase": True},
         {"key": "cookie_ids", "name": "Cookie ids"},
     ],
     "purposes": [

@@ -10,4 +10,29 @@ class Migration(migrations.Migration):
             name="purchase",
             field=models.BooleanField(default=False),
         ),
+        migrations.AddField(
+            model_name="channel",
+            name="names",
+            field=models.JSONField(blank=True, null=True),
+        ),
+        migrations.AddField(
+            model_name="datacategory",
+            name="names",
+            field=models.JSONField(blank=True, null=True),
+        ),
+        migrations.AddField(
+            model_name="purpose",
+            name="names",
+            field=models.JSONField(blank=True, null=True),
+        ),
+        migrations.AddField(
+            model_name="source",
+            name="names",
+            field=models.JSONField(blank=True, null=True),
+        ),
+        migrations.AddField(
+            model_name="purpose",
+            name="automated_decision_texts",
+            field=models.JSONField(blank=True, null=True),
+        ),
     ]

@@ -13,6 +13,7 @@ from typing import Any
 
 from django.db import connection
 
+from config.names import as_given, localised
 from consent.models import (
     CatalogueRevision,
     Channel,
@@ -49,6 +50,10 @@ class PurposeInfo:
     notice_versions: frozenset[str]
     current_notice: str | None  # the newest version, offered to people who choose now
     texts: dict[str, str] = field(default_factory=dict)  # the current notice's texts
+    names: dict[str, str] | None = None  # the name's texts per language, when the catalogue gave several
+
+    def display_name(self, language: str | None = None) -> str:
+        return localised(as_given(self.name, self.names), language)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +122,7 @@ def _load_snapshot() -> CatalogueSnapshot:
                 uwg_7_3=purpose.uwg_7_3,
             ),
             name=purpose.name,
+            names=purpose.names,
             data_categories=tuple(sorted(c.key for c in purpose.data_categories.all())),
             notice_versions=frozenset(n.version for n in versions),
             current_notice=versions[-1].version if versions else None,

@@ -212,10 +212,15 @@ class ChannelAdmin(CatalogueAdmin):
 class DataCategoryForm(CatalogueForm):
     class Meta:
         model = DataCategory
-        fields = ("key", "name", "profile")
+        fields = ("key", "name", "profile", "purchase")
 
     def build_edit(self) -> Edit:
-        return edit_category(key=self.key(), name=self.cleaned_data["name"], profile=self.cleaned_data["profile"])
+        return edit_category(
+            key=self.key(),
+            name=self.cleaned_data["name"],
+            profile=self.cleaned_data["profile"],
+            purchase=self.cleaned_data["purchase"],
+        )
 
     def lookup(self) -> dict[str, Any]:
         return {"key": self.key()}
@@ -224,7 +229,7 @@ class DataCategoryForm(CatalogueForm):
 @admin.register(DataCategory)
 class DataCategoryAdmin(CatalogueAdmin):
     form = DataCategoryForm
-    list_display = ("key", "name", "profile")
+    list_display = ("key", "name", "profile", "purchase")
     search_fields = ("key", "name")
 
 

@@ -22,6 +22,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from config.errors import InvalidInputError
+from config.names import Name, localised
 from consent.models import (
     CatalogueRevision,
     Channel,
@@ -79,6 +80,7 @@ TERMINAL_WORDS = re.compile(r"(^|[-_])(cookies?|devices?|fingerprints?|tracking|
 KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 MAX_DAYS = 36_500  # a hundred years; also keeps every count inside PositiveIntegerField
 MAX_YEARS = 100
+DAYS_PER_YEAR = 365  # a legal hold of n years lasts at least 365 n days
 TCF_PURPOSES = range(1, 12)  # IAB TCF v2.2 purposes 1 to 11
 
 TOP_KEYS = ("merge_identifiers", "channels", "data_categories", "purposes", "sources")
@@ -100,7 +102,7 @@ class _Notice:
 class _Purpose:
     place: str
     key: str
-    name: str
+    name: Name
     legal_basis: str
     marketing: bool
     channels: tuple[str, ...]
@@ -110,7 +112,7 @@ class _Purpose:
     uwg_7_3: bool
     notice: _Notice | None
     dpv: str
-    automated_decision: str
+    automated_decision: Name
     gpc: bool
     tcf_purposes: tuple[int, ...]
     reads_device_identifiers: bool
@@ -128,7 +130,7 @@ class _Holding:
 @dataclass(frozen=True, slots=True)
 class _Source:
     key: str
-    name: str
+    name: Name
     system_of_record: bool
     categories: tuple[_Holding, ...]
 
@@ -136,8 +138,8 @@ class _Source:
 @dataclass(frozen=True, slots=True)
 class _Catalogue:
     merge_identifiers: tuple[str, ...]
-    channels: dict[str, str]  # key -> name
-    categories: dict[str, tuple[str, bool]]  # key -> (name, profile)
+    channels: dict[str, Name]  # key -> name
+    categories: dict[str, tuple[Name, bool, bool]]  # key -> (name, profile, purchase)
     purposes: tuple[_Purpose, ...]
     sources: tuple[_Source, ...]
 
@@ -256,6 +258,18 @@ class _Reader:
             return None
         return value
 
+    def name(self, obj: dict[str, Any], key: str, place: str, *, max_length: int | None = 200) -> Name | None:
+        """A name: one string, or an object of texts per language (each of LANGUAGES, nothing else)."""
+        if key not in obj or not isinstance(obj[key], dict):
+            return self.text(obj, key, place, max_length=max_length)
+        texts = self.mapping(obj[key], _at(place, key), LANGUAGES)
+        if texts is None:
+            return None
+        found = {language: self.text(texts, language, _at(place, key), max_length=max_length) for language in texts}
+        if len(texts) != len(LANGUAGES) or any(text is None for text in found.values()):
+            return None
+        return {language: text for language, text in found.items() if text is not None}
+
     def text(self, obj: dict[str, Any], key: str, place: str, *, max_length: int | None = 200) -> str | None:
         if key not in obj:
             return None
@@ -337,27 +351,27 @@ def _parse(document: object) -> tuple[_Catalogue | None, list[str]]:
     top = r.mapping(document, "", TOP_KEYS)
     assert top is not None
     merge = _merge_identifiers(r, top)
-    channels: dict[str, str] = {}
+    channels: dict[str, Name] = {}
     places: dict[str, str] = {}
     channel_list = r.items(top, "channels", "")
     for index, item in enumerate(channel_list or []):
         place = f"channels[{index}]"
         obj = r.mapping(item, place, ("key", "name"))
         if obj is not None:
-            key, name = r.unique(r.key(obj, place), place, places), r.text(obj, "name", place)
+            key, name = r.unique(r.key(obj, place), place, places), r.name(obj, "name", place)
             if key is not None:
                 channels[key] = name or key
-    categories: dict[str, tuple[str, bool]] = {}
+    categories: dict[str, tuple[Name, bool, bool]] = {}
     places = {}
     category_list = r.items(top, "data_categories", "")
     for index, item in enumerate(category_list or []):
         place = f"data_categories[{index}]"
-        obj = r.mapping(item, place, ("key", "name"), ("profile",))
+        obj = r.mapping(item, place, ("key", "name"), ("profile", "purchase"))
         if obj is not None:
-            key, name = r.unique(r.key(obj, place), place, places), r.text(obj, "name", place)
-            profile = r.flag(obj, "profile", place)
+            key, name = r.unique(r.key(obj, place), place, places), r.name(obj, "name", place)
+            profile, purchase = r.flag(obj, "profile", place), r.flag(obj, "purchase", place)
             if key is not None:
-                categories[key] = (name or key, bool(profile))
+                categories[key] = (name or key, bool(profile), bool(purchase))
     purposes: list[_Purpose] = []
     places = {}
     for index, item in enumerate(r.items(top, "purposes", "") or []):
@@ -405,8 +419,8 @@ def _purpose(
     r: _Reader,
     item: object,
     place: str,
-    channels: dict[str, str] | None,
-    categories: dict[str, tuple[str, bool]] | None,
+    channels: dict[str, Name] | None,
+    categories: dict[str, tuple[Name, bool, bool]] | None,
     places: dict[str, str],
 ) -> _Purpose | None:
     obj = r.mapping(item, place, PURPOSE_REQUIRED, PURPOSE_OPTIONAL)
@@ -414,7 +428,7 @@ def _purpose(
         return None
     before = len(r.problems)
     key = r.unique(r.key(obj, place), place, places)
-    name = r.text(obj, "name", place)
+    name = r.name(obj, "name", place)
     basis = r.choice(obj, "legal_basis", place, LEGAL_BASES)
     marketing = r.flag(obj, "marketing", place)
     used = r.references(obj, "channels", place, channels, "channel")
@@ -428,7 +442,7 @@ def _purpose(
     valid_days = r.count(obj, "consent_valid_days", place, maximum=MAX_DAYS)
     uwg_7_3 = bool(r.flag(obj, "uwg_7_3", place))
     dpv = r.text(obj, "dpv", place) or ""
-    automated = r.text(obj, "automated_decision", place, max_length=None) or ""
+    automated = r.name(obj, "automated_decision", place, max_length=None) or ""
     gpc = bool(r.flag(obj, "gpc", place))
     reads_device = bool(r.flag(obj, "reads_device_identifiers", place))
     tcf = _tcf_purposes(r, obj, place)
@@ -537,13 +551,13 @@ def _notice(r: _Reader, item: object, place: str) -> _Notice | None:
 
 
 def _source(
-    r: _Reader, item: object, place: str, categories: dict[str, tuple[str, bool]] | None, places: dict[str, str]
+    r: _Reader, item: object, place: str, categories: dict[str, tuple[Name, bool, bool]] | None, places: dict[str, str]
 ) -> _Source | None:
     obj = r.mapping(item, place, ("key", "name", "system_of_record", "categories"))
     if obj is None:
         return None
     key = r.unique(r.key(obj, place), place, places)
-    name = r.text(obj, "name", place)
+    name = r.name(obj, "name", place)
     system_of_record = r.flag(obj, "system_of_record", place)
     holdings: list[_Holding] = []
     held = obj.get("categories", {})
@@ -581,6 +595,14 @@ def _holding(r: _Reader, item: object, place: str, category: str) -> _Holding | 
         if years is None or not hold_from or not law:
             return None
     if days is None:
+        return None
+    if years is not None and days < DAYS_PER_YEAR * years:
+        # The purge keeps held records anyway; a limit shorter than the hold is a mistake in the catalogue.
+        r.problem(
+            _at(place, "delete_after_days"),
+            f"{days} days is shorter than the legal hold of '{category}' ({years} years, {law}): "
+            f"set at least {DAYS_PER_YEAR * years}",
+        )
         return None
     return _Holding(category=category, delete_after_days=days, hold_years=years, hold_from=hold_from, hold_law=law)
 
@@ -658,25 +680,24 @@ def _apply_channels(catalogue: _Catalogue, changes: list[str]) -> dict[str, Chan
     for key, name in catalogue.channels.items():
         channel = stored.get(key)
         if channel is None:
-            stored[key] = Channel.objects.create(key=key, name=name)
+            stored[key] = Channel.objects.create(key=key, **_names(name))
             changes.append(f"channel {key}: added")
-        elif channel.name != name:
-            changes.append(f"channel {key}: name '{channel.name}' -> '{name}'")
-            channel.name = name
-            channel.save(update_fields=["name"])
+        elif changed := _diff(f"channel {key}", channel, _names(name), changes):
+            channel.save(update_fields=changed)
     changes.extend(f"channel {key}: absent from the file, kept" for key in sorted(stored.keys() - catalogue.channels))
     return stored
 
 
 def _apply_categories(catalogue: _Catalogue, changes: list[str]) -> dict[str, DataCategory]:
     stored = {c.key: c for c in DataCategory.objects.all()}
-    for key, (name, profile) in catalogue.categories.items():
+    for key, (name, profile, purchase) in catalogue.categories.items():
         category = stored.get(key)
         if category is None:
-            stored[key] = DataCategory.objects.create(key=key, name=name, profile=profile)
+            stored[key] = DataCategory.objects.create(key=key, **_names(name), profile=profile, purchase=purchase)
             changes.append(f"data category {key}: added")
             continue
-        changed = _diff(f"data category {key}", category, {"name": name, "profile": profile}, changes)
+        values = {**_names(name), "profile": profile, "purchase": purchase}
+        changed = _diff(f"data category {key}", category, values, changes)
         if changed:
             category.save(update_fields=changed)
     changes.extend(
@@ -695,14 +716,14 @@ def _apply_purposes(
     stored = {p.key: p for p in Purpose.objects.prefetch_related("channels", "data_categories", "notices")}
     for spec in catalogue.purposes:
         fields: dict[str, Any] = {
-            "name": spec.name,
+            **_names(spec.name),
             "legal_basis": spec.legal_basis,
             "marketing": spec.marketing,
             "double_opt_in": list(spec.double_opt_in),
             "consent_valid_days": spec.consent_valid_days,
             "uwg_7_3": spec.uwg_7_3,
             "dpv": spec.dpv,
-            "automated_decision": spec.automated_decision,
+            **_names(spec.automated_decision, "automated_decision", "automated_decision_texts"),
             "gpc": spec.gpc,
             "tcf_purposes": list(spec.tcf_purposes),
             "reads_device_identifiers": spec.reads_device_identifiers,
@@ -777,11 +798,12 @@ def _apply_sources(catalogue: _Catalogue, categories: dict[str, DataCategory], c
         label = f"source {spec.key}"
         source = stored.get(spec.key)
         if source is None:
-            source = Source.objects.create(key=spec.key, name=spec.name, system_of_record=spec.system_of_record)
+            source = Source.objects.create(key=spec.key, **_names(spec.name), system_of_record=spec.system_of_record)
             changes.append(f"{label}: added")
             holdings: dict[str, SourceCategory] = {}
         else:
-            changed = _diff(label, source, {"name": spec.name, "system_of_record": spec.system_of_record}, changes)
+            values = {**_names(spec.name), "system_of_record": spec.system_of_record}
+            changed = _diff(label, source, values, changes)
             if changed:
                 source.save(update_fields=changed)
             holdings = {h.category.key: h for h in source.categories.all()}
@@ -808,6 +830,12 @@ def _apply_sources(catalogue: _Catalogue, categories: dict[str, DataCategory], c
     changes.extend(f"source {key}: absent from the file, kept" for key in sorted(stored.keys() - in_file_sources))
 
 
+def _names(value: Name, field: str = "name", texts: str = "names") -> dict[str, Any]:
+    """A name as stored: the German (else any) text in `field`, which every reader can show, and the texts per
+    language exactly as given in `texts` (None for a plain string)."""
+    return {field: localised(value), texts: dict(value) if isinstance(value, dict) else None}
+
+
 def _diff(label: str, row: Any, values: dict[str, Any], changes: list[str]) -> list[str]:
     """Set the values that differ on the row; report each; return the changed field names."""
     changed: list[str] = []
@@ -817,7 +845,7 @@ def _diff(label: str, row: Any, values: dict[str, Any], changes: list[str]) -> l
             continue
         changed.append(name)
         setattr(row, name, new)
-        if name == "automated_decision":
+        if name in ("automated_decision", "automated_decision_texts"):
             changes.append(f"{label}: automated_decision text changed")
         else:
             changes.append(f"{label}: {name} {_value(old)} -> {_value(new)}")

@@ -16,6 +16,7 @@ from typing import Any
 
 from django.db import connection
 
+from config.names import Name, as_given, localised
 from consent.catalogue import ApplyResult, CatalogueError, catalogue_apply, catalogue_validate
 from consent.models import CatalogueRevision, Channel, DataCategory, Notice, Purpose, Source, SourceCategory
 
@@ -40,7 +41,7 @@ def catalogue_document() -> Document:
         purposes.append(
             purpose_item(
                 key=purpose.key,
-                name=purpose.name,
+                name=as_given(purpose.name, purpose.names),
                 legal_basis=purpose.legal_basis,
                 marketing=purpose.marketing,
                 channels=[c.key for c in sorted(purpose.channels.all(), key=lambda c: c.pk)],
@@ -49,7 +50,7 @@ def catalogue_document() -> Document:
                 consent_valid_days=purpose.consent_valid_days,
                 uwg_7_3=purpose.uwg_7_3,
                 dpv=purpose.dpv,
-                automated_decision=purpose.automated_decision,
+                automated_decision=as_given(purpose.automated_decision, purpose.automated_decision_texts),
                 gpc=purpose.gpc,
                 tcf_purposes=list(purpose.tcf_purposes),
                 reads_device_identifiers=purpose.reads_device_identifiers,
@@ -66,13 +67,19 @@ def catalogue_document() -> Document:
         )
     return {
         "merge_identifiers": list(revision or []),
-        "channels": [{"key": c.key, "name": c.name} for c in Channel.objects.order_by("pk")],
+        "channels": [{"key": c.key, "name": as_given(c.name, c.names)} for c in Channel.objects.order_by("pk")],
         "data_categories": [
-            {"key": c.key, "name": c.name, "profile": c.profile} for c in DataCategory.objects.order_by("pk")
+            {"key": c.key, "name": as_given(c.name, c.names), "profile": c.profile, "purchase": c.purchase}
+            for c in DataCategory.objects.order_by("pk")
         ],
         "purposes": purposes,
         "sources": [
-            {"key": s.key, "name": s.name, "system_of_record": s.system_of_record, "categories": holdings.get(s.pk, {})}
+            {
+                "key": s.key,
+                "name": as_given(s.name, s.names),
+                "system_of_record": s.system_of_record,
+                "categories": holdings.get(s.pk, {}),
+            }
             for s in Source.objects.order_by("pk")
         ],
     }
@@ -81,7 +88,7 @@ def catalogue_document() -> Document:
 def purpose_item(
     *,
     key: str,
-    name: str,
+    name: Name,
     legal_basis: str,
     marketing: bool,
     channels: Sequence[str],
@@ -90,7 +97,7 @@ def purpose_item(
     consent_valid_days: int | None,
     uwg_7_3: bool,
     dpv: str,
-    automated_decision: str,
+    automated_decision: Name,
     gpc: bool,
     tcf_purposes: Sequence[int],
     reads_device_identifiers: bool,
@@ -144,6 +151,11 @@ def holding_item(
 def _upsert(items: list[dict[str, Any]], item: dict[str, Any]) -> None:
     for index, existing in enumerate(items):
         if existing.get("key") == item["key"]:
+            # The admin's forms edit one text: texts per language stay when that text is unchanged.
+            for field in ("name", "automated_decision"):
+                kept = existing.get(field)
+                if isinstance(kept, dict) and item.get(field) == localised(kept):
+                    item = {**item, field: kept}
             items[index] = item
             return
     items.append(item)
@@ -160,8 +172,9 @@ def edit_channel(*, key: str, name: str) -> Edit:
     return lambda doc: _upsert(doc["channels"], {"key": key, "name": name})
 
 
-def edit_category(*, key: str, name: str, profile: bool) -> Edit:
-    return lambda doc: _upsert(doc["data_categories"], {"key": key, "name": name, "profile": profile})
+def edit_category(*, key: str, name: str, profile: bool, purchase: bool = False) -> Edit:
+    item = {"key": key, "name": name, "profile": profile, "purchase": purchase}
+    return lambda doc: _upsert(doc["data_categories"], item)
 
 
 def edit_purpose(*, item: dict[str, Any], keep_notice: bool = True) -> Edit:

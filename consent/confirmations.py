@@ -14,6 +14,7 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
+from django.utils.translation import get_language
 
 from consent import projection
 from consent.errors import ConfirmationInvalidError
@@ -60,7 +61,7 @@ def confirmation_from_token(*, token: str) -> ConfirmationView:
     return ConfirmationView(
         id=row.id,
         purpose_key=row.purpose,
-        purpose_name=info.name if info else row.purpose,
+        purpose_name=info.display_name(get_language()) if info else row.purpose,
         channel=row.channel,
         notice_text=info.texts if info else {},
         state=state,
@@ -118,7 +119,7 @@ def confirmation_send(*, confirmation_id: uuid.UUID) -> bool:
         return False  # detached since the grant: the link goes to the subject's own address or nowhere
     info = catalogue_snapshot().purposes.get(row.purpose)
     context = {
-        "purpose_name": info.name if info else row.purpose,
+        "purpose_name": info.display_name(get_language()) if info else row.purpose,
         "url": confirmation_url(row.id),
         "days": settings.ASSENT_CONFIRMATION_DAYS,
     }

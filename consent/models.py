@@ -25,6 +25,7 @@ class CatalogueRevision(models.Model):
 class Channel(models.Model):
     key = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=200)
+    names = models.JSONField(null=True, blank=True)  # texts per language, when the catalogue gave several
 
     def __str__(self) -> str:
         return self.key
@@ -33,7 +34,9 @@ class Channel(models.Model):
 class DataCategory(models.Model):
     key = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=200)
+    names = models.JSONField(null=True, blank=True)  # texts per language, when the catalogue gave several
     profile = models.BooleanField(default=False)
+    purchase = models.BooleanField(default=False)  # its records are purchases: UWG §7(3) existing customers
 
     class Meta:
         verbose_name_plural = "data categories"
@@ -51,6 +54,7 @@ class Purpose(models.Model):
 
     key = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=200)
+    names = models.JSONField(null=True, blank=True)  # texts per language, when the catalogue gave several
     legal_basis = models.CharField(max_length=32, choices=LegalBasis.choices)
     marketing = models.BooleanField(default=False)
     channels = models.ManyToManyField(Channel, related_name="purposes")
@@ -60,6 +64,7 @@ class Purpose(models.Model):
     uwg_7_3 = models.BooleanField(default=False)
     dpv = models.CharField(max_length=200, blank=True)
     automated_decision = models.TextField(blank=True)
+    automated_decision_texts = models.JSONField(null=True, blank=True)  # per language, when given so
     gpc = models.BooleanField(default=False)
     tcf_purposes = models.JSONField(default=list, blank=True)
     reads_device_identifiers = models.BooleanField(default=False)
@@ -88,6 +93,7 @@ class Notice(models.Model):
 class Source(models.Model):
     key = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=200)
+    names = models.JSONField(null=True, blank=True)  # texts per language, when the catalogue gave several
     system_of_record = models.BooleanField(default=False)
 
     def __str__(self) -> str:

@@ -10,7 +10,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from consent.models import ApiClient, CatalogueRevision, Notice, Purpose, SourceCategory
+from config.names import as_given, localised
+from consent.models import ApiClient, CatalogueRevision, DataCategory, Notice, Purpose, Source, SourceCategory
 
 # The legal bases of Art. 6(1) the catalogue knows, with their W3C Data Privacy Vocabulary (DPV) concepts.
 LEGAL_BASES: dict[str, tuple[str, str]] = {
@@ -93,6 +94,11 @@ class RecordsOfProcessing:
     security_measures: tuple[str, ...] = SECURITY_MEASURES
 
 
+def _name(row: DataCategory | Purpose | Source) -> str:
+    """The record of processing is kept in German, the catalogue's fallback language."""
+    return localised(as_given(row.name, row.names))
+
+
 def records_of_processing(*, now: datetime) -> RecordsOfProcessing:
     """Every purpose of the catalogue as an Art. 30(1) record, in a fixed number of queries."""
     revision = CatalogueRevision.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
@@ -110,18 +116,20 @@ def records_of_processing(*, now: datetime) -> RecordsOfProcessing:
         categories = sorted(purpose.data_categories.all(), key=lambda c: c.key)
         held = [h for c in categories for h in holdings.get(c.key, [])]
         article, dpv_basis = LEGAL_BASES.get(purpose.legal_basis, ("", ""))
-        systems = {h.source.key: ConnectedSystem(h.source.key, h.source.name, h.source.system_of_record) for h in held}
+        systems = {
+            h.source.key: ConnectedSystem(h.source.key, _name(h.source), h.source.system_of_record) for h in held
+        }
         records.append(
             ProcessingRecord(
                 purpose=purpose.key,
-                name=purpose.name,
+                name=_name(purpose),
                 legal_basis=purpose.legal_basis,
                 gdpr_article=article,
                 dpv_legal_basis=dpv_basis,
                 dpv_purpose=purpose.dpv,
                 marketing=purpose.marketing,
                 channels=tuple(sorted(c.key for c in purpose.channels.all())),
-                data_categories=tuple(Category(c.key, c.name) for c in categories),
+                data_categories=tuple(Category(c.key, _name(c)) for c in categories),
                 api_clients=tuple(
                     ApiRecipient(name, tuple(scopes))
                     for name, scopes, allowed in clients
@@ -140,7 +148,7 @@ def records_of_processing(*, now: datetime) -> RecordsOfProcessing:
                     for h in sorted(held, key=lambda h: (h.source.key, h.category.key))
                 ),
                 consent_valid_days=purpose.consent_valid_days,
-                automated_decision=purpose.automated_decision,
+                automated_decision=localised(as_given(purpose.automated_decision, purpose.automated_decision_texts)),
                 notice_version=newest.get(purpose.pk, ""),
             )
         )

@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Exists, Max, Min, Q
 
+from config.names import as_given, localised
 from consent.ledger import (
     EVIDENCE_COLUMN,
     NewEvent,
@@ -60,6 +61,12 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
 
 
+def _names(model: type[DataCategory | Purpose | Source]) -> dict[str, str]:
+    return {
+        key: localised(as_given(name, texts)) for key, name, texts in model.objects.values_list("key", "name", "names")
+    }
+
+
 class ConsentRightsPortImpl:
     """subjects.ports.ConsentRightsPort."""
 
@@ -75,8 +82,13 @@ class ConsentRightsPortImpl:
         cached = self._cached
         if cached is not None and cached[0] is snapshot:
             return cached[1]
-        names = dict(Source.objects.values_list("key", "name"))
-        automated = dict(Purpose.objects.values_list("key", "automated_decision"))
+        # The report is in German, the catalogue's fallback language (a name may hold texts per language).
+        names = _names(Source)
+        purpose_names = _names(Purpose)
+        automated = {
+            key: localised(as_given(text, texts))
+            for key, text, texts in Purpose.objects.values_list("key", "automated_decision", "automated_decision_texts")
+        }
         sources = {
             key: SourceFacts(
                 key=key,
@@ -97,7 +109,7 @@ class ConsentRightsPortImpl:
         purposes = {
             key: PurposeFacts(
                 key=key,
-                name=info.name,
+                name=purpose_names.get(key, info.name),
                 legal_basis=info.rule.legal_basis.value,
                 marketing=info.rule.marketing,
                 channels=tuple(sorted(info.rule.channels)),
@@ -110,7 +122,7 @@ class ConsentRightsPortImpl:
         result = RightsCatalogue(
             sources=sources,
             purposes=purposes,
-            categories=dict(DataCategory.objects.values_list("key", "name")),
+            categories=_names(DataCategory),
             merge_identifiers=snapshot.merge_identifiers,
             profile_categories=frozenset(k for k, profile in snapshot.categories.items() if profile),
         )

@@ -15,6 +15,7 @@ from typing import Any
 from django.db import connection
 
 from config.errors import UnavailableError
+from config.names import as_given, localised
 from consent.models import (
     CatalogueRevision,
     Channel,
@@ -53,6 +54,10 @@ class PurposeInfo:
     notice_versions: frozenset[str]
     current_notice: str | None  # the newest version, offered to people who choose now
     texts: dict[str, str] = field(default_factory=dict)  # the current notice's texts
+    names: dict[str, str] | None = None  # the name's texts per language, when the catalogue gave several
+
+    def display_name(self, language: str | None = None) -> str:
+        return localised(as_given(self.name, self.names), language)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +79,7 @@ class CatalogueSnapshot:
     categories: dict[str, bool] = field(default_factory=dict)  # key -> profile
     sources: dict[str, dict[str, HoldingInfo]] = field(default_factory=dict)  # source -> category -> holding
     system_of_record: frozenset[str] = frozenset()
+    purchase_categories: frozenset[str] = frozenset()  # UWG §7(3): their records make existing customers
 
 
 _lock = threading.Lock()
@@ -120,6 +126,7 @@ def _load_snapshot() -> CatalogueSnapshot:
                 uwg_7_3=purpose.uwg_7_3,
             ),
             name=purpose.name,
+            names=purpose.names,
             data_categories=tuple(sorted(c.key for c in purpose.data_categories.all())),
             notice_versions=frozenset(n.version for n in versions),
             current_notice=versions[-1].version if versions else None,
@@ -143,6 +150,7 @@ def _load_snapshot() -> CatalogueSnapshot:
         categories=dict(DataCategory.objects.values_list("key", "profile")),
         sources=sources,
         system_of_record=frozenset(system_of_record),
+        purchase_categories=frozenset(DataCategory.objects.filter(purchase=True).values_list("key", flat=True)),
     )
 
 

@@ -19,8 +19,10 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import get_language
 
 from config.errors import NotFoundError
+from config.names import as_given, localised
 from consent import projection
 from consent.models import Channel, ConsentState, Objection, Send
 from consent.policy import LegalBasis
@@ -53,6 +55,13 @@ class UnsubscribeInvalidError(NotFoundError):
 # ---------------------------------------------------------------------------------------------------------
 # Tokens
 # ---------------------------------------------------------------------------------------------------------
+
+
+def _channel_name(channel: str) -> str:
+    row = Channel.objects.filter(key=channel).values_list("name", "names").first()
+    return localised(as_given(*row), get_language()) if row else channel
+
+
 def _mac() -> hmac.HMAC:
     return hmac.new(settings.ASSENT_LINK_KEY, _TAG, "sha256")
 
@@ -130,9 +139,9 @@ def unsubscribe_from_token(*, token: str) -> UnsubscribeView:
         subject_id=subject.id,
         send_id=send_id,
         purpose_key=purpose_key,
-        purpose_name=info.name,
+        purpose_name=info.display_name(get_language()),
         channel=channel,
-        channel_name=Channel.objects.filter(key=channel).values_list("name", flat=True).first() or channel,
+        channel_name=_channel_name(channel),
         legal_basis=info.rule.legal_basis.value,
         erased=erased,
         done=erased or _unsubscribed(subject, info, channel),

@@ -21,6 +21,8 @@ from subjects.errors import InvalidReferenceError
 from subjects.keys import blind_index, data_key, decrypt_field, encrypt_field
 from subjects.locks import advisory_locks, lock_subjects
 from subjects.models import Identifier, LinkedRecord, Subject
+from subjects.ports import HoldingFacts
+from subjects.rights.due import BERLIN, hold_until
 from subjects.services import subject_create_empty
 
 RECORD_DATA = "linked_record.data"
@@ -192,21 +194,47 @@ def _is_child(birth_date: object, today: date) -> bool:
     return years < CHILD_AGE
 
 
-def records_purge(*, limits: Mapping[tuple[str, str], int], now: datetime | None = None, batch: int = 5000) -> int:
-    """Art. 5(1)(e): delete records past their source category's `delete_after_days` (limits from the catalogue)."""
+def records_purge(
+    *, holdings: Mapping[tuple[str, str], HoldingFacts], now: datetime | None = None, batch: int = 5000
+) -> int:
+    """Art. 5(1)(e): delete records past their source category's `delete_after_days` (from the catalogue), but
+    never one its legal hold still keeps (the hold's exact end, however the limit was set) nor one of a
+    restricted person (Art. 18: the data is frozen, not deleted, until the restriction is lifted)."""
     now = now or timezone.now()
+    today = now.astimezone(BERLIN).date()
     deleted = 0
-    for (source, category), days in limits.items():
+    for (source, category), holding in holdings.items():
+        cutoff = now - timedelta(days=holding.delete_after_days)
+        if holding.hold_years is not None:
+            # A hold lasts at least 365 days a year: a coarse bound for the query, the exact end is checked below.
+            cutoff = min(cutoff, now - timedelta(days=365 * holding.hold_years))
+        after: uuid.UUID | None = None
         while True:
-            ids = list(
-                LinkedRecord.objects.filter(
-                    source=source, category=category, occurred_at__lt=now - timedelta(days=days)
-                ).values_list("pk", flat=True)[:batch]
-            )
-            if not ids:
+            query = LinkedRecord.objects.filter(source=source, category=category, occurred_at__lt=cutoff)
+            if after is not None:
+                query = query.filter(pk__gt=after)  # keyset paging: held records stay and must not be read again
+            rows = list(query.order_by("pk").values_list("pk", "subject_id", "occurred_at")[:batch])
+            if not rows:
                 break
-            with transaction.atomic(durable=True):
-                deleted += LinkedRecord.objects.filter(pk__in=ids).delete()[0]
+            after = rows[-1][0]
+            due = [(pk, subject_id) for pk, subject_id, occurred_at in rows if not _held(holding, occurred_at, today)]
+            if due:
+                deleted += _delete_unless_restricted(due)
+    return deleted
+
+
+def _held(holding: HoldingFacts, occurred_at: datetime, today: date) -> bool:
+    if holding.hold_years is None:
+        return False
+    return hold_until(occurred_at, years=holding.hold_years, start=holding.hold_from) >= today
+
+
+@transaction.atomic(durable=True)
+def _delete_unless_restricted(rows: list[tuple[uuid.UUID, uuid.UUID]]) -> int:
+    """The subjects are locked first (a restriction is set under that lock), then the records go by their own
+    columns only, so a restriction or a merge that commits meanwhile cannot be missed."""
+    free = [s.pk for s in lock_subjects(sorted({subject_id for _, subject_id in rows})) if s.restricted_at is None]
+    deleted: int = LinkedRecord.objects.filter(pk__in=[pk for pk, _ in rows], subject_id__in=free).delete()[0]
     return deleted
 
 

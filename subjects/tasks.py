@@ -5,6 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from consent.selectors import catalogue_snapshot
+from subjects.ports import HoldingFacts
 from subjects.records import children_recheck, records_purge
 
 
@@ -12,12 +13,17 @@ from subjects.records import children_recheck, records_purge
 def purge_expired_records() -> int:
     """Art. 5(1)(e): every source category's `delete_after_days`, from the catalogue."""
     snapshot = catalogue_snapshot(refresh=True)
-    limits = {
-        (source, category): holding.delete_after_days
-        for source, holdings in snapshot.sources.items()
-        for category, holding in holdings.items()
+    holdings = {
+        (source, category): HoldingFacts(
+            delete_after_days=holding.delete_after_days,
+            hold_years=holding.legal_hold_years,
+            hold_from=holding.legal_hold_from,
+            hold_law=holding.legal_hold_law,
+        )
+        for source, held in snapshot.sources.items()
+        for category, holding in held.items()
     }
-    return records_purge(limits=limits)
+    return records_purge(holdings=holdings)
 
 
 @shared_task

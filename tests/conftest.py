@@ -37,7 +37,7 @@ CATALOGUE: dict[str, Any] = {
     ],
     "data_categories": [
         {"key": "contact", "name": "Contact data", "profile": True},
-        {"key": "purchases", "name": "Purchases"},
+        {"key": "purchases", "name": "Purchases", "purchase": True},
     ],
     "purposes": [
         {

@@ -18,8 +18,6 @@ from consent.selectors import catalogue_snapshot
 from subjects.identity import KINDS, normalise
 from subjects.records import RecordInput, record_ingest
 
-# UWG §7(3): categories whose records are purchases make their e-mail and phone existing-customer addresses.
-PURCHASE_CATEGORIES = frozenset({"purchases", "orders"})
 MAX_RECORD_BYTES = 256 * 1024
 
 
@@ -95,7 +93,9 @@ class RecordIngestApi(APIView):
                 data=data["data"],
                 merge_kinds=snapshot.merge_identifiers,
                 profile=snapshot.categories.get(data["category"], False),
-                purchase=data["category"] in PURCHASE_CATEGORIES,
+                # UWG §7(3): a record of a category flagged `purchase` makes its e-mail and phone addresses of an
+                # existing customer.
+                purchase=data["category"] in snapshot.purchase_categories,
             )
         )
         body = {"record": str(result.record_id), "subject": str(result.subject_id)}

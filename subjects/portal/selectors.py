@@ -7,6 +7,9 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.utils.translation import get_language
+
+from config.names import as_given, localised
 from consent.models import Channel, ConsentEvent, DataCategory, Objection, Purpose, Source
 from consent.policy import Action, LegalBasis, Reason, SubjectState, decide
 from consent.selectors import PurposeInfo, catalogue_snapshot, consent_history_list, subject_states_for_policy
@@ -72,8 +75,17 @@ class Preferences:
         return next((p for p in (*self.consent, *self.legitimate_interest) if p.key == key), None)
 
 
-def channel_names() -> dict[str, str]:
-    return dict(Channel.objects.values_list("key", "name"))
+def names_of(model: type[Channel | DataCategory | Purpose | Source], language: str | None = None) -> dict[str, str]:
+    """Key -> name in the reader's language (the page's, by default), from a name or texts per language."""
+    language = language or get_language()
+    return {
+        key: localised(as_given(name, texts), language)
+        for key, name, texts in model.objects.values_list("key", "name", "names")
+    }
+
+
+def channel_names(language: str | None = None) -> dict[str, str]:
+    return names_of(Channel, language)
 
 
 def _text(texts: dict[str, str], language: str) -> str:
@@ -84,7 +96,8 @@ def preferences_get(*, subject_id: uuid.UUID | None, language: str, now: datetim
     """Every purpose of the catalogue with what the person chose. A person nobody knows yet sees every consent
     switch off and every legitimate interest active."""
     snapshot = catalogue_snapshot()
-    names = channel_names()
+    names = channel_names(language)
+    purpose_names = names_of(Purpose, language)
     state = SubjectState()
     objections: dict[str, datetime] = {}
     if subject_id is not None:
@@ -95,11 +108,17 @@ def preferences_get(*, subject_id: uuid.UUID | None, language: str, now: datetim
     choices_only = dataclasses.replace(
         state, restricted=False, objected_purposes=frozenset(), objects_to_direct_marketing=False
     )
-    automated = dict(Purpose.objects.exclude(automated_decision="").values_list("key", "automated_decision"))
+    automated = {
+        key: localised(as_given(text, texts), language)
+        for key, text, texts in Purpose.objects.exclude(automated_decision="").values_list(
+            "key", "automated_decision", "automated_decision_texts"
+        )
+    }
     consent, legitimate, information = [], [], []
-    for key in sorted(snapshot.purposes, key=lambda k: (snapshot.purposes[k].name.lower(), k)):
+    for key in sorted(snapshot.purposes, key=lambda k: (purpose_names.get(k, snapshot.purposes[k].name).lower(), k)):
         info = snapshot.purposes[key]
         view = _purpose_view(info, names, choices_only, objections.get(key), language, now, automated.get(key, ""))
+        view = dataclasses.replace(view, name=purpose_names.get(key, view.name))
         basis = info.rule.legal_basis
         if basis == LegalBasis.CONSENT:
             consent.append(view)
@@ -164,7 +183,7 @@ class HistoryRow:
 
 def history_list(*, subject_id: uuid.UUID) -> list[HistoryRow]:
     """The person's consent events, newest first, including the chains of records merged into theirs."""
-    purposes = {key: info.name for key, info in catalogue_snapshot().purposes.items()}
+    purposes = names_of(Purpose)
     names = channel_names()
     ids = [subject_id, *Subject.objects.filter(merged_into_id=subject_id).values_list("pk", flat=True)]
     events: list[ConsentEvent] = []
@@ -188,7 +207,7 @@ def history_list(*, subject_id: uuid.UUID) -> list[HistoryRow]:
 
 
 def source_names() -> dict[str, str]:
-    return dict(Source.objects.values_list("key", "name"))
+    return names_of(Source)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -231,7 +250,7 @@ class ErasurePreview:
 def erasure_preview(*, subject_id: uuid.UUID) -> ErasurePreview:
     snapshot = catalogue_snapshot()
     sources = source_names()
-    categories = dict(DataCategory.objects.values_list("key", "name"))
+    categories = names_of(DataCategory)
     held = sorted(
         set(LinkedRecord.objects.filter(subject_id__in=_own_ids(subject_id)).values_list("source", "category"))
     )

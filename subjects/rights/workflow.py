@@ -33,7 +33,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -187,11 +187,12 @@ def _claimable(now: datetime) -> Q:
     return Q(status=Part.Status.PENDING) | Q(status=Part.Status.RUNNING, claimed_until__lt=now)
 
 
-def _unfinished_others() -> Exists:
-    return Exists(
-        Part.objects.filter(request=OuterRef("request"))
+def _unfinished_others(request_id: uuid.UUID) -> bool:
+    return (
+        Part.objects.filter(request_id=request_id)
         .exclude(name=FINISH)
         .exclude(status__in=(Part.Status.DONE, Part.Status.SKIPPED))
+        .exists()
     )
 
 
@@ -210,24 +211,30 @@ class _Run:
         part = Part.objects.select_related("request").filter(pk=part_id, request__status=Status.PROCESSING).first()
         return None if part is None else cls(part.request, subject_group(part.request.subject_id))
 
-    def claim(self, condition: Q) -> PartContext | None:
-        """The conditional UPDATE: it succeeds for one worker only; it sets a fresh token and the lease. The same
-        condition selects the candidate and guards the UPDATE, so a part taken meanwhile is not taken twice."""
+    def claim(self, condition: Q, *, wait: bool = False) -> PartContext | None:
+        """One worker wins: the candidate row is locked (`FOR UPDATE SKIP LOCKED`) with conditions on the part's own
+        columns only, which PostgreSQL re-checks on the latest row version, then the request's status and any
+        condition on other parts are read inside the same transaction, after the lock is ours, and the UPDATE goes
+        by primary key. (A filter through a relation compiles to `pk IN (subquery)`, which PostgreSQL does not
+        re-check after waiting for a row lock: two winners, or none.) `wait`: wait for the lock instead of skipping
+        the row, for the finish step, whose condition reads the other parts: a worker that skips it while another
+        looks at it and finds a part still running could leave it to nobody."""
         now = timezone.now()
         token = uuid.uuid4()
-        condition = condition & Q(request_id=self.request.pk) & _claimable(now) & Q(request__status=Status.PROCESSING)
-        row = Part.objects.filter(condition).order_by("pk").values_list("pk", "name", "outcome").first()
-        if row is None:
-            return None
-        claimed = Part.objects.filter(condition, pk=row[0]).update(
-            status=Part.Status.RUNNING,
-            lease_token=token,
-            claimed_until=now + lease(),
-            attempts=F("attempts") + 1,
-            started_at=Coalesce(F("started_at"), now),
-        )
-        if not claimed:
-            return None
+        with transaction.atomic():
+            rows = Part.objects.select_for_update(skip_locked=not wait).filter(condition, request_id=self.request.pk)
+            row = rows.filter(_claimable(now)).order_by("pk").values_list("pk", "name", "outcome").first()
+            if row is None or not self._processing():
+                return None
+            if row[1] == FINISH and _unfinished_others(self.request.pk):
+                return None
+            Part.objects.filter(pk=row[0]).update(
+                status=Part.Status.RUNNING,
+                lease_token=token,
+                claimed_until=now + lease(),
+                attempts=F("attempts") + 1,
+                started_at=Coalesce(F("started_at"), now),
+            )
         return PartContext(
             part_id=row[0],
             token=token,
@@ -238,30 +245,37 @@ class _Run:
             shared=self.shared,
         )
 
+    def _processing(self) -> bool:
+        return RightsRequest.objects.filter(pk=self.request.pk, status=Status.PROCESSING).exists()
+
     def claim_part(self, part_id: int) -> PartContext | None:
-        return self.claim(Q(pk=part_id) & (~Q(name=FINISH) | Q(~_unfinished_others())))
+        return self.claim(Q(pk=part_id))
 
     def claim_rest(self) -> list[PartContext]:
-        """Work stealing: every other claimable part of the request, in one conditional UPDATE (each part gets the
-        lease). With one worker a request then costs one claim, not one per part; other workers' messages for
-        these parts find them taken. A part whose lease runs out while it waits here may be taken over by another
-        worker: our batches then find the lease gone and write nothing."""
+        """Work stealing: every other claimable part of the request, locked (skipping those another worker is
+        claiming) and claimed in one transaction (each part gets the lease). With one worker a request then costs
+        one claim, not one per part; other workers' messages for these parts find them taken. A part whose lease
+        runs out while it waits here may be taken over by another worker: our batches then find the lease gone and
+        write nothing."""
         now = timezone.now()
         token = uuid.uuid4()
-        condition = (
-            ~Q(name=FINISH) & Q(request_id=self.request.pk) & _claimable(now) & Q(request__status=Status.PROCESSING)
-        )
-        rows = list(Part.objects.filter(condition).order_by("pk").values_list("pk", "name", "outcome"))
-        if not rows:
-            return []
-        Part.objects.filter(condition, pk__in=[row[0] for row in rows]).update(
-            status=Part.Status.RUNNING,
-            lease_token=token,
-            claimed_until=now + lease(),
-            attempts=F("attempts") + 1,
-            started_at=Coalesce(F("started_at"), now),
-        )
-        mine = set(Part.objects.filter(request_id=self.request.pk, lease_token=token).values_list("pk", flat=True))
+        with transaction.atomic():
+            rows = list(
+                Part.objects.select_for_update(skip_locked=True)
+                .filter(_claimable(now), request_id=self.request.pk)
+                .exclude(name=FINISH)
+                .order_by("pk")
+                .values_list("pk", "name", "outcome")
+            )
+            if not rows or not self._processing():
+                return []
+            Part.objects.filter(pk__in=[row[0] for row in rows]).update(
+                status=Part.Status.RUNNING,
+                lease_token=token,
+                claimed_until=now + lease(),
+                attempts=F("attempts") + 1,
+                started_at=Coalesce(F("started_at"), now),
+            )
         return [
             PartContext(
                 part_id=pk,
@@ -273,11 +287,10 @@ class _Run:
                 shared=self.shared,
             )
             for pk, name, outcome in rows
-            if pk in mine
         ]
 
     def claim_finish(self) -> PartContext | None:
-        return self.claim(Q(name=FINISH) & Q(~_unfinished_others()))
+        return self.claim(Q(name=FINISH), wait=True)
 
 
 def subject_group(subject_id: uuid.UUID | None) -> list[uuid.UUID]:

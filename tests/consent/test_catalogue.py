@@ -39,7 +39,7 @@ DOCUMENT: dict[str, Any] = {
     ],
     "data_categories": [
         {"key": "contact", "name": "Contact data", "profile": True},
-        {"key": "purchases", "name": "Purchases"},
+        {"key": "purchases", "name": "Purchases", "purchase": True},
         {"key": "cookie_ids", "name": "Cookie ids"},
     ],
     "purposes": [
@@ -304,6 +304,9 @@ BAD_DOCUMENTS: list[tuple[str, Mutation, str]] = [
      "sources[0].categories.purchases.legal_hold.years: is required"),
     ("legal hold without a law", _set("sources.0.categories.purchases.legal_hold.law", ""),
      "sources[0].categories.purchases.legal_hold.law: must be a non-empty string"),
+    ("retention shorter than the legal hold", _set("sources.0.categories.purchases.delete_after_days", 365),
+     "sources[0].categories.purchases.delete_after_days: 365 days is shorter than the legal hold of 'purchases' "
+     "(8 years, §147 AO, §257 HGB): set at least 2920"),
     ("legal hold with an unknown key", _set("sources.0.categories.purchases.legal_hold.until", "2030"),
      "sources[0].categories.purchases.legal_hold.until: unknown key (known keys: years, from, law)"),
 ]  # fmt: skip
@@ -738,6 +741,15 @@ def test_changing_a_legal_basis_with_recorded_consents_is_allowed_and_reported(d
     assert ConsentState.objects.filter(purpose="newsletter").count() == 1
 
 
+def test_apply_rejects_a_storage_limit_shorter_than_the_categorys_legal_hold(db: None) -> None:
+    document = doc()
+    document["sources"][0]["categories"]["purchases"]["delete_after_days"] = 30
+    with pytest.raises(CatalogueError) as raised:
+        apply(document)
+    assert "shorter than the legal hold of 'purchases'" in str(raised.value.errors)
+    assert SourceCategory.objects.count() == 0
+
+
 def test_the_demo_catalogue_applies(db: None) -> None:
     result = apply(catalogue_load_file(str(DEMO_CATALOGUE)))
 
@@ -749,3 +761,70 @@ def test_the_demo_catalogue_applies(db: None) -> None:
     }  # fmt: skip
     assert snapshot.purposes["personalised-offers"].rule.double_opt_in == {"email"}
     assert snapshot.channels == {"email", "sms", "phone", "post", "push", "web", "in-store"}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Localised names and the purchase flag
+# ---------------------------------------------------------------------------------------------------------
+def localised_document() -> dict[str, Any]:
+    document = doc()
+    document["channels"][3]["name"] = {"de": "Briefpost", "en": "Letter post"}
+    document["data_categories"][1]["name"] = {"de": "Einkäufe", "en": "Purchases"}
+    purpose(document, "newsletter")["name"] = {"de": "Newsletter", "en": "Newsletter"}
+    purpose(document, "offers")["automated_decision"] = {"de": "Punktwert", "en": "A score"}
+    document["sources"][0]["name"] = {"de": "Kassen", "en": "Store tills"}
+    return document
+
+
+def test_a_name_may_be_an_object_of_texts_per_language_everywhere() -> None:
+    assert catalogue_validate(localised_document()) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ({"de": "Briefpost"}, "channels[3].name.en: is required"),
+        ({"de": "Briefpost", "en": ""}, "channels[3].name.en: must be a non-empty string"),
+        ({"de": "Briefpost", "en": "Post", "fr": "Poste"}, "channels[3].name.fr: unknown key (known keys: de, en)"),
+        ({"de": 5, "en": "Post"}, "channels[3].name.de: must be a non-empty string"),
+    ],
+)
+def test_it_rejects_a_localised_name_without_every_language_or_with_an_empty_text(name: object, expected: str) -> None:
+    document = doc()
+    document["channels"][3]["name"] = name
+    problems = catalogue_validate(document)
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(expected), problems[0]
+
+
+def test_apply_keeps_localised_names_as_given_and_a_string_still_reads(db: None) -> None:
+    from consent.catalogue_edit import catalogue_document
+
+    apply(localised_document())
+    post = Channel.objects.get(key="post")
+    assert (post.name, post.names) == ("Briefpost", {"de": "Briefpost", "en": "Letter post"})
+    sms = Channel.objects.get(key="sms")
+    assert (sms.name, sms.names) == ("SMS", None)
+    exported = catalogue_document()
+    assert exported["channels"][3]["name"] == {"de": "Briefpost", "en": "Letter post"}
+    assert exported["channels"][1]["name"] == "SMS"
+    assert purpose(exported, "offers")["automated_decision"] == {"de": "Punktwert", "en": "A score"}
+    assert exported["sources"][0]["name"] == {"de": "Kassen", "en": "Store tills"}
+    assert apply(exported).changes == []  # the export applies as the same catalogue
+
+
+def test_the_purchase_flag_is_stored_and_listed_in_the_snapshot(db: None) -> None:
+    apply(doc())
+    assert DataCategory.objects.get(key="purchases").purchase is True
+    assert catalogue_snapshot(refresh=True).purchase_categories == frozenset({"purchases"})
+
+
+def test_a_name_shows_the_readers_language_else_german_and_a_string_as_is() -> None:
+    from config.names import localised
+
+    name = {"de": "Briefpost", "en": "Letter post"}
+    assert localised(name, "en") == "Letter post"
+    assert localised(name, "en-GB") == "Letter post"
+    assert localised(name, "fr") == "Briefpost"
+    assert localised(name, None) == "Briefpost"
+    assert localised("SMS", "en") == "SMS"

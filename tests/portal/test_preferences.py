@@ -11,7 +11,7 @@ import pytest
 from django.test import Client
 
 from consent.ledger import event_evidence
-from consent.models import Confirmation, ConsentEvent, Objection
+from consent.models import Channel, Confirmation, ConsentEvent, Objection, Purpose
 from subjects.keys import data_key
 from subjects.models import Identifier, Subject
 from tests.conftest import Api
@@ -88,6 +88,20 @@ def test_the_notice_follows_the_language() -> None:
     assert '<html lang="en">' in english
     assert "My choices" in english
     assert '<html lang="en">' in client.get(PREFS).content.decode()  # the choice is kept in the cookie
+
+
+def test_a_localised_catalogue_name_shows_in_the_pages_language() -> None:
+    # Given a channel and a purpose named in both languages (API.md: a name may be texts per language)
+    Channel.objects.filter(key="email").update(names={"de": "Elektronische Post", "en": "Electronic mail"})
+    Purpose.objects.filter(key="newsletter").update(names={"de": "Rundbrief", "en": "Our letter"})
+    client = sign_in("new@example.de")
+    # Then each page shows its own language's name
+    english = client.get(PREFS + "?lang=en").content.decode()
+    assert "Electronic mail" in english
+    assert "Our letter" in english
+    german = client.get(PREFS + "?lang=de").content.decode()
+    assert "Elektronische Post" in german
+    assert "Rundbrief" in german
 
 
 def test_the_language_follows_the_browser() -> None:

@@ -20,8 +20,8 @@ RIGHTS_CATALOGUE: dict[str, Any] = {
     ],
     "data_categories": [
         {"key": "contact", "name": "Contact data", "profile": True},
-        {"key": "purchases", "name": "Purchases"},
-        {"key": "orders", "name": "Orders"},
+        {"key": "purchases", "name": "Purchases", "purchase": True},
+        {"key": "orders", "name": "Orders", "purchase": True},
         {"key": "app_usage", "name": "App usage"},
         {"key": "calls", "name": "Call-centre contacts"},
         {"key": "sessions", "name": "Web sessions"},

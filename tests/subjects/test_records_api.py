@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import subprocess
 from datetime import timedelta
 from typing import Any
@@ -191,3 +192,27 @@ def test_a_child_who_turns_sixteen_is_no_longer_flagged(api: Api) -> None:
     assert children_recheck() == 0
     assert children_recheck(now=timezone.now() + timedelta(days=2)) == 1
     assert not Subject.objects.get().is_child
+
+
+def test_the_category_flagged_purchase_decides_who_is_an_existing_customer(api: Api, catalogue: dict[str, Any]) -> None:
+    # Given a catalogue whose purchases are kept under another key ("tickets") and whose "purchases" is not flagged
+    from consent.catalogue import catalogue_apply
+    from consent.selectors import catalogue_forget
+
+    document = copy.deepcopy(catalogue)
+    document["data_categories"][1]["purchase"] = False
+    document["data_categories"].append({"key": "tickets", "name": "Tickets", "purchase": True})
+    document["sources"][0]["categories"]["tickets"] = {"delete_after_days": 365}
+    catalogue_apply(document=document)
+    catalogue_forget()
+    # When one person's record is a ticket and another's is in the unflagged "purchases"
+    api.post("/api/v1/records", record(category="tickets", identifiers={"email": "ticket@example.org"}))
+    api.post("/api/v1/records", record(external_id="R-2", identifiers={"email": "plain@example.org"}))
+
+    # Then only the ticket's address is an existing customer's (UWG §7(3))
+    def check(email: str) -> Any:
+        body = {"subject": {"email": email}, "purpose": "offers", "channel": "email"}
+        return api.post("/api/v1/consents/check", body).json()
+
+    assert check("ticket@example.org")["allowed"] is True
+    assert check("plain@example.org")["reason"] == "no_existing_customer"

@@ -102,3 +102,12 @@ def test_deciding_needs_a_post(dpo: Client, proposal: MergeProposal) -> None:
     assert dpo.get(decide(proposal, "approve")).status_code == 403
     proposal.refresh_from_db()
     assert proposal.status == "open"
+
+
+def test_the_catalogue_revision_page_shows_one_per_person(dpo: Client, proposal: MergeProposal) -> None:
+    from consent.models import CatalogueRevision
+
+    latest = CatalogueRevision.objects.order_by("-pk").first()
+    assert latest is not None
+    html = dpo.get(f"/admin/consent/cataloguerevision/{latest.pk}/change/").content.decode()
+    assert "one per person" in html.lower() and "customer_number" in html

@@ -46,3 +46,12 @@ def test_apply_stores_it_reports_the_change_and_the_snapshot_reads_it(db: None) 
     snapshot = catalogue_snapshot()
     assert snapshot.one_per_person == frozenset({"customer_number"})
     assert snapshot.merge_order == ("email", "customer_number", "loyalty_card", "crm_id")
+
+
+def test_an_admin_edit_of_the_catalogue_keeps_one_per_person(db: None) -> None:
+    from consent.catalogue_edit import catalogue_edit, edit_channel
+
+    catalogue_apply(document=document(one_per_person=["customer_number"]))
+    catalogue_edit(edit=edit_channel(key="sms", name="Text message"))
+    catalogue_forget()
+    assert catalogue_snapshot().one_per_person == frozenset({"customer_number"})

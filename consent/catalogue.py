@@ -636,8 +636,10 @@ def catalogue_apply(*, document: object) -> ApplyResult:
         changes.append(f"merge_identifiers: {before} -> {', '.join(catalogue.merge_identifiers) or '(none)'}")
     one_before = (latest.document or {}).get("one_per_person", []) if latest is not None else []
     if isinstance(document, dict) and list(one_before) != list(document.get("one_per_person", [])):
-        changes.append(f"one_per_person: {', '.join(one_before) or '(none)'} -> "
-                       f"{', '.join(document.get('one_per_person', [])) or '(none)'}")
+        changes.append(
+            f"one_per_person: {', '.join(one_before) or '(none)'} -> "
+            f"{', '.join(document.get('one_per_person', [])) or '(none)'}"
+        )
     channels = _apply_channels(catalogue, changes)
     categories = _apply_categories(catalogue, changes)
     _apply_purposes(catalogue, channels, categories, now, changes)

@@ -99,9 +99,11 @@ def catalogue_forget() -> None:
 
 
 def _load_snapshot() -> CatalogueSnapshot:
-    revision = CatalogueRevision.objects.order_by("-pk").values_list(
-        "pk", "merge_identifiers", "document__one_per_person"
-    ).first()
+    revision = (
+        CatalogueRevision.objects.order_by("-pk")
+        .values_list("pk", "merge_identifiers", "document__one_per_person")
+        .first()
+    )
     notices: dict[int, list[Notice]] = {}
     for notice in Notice.objects.order_by("created_at", "pk"):
         notices.setdefault(notice.purpose_id, []).append(notice)

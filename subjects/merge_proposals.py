@@ -36,9 +36,9 @@ def merge_conflict_kinds(
     if not one_per_person:
         return []
     values: dict[str, set[bytes]] = {}
-    for kind, digest in Identifier.objects.filter(subject_id__in=list(subject_ids), kind__in=one_per_person).values_list(
-        "kind", "blind_index"
-    ):
+    for kind, digest in Identifier.objects.filter(
+        subject_id__in=list(subject_ids), kind__in=one_per_person
+    ).values_list("kind", "blind_index"):
         values.setdefault(kind, set()).add(bytes(digest))
     for kind, digest in record_digests:
         if kind in one_per_person:
@@ -60,7 +60,7 @@ def merge_proposal_open(
     transaction and both row locks. An open or rejected proposal with the same fingerprint is returned as it is:
     a rejection is the DPO's answer for this pair and these identifiers."""
     older, newer = sorted((first, second), key=lambda s: (s.created_at, str(s.id)))
-    named = sorted(set(bytes(d) for d in digests))
+    named = sorted({bytes(d) for d in digests})
     fingerprint = _fingerprint(older.id, newer.id, named)
     found = MergeProposal.objects.filter(fingerprint=fingerprint).first()
     if found is not None:
@@ -103,7 +103,9 @@ def merge_proposal_approve(*, proposal_id: uuid.UUID, decided_by: str, now: date
     locked = sorted(lock_subjects(current), key=lambda s: (s.created_at, str(s.id)))
     if len(locked) > 1:
         for absorbed in locked[1:]:
-            subject_merge(survivor=locked[0], absorbed=absorbed, reason=f"merge proposal {proposal.pk} approved", now=now)
+            subject_merge(
+                survivor=locked[0], absorbed=absorbed, reason=f"merge proposal {proposal.pk} approved", now=now
+            )
     proposal.status = MergeProposal.Status.APPROVED
     proposal.survivor = locked[0]
     proposal.decided_at, proposal.decided_by = now, decided_by

@@ -178,7 +178,9 @@ def _first_owner(
     """API.md: a record whose merge waits is stored on the subject of its first identifier in `merge_identifiers`
     order (the catalogue's list), so the same call always lands on the same side."""
     order = {kind: i for i, kind in enumerate(record.merge_order)}
-    for (_kind, _value), digest in sorted(digests.items(), key=lambda item: (order.get(item[0][0], len(order)), item[0])):
+    for (_kind, _value), digest in sorted(
+        digests.items(), key=lambda item: (order.get(item[0][0], len(order)), item[0])
+    ):
         found = sorted(owners.get(digest, set()) & person_bound, key=str)
         if found:
             return found[0]

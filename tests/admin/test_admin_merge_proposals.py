@@ -59,9 +59,12 @@ def test_the_side_by_side_view_shows_both_people_and_is_audited(dpo: Client, pro
     response = dpo.get(page(proposal))
     html = response.content.decode()
     assert response.status_code == 200
-    assert "anna@example.de" in html and "ben@example.de" in html
-    assert "C-1" in html and "C-2" in html
-    assert 'id="approve"' in html and 'id="reject"' in html
+    assert "anna@example.de" in html
+    assert "ben@example.de" in html
+    assert "C-1" in html
+    assert "C-2" in html
+    assert 'id="approve"' in html
+    assert 'id="reject"' in html
     assert AuditEntry.objects.filter(action="view", object_id=str(proposal.pk)).count() == 1
     for side in (proposal.subject_a_id, proposal.subject_b_id):
         assert AuditEntry.objects.filter(action="view", object_type="subjects.subject", object_id=str(side)).exists()
@@ -85,7 +88,8 @@ def test_the_dpo_approves_and_the_two_are_merged(dpo: Client, proposal: MergePro
 def test_the_dpo_rejects_and_nobody_is_merged(dpo: Client, proposal: MergeProposal) -> None:
     assert dpo.post(decide(proposal, "reject")).status_code == 302
     proposal.refresh_from_db()
-    assert proposal.status == "rejected" and proposal.decided_by == dpo.user.get_username()  # type: ignore[attr-defined]
+    assert proposal.status == "rejected"
+    assert proposal.decided_by == dpo.user.get_username()  # type: ignore[attr-defined]
     assert not Subject.objects.filter(status="merged").exists()
 
 
@@ -110,4 +114,5 @@ def test_the_catalogue_revision_page_shows_one_per_person(dpo: Client, proposal:
     latest = CatalogueRevision.objects.order_by("-pk").first()
     assert latest is not None
     html = dpo.get(f"/admin/consent/cataloguerevision/{latest.pk}/change/").content.decode()
-    assert "one per person" in html.lower() and "customer_number" in html
+    assert "one per person" in html.lower()
+    assert "customer_number" in html

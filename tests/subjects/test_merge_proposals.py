@@ -106,7 +106,7 @@ def test_approving_the_proposal_merges_as_a_record_would_have(api: Api) -> None:
 
 
 def test_a_rejected_proposal_is_not_proposed_again_by_the_same_identifiers(api: Api) -> None:
-    anna, ben = two_people(api)
+    two_people(api)
     proposal_id = attack(api).json()["merge_proposal"]
     merge_proposal_reject(proposal_id=proposal_id, decided_by="dpo")
     again = attack(api, external_id="R-Y")
@@ -133,3 +133,10 @@ def test_an_unknown_proposal_is_a_problem_404(api: Api) -> None:
     response = api.get("/api/v1/merge-proposals/00000000-0000-0000-0000-000000000000")
     assert response.status_code == 404
     assert response.json()["code"] == "merge_proposal_unknown"
+
+
+def test_the_schema_describes_the_202_and_the_proposal_endpoint(api: Api) -> None:
+    schema = Api(None).get("/api/schema/").content.decode()
+    assert "/api/v1/merge-proposals/{proposal_id}" in schema
+    assert "merge_proposal_get" in schema
+    assert "'202':" in schema or '"202"' in schema

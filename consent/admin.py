@@ -583,7 +583,13 @@ class SourceCategoryAdmin(CatalogueAdmin):
 @admin.register(CatalogueRevision)
 class CatalogueRevisionAdmin(ReadOnlyAdmin):
     list_display = ("pk", "applied_at", "digest")
-    fields = ("applied_at", "digest", "merge_identifiers", "document")
+    fields = ("applied_at", "digest", "merge_identifiers", "one_per_person", "document")
+    readonly_fields = ("one_per_person",)
+
+    @admin.display(description="one per person")
+    def one_per_person(self, obj: CatalogueRevision) -> str:
+        kinds = (obj.document or {}).get("one_per_person") if isinstance(obj.document, dict) else None
+        return ", ".join(kinds) if kinds else "(none: any merge happens at once)"
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -84,6 +84,7 @@ DAYS_PER_YEAR = 365  # a legal hold of n years lasts at least 365 n days
 TCF_PURPOSES = range(1, 12)  # IAB TCF v2.2 purposes 1 to 11
 
 TOP_KEYS = ("merge_identifiers", "channels", "data_categories", "purposes", "sources")
+TOP_OPTIONAL = ("one_per_person",)
 PURPOSE_REQUIRED = ("key", "name", "legal_basis", "marketing", "channels", "data_categories")
 PURPOSE_OPTIONAL = (
     "double_opt_in", "consent_valid_days", "uwg_7_3", "notice", "dpv", "automated_decision", "gpc",
@@ -348,9 +349,10 @@ def _parse(document: object) -> tuple[_Catalogue | None, list[str]]:
     if not isinstance(document, dict):
         r.problem("catalogue", f"must be a JSON object with the keys {', '.join(TOP_KEYS)}")
         return None, r.problems
-    top = r.mapping(document, "", TOP_KEYS)
+    top = r.mapping(document, "", TOP_KEYS, TOP_OPTIONAL)
     assert top is not None
     merge = _merge_identifiers(r, top)
+    _one_per_person(r, top)
     channels: dict[str, Name] = {}
     places: dict[str, str] = {}
     channel_list = r.items(top, "channels", "")
@@ -394,6 +396,22 @@ def _parse(document: object) -> tuple[_Catalogue | None, list[str]]:
     if r.problems:
         return None, r.problems
     return _Catalogue(merge, channels, categories, tuple(purposes), tuple(sources)), []
+
+
+def _one_per_person(r: _Reader, top: dict[str, Any]) -> None:
+    """Kinds of which one person holds at most one value: a merge that would give a survivor two of them waits
+    for the DPO (DESIGN.md). It is read back from the stored document (`catalogue_one_per_person`)."""
+    if "one_per_person" not in top:
+        return
+    seen: list[str] = []
+    for index, kind in enumerate(r.items(top, "one_per_person", "") or []):
+        place = f"one_per_person[{index}]"
+        if not isinstance(kind, str) or kind not in PERSON_KINDS:
+            r.problem(place, f"{_show(kind)} is not a person-bound identifier kind (one of {', '.join(PERSON_KINDS)})")
+        elif kind in seen:
+            r.problem(place, f"'{kind}' is listed twice")
+        else:
+            seen.append(kind)
 
 
 def _merge_identifiers(r: _Reader, top: dict[str, Any]) -> tuple[str, ...]:
@@ -638,6 +656,12 @@ def catalogue_apply(*, document: object) -> ApplyResult:
     if latest is None or list(latest.merge_identifiers) != list(catalogue.merge_identifiers):
         before = ", ".join(latest.merge_identifiers) if latest is not None else "(none)"
         changes.append(f"merge_identifiers: {before} -> {', '.join(catalogue.merge_identifiers) or '(none)'}")
+    one_before = (latest.document or {}).get("one_per_person", []) if latest is not None else []
+    if isinstance(document, dict) and list(one_before) != list(document.get("one_per_person", [])):
+        changes.append(
+            f"one_per_person: {', '.join(one_before) or '(none)'} -> "
+            f"{', '.join(document.get('one_per_person', [])) or '(none)'}"
+        )
     channels = _apply_channels(catalogue, changes)
     categories = _apply_categories(catalogue, changes)
     _apply_purposes(catalogue, channels, categories, now, changes)

@@ -31,7 +31,8 @@ _EDIT_LOCK = int.from_bytes(hashlib.sha256(b"assent:catalogue-edit").digest()[:8
 # ---------------------------------------------------------------------------------------------------------
 def catalogue_document() -> Document:
     """The stored catalogue as a catalogue file; applying it changes nothing."""
-    revision = CatalogueRevision.objects.order_by("-pk").values_list("merge_identifiers", flat=True).first()
+    latest = CatalogueRevision.objects.order_by("-pk").values_list("merge_identifiers", "document__one_per_person")
+    revision, one_per_person = latest.first() or (None, None)
     newest: dict[int, Notice] = {}
     for stored in Notice.objects.order_by("created_at", "pk"):
         newest[stored.purpose_id] = stored
@@ -65,7 +66,7 @@ def catalogue_document() -> Document:
             legal_hold_from=holding.legal_hold_from,
             legal_hold_law=holding.legal_hold_law,
         )
-    return {
+    document: Document = {
         "merge_identifiers": list(revision or []),
         "channels": [{"key": c.key, "name": as_given(c.name, c.names)} for c in Channel.objects.order_by("pk")],
         "data_categories": [
@@ -83,6 +84,9 @@ def catalogue_document() -> Document:
             for s in Source.objects.order_by("pk")
         ],
     }
+    if one_per_person is not None:  # kept on every admin edit: dropping it would merge two customer numbers again
+        document["one_per_person"] = list(one_per_person)
+    return document
 
 
 def purpose_item(

@@ -76,6 +76,8 @@ class CatalogueSnapshot:
     purposes: dict[str, PurposeInfo]
     channels: frozenset[str]
     merge_identifiers: frozenset[str]
+    one_per_person: frozenset[str] = frozenset()
+    merge_order: tuple[str, ...] = ()  # merge_identifiers in the catalogue's order
     categories: dict[str, bool] = field(default_factory=dict)  # key -> profile
     sources: dict[str, dict[str, HoldingInfo]] = field(default_factory=dict)  # source -> category -> holding
     system_of_record: frozenset[str] = frozenset()
@@ -107,7 +109,11 @@ def catalogue_forget() -> None:
 
 
 def _load_snapshot() -> CatalogueSnapshot:
-    revision = CatalogueRevision.objects.order_by("-pk").values_list("pk", "merge_identifiers").first()
+    revision = (
+        CatalogueRevision.objects.order_by("-pk")
+        .values_list("pk", "merge_identifiers", "document__one_per_person")
+        .first()
+    )
     notices: dict[int, list[Notice]] = {}
     for notice in Notice.objects.order_by("created_at", "pk"):
         notices.setdefault(notice.purpose_id, []).append(notice)
@@ -147,6 +153,8 @@ def _load_snapshot() -> CatalogueSnapshot:
         purposes=purposes,
         channels=frozenset(Channel.objects.values_list("key", flat=True)),
         merge_identifiers=frozenset(revision[1]) if revision else frozenset(),
+        one_per_person=frozenset(revision[2] or ()) if revision else frozenset(),
+        merge_order=tuple(revision[1]) if revision else (),
         categories=dict(DataCategory.objects.values_list("key", "profile")),
         sources=sources,
         system_of_record=frozenset(system_of_record),

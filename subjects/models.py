@@ -108,6 +108,38 @@ class MergeAudit(models.Model):
         return f"merge of {self.absorbed_id} into {self.survivor_id}"
 
 
+class MergeProposal(models.Model):
+    """A merge of two existing people that would give the survivor two values of a `one_per_person` kind waits
+    for the DPO. Holds references only (subjects, identifier row ids, kinds); `fingerprint` is a SHA-256 over the
+    pair and the blind indexes that named them, so the same identifiers never propose the same pair twice."""
+
+    class Status(models.TextChoices):
+        OPEN = "open"
+        APPROVED = "approved"
+        REJECTED = "rejected"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    subject_a = models.ForeignKey(Subject, on_delete=models.PROTECT, related_name="+")  # the older one
+    subject_b = models.ForeignKey(Subject, on_delete=models.PROTECT, related_name="+")
+    fingerprint = models.BinaryField(unique=True)
+    conflict_kinds = models.JSONField(default=list)
+    identifier_ids = models.JSONField(default=list)  # Identifier rows of either side the record named
+    source = models.CharField(max_length=64)
+    external_id = models.CharField(max_length=200)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    created_at = models.DateTimeField()
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.CharField(max_length=150, blank=True)
+    survivor = models.ForeignKey(Subject, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        indexes = [models.Index(fields=["status", "created_at"], name="mergeproposal_status_idx")]
+        permissions = [("decide_mergeproposal", "Can approve or reject a merge proposal")]
+
+    def __str__(self) -> str:
+        return f"merge proposal {self.id} ({self.status})"
+
+
 class Suppression(models.Model):
     """Keyed hashes (the never-rotated suppression sub-key) of identifiers of erased people: a marketing grant
     for one of them from anyone but the person stays pending until the person confirms it."""

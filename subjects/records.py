@@ -20,6 +20,7 @@ from django.utils import timezone
 from subjects.errors import InvalidReferenceError
 from subjects.keys import blind_index, data_key, decrypt_field, encrypt_field
 from subjects.locks import advisory_locks, lock_subjects
+from subjects.merge_proposals import merge_conflict_kinds, merge_proposal_open
 from subjects.models import Identifier, LinkedRecord, Subject
 from subjects.ports import HoldingFacts
 from subjects.rights.due import BERLIN, hold_until
@@ -43,6 +44,8 @@ class RecordInput:
     merge_kinds: frozenset[str]
     profile: bool = False  # the category updates the subject's profile attributes
     purchase: bool = False  # the category is a purchase: its e-mail and phone become existing-customer addresses
+    one_per_person: frozenset[str] = frozenset()  # kinds of which a merge must not give the survivor two values
+    merge_order: tuple[str, ...] = ()  # the catalogue's merge_identifiers in order: who keeps a proposed record
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +53,7 @@ class RecordIngested:
     record_id: uuid.UUID
     subject_id: uuid.UUID
     created: bool
+    merge_proposal: uuid.UUID | None = None  # set when the merge waits for the DPO (202)
 
 
 @transaction.atomic(durable=True)
@@ -94,10 +98,38 @@ def record_ingest(*, record: RecordInput) -> RecordIngested:
     if existing is not None:
         to_lock.add(existing.subject_id)
     locked = {s.id: s for s in lock_subjects(sorted(to_lock))}
+    proposal_id: uuid.UUID | None = None
+    withheld: set[bytes] = set()  # identifiers of the other side of a proposal: never attached to this one
     if person_bound:
         ordered = sorted((locked[i] for i in person_bound), key=lambda s: (s.created_at, str(s.id)))
         target = ordered[0]
-        if len(ordered) > 1:
+        conflict = (
+            merge_conflict_kinds(
+                subject_ids=[s.id for s in ordered],
+                record_digests=[(kind, d) for (kind, _), d in digests.items()],
+                one_per_person=record.one_per_person,
+            )
+            if len(ordered) > 1
+            else []
+        )
+        if conflict:
+            target = locked[_first_owner(record, digests, owners, person_bound)]
+            for other in ordered:
+                if other.id == target.id:
+                    continue
+                named = [d for d in digests.values() if owners.get(d, set()) & {target.id, other.id}]
+                proposal = merge_proposal_open(
+                    first=target,
+                    second=other,
+                    digests=named,
+                    conflict_kinds=conflict,
+                    source=record.source,
+                    external_id=record.external_id,
+                    now=now,
+                )
+                proposal_id = proposal_id or proposal.pk
+            withheld = {d for d in digests.values() if owners.get(d, set()) - {target.id}}
+        elif len(ordered) > 1:
             from subjects.merge import subject_merge  # merging is its own module: it is large
 
             for absorbed in ordered[1:]:
@@ -113,7 +145,8 @@ def record_ingest(*, record: RecordInput) -> RecordIngested:
         target = subject_create_empty(now=now)
     key = data_key(target)
 
-    _attach_identifiers(target, key, digests, now, purchase=record.purchase)
+    attach = {pair: d for pair, d in digests.items() if d not in withheld}
+    _attach_identifiers(target, key, attach, now, purchase=record.purchase)
     payload = json.dumps(dict(record.data), separators=(",", ":"), sort_keys=True)
     sealed = encrypt_field(target, key, RECORD_DATA, payload)
     created = existing is None
@@ -135,7 +168,25 @@ def record_ingest(*, record: RecordInput) -> RecordIngested:
         )
     if record.profile:
         _update_profile(target, key, record.data, now)
-    return RecordIngested(row_id, target.id, created)
+    return RecordIngested(row_id, target.id, created, proposal_id)
+
+
+def _first_owner(
+    record: RecordInput,
+    digests: dict[tuple[str, str], bytes],
+    owners: dict[bytes, set[uuid.UUID]],
+    person_bound: set[uuid.UUID],
+) -> uuid.UUID:
+    """API.md: a record whose merge waits is stored on the subject of its first identifier in `merge_identifiers`
+    order (the catalogue's list), so the same call always lands on the same side."""
+    order = {kind: i for i, kind in enumerate(record.merge_order)}
+    for (_kind, _value), digest in sorted(
+        digests.items(), key=lambda item: (order.get(item[0][0], len(order)), item[0])
+    ):
+        found = sorted(owners.get(digest, set()) & person_bound, key=str)
+        if found:
+            return found[0]
+    return sorted(person_bound, key=str)[0]
 
 
 def _attach_identifiers(

@@ -2,7 +2,10 @@ from django.urls import path
 
 from subjects.api import requests, views
 
-urlpatterns = [path("records", views.RecordIngestApi.as_view(), name="record-ingest")]
+urlpatterns = [
+    path("records", views.RecordIngestApi.as_view(), name="record-ingest"),
+    path("merge-proposals/<uuid:proposal_id>", views.MergeProposalDetailApi.as_view(), name="merge-proposal"),
+]
 
 # Rights requests (subjects.rights)
 urlpatterns += [

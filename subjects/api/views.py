@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 from drf_spectacular.utils import extend_schema
@@ -16,6 +17,7 @@ from config.errors import InvalidInputError
 from consent.api.views import PROBLEM_RESPONSES
 from consent.selectors import catalogue_snapshot
 from subjects.identity import KINDS, normalise
+from subjects.merge_proposals import merge_proposal_get
 from subjects.records import RecordInput, record_ingest
 
 MAX_RECORD_BYTES = 256 * 1024
@@ -51,11 +53,12 @@ class RecordIngestApi(APIView):
 
         record = serializers.UUIDField()
         subject = serializers.UUIDField()
+        merge_proposal = serializers.UUIDField(required=False, help_text="only with 202: the merge waits for the DPO")
 
     @extend_schema(
         operation_id="record_ingest",
         request=InputSerializer,
-        responses={201: OutputSerializer, 200: OutputSerializer, **PROBLEM_RESPONSES},
+        responses={201: OutputSerializer, 200: OutputSerializer, 202: OutputSerializer, **PROBLEM_RESPONSES},
     )
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
@@ -92,6 +95,8 @@ class RecordIngestApi(APIView):
                 occurred_at=data["occurred_at"],
                 data=data["data"],
                 merge_kinds=snapshot.merge_identifiers,
+                one_per_person=snapshot.one_per_person,
+                merge_order=snapshot.merge_order,
                 profile=snapshot.categories.get(data["category"], False),
                 # UWG §7(3): a record of a category flagged `purchase` makes its e-mail and phone addresses of an
                 # existing customer.
@@ -99,4 +104,33 @@ class RecordIngestApi(APIView):
             )
         )
         body = {"record": str(result.record_id), "subject": str(result.subject_id)}
+        if result.merge_proposal is not None:
+            body["merge_proposal"] = str(result.merge_proposal)
+            return Response(body, status=202)
         return Response(body, status=201 if result.created else 200)
+
+
+class MergeProposalDetailApi(APIView):
+    """A merge that waits for the DPO (API.md): ids only, never an identifier's value."""
+
+    required_scope = "records:write"
+
+    class OutputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "MergeProposal"
+
+        id = serializers.UUIDField()
+        status = serializers.ChoiceField(choices=["open", "approved", "rejected"])
+        subjects = serializers.ListField(child=serializers.UUIDField())
+        survivor = serializers.UUIDField(allow_null=True)
+
+    @extend_schema(operation_id="merge_proposal_get", responses={200: OutputSerializer, **PROBLEM_RESPONSES})
+    def get(self, request: Request, proposal_id: uuid.UUID) -> Response:
+        proposal = merge_proposal_get(proposal_id=proposal_id)
+        body = {
+            "id": str(proposal.pk),
+            "status": proposal.status,
+            "subjects": [str(proposal.subject_a_id), str(proposal.subject_b_id)],
+            "survivor": str(proposal.survivor_id) if proposal.survivor_id else None,
+        }
+        return Response(body)

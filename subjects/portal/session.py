@@ -129,3 +129,11 @@ def portal_subject_id(request: HttpRequest) -> uuid.UUID | None:
     person's portal session open without a Bearer key."""
     person = person_of(request)
     return person.subject_id if person else None
+
+
+def person_change_email(request: HttpRequest, *, subject_id: uuid.UUID, email: str) -> None:
+    """After the person confirmed a new e-mail address: a session of the same person now holds the new one (the
+    old one is no longer theirs), so their session goes on working as before."""
+    data = request.session.get(SESSION_KEY)
+    if isinstance(data, dict) and data.get("subject") == str(subject_id):
+        request.session[SESSION_KEY] = {**data, "email": email_seal(email)}

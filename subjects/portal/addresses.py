@@ -229,9 +229,9 @@ def address_change_confirm(*, change_id: uuid.UUID, secret: str) -> Confirmation
                 ),
                 actor=VERIFIER,
             )
-        except (RequestOpenError, ConflictError):
+        except (RequestOpenError, ConflictError) as exc:
             # The change is in force already; the request only records it.
-            log.warning("rectification record of a confirmed address change not opened")
+            log.warning("rectification record of a confirmed address change not opened: %s", exc.code)
     return done
 
 

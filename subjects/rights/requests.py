@@ -198,15 +198,15 @@ def _open(
     advisory_lock(f"rights-request:{fingerprint}")
     corrected: dict[str, str] = (details.private or {}).get("identifiers", {}) if subject_id else {}
     index = blind_index()
-    digests = {kind: index.lookup(kind, value) for kind, value in corrected.items()}
+    digests = {name: index.lookup(name, value) for name, value in corrected.items()}
     lock_identifiers(digests.values())  # before the subject's lock, as every writer of identifiers
     subject = lock_subject(subject_id) if subject_id else None
-    for kind, digest in sorted(digests.items()):
+    for name, digest in sorted(digests.items()):
         # The client vouches for the person, not for a value that is someone else's: 409, whose is not said. The
         # part checks again when it applies the correction, under the same locks.
         if subject is not None and identifier_held_elsewhere(subject_id=subject.id, digest=digest):
             raise RectificationConflictError(
-                f"the corrected {kind} belongs to another subject", field=f"details.identifiers.{kind}"
+                f"the corrected {name} belongs to another subject", field=f"details.identifiers.{name}"
             )
     existing = (
         RightsRequest.objects.filter(fingerprint=fingerprint, status__in=RightsRequest.OPEN_STATUSES)

@@ -95,14 +95,14 @@ def test_two_rectifications_applied_at_once_never_both_take_one_value(rapi: Api)
         ]
         barrier = threading.Barrier(2)
 
-        def apply(part_id: int) -> None:
+        def apply(part_id: int, barrier: threading.Barrier) -> None:
             try:
                 barrier.wait()
                 part_run(part_id=part_id)
             finally:
                 connection.close()
 
-        threads = [threading.Thread(target=apply, args=(p,)) for p in parts]
+        threads = [threading.Thread(target=apply, args=(p, barrier)) for p in parts]
         for thread in threads:
             thread.start()
         for thread in threads:

@@ -20,9 +20,10 @@ from django.utils import timezone
 
 from subjects.errors import AmbiguousSubjectError, SubjectNotFoundError
 from subjects.identity import Reference
-from subjects.models import Subject
+from subjects.keys import blind_index, data_key
+from subjects.models import Identifier, Subject
 from subjects.portal.signin import email_open, email_seal
-from subjects.selectors import subject_get_survivor, subject_resolve
+from subjects.selectors import subject_get_survivor, subject_identifiers, subject_resolve
 
 SESSION_KEY = "assent.portal"
 MAX_AGE = timedelta(hours=12)  # a sign-in lasts at most this long, however active the person is
@@ -89,6 +90,11 @@ def person_of(request: HttpRequest) -> Person | None:
     subject_id = subject.id if subject is not None else None
     if data.get("subject") != (str(subject_id) if subject_id else None):
         _remember(request, data, subject_id)
+    if subject is not None and (current := _current_email(subject, email)) != email:
+        # The address changed since sign-in (confirmed in another browser, or rectified): the session follows, so
+        # a double opt-in goes to an address that is the person's.
+        email = current
+        request.session[SESSION_KEY] = {**request.session[SESSION_KEY], "email": email_seal(email)}
     request.session.set_expiry(_idle_seconds())  # idle time counts from the last request
     return Person(
         email,
@@ -98,6 +104,15 @@ def person_of(request: HttpRequest) -> Person | None:
         restricted=subject is not None and subject.restricted_at is not None,
         erasure_in_progress=subject is not None and subject.erasure_started_at is not None,
     )
+
+
+def _current_email(subject: Subject, email: str) -> str:
+    """The signed-in address while it is still the person's (one indexed lookup), else the person's first one."""
+    digest = blind_index().lookup("email", email)
+    if Identifier.objects.filter(subject=subject, blind_index=digest).exists():
+        return email
+    emails = subject_identifiers(subject=subject, key=data_key(subject), kinds=["email"])
+    return emails[0][1] if emails else email
 
 
 def _live(value: object) -> Subject | None:
@@ -129,11 +144,3 @@ def portal_subject_id(request: HttpRequest) -> uuid.UUID | None:
     person's portal session open without a Bearer key."""
     person = person_of(request)
     return person.subject_id if person else None
-
-
-def person_change_email(request: HttpRequest, *, subject_id: uuid.UUID, email: str) -> None:
-    """After the person confirmed a new e-mail address: a session of the same person now holds the new one (the
-    old one is no longer theirs), so their session goes on working as before."""
-    data = request.session.get(SESSION_KEY)
-    if isinstance(data, dict) and data.get("subject") == str(subject_id):
-        request.session[SESSION_KEY] = {**data, "email": email_seal(email)}

@@ -52,7 +52,6 @@ from subjects.portal.forms import (
 from subjects.portal.services import preferences_changes, preferences_save, rights_request_open
 from subjects.portal.session import (
     Person,
-    person_change_email,
     person_of,
     person_remember_subject,
     person_sign_in,
@@ -398,7 +397,7 @@ def address_link(request: HttpRequest, change_id: uuid.UUID, token: str) -> Http
     done = address_change_confirm(change_id=change_id, secret=token)
     if done.outcome != Outcome.CONFIRMED or done.subject_id is None:
         return _page(request, "address_failed.html", {"outcome": done.outcome.value}, status=409)
-    person_change_email(request, subject_id=done.subject_id, email=done.value)
+    # A session of this person (in this browser or another) follows to the new address on its next request.
     return _page(request, "address_done.html", {"person": person_of(request)})
 
 

@@ -152,6 +152,21 @@ def test_a_new_e_mail_address_counts_only_once_confirmed_by_the_link_and_the_ses
     assert request.details == {"identifiers": ["email"], "profile": []}
 
 
+def test_a_link_confirmed_in_another_browser_moves_the_first_browsers_session_to_the_new_address() -> None:
+    anna = customer("anna@example.de", ANNA_PHONE, "Anna Becker")
+    client = sign_in("anna@example.de")
+    mail.outbox.clear()
+    change_contact(client, email="anna.neu@example.de")
+    link = address_link("anna.neu@example.de")
+    phone = Client(enforce_csrf_checks=True)  # the mail app on her phone
+
+    assert phone.post(link, {"csrfmiddlewaretoken": csrf(phone.get(link))}).status_code == 200
+
+    assert owner("email", "anna.neu@example.de") == anna
+    assert client.get("/portal/preferences").status_code == 200
+    assert email_open(client.session["assent.portal"]["email"]) == "anna.neu@example.de"
+
+
 def test_the_confirmation_mail_and_page_speak_english_to_an_english_speaker() -> None:
     customer("anna@example.de", ANNA_PHONE, "Anna Becker")
     client = sign_in("anna@example.de")

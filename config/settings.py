@@ -274,6 +274,17 @@ ASSENT_SIGNIN_MINUTES = envint("ASSENT_SIGNIN_MINUTES", 15, minimum=1)
 ASSENT_SIGNIN_PER_ADDRESS = envint("ASSENT_SIGNIN_PER_ADDRESS", 5, minimum=1)
 ASSENT_SIGNIN_PER_IP = envint("ASSENT_SIGNIN_PER_IP", 30, minimum=1)
 ASSENT_PORTAL_SESSION_MINUTES = envint("ASSENT_PORTAL_SESSION_MINUTES", 60, minimum=1)
+# A new e-mail address or phone number entered in the portal takes effect only once confirmed: by a link mailed to
+# it (valid ASSENT_ADDRESS_LINK_MINUTES) or a code sent by SMS (valid ASSENT_PHONE_CODE_MINUTES, at most
+# ASSENT_PHONE_CODE_ATTEMPTS tries); a person may ask for ASSENT_ADDRESS_CHANGES_PER_HOUR changes an hour.
+# ASSENT_SMS_BACKEND: dotted path of the SMS backend (subjects/sms.py); outside the demo none is configured.
+ASSENT_ADDRESS_LINK_MINUTES = envint("ASSENT_ADDRESS_LINK_MINUTES", 60, minimum=1)
+ASSENT_PHONE_CODE_MINUTES = envint("ASSENT_PHONE_CODE_MINUTES", 10, minimum=1)
+ASSENT_PHONE_CODE_ATTEMPTS = envint("ASSENT_PHONE_CODE_ATTEMPTS", 5, minimum=1)
+ASSENT_ADDRESS_CHANGES_PER_HOUR = envint("ASSENT_ADDRESS_CHANGES_PER_HOUR", 5, minimum=1)
+ASSENT_SMS_BACKEND = env(
+    "ASSENT_SMS_BACKEND", "subjects.sms.ConsoleBackend" if DEMO else "subjects.sms.DisabledBackend"
+)
 CSRF_FAILURE_VIEW = "subjects.portal.views.csrf_failure"  # a page in the portal's look: nothing was changed
 LANGUAGE_COOKIE_HTTPONLY = True
 LANGUAGE_COOKIE_SAMESITE = "Lax"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Iterable
 
 from django.db import connection
 
@@ -39,3 +40,13 @@ def advisory_locks(names: set[str]) -> None:
                 "SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) WITH ORDINALITY AS t(k, o) ORDER BY o",
                 [numbers],
             )
+
+
+def lock_identifiers(digests: Iterable[bytes]) -> None:
+    """Serialise every writer that attaches one of these identifiers (by blind index), until the transaction ends.
+    Taken before the subject's row lock, as record_ingest and consent writes take theirs. Both names are taken:
+    record_ingest names an identifier's lock by the bare hex digest and consent writes by "ident:" + hex, so this
+    waits for either."""
+    hexes = {bytes(d).hex() for d in digests}
+    if hexes:
+        advisory_locks(hexes | {"ident:" + h for h in hexes})

@@ -344,3 +344,40 @@ class ErasureLog(models.Model):
 
     def __str__(self) -> str:
         return f"erasure of {self.subject_id}"
+
+
+class IdentifierChange(models.Model):
+    """A new e-mail address or phone number a person entered in the portal, waiting for proof that they control
+    it: a link mailed to the address or a code sent by SMS to the number. Until then it changes nothing. The value
+    is encrypted under the subject's data key like an Identifier's, and only a keyed hash of the link's token or
+    the code is kept; both go once the change is settled."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        CONFIRMED = "confirmed"
+        REFUSED = "refused"  # the value belongs to someone else (when asked for, or by the time it was confirmed)
+        FAILED = "failed"  # too many wrong codes, or expired
+        SUPERSEDED = "superseded"  # a newer change of the same kind replaced it
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    subject = models.ForeignKey(Subject, on_delete=models.CASCADE, related_name="+", db_index=False)
+    kind = models.CharField(max_length=32)
+    blind_index = models.BinaryField(null=True)
+    value_enc = models.BinaryField(null=True)  # NULL once settled
+    secret_hash = models.CharField(max_length=64, blank=True)  # HMAC of the token or code; emptied once settled
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    requested_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    settled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subject", "kind"], condition=models.Q(status="pending"), name="identifier_change_pending_once"
+            )
+        ]
+        indexes = [models.Index(fields=["subject", "requested_at"], name="identifier_change_by_subject")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} change of {self.subject_id}"

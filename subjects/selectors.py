@@ -142,3 +142,8 @@ def subject_identifiers(*, subject: Subject, key: bytes, kinds: Sequence[str] | 
         (kind, decrypt_field(subject, key, IDENTIFIER_VALUE, bytes(blob)))
         for kind, blob in rows.order_by("created_at", "pk").values_list("kind", "value_enc")
     ]
+
+
+def identifier_held_elsewhere(*, subject_id: uuid.UUID, digest: bytes) -> bool:
+    """Whether an identifier (by blind index) belongs to any subject but this one (merges followed)."""
+    return any(owner != subject_id for _digest, owner in _owner_rows([digest]))

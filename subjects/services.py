@@ -65,3 +65,21 @@ def master_key_rotate(*, batch: int = 500, progress: Callable[[int], None] | Non
                 )
         if progress:
             progress(done)
+
+
+def identifier_replace(*, subject: Subject, key: bytes, kind: str, value: str, now: datetime) -> None:
+    """Make `value` the subject's only identifier of its kind (rectification, a confirmed new address). The caller
+    holds the identifier's lock and the subject's, and has checked that the value is nobody else's."""
+    digest = blind_index().lookup(kind, value)
+    mine = Identifier.objects.filter(subject=subject, kind=kind)
+    purchase_at = max((p for p in mine.values_list("purchase_at", flat=True) if p), default=None)
+    mine.exclude(blind_index=digest).delete()
+    if not Identifier.objects.filter(subject=subject, blind_index=digest).exists():
+        Identifier.objects.create(
+            subject=subject,
+            kind=kind,
+            blind_index=digest,
+            value_enc=encrypt_field(subject, key, "identifier.value", value),
+            created_at=now,
+            purchase_at=purchase_at,  # a corrected address of a purchase is still that purchase's address
+        )

@@ -33,6 +33,7 @@ _defaults = {
     "ASSENT_LINK_KEY": _key(),
     "ASSENT_SIGNING_KEY": new_signing_key_pem(),
     "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
+    "ASSENT_SMS_BACKEND": "subjects.sms.LocmemBackend",
     "ASSENT_VAR_DIR": tempfile.mkdtemp(prefix="assent-test-"),
 }
 for _name, _value in _defaults.items():

@@ -153,22 +153,33 @@ class ObjectionForm(forms.Form):
         return {"purpose": scope.removeprefix("purpose:")}
 
 
-PHONE = "phone"
+EMAIL, PHONE = "email", "phone"
 
 
 class RectificationForm(forms.Form):
-    """The person's phone number and the text attributes of their profile, prefilled with what is on file; only
-    the fields that change go into the request. The e-mail address is not offered here: a new address must be
-    confirmed by its owner first, and this form cannot do that."""
+    """The person's e-mail address, phone number and the text attributes of their profile, prefilled with what is
+    on file. A new address or number changes nothing yet: its owner confirms it first (a link, an SMS code); the
+    profile fields that change go into a rectification request."""
 
-    def __init__(self, *args: Any, contact: ContactData, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, contact: ContactData, email: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.contact = contact
-        phones = contact.identifiers.get(PHONE, [])
+        emails = contact.identifiers.get(EMAIL, [])
+        self.current = {
+            EMAIL: email if email in emails else (emails[0] if emails else ""),
+            PHONE: (contact.identifiers.get(PHONE) or [""])[0],
+        }
+        self.fields[EMAIL] = forms.CharField(
+            label=_("E-mail address"),
+            required=False,
+            initial=self.current[EMAIL],
+            max_length=320,
+            widget=forms.EmailInput(attrs={"autocomplete": "email", "inputmode": "email", "spellcheck": "false"}),
+        )
         self.fields[PHONE] = forms.CharField(
             label=_("Phone number"),
             required=False,
-            initial=phones[0] if phones else "",
+            initial=self.current[PHONE],
             max_length=40,
             widget=forms.TextInput(attrs={"autocomplete": "tel", "inputmode": "tel"}),
         )
@@ -183,6 +194,15 @@ class RectificationForm(forms.Form):
             widget=forms.Textarea(attrs={"rows": 3}),
         )
 
+    def clean_email(self) -> str:
+        value: str = self.cleaned_data.get(EMAIL, "").strip()
+        if value:
+            try:
+                return normalise(EMAIL, value)
+            except InvalidIdentifierError:
+                raise forms.ValidationError(_("Please enter a valid e-mail address."), code="invalid") from None
+        return value
+
     def clean_phone(self) -> str:
         value: str = self.cleaned_data.get(PHONE, "").strip()
         if value:
@@ -192,28 +212,41 @@ class RectificationForm(forms.Form):
                 raise forms.ValidationError(_("Please enter a valid phone number."), code="invalid") from None
         return value
 
-    def details(self) -> dict[str, Any]:
+    def address_changes(self) -> dict[str, str]:
+        """The new e-mail address and phone number asked for (each confirmed by its owner before it counts)."""
         data = self.cleaned_data
-        identifiers: dict[str, str] = {}
-        phones = self.contact.identifiers.get(PHONE, [])
-        if data.get(PHONE) and data[PHONE] not in phones[:1]:
-            identifiers[PHONE] = data[PHONE]
+        return {kind: data[kind] for kind in (EMAIL, PHONE) if data.get(kind) and data[kind] != self.current[kind]}
+
+    def details(self) -> dict[str, Any]:
+        """The rectification request's details: the profile fields that change."""
+        data = self.cleaned_data
         profile: dict[str, str | None] = {}
         for name, value in self.contact.profile.items():
             new = (data.get(f"profile:{name}") or "").strip()
             if new != value:
                 profile[name] = new or None  # emptied: the attribute is removed
         details: dict[str, Any] = {}
-        if identifiers:
-            details["identifiers"] = identifiers
         if profile:
             details["profile"] = profile
         if details and data.get("note"):
             details["evidence"] = {"note": data["note"]}
         return details
 
+    def refuse(self, kind: str) -> None:
+        """The address belongs to someone else: say so without saying whose."""
+        message = _("This address cannot be used.") if kind == EMAIL else _("This number cannot be used.")
+        self.add_error(kind, forms.ValidationError(message, code="refused"))
+
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
-        if not self.errors and not self.details():
+        if not self.errors and not self.details() and not self.address_changes():
             raise forms.ValidationError(_("You have not changed anything."), code="unchanged")
         return cleaned
+
+
+class CodeForm(forms.Form):
+    code = forms.CharField(
+        label=_("Code from the SMS"),
+        max_length=12,
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}),
+    )

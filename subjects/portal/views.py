@@ -18,6 +18,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHt
 from django.shortcuts import redirect, render
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -26,7 +27,18 @@ from config.net import client_address
 from consent.views import request_evidence
 from subjects.models import RightsRequest
 from subjects.portal import selectors
+from subjects.portal.addresses import (
+    AddressRateLimitedError,
+    AddressRefusedError,
+    AddressSendError,
+    Outcome,
+    address_change_confirm,
+    address_change_pending,
+    address_change_request,
+    address_link_open,
+)
 from subjects.portal.forms import (
+    CodeForm,
     CopyForm,
     ErasureForm,
     ObjectionForm,
@@ -39,7 +51,13 @@ from subjects.portal.forms import (
     objection_field,
 )
 from subjects.portal.services import preferences_changes, preferences_save, rights_request_open
-from subjects.portal.session import Person, person_of, person_remember_subject, person_sign_in, person_sign_out
+from subjects.portal.session import (
+    Person,
+    person_of,
+    person_remember_subject,
+    person_sign_in,
+    person_sign_out,
+)
 from subjects.portal.signin import (
     NONCE_COOKIE,
     LinkState,
@@ -292,17 +310,96 @@ def rights_erasure(request: HttpRequest, person: Person) -> HttpResponseBase:
 @require_http_methods(["GET", "POST"])
 @signed_in
 def rights_rectification(request: HttpRequest, person: Person) -> HttpResponseBase:
-    """Art. 16: correct contact data; verified by the sign-in, so it starts at once."""
+    """Art. 16: correct contact data. Profile fields open a request at once (verified by the sign-in); a new e-mail
+    address or phone number takes effect only once confirmed by a link or code sent to it."""
     if refused := _needs_subject(request, person):
         return refused
     assert person.subject_id is not None
     contact = selectors.contact_data(subject_id=person.subject_id)
-    form = RectificationForm(request.POST or None, contact=contact)
+    form = RectificationForm(request.POST or None, contact=contact, email=person.email)
     if request.method == "POST" and form.is_valid():
-        return _open(request, person, RightsRequest.Kind.RECTIFICATION, form.details())
+        started: dict[str, uuid.UUID] = {}
+        for kind, value in form.address_changes().items():
+            try:
+                started[kind] = address_change_request(subject_id=person.subject_id, kind=kind, value=value)
+            except AddressRefusedError:
+                form.refuse(kind)
+            except AddressRateLimitedError:
+                return _page(request, "address_limited.html", _rights_context(person), status=429)
+            except AddressSendError:
+                return _page(request, "mail_failed.html", _rights_context(person), status=503)
+        if not form.errors:
+            return _rectification_started(request, person, form, started)
     status = 400 if request.method == "POST" else 200
-    emails = contact.identifiers.get("email", [])
-    return _page(request, "rectification.html", _rights_context(person, form=form, emails=emails), status=status)
+    return _page(request, "rectification.html", _rights_context(person, form=form), status=status)
+
+
+def _rectification_started(
+    request: HttpRequest, person: Person, form: RectificationForm, started: dict[str, uuid.UUID]
+) -> HttpResponseBase:
+    details = form.details()
+    if details and started:
+        try:
+            rights_request_open(person=person, kind=RightsRequest.Kind.RECTIFICATION, details=details)
+            messages.success(request, _("Your correction is on its way."))
+        except RequestOpenError:
+            pass
+    elif details:
+        return _open(request, person, RightsRequest.Kind.RECTIFICATION, details)
+    if "phone" in started:
+        if "email" in started:
+            messages.info(request, _("We have sent a link to your new e-mail address: please confirm with it."))
+        return redirect("portal:address-code")
+    return _page(request, "address_sent.html", _rights_context(person, minutes=settings.ASSENT_ADDRESS_LINK_MINUTES))
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+@signed_in
+def address_code(request: HttpRequest, person: Person) -> HttpResponseBase:
+    """The code sent by SMS to a new phone number."""
+    if person.subject_id is None:
+        return redirect("portal:rights-rectification")
+    pending = address_change_pending(subject_id=person.subject_id, kind="phone")
+    form = CodeForm(request.POST or None)
+    context = _rights_context(person, form=form, pending=pending, minutes=settings.ASSENT_PHONE_CODE_MINUTES)
+    if pending is None:
+        return _page(request, "address_failed.html", _rights_context(person, outcome="gone"), status=410)
+    if request.method == "GET" or not form.is_valid():
+        return _page(request, "address_code.html", context, status=200 if request.method == "GET" else 400)
+    done = address_change_confirm(change_id=pending.id, secret=form.cleaned_data["code"])
+    if done.outcome == Outcome.CONFIRMED:
+        messages.success(request, _("Your new phone number is confirmed and saved."))
+        return redirect("portal:rights-rectification")
+    if done.outcome == Outcome.WRONG:
+        form.add_error(
+            "code",
+            ngettext(
+                "This code is not right. You can try once more.",
+                "This code is not right. You can try %(count)d more times.",
+                done.tries_left,
+            )
+            % {"count": done.tries_left},
+        )
+        return _page(request, "address_code.html", context, status=400)
+    return _page(request, "address_failed.html", _rights_context(person, outcome=done.outcome.value), status=409)
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def address_link(request: HttpRequest, change_id: uuid.UUID, token: str) -> HttpResponseBase:
+    """The link mailed to a new e-mail address. GET shows a button and changes nothing (mail scanners prefetch
+    links); its POST confirms. The token proves the mailbox; the change was asked for by the signed-in person."""
+    if request.method == "GET":
+        pending = address_link_open(change_id=change_id, token=token)
+        if pending is None:
+            return _page(request, "address_failed.html", {"outcome": "gone"}, status=410)
+        return _page(request, "address_confirm.html", {"masked": email_mask(pending.value)})
+    done = address_change_confirm(change_id=change_id, secret=token)
+    if done.outcome != Outcome.CONFIRMED or done.subject_id is None:
+        return _page(request, "address_failed.html", {"outcome": done.outcome.value}, status=409)
+    # A session of this person (in this browser or another) follows to the new address on its next request.
+    return _page(request, "address_done.html", {"person": person_of(request)})
 
 
 @never_cache

@@ -22,14 +22,15 @@ from django.utils import timezone
 from subjects import ports
 from subjects.keys import blind_index, data_key, encrypt_field
 from subjects.locks import lock_subject
-from subjects.models import Identifier, RightsRequest, Subject
-from subjects.records import IDENTIFIER_VALUE, PROFILE, _is_child, profile_read
+from subjects.models import RightsRequest, Subject
+from subjects.records import PROFILE, _is_child, profile_read
 from subjects.rights import texts
 from subjects.rights.errors import NoEmailError, RectificationConflictError
 from subjects.rights.requests import request_details_private
 from subjects.rights.workflow import CONSENT, PartContext, history_add, part_outcomes, request_complete
 from subjects.rights.workflow import PROFILE as PROFILE_PART
-from subjects.selectors import subject_identifiers
+from subjects.selectors import identifier_held_elsewhere, subject_identifiers
+from subjects.services import identifier_replace
 
 Kind = RightsRequest.Kind
 
@@ -38,41 +39,32 @@ Kind = RightsRequest.Kind
 # Rectification
 # ---------------------------------------------------------------------------------------------------------
 def rectification_profile(context: PartContext) -> None:
-    with context.step() as outcome:
+    request = RightsRequest.objects.select_related("subject").get(pk=context.request.pk)
+    corrected: dict[str, str] = request_details_private(request).get("identifiers", {}) if context.subject_id else {}
+    index = blind_index()
+    # The identifiers' locks before the subject's: two rectifications (or a record) attaching one value queue here,
+    # and the second sees the first's identifier.
+    with context.step(identifiers=[index.lookup(k, v) for k, v in corrected.items()]) as outcome:
         if context.subject_id is not None:
             subject = Subject.objects.get(pk=context.subject_id)
-            request = RightsRequest.objects.select_related("subject").get(pk=context.request.pk)
             details = request_details_private(request)
             key = data_key(subject)
             now = timezone.now()
-            outcome["identifiers"] = _identifiers_replace(subject, key, details.get("identifiers", {}), now)
+            outcome["identifiers"] = _identifiers_replace(subject, key, corrected, now)
             outcome["profile"] = _profile_correct(subject, key, details.get("profile", {}), now)
         context.mark_done()
 
 
 def _identifiers_replace(subject: Subject, key: bytes, corrected: dict[str, str], now: Any) -> list[str]:
+    """Rectification never takes another person's identifier, of any kind: a shared kind taken over would make the
+    value name two people (it then resolves to nobody) and sends to it reach the wrong person."""
     index = blind_index()
-    person_bound = ports.consent_rights.catalogue().merge_identifiers
-    changed = []
     for kind, value in sorted(corrected.items()):
-        digest = index.lookup(kind, value)
-        elsewhere = Identifier.objects.filter(blind_index=digest).exclude(subject=subject)
-        if kind in person_bound and elsewhere.exists():
+        if identifier_held_elsewhere(subject_id=subject.id, digest=index.lookup(kind, value)):
             raise RectificationConflictError(f"the corrected {kind} belongs to another subject")
-        mine = Identifier.objects.filter(subject=subject, kind=kind)
-        purchase_at = max((p for p in mine.values_list("purchase_at", flat=True) if p), default=None)
-        mine.exclude(blind_index=digest).delete()
-        if not Identifier.objects.filter(subject=subject, blind_index=digest).exists():
-            Identifier.objects.create(
-                subject=subject,
-                kind=kind,
-                blind_index=digest,
-                value_enc=encrypt_field(subject, key, IDENTIFIER_VALUE, value),
-                created_at=now,
-                purchase_at=purchase_at,  # a corrected address of a purchase is still that purchase's address
-            )
-        changed.append(kind)
-    return changed
+    for kind, value in sorted(corrected.items()):
+        identifier_replace(subject=subject, key=key, kind=kind, value=value, now=now)
+    return sorted(corrected)
 
 
 def _profile_correct(subject: Subject, key: bytes, corrected: dict[str, Any], now: Any) -> list[str]:

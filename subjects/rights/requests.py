@@ -23,10 +23,11 @@ from config.errors import InvalidInputError
 from subjects import ports
 from subjects.identity import KINDS, Reference, normalise
 from subjects.keys import blind_index, data_key, decrypt_field, encrypt_field
-from subjects.locks import advisory_lock, lock_subject
+from subjects.locks import advisory_lock, lock_identifiers, lock_subject
 from subjects.models import LinkedRecord, RightsRequest, RightsRequestPart, Subject
 from subjects.rights import due, vault
 from subjects.rights.errors import (
+    RectificationConflictError,
     RequestDetailsError,
     RequestForbiddenError,
     RequestKindError,
@@ -35,7 +36,7 @@ from subjects.rights.errors import (
     RequestStateError,
 )
 from subjects.rights.workflow import history_add, parts_create, parts_plan, status_set
-from subjects.selectors import subject_resolve
+from subjects.selectors import identifier_held_elsewhere, subject_resolve
 
 Kind = RightsRequest.Kind
 Status = RightsRequest.Status
@@ -195,7 +196,18 @@ def _open(
     now: datetime,
 ) -> RightsRequest:
     advisory_lock(f"rights-request:{fingerprint}")
+    corrected: dict[str, str] = (details.private or {}).get("identifiers", {}) if subject_id else {}
+    index = blind_index()
+    digests = {name: index.lookup(name, value) for name, value in corrected.items()}
+    lock_identifiers(digests.values())  # before the subject's lock, as every writer of identifiers
     subject = lock_subject(subject_id) if subject_id else None
+    for name, digest in sorted(digests.items()):
+        # The client vouches for the person, not for a value that is someone else's: 409, whose is not said. The
+        # part checks again when it applies the correction, under the same locks.
+        if subject is not None and identifier_held_elsewhere(subject_id=subject.id, digest=digest):
+            raise RectificationConflictError(
+                f"the corrected {name} belongs to another subject", field=f"details.identifiers.{name}"
+            )
     existing = (
         RightsRequest.objects.filter(fingerprint=fingerprint, status__in=RightsRequest.OPEN_STATUSES)
         .values_list("pk", flat=True)

@@ -25,7 +25,7 @@ import copy
 import functools
 import logging
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -40,7 +40,7 @@ from django.utils import timezone
 from config.errors import DomainError
 from subjects.crypto import DecryptionError
 from subjects.keys import data_key
-from subjects.locks import lock_subjects
+from subjects.locks import lock_identifiers, lock_subjects
 from subjects.models import RightsRequest, RightsRequestEvent, RightsRequestPart, Subject
 
 log = logging.getLogger(__name__)
@@ -145,9 +145,10 @@ class PartContext:
         self._final = True
 
     @contextmanager
-    def step(self, *, read_only: bool = False) -> Iterator[dict[str, Any]]:
+    def step(self, *, read_only: bool = False, identifiers: Collection[bytes] = ()) -> Iterator[dict[str, Any]]:
         """`read_only`: the batch wrote nothing but its piece file and records only the part's outcome, a single
-        conditional UPDATE that needs neither the subject's lock nor a transaction of its own."""
+        conditional UPDATE that needs neither the subject's lock nor a transaction of its own. `identifiers`: blind
+        indexes the batch attaches; their locks come first, before the subject's (the order every writer keeps)."""
         working = copy.deepcopy(self.outcome)
         self._final = False
         if read_only:
@@ -155,6 +156,7 @@ class PartContext:
             self._save(working)
         else:
             with transaction.atomic(durable=True):
+                lock_identifiers(identifiers)
                 if self.subject_ids:
                     lock_subjects(sorted(self.subject_ids))
                 yield working

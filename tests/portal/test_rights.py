@@ -154,11 +154,14 @@ def test_correcting_contact_data_opens_a_rectification_with_only_what_changed() 
     assert unchanged.status_code == 400
     assert "nichts geändert" in unchanged.content.decode()
 
-    done = post_form(client, "/portal/rights/rectification", {"phone": "0171 5550202", "profile:name": "Anna Becker"})
+    done = post_form(client, "/portal/rights/rectification", {"phone": "+491715550101", "profile:name": "Anna B."})
     request = RightsRequest.objects.get(pk=request_id_of(done))
     assert request.kind == "rectification"
-    assert request.details == {"identifiers": ["phone"], "profile": []}
+    assert request.details == {"identifiers": [], "profile": ["name"]}
     assert drain(request.pk).status == "completed"
+    # A new number is not part of it: it counts only once confirmed by the code sent to it (test_address_change.py).
+    new_number = post_form(client, "/portal/rights/rectification", {"phone": "0171 5550202", "profile:name": "Anna B."})
+    assert new_number["Location"] == "/portal/rights/rectification/code"
 
 
 def test_restricting_processing_with_a_ground() -> None:

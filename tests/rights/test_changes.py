@@ -81,17 +81,20 @@ def test_rectification_replaces_identifiers_and_profile_everywhere_they_are_link
 def test_rectification_never_takes_another_persons_identifier(rapi: Api) -> None:
     anna = seed_person("rect2", records_per_source=0)
     seed_person("rect3", records_per_source=0)
-    request_id = open_verified(
-        rapi, "rectification", {"email": anna.email}, {"identifiers": {"email": "rect3@example.de"}}
+    response = rapi.post(
+        REQUESTS,
+        {
+            "kind": "rectification",
+            "subject": {"email": anna.email},
+            "channel": "callcenter",
+            "verified": True,
+            "details": {"identifiers": {"email": "rect3@example.de"}},
+        },
     )
-    drain(request_id)
-    body = rapi.get(f"{REQUESTS}/{request_id}").json()
-    assert body["status"] == "failed"
-    profile = next(p for p in body["parts"] if p["name"] == "profile")
-    assert profile["error"].startswith("identifier_taken")
-    assert "rect3@example.de" not in profile["error"]
-    assert body["result"]["errors"] == [{"part": "profile", "error": profile["error"]}]
-    assert next(p for p in body["parts"] if p["name"] == "finish")["status"] == "skipped"
+    assert response.status_code == 409
+    assert response.json()["code"] == "identifier_taken"
+    assert "rect3@example.de" not in response.content.decode()
+    assert not RightsRequest.objects.filter(kind="rectification").exists()
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from consent.errors import ConfirmationInvalidError
 from consent.models import Confirmation, ConsentState
 from consent.selectors import catalogue_snapshot
 from consent.services import ConsentCommand, _record, purpose_get
+from subjects.columns import CONFIRMATION_EMAIL
 from subjects.identity import Reference
 from subjects.keys import data_key, decrypt_field
 from subjects.locks import lock_subject
@@ -108,7 +109,7 @@ def confirmation_send(*, confirmation_id: uuid.UUID) -> bool:
     row = Confirmation.objects.select_related("subject").filter(pk=confirmation_id).first()
     if row is None or row.mailed_at is not None or row.used_at is not None:
         return False
-    email = decrypt_field(row.subject, data_key(row.subject), "confirmation.email", bytes(row.email_enc))
+    email = decrypt_field(row.subject, data_key(row.subject), CONFIRMATION_EMAIL, bytes(row.email_enc), row_id=row.pk)
     info = catalogue_snapshot().purposes.get(row.purpose)
     context = {
         "purpose_name": info.name if info else row.purpose,

@@ -123,7 +123,7 @@ class ConsentRightsPortImpl:
                 subject = subjects[event.subject_id]
                 key = keys.get(subject.id) or keys.setdefault(subject.id, data_key(subject))
                 evidence = json.loads(
-                    crypto.open_sealed(key, bytes(event.evidence_enc), crypto.field_aad(subject.id, EVIDENCE_COLUMN))
+                    crypto.open_field(key, bytes(event.evidence_enc), subject.id, EVIDENCE_COLUMN, event.pk)
                 )
             yield {"type": "event", **_event_fields(event, evidence)}
         for state in ConsentState.objects.filter(subject_id__in=subject_ids).order_by("purpose", "channel"):
@@ -267,9 +267,7 @@ class ConsentRightsPortImpl:
                 subject = subjects[event.subject_id]
                 subject_key = keys.get(subject.id) or keys.setdefault(subject.id, data_key(subject))
                 evidence = json.loads(
-                    crypto.open_sealed(
-                        subject_key, bytes(event.evidence_enc), crypto.field_aad(subject.id, EVIDENCE_COLUMN)
-                    )
+                    crypto.open_field(subject_key, bytes(event.evidence_enc), subject.id, EVIDENCE_COLUMN, event.pk)
                 )
             rows.append(_event_fields(event, evidence))
             last[event.subject_id] = event

@@ -8,8 +8,9 @@ from datetime import datetime
 
 from django.db import transaction
 
+from subjects.columns import IDENTIFIER_VALUE
 from subjects.identity import Reference
-from subjects.keys import blind_index, encrypt_field, keyring, new_wrapped_key
+from subjects.keys import blind_index, encrypt_field, keyring, new_wrapped_key, next_ids
 from subjects.models import Identifier, Subject
 
 
@@ -26,16 +27,18 @@ def subject_create(*, reference: Reference, now: datetime) -> Subject:
     kid, wrapped, key = new_wrapped_key(subject_id)
     subject = Subject.objects.create(id=subject_id, created_at=now, key_kid=kid, wrapped_key=wrapped)
     index = blind_index()
+    identifiers = dict(reference.identifiers).items()
     Identifier.objects.bulk_create(
         [
             Identifier(
+                id=row_id,
                 subject=subject,
                 kind=kind,
                 blind_index=index.lookup(kind, value),
-                value_enc=encrypt_field(subject, key, "identifier.value", value),
+                value_enc=encrypt_field(subject, key, IDENTIFIER_VALUE, value, row_id=row_id),
                 created_at=now,
             )
-            for kind, value in dict(reference.identifiers).items()
+            for row_id, (kind, value) in zip(next_ids(Identifier, len(identifiers)), identifiers, strict=True)
         ]
     )
     return subject

@@ -20,7 +20,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from subjects import ports
-from subjects.keys import blind_index, data_key, encrypt_field
+from subjects.keys import blind_index, data_key, encrypt_field, next_ids
 from subjects.locks import lock_subject
 from subjects.models import Identifier, RightsRequest, Subject
 from subjects.records import IDENTIFIER_VALUE, PROFILE, _is_child, profile_read
@@ -63,11 +63,13 @@ def _identifiers_replace(subject: Subject, key: bytes, corrected: dict[str, str]
         purchase_at = max((p for p in mine.values_list("purchase_at", flat=True) if p), default=None)
         mine.exclude(blind_index=digest).delete()
         if not Identifier.objects.filter(subject=subject, blind_index=digest).exists():
+            [row_id] = next_ids(Identifier, 1)
             Identifier.objects.create(
+                id=row_id,
                 subject=subject,
                 kind=kind,
                 blind_index=digest,
-                value_enc=encrypt_field(subject, key, IDENTIFIER_VALUE, value),
+                value_enc=encrypt_field(subject, key, IDENTIFIER_VALUE, value, row_id=row_id),
                 created_at=now,
                 purchase_at=purchase_at,  # a corrected address of a purchase is still that purchase's address
             )
@@ -85,7 +87,7 @@ def _profile_correct(subject: Subject, key: bytes, corrected: dict[str, Any], no
         else:
             profile[name] = value
     Subject.objects.filter(pk=subject.pk).update(
-        profile_enc=encrypt_field(subject, key, PROFILE, json.dumps(profile, sort_keys=True)),
+        profile_enc=encrypt_field(subject, key, PROFILE, json.dumps(profile, sort_keys=True), row_id=subject.pk),
         is_child=_is_child(profile.get("birth_date"), now.date()),
     )
     return sorted(corrected)

@@ -89,6 +89,7 @@ MIDDLEWARE = [
     "django.middleware.locale.LocaleMiddleware",
     "subjects.portal.middleware.LanguageParamMiddleware",  # ?lang=de|en, kept in the language cookie
     "config.api.ProblemMiddleware",
+    "subjects.portal.middleware.IntegrityErrorMiddleware",  # a value moved between rows: a page, never a 500
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",

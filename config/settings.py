@@ -59,6 +59,9 @@ ASSENT_LINK_KEY: bytes = key32("ASSENT_LINK_KEY") or hashlib.sha256(b"assent/lin
 ASSENT_RATE_LIMIT = envint("ASSENT_RATE_LIMIT", 6000, minimum=1)
 ASSENT_PHONE_REGION = env("ASSENT_PHONE_REGION", "DE").upper()
 ASSENT_CONFIRMATION_DAYS = envint("ASSENT_CONFIRMATION_DAYS", 7, minimum=1)
+# Values from before row binding (ciphertext version 1) are read until `reencrypt_fields --check` passes; then set 0,
+# so an old value replayed from a backup into another row is refused too.
+ASSENT_READ_UNBOUND_VALUES = envbool("ASSENT_READ_UNBOUND_VALUES", True)
 ASSENT_IDEMPOTENCY_HOURS = 24
 ASSENT_BULK_LIMIT = 10_000
 # Art. 32: staff sign in to the admin with a password and a TOTP code; only the zero-setup demo goes without.

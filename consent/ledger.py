@@ -22,7 +22,7 @@ from django.db import transaction
 from consent.models import ConsentEvent, ConsentState, LedgerHead
 from subjects import crypto
 from subjects.columns import EVENT_EVIDENCE
-from subjects.keys import data_key
+from subjects.keys import data_key, open_field
 from subjects.models import Subject
 
 GENESIS = "0" * 64
@@ -109,7 +109,7 @@ def ledger_append(*, subject: Subject, key: bytes, new: NewEvent, recorded_at: d
 def event_evidence(event: ConsentEvent, key: bytes) -> dict[str, Any]:
     if not event.evidence_enc:
         return {}
-    plain = crypto.open_field(key, bytes(event.evidence_enc), event.subject_id, EVIDENCE_COLUMN, event.pk)
+    plain = open_field(key, bytes(event.evidence_enc), event.subject_id, EVIDENCE_COLUMN, event.pk)
     loaded: dict[str, Any] = json.loads(plain)
     return loaded
 

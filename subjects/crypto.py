@@ -63,13 +63,18 @@ def seal_field(key: bytes, plaintext: bytes, subject_id: uuid.UUID, column: str,
     return FIELD_VERSION + nonce + AESGCM(key).encrypt(nonce, plaintext, row_aad(subject_id, column, row_id))
 
 
-def open_field(key: bytes, blob: bytes, subject_id: uuid.UUID, column: str, row_id: RowId) -> bytes:
-    """The plaintext of a field of either version; CiphertextIntegrityError if it is not this row's value."""
+def open_field(
+    key: bytes, blob: bytes, subject_id: uuid.UUID, column: str, row_id: RowId, *, read_unbound: bool = True
+) -> bytes:
+    """The plaintext of a field of either version (version 1 only while `read_unbound`); CiphertextIntegrityError
+    if it is not this row's value."""
     version = blob[:1]
     if version == FIELD_VERSION:
         aad = row_aad(subject_id, column, row_id)
-    elif version == VERSION:
+    elif version == VERSION and read_unbound:
         aad = field_aad(subject_id, column)
+    elif version == VERSION:
+        raise CiphertextIntegrityError("a stored value is not bound to its row (run reencrypt_fields)")
     else:
         raise CiphertextIntegrityError("a stored value has an unknown format")
     if len(blob) < 1 + NONCE_BYTES + 16:

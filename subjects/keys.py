@@ -42,7 +42,14 @@ def encrypt_field(subject: Subject, key: bytes, column: str, value: str, *, row_
 
 def decrypt_field(subject: Subject, key: bytes, column: str, blob: bytes, *, row_id: crypto.RowId) -> str:
     """CiphertextIntegrityError if the value was written for another row, column or subject."""
-    return crypto.open_field(key, bytes(blob), subject.id, column, row_id).decode()
+    return open_field(key, blob, subject.id, column, row_id).decode()
+
+
+def open_field(key: bytes, blob: bytes | memoryview, subject_id: uuid.UUID, column: str, row_id: crypto.RowId) -> bytes:
+    """crypto.open_field under the ASSENT_READ_UNBOUND_VALUES setting: every reader of a subject's value uses it."""
+    return crypto.open_field(
+        key, bytes(blob), subject_id, column, row_id, read_unbound=settings.ASSENT_READ_UNBOUND_VALUES
+    )
 
 
 def next_ids(model: type[models.Model], count: int) -> list[int]:

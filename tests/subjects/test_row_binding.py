@@ -246,3 +246,24 @@ def test_rotate_master_key_also_binds_old_values_to_their_rows(api: Api, setting
             assert dict(subject_identifiers(subject=kim, key=data_key(kim)))["email"] == "kim@example.org"
         finally:
             keys.keyring.cache_clear()
+
+
+def test_once_converted_an_old_value_replayed_from_a_backup_is_refused(api: Api, settings: Any) -> None:
+    kim = _person(api)
+    key = data_key(kim)
+    email = Identifier.objects.get(subject=kim, kind="email")
+    phone = Identifier.objects.get(subject=kim, kind="phone")
+    # An old backup's value of the e-mail, written into the phone's row after the conversion
+    replayed = crypto.seal(key, b"kim@example.org", crypto.field_aad(kim.id, IDENTIFIER_VALUE))
+    Identifier.objects.filter(pk=phone.pk).update(value_enc=replayed)
+    assert email.pk != phone.pk
+    settings.ASSENT_READ_UNBOUND_VALUES = False
+    with pytest.raises(crypto.CiphertextIntegrityError, match="not bound to its row"):
+        subject_identifiers(subject=kim, key=key)
+    event = ConsentEvent.objects.get(subject=kim, evidence_enc__isnull=False)
+    ConsentEvent.objects.filter(pk=event.pk).update(
+        evidence_enc=crypto.seal(key, b"{}", crypto.field_aad(kim.id, EVENT_EVIDENCE))
+    )
+    event.refresh_from_db()
+    with pytest.raises(crypto.CiphertextIntegrityError):
+        event_evidence(event, key)

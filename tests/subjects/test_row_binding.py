@@ -267,3 +267,41 @@ def test_once_converted_an_old_value_replayed_from_a_backup_is_refused(api: Api,
     event.refresh_from_db()
     with pytest.raises(crypto.CiphertextIntegrityError):
         event_evidence(event, key)
+
+
+# Under a vault key, not a subject's, and bound to their row id already (subjects.rights.erasure, consent.rights).
+VAULT_COLUMNS = {("subjects.RetainedRecord", "data_enc"), ("consent.EvidenceArchive", "events_enc")}
+
+
+def test_every_encrypted_column_is_in_the_registry() -> None:
+    """A new `*_enc` column must be listed in subjects.columns.COLUMNS, so reencrypt_fields and --check see it."""
+    from django.apps import apps
+    from django.db import models
+
+    from subjects.columns import COLUMNS
+
+    registered = {(c.model, c.field) for c in COLUMNS}
+    found = {
+        (model._meta.label, field.name)
+        for model in apps.get_models()
+        for field in model._meta.concrete_fields
+        if isinstance(field, models.BinaryField) and field.name.endswith("_enc")
+    }
+    assert found - VAULT_COLUMNS == registered
+    assert len({c.column for c in COLUMNS}) == len(COLUMNS)  # one associated-data name per column
+
+
+def test_a_row_bound_value_opens_only_for_its_own_row_column_and_subject() -> None:
+    key, kim = crypto.new_data_key(), uuid.uuid4()
+    blob = crypto.seal_field(key, b"kim@example.org", kim, IDENTIFIER_VALUE, 41)
+    assert crypto.is_row_bound(blob)
+    assert crypto.open_field(key, blob, kim, IDENTIFIER_VALUE, 41) == b"kim@example.org"
+    for subject, column, row in (
+        (kim, IDENTIFIER_VALUE, 42),
+        (kim, RECORD_DATA, 41),
+        (uuid.uuid4(), IDENTIFIER_VALUE, 41),
+    ):
+        with pytest.raises(crypto.CiphertextIntegrityError):
+            crypto.open_field(key, blob, subject, column, row)
+    # Column "a" with row "1b" and column "a1" with row "b" are different associated data
+    assert crypto.row_aad(kim, "a", "1b") != crypto.row_aad(kim, "a1", "b")

@@ -66,6 +66,9 @@ ASSENT_RATE_LIMIT = envint("ASSENT_RATE_LIMIT", 6000, minimum=1)
 ASSENT_AUTH_FAILURES = envint("ASSENT_AUTH_FAILURES", 20, minimum=1)
 ASSENT_PHONE_REGION = env("ASSENT_PHONE_REGION", "DE").upper()
 ASSENT_CONFIRMATION_DAYS = envint("ASSENT_CONFIRMATION_DAYS", 7, minimum=1)
+# Values from before row binding (ciphertext version 1) are read until `reencrypt_fields --check` passes; then set 0,
+# so an old value replayed from a backup into another row is refused too.
+ASSENT_READ_UNBOUND_VALUES = envbool("ASSENT_READ_UNBOUND_VALUES", True)
 ASSENT_IDEMPOTENCY_HOURS = 24
 ASSENT_BULK_LIMIT = 10_000
 # Art. 32: staff sign in to the admin with a password and a TOTP code; only the zero-setup demo goes without.
@@ -103,6 +106,7 @@ MIDDLEWARE = [
     "django.middleware.locale.LocaleMiddleware",
     "subjects.portal.middleware.LanguageParamMiddleware",  # ?lang=de|en, kept in the language cookie
     "config.api.ProblemMiddleware",
+    "subjects.portal.middleware.IntegrityErrorMiddleware",  # a value moved between rows: a page, never a 500
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",

@@ -21,6 +21,7 @@ from consent.errors import ConfirmationInvalidError
 from consent.models import Confirmation, ConsentState
 from consent.selectors import catalogue_snapshot
 from consent.services import ConsentCommand, _record, purpose_get
+from subjects.columns import CONFIRMATION_EMAIL
 from subjects.identity import Reference
 from subjects.keys import data_key, decrypt_field
 from subjects.locks import lock_subject
@@ -86,7 +87,7 @@ def confirmation_confirm(*, token: str, evidence: dict[str, Any]) -> Confirmatio
         if not pending:
             raise ConfirmationInvalidError("there is nothing left to confirm")
         # The address may have been detached (rectified, split off) since the mail: only its owner confirms.
-        email = decrypt_field(subject, data_key(subject), "confirmation.email", bytes(row.email_enc))
+        email = decrypt_field(subject, data_key(subject), CONFIRMATION_EMAIL, bytes(row.email_enc), row_id=row.pk)
         if subject.id not in identifier_owners(identifiers=[("email", email)])[0]:
             raise ConfirmationInvalidError("this link's address is no longer the person's")
         now = timezone.now()
@@ -114,7 +115,7 @@ def confirmation_send(*, confirmation_id: uuid.UUID) -> bool:
     row = Confirmation.objects.select_related("subject").filter(pk=confirmation_id).first()
     if row is None or row.mailed_at is not None or row.used_at is not None:
         return False
-    email = decrypt_field(row.subject, data_key(row.subject), "confirmation.email", bytes(row.email_enc))
+    email = decrypt_field(row.subject, data_key(row.subject), CONFIRMATION_EMAIL, bytes(row.email_enc), row_id=row.pk)
     if row.subject_id not in identifier_owners(identifiers=[("email", email)])[0]:
         return False  # detached since the grant: the link goes to the subject's own address or nowhere
     info = catalogue_snapshot().purposes.get(row.purpose)

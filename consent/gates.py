@@ -106,15 +106,15 @@ def profile_read_for_purpose(
         rows = (
             LinkedRecord.objects.filter(subject=subject, category__in=wanted)
             .order_by("occurred_at", "source", "external_id")
-            .values_list("category", "source", "external_id", "occurred_at", "data_enc")
+            .values_list("pk", "category", "source", "external_id", "occurred_at", "data_enc")
         )
-        for category, source, external_id, occurred_at, blob in rows:
+        for pk, category, source, external_id, occurred_at, blob in rows:
             data[category].append(
                 {
                     "source": source,
                     "external_id": external_id,
                     "occurred_at": occurred_at,
-                    "data": json.loads(decrypt_field(subject, key, RECORD_DATA, bytes(blob))),
+                    "data": json.loads(decrypt_field(subject, key, RECORD_DATA, bytes(blob), row_id=pk)),
                 }
             )
 

@@ -20,11 +20,12 @@ from django.db import transaction
 
 from consent.models import ConsentEvent, LedgerHead
 from subjects import crypto
-from subjects.keys import data_key
+from subjects.columns import EVENT_EVIDENCE
+from subjects.keys import data_key, open_field
 from subjects.models import Subject
 
 GENESIS = "0" * 64
-EVIDENCE_COLUMN = "consent_event.evidence"
+EVIDENCE_COLUMN = EVENT_EVIDENCE
 
 
 def _iso(moment: datetime) -> str:
@@ -91,7 +92,7 @@ def ledger_append(*, subject: Subject, key: bytes, new: NewEvent, recorded_at: d
     )
     evidence = new.evidence or {}
     event.evidence_enc = (
-        crypto.seal(key, json.dumps(evidence).encode(), crypto.field_aad(subject.id, EVIDENCE_COLUMN))
+        crypto.seal_field(key, json.dumps(evidence).encode(), subject.id, EVIDENCE_COLUMN, event.pk)
         if evidence
         else None
     )
@@ -122,7 +123,7 @@ def ledger_retention_allow() -> None:
 def event_evidence(event: ConsentEvent, key: bytes) -> dict[str, Any]:
     if not event.evidence_enc:
         return {}
-    plain = crypto.open_sealed(key, bytes(event.evidence_enc), crypto.field_aad(event.subject_id, EVIDENCE_COLUMN))
+    plain = open_field(key, bytes(event.evidence_enc), event.subject_id, EVIDENCE_COLUMN, event.pk)
     loaded: dict[str, Any] = json.loads(plain)
     return loaded
 

@@ -44,13 +44,13 @@ from consent.ledger import NewEvent, event_evidence, ledger_append
 from consent.models import Confirmation, ConsentEvent, ConsentState, Objection, ReadLog, SendRecipient
 from consent.selectors import CatalogueSnapshot, catalogue_snapshot
 from consent.services import PERSON_SOURCES, _apply, _fact_of
+from subjects.columns import CONFIRMATION_EMAIL
 from subjects.keys import data_key, decrypt_field, encrypt_field
 from subjects.models import MergeAudit, Subject
 
 MERGE_SOURCE = "merge"
 SPLIT_SOURCE = "split"
 SYSTEM = ConsentEvent.Actor.SYSTEM
-CONFIRMATION_EMAIL = "confirmation.email"
 GUARDIAN = "parental_guardian"
 
 # Least to most restrictive (see the module docstring).
@@ -243,8 +243,8 @@ def _confirmations_move(
     """Hand confirmation rows over, their e-mail re-encrypted (its associated data names the subject)."""
     moving: list[Confirmation] = list(rows.select_for_update())
     for row in moving:
-        email = decrypt_field(source, source_key, CONFIRMATION_EMAIL, bytes(row.email_enc))
-        row.email_enc = encrypt_field(target, target_key, CONFIRMATION_EMAIL, email)
+        email = decrypt_field(source, source_key, CONFIRMATION_EMAIL, bytes(row.email_enc), row_id=row.pk)
+        row.email_enc = encrypt_field(target, target_key, CONFIRMATION_EMAIL, email, row_id=row.pk)
         row.subject = target
     Confirmation.objects.bulk_update(moving, ["subject", "email_enc"])
     return [row.pk for row in moving]

@@ -45,7 +45,7 @@ from consent.selectors import CatalogueSnapshot, catalogue_snapshot
 from consent.services import ConsentCommand, _record, purpose_get
 from subjects import crypto
 from subjects.identity import Reference
-from subjects.keys import data_key
+from subjects.keys import data_key, open_field
 from subjects.locks import lock_subject
 from subjects.models import Subject, VaultKey
 from subjects.ports import HoldingFacts, PurposeFacts, RightsCatalogue, SourceFacts
@@ -141,9 +141,7 @@ class ConsentRightsPortImpl:
             if event.evidence_enc:
                 subject = subjects[event.subject_id]
                 key = keys.get(subject.id) or keys.setdefault(subject.id, data_key(subject))
-                evidence = json.loads(
-                    crypto.open_sealed(key, bytes(event.evidence_enc), crypto.field_aad(subject.id, EVIDENCE_COLUMN))
-                )
+                evidence = json.loads(open_field(key, bytes(event.evidence_enc), subject.id, EVIDENCE_COLUMN, event.pk))
             yield {"type": "event", **_event_fields(event, evidence)}
         for state in ConsentState.objects.filter(subject_id__in=subject_ids).order_by("purpose", "channel"):
             yield {
@@ -287,9 +285,7 @@ class ConsentRightsPortImpl:
                 subject = subjects[event.subject_id]
                 subject_key = keys.get(subject.id) or keys.setdefault(subject.id, data_key(subject))
                 evidence = json.loads(
-                    crypto.open_sealed(
-                        subject_key, bytes(event.evidence_enc), crypto.field_aad(subject.id, EVIDENCE_COLUMN)
-                    )
+                    open_field(subject_key, bytes(event.evidence_enc), subject.id, EVIDENCE_COLUMN, event.pk)
                 )
             rows.append(_event_fields(event, evidence))
             last[event.subject_id] = event

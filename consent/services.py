@@ -35,6 +35,7 @@ from consent.ledger import NewEvent, ledger_append
 from consent.models import Confirmation, ConsentEvent, ConsentState, IdempotencyKey, Objection
 from consent.policy import LegalBasis
 from consent.selectors import CatalogueSnapshot, PurposeInfo, catalogue_snapshot
+from subjects.columns import CONFIRMATION_EMAIL
 from subjects.errors import SubjectNotFoundError
 from subjects.identity import Reference
 from subjects.keys import blind_index, data_key, encrypt_field
@@ -475,12 +476,14 @@ def _ask_for_confirmation(
     email = _linked_email(subject, command.reference, required=required)
     if email is None:
         return
+    row_id = uuid.uuid4()  # before the insert: the e-mail is bound to the row
     confirmation = Confirmation.objects.create(
+        id=row_id,
         subject=subject,
         grant=event,
         purpose=command.purpose,
         channel=event.channel,
-        email_enc=encrypt_field(subject, key, "confirmation.email", email),
+        email_enc=encrypt_field(subject, key, CONFIRMATION_EMAIL, email, row_id=row_id),
         created_at=now,
         expires_at=now + timedelta(days=settings.ASSENT_CONFIRMATION_DAYS),
     )

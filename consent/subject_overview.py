@@ -20,6 +20,8 @@ from subjects.models import Identifier, LinkedRecord, MergeAudit, Subject
 from subjects.records import IDENTIFIER_VALUE, RECORD_DATA, profile_read
 
 UNREADABLE = "(cannot be decrypted)"
+# A value copied in from another row or person (or changed) in the database: shown as such, never as data.
+TAMPERED = "(integrity check failed: this stored value does not belong to this row; see reencrypt_fields --check)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,13 +94,15 @@ def subject_overview(*, subject: Subject, now: datetime) -> SubjectOverview:
 
     clients = dict(ApiClient.objects.values_list("pk", "name"))
     identifiers = [
-        IdentifierRow(i.kind, _open(subject, key, IDENTIFIER_VALUE, i.value_enc), i.created_at, i.purchase_at)
+        IdentifierRow(i.kind, _open(subject, key, IDENTIFIER_VALUE, i.value_enc, i.pk), i.created_at, i.purchase_at)
         for i in Identifier.objects.filter(subject=subject).order_by("kind", "created_at", "pk")
     ]
     profile: dict[str, Any] = {}
     if key is not None:
         try:
             profile = profile_read(subject, key)
+        except crypto.CiphertextIntegrityError:
+            profile = {"": TAMPERED}
         except crypto.DecryptionError:
             profile = {"": UNREADABLE}
 
@@ -114,8 +118,8 @@ def subject_overview(*, subject: Subject, now: datetime) -> SubjectOverview:
 
     records: dict[str, list[RecordRow]] = defaultdict(list)
     for record in LinkedRecord.objects.filter(subject=subject).order_by("source", "-occurred_at"):
-        text = _open(subject, key, RECORD_DATA, record.data_enc)
-        if text != UNREADABLE:
+        text = _open(subject, key, RECORD_DATA, record.data_enc, record.pk)
+        if text not in (UNREADABLE, TAMPERED):
             text = json.dumps(json.loads(text), indent=2, ensure_ascii=False, sort_keys=True)
         records[record.source].append(RecordRow(record.external_id, record.category, record.occurred_at, text))
 
@@ -154,11 +158,15 @@ def subject_overview(*, subject: Subject, now: datetime) -> SubjectOverview:
     )
 
 
-def _open(subject: Subject, key: bytes | None, column: str, blob: bytes | memoryview | None) -> str:
+def _open(
+    subject: Subject, key: bytes | None, column: str, blob: bytes | memoryview | None, row_id: crypto.RowId
+) -> str:
     if key is None or not blob:
         return UNREADABLE
     try:
-        return decrypt_field(subject, key, column, bytes(blob))
+        return decrypt_field(subject, key, column, bytes(blob), row_id=row_id)
+    except crypto.CiphertextIntegrityError:
+        return TAMPERED
     except crypto.DecryptionError:
         return UNREADABLE
 

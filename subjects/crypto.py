@@ -1,8 +1,10 @@
 """Field encryption, key wrapping and the blind index. Pure: no Django, no database.
 
 Formats (DESIGN.md, Cryptography):
-- field ciphertext: version byte || 96-bit nonce || AES-256-GCM ciphertext || tag, with associated data
-  binding the value to its row and column, so a ciphertext moved elsewhere fails to decrypt;
+- field ciphertext: version byte || 96-bit nonce || AES-256-GCM ciphertext || tag. Version 2 (FIELD_VERSION) binds
+  the value by associated data to subject id || column || 0x00 || row id, so a ciphertext copied into another row,
+  column or subject fails to decrypt (CiphertextIntegrityError). Version 1 bound subject and column only (two rows
+  of one person could be swapped unnoticed); it is still read until `reencrypt_fields` has converted every row;
 - a subject's data key is wrapped the same way by a master key, with the subject id as associated data;
 - blind index: HMAC-SHA256(HKDF sub-key, kind || 0x00 || normalised value).
 """
@@ -21,7 +23,10 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-VERSION = b"\x01"
+from config.errors import UnavailableError
+
+VERSION = b"\x01"  # key wrapping, vaults, chunks, and fields written before row binding
+FIELD_VERSION = b"\x02"  # fields bound to their row
 NONCE_BYTES = 12
 
 
@@ -29,8 +34,59 @@ class DecryptionError(Exception):
     """A ciphertext that is damaged, moved to another row or column, or under an unknown key."""
 
 
+class CiphertextIntegrityError(DecryptionError, UnavailableError):
+    """A stored value does not authenticate for the row, column and person it is read from: it was moved or
+    changed in the database. Never shown as data; a 503 because only an operator can repair it."""
+
+    code = "integrity_error"
+    title = "Stored data failed its integrity check"
+
+    def __init__(self, detail: str = "a stored value does not belong where it was found") -> None:
+        super().__init__(detail)
+
+
+RowId = uuid.UUID | int | str
+
+
 def field_aad(subject_id: uuid.UUID, column: str) -> bytes:
+    """Version 1 associated data (subject and column only). Kept to read old values."""
     return subject_id.bytes + column.encode()
+
+
+def row_aad(subject_id: uuid.UUID, column: str, row_id: RowId) -> bytes:
+    # 0x00 ends the column name, so no column/row-id pair can be read as another (column names have no NUL).
+    return subject_id.bytes + column.encode() + b"\x00" + str(row_id).encode()
+
+
+def seal_field(key: bytes, plaintext: bytes, subject_id: uuid.UUID, column: str, row_id: RowId) -> bytes:
+    nonce = os.urandom(NONCE_BYTES)
+    return FIELD_VERSION + nonce + AESGCM(key).encrypt(nonce, plaintext, row_aad(subject_id, column, row_id))
+
+
+def open_field(
+    key: bytes, blob: bytes, subject_id: uuid.UUID, column: str, row_id: RowId, *, read_unbound: bool = True
+) -> bytes:
+    """The plaintext of a field of either version (version 1 only while `read_unbound`); CiphertextIntegrityError
+    if it is not this row's value."""
+    version = blob[:1]
+    if version == FIELD_VERSION:
+        aad = row_aad(subject_id, column, row_id)
+    elif version == VERSION and read_unbound:
+        aad = field_aad(subject_id, column)
+    elif version == VERSION:
+        raise CiphertextIntegrityError("a stored value is not bound to its row (run reencrypt_fields)")
+    else:
+        raise CiphertextIntegrityError("a stored value has an unknown format")
+    if len(blob) < 1 + NONCE_BYTES + 16:
+        raise CiphertextIntegrityError("a stored value is cut off")
+    try:
+        return AESGCM(key).decrypt(blob[1 : 1 + NONCE_BYTES], blob[1 + NONCE_BYTES :], aad)
+    except InvalidTag:
+        raise CiphertextIntegrityError() from None
+
+
+def is_row_bound(blob: bytes) -> bool:
+    return bytes(blob[:1]) == FIELD_VERSION
 
 
 def seal(key: bytes, plaintext: bytes, aad: bytes) -> bytes:

@@ -6,6 +6,7 @@ import functools
 import uuid
 
 from django.conf import settings
+from django.db import connection, models
 
 from subjects import crypto
 from subjects.models import Subject
@@ -34,9 +35,31 @@ def data_key(subject: Subject) -> bytes:
     return keyring().unwrap(subject.key_kid, bytes(subject.wrapped_key), subject.id)
 
 
-def encrypt_field(subject: Subject, key: bytes, column: str, value: str) -> bytes:
-    return crypto.seal(key, value.encode(), crypto.field_aad(subject.id, column))
+def encrypt_field(subject: Subject, key: bytes, column: str, value: str, *, row_id: crypto.RowId) -> bytes:
+    """A value bound to its subject, column (subjects.columns) and row: allocate the row's id before encrypting."""
+    return crypto.seal_field(key, value.encode(), subject.id, column, row_id)
 
 
-def decrypt_field(subject: Subject, key: bytes, column: str, blob: bytes) -> str:
-    return crypto.open_sealed(key, bytes(blob), crypto.field_aad(subject.id, column)).decode()
+def decrypt_field(subject: Subject, key: bytes, column: str, blob: bytes, *, row_id: crypto.RowId) -> str:
+    """CiphertextIntegrityError if the value was written for another row, column or subject."""
+    return open_field(key, blob, subject.id, column, row_id).decode()
+
+
+def open_field(key: bytes, blob: bytes | memoryview, subject_id: uuid.UUID, column: str, row_id: crypto.RowId) -> bytes:
+    """crypto.open_field under the ASSENT_READ_UNBOUND_VALUES setting: every reader of a subject's value uses it."""
+    return crypto.open_field(
+        key, bytes(blob), subject_id, column, row_id, read_unbound=settings.ASSENT_READ_UNBOUND_VALUES
+    )
+
+
+def next_ids(model: type[models.Model], count: int) -> list[int]:
+    """Ids for rows about to be inserted, from the table's own sequence in one round trip, so their values can be
+    bound to them before the insert."""
+    if count <= 0:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+            [model._meta.db_table, count],
+        )
+        return [row[0] for row in cursor.fetchall()]

@@ -21,13 +21,13 @@ from django.db import transaction
 
 from config.errors import ConflictError, NotFoundError
 from subjects import ports
-from subjects.keys import data_key, decrypt_field, encrypt_field
+from subjects.columns import AUDIT_ABSORBED_PROFILE, AUDIT_SURVIVOR_PROFILE
+from subjects.crypto import RowId
+from subjects.keys import data_key, decrypt_field, encrypt_field, next_ids
 from subjects.locks import lock_subjects
 from subjects.models import Identifier, LinkedRecord, MergeAudit, Subject
 from subjects.records import IDENTIFIER_VALUE, PROFILE, RECORD_DATA, _is_child, profile_read
 
-AUDIT_ABSORBED_PROFILE = "merge_audit.absorbed_profile"
-AUDIT_SURVIVOR_PROFILE = "merge_audit.survivor_profile"
 BATCH = 500
 
 
@@ -72,7 +72,7 @@ def subject_merge(*, survivor: Subject, absorbed: Subject, reason: str, now: dat
     absorbed_profile = profile_read(absorbed, absorbed_key)
     merged_profile = {**absorbed_profile, **survivor_profile}  # the survivor's attributes win on conflict
     flags = {"is_child": survivor.is_child, "restricted_at": _iso(survivor.restricted_at)}
-    survivor.profile_enc = _profile_seal(survivor, survivor_key, PROFILE, merged_profile)
+    survivor.profile_enc = _profile_seal(survivor, survivor_key, PROFILE, merged_profile, row_id=survivor.pk)
     # Art. 8 and Art. 18 follow the person, whichever record said so: the more protective value wins.
     survivor.is_child = survivor.is_child or absorbed.is_child
     survivor.restricted_at = survivor.restricted_at or absorbed.restricted_at
@@ -91,7 +91,9 @@ def subject_merge(*, survivor: Subject, absorbed: Subject, reason: str, now: dat
     absorbed.merged_at = now
     absorbed.profile_enc = None
 
+    [audit_id] = next_ids(MergeAudit, 1)  # the profiles below are bound to the audit row
     audit = MergeAudit.objects.create(
+        id=audit_id,
         survivor=survivor,
         absorbed=absorbed,
         merged_at=now,
@@ -99,8 +101,12 @@ def subject_merge(*, survivor: Subject, absorbed: Subject, reason: str, now: dat
         identifier_ids=identifier_ids,
         identifier_kinds=identifier_kinds,
         record_ids=[str(pk) for pk in record_ids],
-        absorbed_profile_enc=_profile_seal(survivor, survivor_key, AUDIT_ABSORBED_PROFILE, absorbed_profile),
-        survivor_profile_enc=_profile_seal(survivor, survivor_key, AUDIT_SURVIVOR_PROFILE, survivor_profile),
+        absorbed_profile_enc=_profile_seal(
+            survivor, survivor_key, AUDIT_ABSORBED_PROFILE, absorbed_profile, row_id=audit_id
+        ),
+        survivor_profile_enc=_profile_seal(
+            survivor, survivor_key, AUDIT_SURVIVOR_PROFILE, survivor_profile, row_id=audit_id
+        ),
         duplicate_identifiers=duplicates,
         repointed_ids=repointed,
         survivor_flags=flags,
@@ -144,6 +150,7 @@ def _identifiers_merge(
         identifier.value_enc = _reencrypt(
             identifier.value_enc,
             IDENTIFIER_VALUE,
+            row_id=identifier.pk,
             source=absorbed,
             source_key=absorbed_key,
             target=survivor,
@@ -163,8 +170,8 @@ def _records_move(
     for start in range(0, len(record_ids), BATCH):
         rows = list(LinkedRecord.objects.filter(pk__in=record_ids[start : start + BATCH], subject=source))
         for row in rows:
-            plain = decrypt_field(source, source_key, RECORD_DATA, bytes(row.data_enc))
-            row.data_enc = encrypt_field(target, target_key, RECORD_DATA, plain)
+            plain = decrypt_field(source, source_key, RECORD_DATA, bytes(row.data_enc), row_id=row.pk)
+            row.data_enc = encrypt_field(target, target_key, RECORD_DATA, plain, row_id=row.pk)
             row.subject = target
         LinkedRecord.objects.bulk_update(rows, ["subject", "data_enc"])
 
@@ -202,8 +209,12 @@ def subject_split(*, audit_id: int, now: datetime) -> tuple[Subject, Subject]:
     )
     _records_move(record_ids, source=survivor, source_key=survivor_key, target=absorbed, target_key=absorbed_key)
 
-    absorbed_profile = _profile_open(survivor, survivor_key, AUDIT_ABSORBED_PROFILE, audit.absorbed_profile_enc)
-    survivor_before = _profile_open(survivor, survivor_key, AUDIT_SURVIVOR_PROFILE, audit.survivor_profile_enc)
+    absorbed_profile = _profile_open(
+        survivor, survivor_key, AUDIT_ABSORBED_PROFILE, audit.absorbed_profile_enc, row_id=audit.pk
+    )
+    survivor_before = _profile_open(
+        survivor, survivor_key, AUDIT_SURVIVOR_PROFILE, audit.survivor_profile_enc, row_id=audit.pk
+    )
     current = profile_read(survivor, survivor_key)
     merged_then = {**absorbed_profile, **survivor_before}
     # Keep every attribute the survivor had, or that changed after the merge; drop those that came only from the
@@ -211,7 +222,9 @@ def subject_split(*, audit_id: int, now: datetime) -> tuple[Subject, Subject]:
     survivor_now = {
         k: v for k, v in current.items() if k in survivor_before or k not in merged_then or merged_then[k] != v
     }
-    values: dict[str, Any] = {"profile_enc": _profile_seal(survivor, survivor_key, PROFILE, survivor_now)}
+    values: dict[str, Any] = {
+        "profile_enc": _profile_seal(survivor, survivor_key, PROFILE, survivor_now, row_id=survivor.pk)
+    }
     # Flags go back only where they still hold the value the merge gave them.
     flags = audit.survivor_flags or {}
     if not flags.get("is_child", True) and absorbed.is_child and survivor.is_child:
@@ -224,7 +237,7 @@ def subject_split(*, audit_id: int, now: datetime) -> tuple[Subject, Subject]:
         status=Subject.Status.ACTIVE,
         merged_into=None,
         merged_at=None,
-        profile_enc=_profile_seal(absorbed, absorbed_key, PROFILE, absorbed_profile),
+        profile_enc=_profile_seal(absorbed, absorbed_key, PROFILE, absorbed_profile, row_id=absorbed.pk),
     )
     Subject.objects.filter(pk__in=audit.repointed_ids, merged_into=survivor).update(merged_into=absorbed)
     audit.split_at = now
@@ -244,6 +257,7 @@ def _identifiers_split(
         identifier.value_enc = _reencrypt(
             identifier.value_enc,
             IDENTIFIER_VALUE,
+            row_id=identifier.pk,
             source=survivor,
             source_key=survivor_key,
             target=absorbed,
@@ -258,19 +272,25 @@ def _identifiers_split(
             pk__in=[d["survivor_identifier"] for d in audit.duplicate_identifiers], subject=survivor
         )
     }
+    wanted = [d for d in audit.duplicate_identifiers if d["survivor_identifier"] in originals]
+    new_ids = iter(next_ids(Identifier, len(wanted)))  # the copies' values are bound to their new rows
     copies: list[Identifier] = []
     for duplicate in audit.duplicate_identifiers:
         original = originals.get(duplicate["survivor_identifier"])
         if original is None:
             continue  # rectified or erased since: there is nothing to copy back
+        copy_id = next(new_ids)
         copies.append(
             Identifier(
+                id=copy_id,
                 subject=absorbed,
                 kind=duplicate["kind"],
                 blind_index=bytes(original.blind_index),
                 value_enc=_reencrypt(
                     original.value_enc,
                     IDENTIFIER_VALUE,
+                    row_id=original.pk,
+                    new_row_id=copy_id,
                     source=survivor,
                     source_key=survivor_key,
                     target=absorbed,
@@ -291,20 +311,32 @@ def _identifiers_split(
 # Helpers
 # ---------------------------------------------------------------------------------------------------------
 def _reencrypt(
-    blob: bytes | memoryview, column: str, *, source: Subject, source_key: bytes, target: Subject, target_key: bytes
+    blob: bytes | memoryview,
+    column: str,
+    *,
+    row_id: RowId,
+    new_row_id: RowId | None = None,
+    source: Subject,
+    source_key: bytes,
+    target: Subject,
+    target_key: bytes,
 ) -> bytes:
-    # The associated data names the subject, so a value cannot simply be re-pointed: it is opened and sealed again.
-    return encrypt_field(target, target_key, column, decrypt_field(source, source_key, column, bytes(blob)))
+    # The associated data names the subject and the row, so a value cannot simply be re-pointed or copied: it is
+    # opened and sealed again (for a copy, bound to the new row).
+    plain = decrypt_field(source, source_key, column, bytes(blob), row_id=row_id)
+    return encrypt_field(target, target_key, column, plain, row_id=row_id if new_row_id is None else new_row_id)
 
 
-def _profile_seal(subject: Subject, key: bytes, column: str, profile: dict[str, Any]) -> bytes | None:
-    return encrypt_field(subject, key, column, json.dumps(profile, sort_keys=True)) if profile else None
+def _profile_seal(subject: Subject, key: bytes, column: str, profile: dict[str, Any], *, row_id: RowId) -> bytes | None:
+    return encrypt_field(subject, key, column, json.dumps(profile, sort_keys=True), row_id=row_id) if profile else None
 
 
-def _profile_open(subject: Subject, key: bytes, column: str, blob: bytes | memoryview | None) -> dict[str, Any]:
+def _profile_open(
+    subject: Subject, key: bytes, column: str, blob: bytes | memoryview | None, *, row_id: RowId
+) -> dict[str, Any]:
     if not blob:
         return {}
-    loaded: dict[str, Any] = json.loads(decrypt_field(subject, key, column, bytes(blob)))
+    loaded: dict[str, Any] = json.loads(decrypt_field(subject, key, column, bytes(blob), row_id=row_id))
     return loaded
 
 

@@ -17,8 +17,9 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from subjects.columns import IDENTIFIER_VALUE, RECORD_DATA, SUBJECT_PROFILE
 from subjects.errors import InvalidReferenceError
-from subjects.keys import blind_index, data_key, decrypt_field, encrypt_field
+from subjects.keys import blind_index, data_key, decrypt_field, encrypt_field, next_ids
 from subjects.locks import advisory_locks, lock_subjects
 from subjects.merge_proposals import merge_conflict_kinds, merge_proposal_open
 from subjects.models import Identifier, LinkedRecord, Subject
@@ -26,9 +27,7 @@ from subjects.ports import HoldingFacts
 from subjects.rights.due import BERLIN, hold_until
 from subjects.services import subject_create_empty
 
-RECORD_DATA = "linked_record.data"
-PROFILE = "subject.profile"
-IDENTIFIER_VALUE = "identifier.value"
+PROFILE = SUBJECT_PROFILE
 CHILD_AGE = 16  # Art. 8 GDPR as applied in Germany
 PURCHASE_ADDRESS_KINDS = ("email", "phone")  # UWG §7(3): e-mail or SMS to an existing customer
 
@@ -148,10 +147,12 @@ def record_ingest(*, record: RecordInput) -> RecordIngested:
     attach = {pair: d for pair, d in digests.items() if d not in withheld}
     _attach_identifiers(target, key, attach, now, purchase=record.purchase)
     payload = json.dumps(dict(record.data), separators=(",", ":"), sort_keys=True)
-    sealed = encrypt_field(target, key, RECORD_DATA, payload)
     created = existing is None
+    row_id = uuid.uuid4() if existing is None else existing.pk  # known before the insert: the data is bound to it
+    sealed = encrypt_field(target, key, RECORD_DATA, payload, row_id=row_id)
     if existing is None:
-        row_id = LinkedRecord.objects.create(
+        LinkedRecord.objects.create(
+            id=row_id,
             subject=target,
             source=record.source,
             external_id=record.external_id,
@@ -160,9 +161,8 @@ def record_ingest(*, record: RecordInput) -> RecordIngested:
             occurred_at=record.occurred_at,
             created_at=now,
             updated_at=now,
-        ).pk
+        )
     else:
-        row_id = existing.pk
         LinkedRecord.objects.filter(pk=row_id).update(
             subject=target, category=record.category, data_enc=sealed, occurred_at=record.occurred_at, updated_at=now
         )
@@ -194,17 +194,19 @@ def _attach_identifiers(
 ) -> None:
     """Records are the one place identifiers are attached. A shared identifier may belong to several people."""
     have = {bytes(d) for d in Identifier.objects.filter(subject=subject).values_list("blind_index", flat=True)}
+    missing = [(kind_value, digest) for kind_value, digest in digests.items() if digest not in have]
+    # One sequence round trip for the whole batch: each value is bound to its row id before the insert.
     new = [
         Identifier(
+            id=row_id,
             subject=subject,
             kind=kind,
             blind_index=digest,
-            value_enc=encrypt_field(subject, key, IDENTIFIER_VALUE, value),
+            value_enc=encrypt_field(subject, key, IDENTIFIER_VALUE, value, row_id=row_id),
             created_at=now,
             purchase_at=now if purchase and kind in PURCHASE_ADDRESS_KINDS else None,
         )
-        for (kind, value), digest in digests.items()
-        if digest not in have
+        for row_id, ((kind, value), digest) in zip(next_ids(Identifier, len(missing)), missing, strict=True)
     ]
     Identifier.objects.bulk_create(new)
     if purchase:
@@ -219,7 +221,9 @@ def _attach_identifiers(
 def profile_read(subject: Subject, key: bytes) -> dict[str, Any]:
     if not subject.profile_enc:
         return {}
-    loaded: dict[str, Any] = json.loads(decrypt_field(subject, key, PROFILE, bytes(subject.profile_enc)))
+    loaded: dict[str, Any] = json.loads(
+        decrypt_field(subject, key, PROFILE, bytes(subject.profile_enc), row_id=subject.pk)
+    )
     return loaded
 
 
@@ -228,7 +232,7 @@ def _update_profile(subject: Subject, key: bytes, data: Mapping[str, Any], now: 
     profile.update(data)
     is_child = _is_child(profile.get("birth_date"), now.date())
     Subject.objects.filter(pk=subject.pk).update(
-        profile_enc=encrypt_field(subject, key, PROFILE, json.dumps(profile, sort_keys=True)),
+        profile_enc=encrypt_field(subject, key, PROFILE, json.dumps(profile, sort_keys=True), row_id=subject.pk),
         is_child=is_child,
     )
     subject.is_child = is_child

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from django.db import connection
 
+from subjects.columns import IDENTIFIER_VALUE
 from subjects.errors import AmbiguousSubjectError, SubjectNotFoundError
 from subjects.identity import Reference
 from subjects.keys import blind_index, decrypt_field
@@ -130,17 +131,14 @@ def subject_get_survivor(*, subject_id: uuid.UUID) -> Subject:
     return subject
 
 
-IDENTIFIER_VALUE = "identifier.value"
-
-
 def subject_identifiers(*, subject: Subject, key: bytes, kinds: Sequence[str] | None = None) -> list[tuple[str, str]]:
     """(kind, value) of the subject's identifiers, decrypted, in the order they were attached."""
     rows = Identifier.objects.filter(subject=subject)
     if kinds is not None:
         rows = rows.filter(kind__in=list(kinds))
     return [
-        (kind, decrypt_field(subject, key, IDENTIFIER_VALUE, bytes(blob)))
-        for kind, blob in rows.order_by("created_at", "pk").values_list("kind", "value_enc")
+        (kind, decrypt_field(subject, key, IDENTIFIER_VALUE, bytes(blob), row_id=pk))
+        for pk, kind, blob in rows.order_by("created_at", "pk").values_list("pk", "kind", "value_enc")
     ]
 
 

@@ -8,8 +8,9 @@ from datetime import datetime
 
 from django.db import transaction
 
+from subjects.columns import IDENTIFIER_VALUE
 from subjects.identity import Reference
-from subjects.keys import blind_index, encrypt_field, keyring, new_wrapped_key
+from subjects.keys import blind_index, encrypt_field, keyring, new_wrapped_key, next_ids
 from subjects.models import Identifier, Subject
 
 
@@ -26,16 +27,18 @@ def subject_create(*, reference: Reference, now: datetime) -> Subject:
     kid, wrapped, key = new_wrapped_key(subject_id)
     subject = Subject.objects.create(id=subject_id, created_at=now, key_kid=kid, wrapped_key=wrapped)
     index = blind_index()
+    identifiers = dict(reference.identifiers).items()
     Identifier.objects.bulk_create(
         [
             Identifier(
+                id=row_id,
                 subject=subject,
                 kind=kind,
                 blind_index=index.lookup(kind, value),
-                value_enc=encrypt_field(subject, key, "identifier.value", value),
+                value_enc=encrypt_field(subject, key, IDENTIFIER_VALUE, value, row_id=row_id),
                 created_at=now,
             )
-            for kind, value in dict(reference.identifiers).items()
+            for row_id, (kind, value) in zip(next_ids(Identifier, len(identifiers)), identifiers, strict=True)
         ]
     )
     return subject
@@ -75,11 +78,13 @@ def identifier_replace(*, subject: Subject, key: bytes, kind: str, value: str, n
     purchase_at = max((p for p in mine.values_list("purchase_at", flat=True) if p), default=None)
     mine.exclude(blind_index=digest).delete()
     if not Identifier.objects.filter(subject=subject, blind_index=digest).exists():
+        [row_id] = next_ids(Identifier, 1)
         Identifier.objects.create(
+            id=row_id,
             subject=subject,
             kind=kind,
             blind_index=digest,
-            value_enc=encrypt_field(subject, key, "identifier.value", value),
+            value_enc=encrypt_field(subject, key, IDENTIFIER_VALUE, value, row_id=row_id),
             created_at=now,
             purchase_at=purchase_at,  # a corrected address of a purchase is still that purchase's address
         )

@@ -2,7 +2,7 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-    dependencies = [("consent", "0006_drop_duplicate_indexes")]
+    dependencies = [("consent", "0007_state_event_ledger_guard")]
 
     operations = [
         migrations.AddField(

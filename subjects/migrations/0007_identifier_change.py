@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('subjects', '0005_drop_duplicate_indexes'),
+        ('subjects', '0006_merge_proposal'),
     ]
 
     operations = [

@@ -30,6 +30,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from config.errors import ConflictError, DomainError, UnavailableError
+from subjects.columns import IDENTIFIER_CHANGE_VALUE
 from subjects.identity import Reference
 from subjects.keys import blind_index, data_key, decrypt_field, encrypt_field
 from subjects.locks import lock_identifiers, lock_subject
@@ -45,7 +46,7 @@ log = logging.getLogger(__name__)
 
 EMAIL, PHONE = "email", "phone"
 KINDS = (EMAIL, PHONE)
-VALUE_COLUMN = "identifier_change.value"
+VALUE_COLUMN = IDENTIFIER_CHANGE_VALUE
 Status = IdentifierChange.Status
 
 
@@ -142,7 +143,7 @@ def _start(subject_id: uuid.UUID, kind: str, value: str, secret: str) -> uuid.UU
         subject=subject,
         kind=kind,
         blind_index=digest,
-        value_enc=encrypt_field(subject, data_key(subject), VALUE_COLUMN, value),
+        value_enc=encrypt_field(subject, data_key(subject), VALUE_COLUMN, value, row_id=change_id),
         secret_hash=_hash(change_id, secret),
         requested_at=now,
         expires_at=now + timedelta(minutes=_minutes(kind)),
@@ -195,7 +196,7 @@ def address_change_pending(*, subject_id: uuid.UUID, kind: str) -> Pending | Non
     if change is None or change.value_enc is None:
         return None
     subject = Subject.objects.get(pk=subject_id)
-    value = decrypt_field(subject, data_key(subject), VALUE_COLUMN, bytes(change.value_enc))
+    value = decrypt_field(subject, data_key(subject), VALUE_COLUMN, bytes(change.value_enc), row_id=change.pk)
     return Pending(change.pk, change.kind, value, change.expires_at)
 
 
@@ -266,7 +267,7 @@ def _confirm(change_id: uuid.UUID, secret: str) -> Confirmation:
         IdentifierChange.objects.filter(pk=change.pk).update(status=Status.REFUSED, **wipe)
         return Confirmation(Outcome.REFUSED)
     key = data_key(subject)
-    value = decrypt_field(subject, key, VALUE_COLUMN, bytes(change.value_enc))
+    value = decrypt_field(subject, key, VALUE_COLUMN, bytes(change.value_enc), row_id=change.pk)
     identifier_replace(subject=subject, key=key, kind=change.kind, value=value, now=now)
     IdentifierChange.objects.filter(pk=change.pk).update(status=Status.CONFIRMED, **wipe)
     return Confirmation(Outcome.CONFIRMED, subject.id, change.kind, value)

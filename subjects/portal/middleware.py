@@ -6,11 +6,17 @@ the admin and the API docs bring scripts of their own."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
 from django.utils import translation
+
+from subjects.crypto import CiphertextIntegrityError
+
+log = logging.getLogger(__name__)
 
 CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self'; font-src 'self'; form-action 'self'; "
@@ -66,3 +72,21 @@ class LanguageParamMiddleware:
                 samesite="Lax",
             )
         return response
+
+
+class IntegrityErrorMiddleware:
+    """A stored value that fails its integrity check (copied between rows in the database, or changed) is for an
+    operator to repair: the person, or the staff member in the admin, sees a readable page, never a 500. The API
+    answers its own 503 problem (config.api)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, CiphertextIntegrityError) or request.path.startswith("/api/"):
+            return None
+        log.error("integrity check failed on %s: %s", request.path, exception.detail)
+        return render(request, "portal/integrity_error.html", status=503)

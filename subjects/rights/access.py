@@ -91,8 +91,8 @@ def access_source(context: PartContext) -> None:
     with _piece_writer(context, root) as writer:
         if subject is not None:
             key = context.data_key()
-            for _pk, category, external_id, occurred_at, blob in _records_in_pages(subject, source):
-                data = json.loads(decrypt_field(subject, key, RECORD_DATA, bytes(blob)))
+            for pk, category, external_id, occurred_at, blob in _records_in_pages(subject, source):
+                data = json.loads(decrypt_field(subject, key, RECORD_DATA, bytes(blob), row_id=pk))
                 writer.write(
                     _line(
                         {
@@ -132,12 +132,12 @@ def access_profile(context: PartContext) -> None:
     with _piece_writer(context, root) as writer:
         if subject is not None:
             key = context.data_key()
-            for kind, blob, created_at in (
+            for pk, kind, blob, created_at in (
                 Identifier.objects.filter(subject=subject)
                 .order_by("kind", "pk")
-                .values_list("kind", "value_enc", "created_at")
+                .values_list("pk", "kind", "value_enc", "created_at")
             ):
-                value = decrypt_field(subject, key, IDENTIFIER_VALUE, bytes(blob))
+                value = decrypt_field(subject, key, IDENTIFIER_VALUE, bytes(blob), row_id=pk)
                 writer.write(
                     _line({"type": "identifier", "kind": kind, "value": value, "added_at": created_at.isoformat()})
                 )

@@ -77,7 +77,7 @@ def _profile_correct(subject: Subject, key: bytes, corrected: dict[str, Any], no
         else:
             profile[name] = value
     Subject.objects.filter(pk=subject.pk).update(
-        profile_enc=encrypt_field(subject, key, PROFILE, json.dumps(profile, sort_keys=True)),
+        profile_enc=encrypt_field(subject, key, PROFILE, json.dumps(profile, sort_keys=True), row_id=subject.pk),
         is_child=_is_child(profile.get("birth_date"), now.date()),
     )
     return sorted(corrected)

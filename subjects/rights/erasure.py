@@ -131,7 +131,7 @@ def _erase_records(
             plain = json.dumps(
                 {
                     "external_id": row.external_id,
-                    "data": json.loads(decrypt_field(subject, key, RECORD_DATA, bytes(row.data_enc))),
+                    "data": json.loads(decrypt_field(subject, key, RECORD_DATA, bytes(row.data_enc), row_id=row.pk)),
                 }
             )
             kept.append(
@@ -178,8 +178,8 @@ def _erase_identifiers(subject_ids: list[uuid.UUID], outcome: dict[str, Any], no
         Identifier.objects.filter(subject_id__in=subject_ids).values_list("pk", "subject_id", "kind", "value_enc")
     )
     suppressions = []
-    for _pk, subject_id, kind, blob in rows:
-        value = decrypt_field(subjects[subject_id], keys[subject_id], IDENTIFIER_VALUE, bytes(blob))
+    for pk, subject_id, kind, blob in rows:
+        value = decrypt_field(subjects[subject_id], keys[subject_id], IDENTIFIER_VALUE, bytes(blob), row_id=pk)
         suppressions.append(Suppression(digest=index.suppression(kind, value), kind=kind, created_at=now))
     Suppression.objects.bulk_create(suppressions, ignore_conflicts=True)
     Identifier.objects.filter(pk__in=[row[0] for row in rows]).delete()

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from config.errors import InvalidInputError
 from subjects import ports
+from subjects.columns import REQUEST_DETAILS
 from subjects.identity import KINDS, Reference, normalise
 from subjects.keys import blind_index, data_key, decrypt_field, encrypt_field
 from subjects.locks import advisory_lock, lock_identifiers, lock_subject
@@ -40,7 +41,7 @@ from subjects.selectors import identifier_held_elsewhere, subject_resolve
 
 Kind = RightsRequest.Kind
 Status = RightsRequest.Status
-DETAILS_COLUMN = "rights_request.details"
+DETAILS_COLUMN = REQUEST_DETAILS
 RESTRICTION_GROUNDS = ("18(1)(a)", "18(1)(b)", "18(1)(c)", "18(1)(d)")
 MAX_DETAILS_BYTES = 16 * 1024
 MAX_REASON = 2000
@@ -228,7 +229,7 @@ def _open(
     )
     if details.private is not None and subject is not None:
         request.details_enc = encrypt_field(
-            subject, data_key(subject), DETAILS_COLUMN, json.dumps(details.private, sort_keys=True)
+            subject, data_key(subject), DETAILS_COLUMN, json.dumps(details.private, sort_keys=True), row_id=request.pk
         )
     request.save(force_insert=True)
     history_add(request, "received", actor.label, now, note=f"channel {channel}")
@@ -438,6 +439,6 @@ def request_details_private(request: RightsRequest) -> dict[str, Any]:
         return {}
     subject = request.subject
     loaded: dict[str, Any] = json.loads(
-        decrypt_field(subject, data_key(subject), DETAILS_COLUMN, bytes(request.details_enc))
+        decrypt_field(subject, data_key(subject), DETAILS_COLUMN, bytes(request.details_enc), row_id=request.pk)
     )
     return loaded

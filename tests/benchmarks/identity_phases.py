@@ -520,10 +520,11 @@ def copy_baseline(keys: dict[str, str], *, rows: int) -> dict[str, Any]:
         contact = mix["existing_linked"] <= rng.random() < mix["contact"]
         data = _contact(rng, n) if contact else _purchase(rng)
         payload = json.dumps(data, separators=(",", ":"), sort_keys=True).encode()
-        sealed = crypto.seal(key, payload, crypto.field_aad(sid, RECORD_DATA))
+        record_id = uuid.uuid4()
+        sealed = crypto.seal_field(key, payload, sid, RECORD_DATA, record_id)
         occurred = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=rng.randrange(86_400 * 300))
         lines.append(
-            f"{uuid.uuid4()}\t{sid}\t{SOURCE}\tcopy-{run}-{n}\t{'contact' if contact else 'purchases'}\t"
+            f"{record_id}\t{sid}\t{SOURCE}\tcopy-{run}-{n}\t{'contact' if contact else 'purchases'}\t"
             f"\\\\x{sealed.hex()}\t{occurred.isoformat()}\t{now}\t{now}\n"
         )
     sealed_seconds = time.perf_counter() - started

@@ -101,13 +101,15 @@ def records_bulk(subject_id: uuid.UUID, source: str, category: str, count: int, 
     rows = []
     for i in range(count):
         payload = json.dumps({"item": f"item-{tag}-{source}-{i}", "amount": i, "note": "x" * 40}, sort_keys=True)
+        row_id = uuid.uuid4()
         rows.append(
             LinkedRecord(
+                id=row_id,
                 subject_id=subject_id,
                 source=source,
                 external_id=f"{source}-{tag}-{i}",
                 category=category,
-                data_enc=encrypt_field(subject, key, RECORD_DATA, payload),
+                data_enc=encrypt_field(subject, key, RECORD_DATA, payload, row_id=row_id),
                 occurred_at=start + timedelta(minutes=i),
                 created_at=now,
                 updated_at=now,

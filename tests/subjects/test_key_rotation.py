@@ -18,7 +18,9 @@ from subjects.services import subject_create
 
 def _identifier_value(subject: Subject) -> str:
     identifier = Identifier.objects.get(subject=subject)
-    return decrypt_field(subject, data_key(subject), "identifier.value", bytes(identifier.value_enc))
+    return decrypt_field(
+        subject, data_key(subject), "identifier.value", bytes(identifier.value_enc), row_id=identifier.pk
+    )
 
 
 @pytest.fixture

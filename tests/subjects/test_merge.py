@@ -115,7 +115,7 @@ def identifiers_of(subject_id: uuid.UUID) -> set[tuple[str, str]]:
     subject = Subject.objects.get(pk=subject_id)
     key = data_key(subject)
     return {
-        (i.kind, decrypt_field(subject, key, IDENTIFIER_VALUE, bytes(i.value_enc)))
+        (i.kind, decrypt_field(subject, key, IDENTIFIER_VALUE, bytes(i.value_enc), row_id=i.pk))
         for i in Identifier.objects.filter(subject=subject)
     }
 
@@ -124,7 +124,7 @@ def records_of(subject_id: uuid.UUID) -> dict[str, str]:
     subject = Subject.objects.get(pk=subject_id)
     key = data_key(subject)
     return {
-        r.external_id: decrypt_field(subject, key, RECORD_DATA, bytes(r.data_enc))
+        r.external_id: decrypt_field(subject, key, RECORD_DATA, bytes(r.data_enc), row_id=r.pk)
         for r in LinkedRecord.objects.filter(subject=subject)
     }
 
@@ -343,7 +343,8 @@ def test_an_open_double_opt_in_link_of_the_absorbed_side_confirms_on_the_survivo
     survivor = Subject.objects.get(pk=kim)
     assert moved.subject_id == kim
     assert (
-        decrypt_field(survivor, data_key(survivor), "confirmation.email", bytes(moved.email_enc)) == "kai@example.org"
+        decrypt_field(survivor, data_key(survivor), "confirmation.email", bytes(moved.email_enc), row_id=moved.pk)
+        == "kai@example.org"
     )
 
     # When he clicks the link
@@ -457,15 +458,18 @@ def test_moved_identifiers_records_and_profile_are_re_encrypted_under_the_surviv
     for identifier in moved:
         blob = bytes(identifier.value_enc)
         with pytest.raises(crypto.DecryptionError):
-            decrypt_field(absorbed, absorbed_key, IDENTIFIER_VALUE, blob)
+            decrypt_field(absorbed, absorbed_key, IDENTIFIER_VALUE, blob, row_id=identifier.pk)
         with pytest.raises(crypto.DecryptionError):
-            crypto.open_sealed(absorbed_key, blob, crypto.field_aad(survivor.id, IDENTIFIER_VALUE))
-        assert decrypt_field(survivor, survivor_key, IDENTIFIER_VALUE, blob) in ("C-9", "+491711234567")
+            crypto.open_field(absorbed_key, blob, survivor.id, IDENTIFIER_VALUE, identifier.pk)
+        assert decrypt_field(survivor, survivor_key, IDENTIFIER_VALUE, blob, row_id=identifier.pk) in (
+            "C-9",
+            "+491711234567",
+        )
     record = LinkedRecord.objects.get(pk=kai.record_id)
     assert record.subject_id == survivor.id
     with pytest.raises(crypto.DecryptionError):
-        decrypt_field(absorbed, absorbed_key, RECORD_DATA, bytes(record.data_enc))
-    assert "Kai" in decrypt_field(survivor, survivor_key, RECORD_DATA, bytes(record.data_enc))
+        decrypt_field(absorbed, absorbed_key, RECORD_DATA, bytes(record.data_enc), row_id=record.pk)
+    assert "Kai" in decrypt_field(survivor, survivor_key, RECORD_DATA, bytes(record.data_enc), row_id=record.pk)
     # The profiles merge, the survivor's attributes winning; the absorbed row keeps none.
     assert profile_read(survivor, survivor_key) == {"name": "Kim", "birth_date": "1990-04-01"}
     assert Subject.objects.get(pk=absorbed.id).profile_enc is None

@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from subjects.crypto import DecryptionError
 from subjects.keys import keyring
+from subjects.reencryption import fields_reencrypt
 from subjects.rights.vault import vault_keys_rewrap
 from subjects.services import master_key_rotate
 
@@ -13,7 +14,9 @@ from subjects.services import master_key_rotate
 class Command(BaseCommand):
     help = (
         "Re-wrap every subject's data key under the first key of ASSENT_MASTER_KEYS (put the new key first, keep "
-        "the old ones after it until this finishes). Resumable: run it again after an interruption."
+        "the old ones after it until this finishes), then re-encrypt values from before row binding "
+        "(reencrypt_fields). "
+        "Resumable: run it again after an interruption."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -31,3 +34,9 @@ class Command(BaseCommand):
         self.stdout.write(
             f"done: {count} data keys and {vaults} vault keys re-wrapped; all are now under master key {kid!r}"
         )
+        # Values from before row binding are re-encrypted bound to their row, in the same resumable way.
+        try:
+            fields = fields_reencrypt(batch=batch)
+        except DecryptionError as exc:
+            raise CommandError(f"re-encrypting fields stopped: {exc}") from None
+        self.stdout.write(f"{fields} older values re-encrypted and bound to their row")

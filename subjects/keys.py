@@ -57,9 +57,18 @@ def next_ids(model: type[models.Model], count: int) -> list[int]:
     bound to them before the insert."""
     if count <= 0:
         return []
+    table = model._meta.db_table
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
-            [model._meta.db_table, count],
-        )
+        if connection.vendor == "sqlite":
+            # The demo's SQLite: Django's AUTOINCREMENT keeps the counter in sqlite_sequence, and the UPDATE holds
+            # the database's write lock, so two connections never receive the same ids.
+            cursor.execute(
+                f'INSERT INTO sqlite_sequence (name, seq) SELECT %s, COALESCE((SELECT MAX(id) FROM "{table}"), 0) '
+                "WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = %s)",
+                [table, table],
+            )
+            cursor.execute("UPDATE sqlite_sequence SET seq = seq + %s WHERE name = %s RETURNING seq", [count, table])
+            (last,) = cursor.fetchone()
+            return list(range(last - count + 1, last + 1))
+        cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)", [table, count])
         return [row[0] for row in cursor.fetchall()]

@@ -8,17 +8,25 @@ from django.db import migrations, models
 
 # A state's `seq` is the seq of the event that decided it on the subject's own chain (for a merged state, the
 # survivor's `merged` event); a row whose seq names no event (none is known) falls back to the triple's latest.
-BACKFILL = """
-UPDATE consent_consentstate AS s SET event_id = e.id
-FROM consent_consentevent AS e
-WHERE s.event_id IS NULL AND e.subject_id = s.subject_id AND e.seq = s.seq;
-UPDATE consent_consentstate AS s SET event_id = (
+# Two statements, written so that SQLite (the demo) runs them as well as PostgreSQL.
+BACKFILL = (
+    """
+UPDATE consent_consentstate SET event_id = (
     SELECT e.id FROM consent_consentevent AS e
-    WHERE e.subject_id = s.subject_id AND e.purpose = s.purpose AND e.channel IN (s.channel, '')
+    WHERE e.subject_id = consent_consentstate.subject_id AND e.seq = consent_consentstate.seq
+)
+WHERE event_id IS NULL
+""",
+    """
+UPDATE consent_consentstate SET event_id = (
+    SELECT e.id FROM consent_consentevent AS e
+    WHERE e.subject_id = consent_consentstate.subject_id AND e.purpose = consent_consentstate.purpose
+      AND e.channel IN (consent_consentstate.channel, '')
     ORDER BY e.occurred_at DESC, e.seq DESC LIMIT 1
 )
-WHERE s.event_id IS NULL;
-"""
+WHERE event_id IS NULL
+""",
+)
 
 LEDGER_GUARD = """
 CREATE FUNCTION consent_consentevent_append_only() RETURNS trigger AS $$
@@ -44,7 +52,8 @@ DROP FUNCTION IF EXISTS consent_consentevent_append_only();
 
 
 def backfill(apps, schema_editor):
-    schema_editor.execute(BACKFILL)
+    for statement in BACKFILL:
+        schema_editor.execute(statement)
 
 
 def ledger_guard(apps, schema_editor):

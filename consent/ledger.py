@@ -114,6 +114,9 @@ def ledger_retention_allow() -> None:
     deletion; it calls this inside its transaction, which sets `assent.ledger_retention` with SET LOCAL, so the
     permission ends with that transaction (commit or rollback) and never leaks to another one on the connection.
     Any new retention code must call this function and nothing else; grep for it to review every such path.
+    The one other opening is declared, not hidden: the re-encryption pass (subjects.reencryption) rewrites the
+    evidence ciphertext (its clear text, which the chain's hash covers, is unchanged) through the column's
+    `update_guard` in subjects.columns, which sets the same setting for its own batch transaction.
     """
     assert transaction.get_connection().in_atomic_block, "SET LOCAL outside a transaction would open nothing"
     with transaction.get_connection().cursor() as cursor:

@@ -21,6 +21,7 @@ from config.errors import InvalidInputError
 from config.input import guarded_loads
 from consent.checks import CheckResult, check_target, consent_check_many
 from consent.clients import AuthenticatedClient
+from consent.errors import EvidenceRequiredError
 from consent.policy import Action, Decision, Reason, decide
 from consent.selectors import catalogue_snapshot, consent_history_list, consent_states_list, subject_states_for_policy
 from consent.services import ConsentCommand, consent_record, consent_record_idempotent, request_digest
@@ -137,6 +138,10 @@ class ConsentCreateApi(APIView):
     )
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
+        confirm = isinstance(request.data, dict) and request.data.get("action") == "confirm"
+        if not serializer.is_valid() and confirm and "evidence" in serializer.errors:
+            # A client's own confirm stands on its evidence: API.md names the code for evidence that does not hold.
+            raise EvidenceRequiredError(f"evidence: {serializer.errors['evidence']}", field="evidence")
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         client = client_of(request)

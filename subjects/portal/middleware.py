@@ -14,6 +14,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import translation
 
+from config.errors import UnavailableError
 from subjects.crypto import CiphertextIntegrityError
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,16 @@ class IntegrityErrorMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        if not isinstance(exception, CiphertextIntegrityError) or request.path.startswith("/api/"):
+        if request.path.startswith("/api/"):
             return None
-        log.error("integrity check failed on %s: %s", request.path, exception.detail)
-        return render(request, "portal/integrity_error.html", status=503)
+        if isinstance(exception, CiphertextIntegrityError):
+            log.error("integrity check failed on %s: %s", request.path, exception.detail)
+            return render(request, "portal/integrity_error.html", status=503)
+        if isinstance(exception, UnavailableError):
+            # A consent state that cannot be read (a bad restore, a hand-made UPDATE): the page cannot say what
+            # the person agreed to, so it says so instead of guessing (fail closed) or answering a 500.
+            log.error("cannot decide on %s: %s", request.path, exception.detail)
+            response = render(request, "portal/unavailable.html", status=503)
+            response["Retry-After"] = "60"
+            return response
+        return None

@@ -168,7 +168,8 @@ def test_the_migration_backfills_each_state_rows_event_from_its_seq(two_people: 
     before = dict(ConsentState.objects.values_list("pk", "event_id"))
     raw_sql("UPDATE consent_consentstate SET event_id = NULL", [])
 
-    raw_sql(backfill, [])
+    for statement in backfill:
+        raw_sql(statement, [])
 
     assert dict(ConsentState.objects.values_list("pk", "event_id")) == before
     call_command("verify_ledger", stdout=io.StringIO(), stderr=io.StringIO())

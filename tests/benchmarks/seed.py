@@ -51,6 +51,7 @@ STATE_COLUMNS = (
     "actor",
     "suppressed",
     "seq",
+    "event_id",
 )
 EVENT_COLUMNS = (
     "id",
@@ -111,6 +112,7 @@ def _make_chunk(start: int, end: int) -> dict[str, str]:
     rng = random.Random(start)
     now = datetime.now(UTC).replace(microsecond=0)
     subjects, identifiers, states, events, heads = (io.StringIO() for _ in range(5))
+    event_ids: dict[tuple[uuid.UUID, int], uuid.UUID] = {}
 
     def event(sid: uuid.UUID, seq: int, channel: str, action: str, at: datetime, prev: str) -> str:
         e = ConsentEvent(
@@ -130,6 +132,7 @@ def _make_chunk(start: int, end: int) -> dict[str, str]:
             prev_hash=prev,
         )
         e.hash = event_hash(prev, canonical_fields(e, {}))
+        event_ids[(sid, seq)] = e.id  # each state names the event it was projected from (verify_ledger)
         events.write(
             f"{e.id}\t{sid}\t{seq}\t{PURPOSE}\t{channel}\t{action}\t{NOTICE}\timport\tsubject\t\\N\t\\N\t\\N\t"
             f"{_ts(at)}\t{_ts(at)}\t{prev}\t{e.hash}\n"
@@ -141,7 +144,8 @@ def _make_chunk(start: int, end: int) -> dict[str, str]:
     ) -> None:
         states.write(
             f"{sid}\t{PURPOSE}\t{channel}\t{status}\t{NOTICE}\t{_ts(since)}\t"
-            f"{_ts(granted) if granted else chr(92) + 'N'}\t{'t' if confirmed else 'f'}\tsubject\tf\t{seq}\n"
+            f"{_ts(granted) if granted else chr(92) + 'N'}\t{'t' if confirmed else 'f'}\tsubject\tf\t{seq}\t"
+            f"{event_ids[(sid, seq)]}\n"
         )
 
     for i in range(start, end):

@@ -4,6 +4,7 @@ from subjects.api import requests, views
 
 urlpatterns = [
     path("records", views.RecordIngestApi.as_view(), name="record-ingest"),
+    path("records/batch", views.RecordBatchApi.as_view(), name="record-ingest-batch"),
     path("merge-proposals/<uuid:proposal_id>", views.MergeProposalDetailApi.as_view(), name="merge-proposal"),
 ]
 

@@ -227,30 +227,25 @@ class ProblemMiddleware:
         return ProblemResponse(body, headers)
 
 
-class WindowedDateTimeField(serializers.DateTimeField):
-    """A date-time a request carries: 1900-01-01 up to tomorrow (config.input.date_in_window)."""
+class _InWindow:
+    """A moment a request carries lies between 1900-01-01 and tomorrow (config.input.date_in_window)."""
 
     def to_internal_value(self, value: Any) -> Any:
         from config.input import MalformedInputError, date_in_window
 
-        parsed = super().to_internal_value(value)
+        parsed = super().to_internal_value(value)  # type: ignore[misc]
         try:
             return date_in_window(parsed)
         except MalformedInputError as exc:
             raise serializers.ValidationError(exc.detail) from None
 
 
-class WindowedDateField(serializers.DateField):
-    """A date a request carries: 1900-01-01 up to tomorrow (config.input.date_in_window)."""
+class WindowedDateTimeField(_InWindow, serializers.DateTimeField):
+    """A date-time a request carries, within the window."""
 
-    def to_internal_value(self, value: Any) -> Any:
-        from config.input import MalformedInputError, date_in_window
 
-        parsed = super().to_internal_value(value)
-        try:
-            return date_in_window(parsed)
-        except MalformedInputError as exc:
-            raise serializers.ValidationError(exc.detail) from None
+class WindowedDateField(_InWindow, serializers.DateField):
+    """A date a request carries, within the window."""
 
 
 class EvidenceField(serializers.DictField):

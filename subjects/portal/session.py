@@ -20,8 +20,8 @@ from django.utils import timezone
 
 from subjects.errors import AmbiguousSubjectError, SubjectNotFoundError
 from subjects.identity import Reference
-from subjects.keys import blind_index, data_key
-from subjects.models import Identifier, IdentifierChange, Subject
+from subjects.keys import data_key
+from subjects.models import IdentifierChange, Subject
 from subjects.portal.signin import email_open, email_seal
 from subjects.selectors import identifier_owners, subject_get_survivor, subject_identifiers, subject_resolve
 
@@ -84,26 +84,23 @@ def person_of(request: HttpRequest) -> Person | None:
         return None
     ambiguous = False
     subject = _live(data.get("subject"))
-    if (
-        subject is not None
-        and subject.id not in identifier_owners(identifiers=[("email", email)])[0]
-        and not _changed_own_email_since(subject, signed_in_at)
-    ):
-        # The address left that subject since sign-in (rectified by a client, split off): its ledger is no longer
-        # this person's to change; who they are now is what the address resolves to. Only a change the person
-        # confirmed themselves after signing in lets the session follow the subject to its new address.
-        subject = None
+    if subject is not None and subject.id not in identifier_owners(identifiers=[("email", email)])[0]:
+        if _changed_own_email_since(subject, signed_in_at):
+            # The person confirmed a new address of their own (perhaps in another browser): the session follows,
+            # so a double opt-in goes to an address that is the person's.
+            email = _first_email(subject) or email
+            data = {**data, "email": email_seal(email)}
+            request.session[SESSION_KEY] = data
+        else:
+            # The address left that subject since sign-in (rectified by a client, split off): its ledger is no
+            # longer this person's to change; who they are now is what the address resolves to.
+            subject = None
     if subject is None:
         found, ambiguous = _resolve(email)
         subject = _live(found)
     subject_id = subject.id if subject is not None else None
     if data.get("subject") != (str(subject_id) if subject_id else None):
         _remember(request, data, subject_id)
-    if subject is not None and (current := _current_email(subject, email)) != email:
-        # The address changed since sign-in (confirmed in another browser, or rectified): the session follows, so
-        # a double opt-in goes to an address that is the person's.
-        email = current
-        request.session[SESSION_KEY] = {**request.session[SESSION_KEY], "email": email_seal(email)}
     request.session.set_expiry(_idle_seconds())  # idle time counts from the last request
     return Person(
         email,
@@ -122,13 +119,9 @@ def _changed_own_email_since(subject: Subject, signed_in_at: datetime) -> bool:
     ).exists()
 
 
-def _current_email(subject: Subject, email: str) -> str:
-    """The signed-in address while it is still the person's (one indexed lookup), else the person's first one."""
-    digest = blind_index().lookup("email", email)
-    if Identifier.objects.filter(subject=subject, blind_index=digest).exists():
-        return email
+def _first_email(subject: Subject) -> str | None:
     emails = subject_identifiers(subject=subject, key=data_key(subject), kinds=["email"])
-    return emails[0][1] if emails else email
+    return emails[0][1] if emails else None
 
 
 def _live(value: object) -> Subject | None:

@@ -27,7 +27,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from config.errors import DomainError
 from consent.admin_site import AuditedAdmin, PrivateSearchAdmin, ReadOnlyAdmin, ServiceBackedAdmin
-from consent.catalogue_edit import (
+from consent.catalogue.edit import (
     Edit,
     catalogue_edit,
     catalogue_edit_problems,

@@ -16,8 +16,8 @@ from django.utils.safestring import mark_safe
 from consent.audit import Action, audit_record
 from consent.charts import Line, bar_chart, rate_chart
 from consent.dashboard import consent_rates, outdated_notice_consents, request_summary
+from consent.ledger.verification import verification_latest
 from consent.records_of_processing import records_as_csv, records_as_json, records_of_processing
-from consent.verification import verification_latest
 
 DEFAULT_WEEKS = 12
 

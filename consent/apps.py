@@ -1,3 +1,7 @@
+"""The consent app: the consent ledger, its catalogue, the gates and the API; it fills subjects' ports."""
+
+from __future__ import annotations
+
 from django.apps import AppConfig
 
 
@@ -7,20 +11,24 @@ class ConsentConfig(AppConfig):
 
     def ready(self) -> None:
         # subjects core acts on consent data (a merge, a split) only through this port: it never imports consent.
-        from consent.merging import ConsentPortImpl
+        from consent.adapters.merge_port import ConsentPortImpl
         from subjects.ports import register_consent_port
 
         register_consent_port(ConsentPortImpl())
 
         # ... and rights requests (access, erasure, objection) through this one.
-        from consent.rights import ConsentRightsPortImpl
+        from consent.adapters.rights_port import ConsentRightsPortImpl
         from subjects.ports import register_consent_rights_port
 
         register_consent_rights_port(ConsentRightsPortImpl())
 
+        # The services enqueue tasks by name (consent.task_names); registering the task module here lets that name
+        # reach the task itself in this process too, so the demo's eager mode runs it as it did.
         # The policy state arrives as PostgreSQL `json` aggregates (checks, sends): decode them with orjson.
         # Django's own JSONFields are `jsonb`, which Django decodes itself, so they are unaffected.
         import orjson
         from psycopg.types.json import set_json_loads
+
+        import consent.tasks  # noqa: F401
 
         set_json_loads(orjson.loads)

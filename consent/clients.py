@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from config import ratelimit
 from config.errors import ConflictError, InvalidInputError
+from consent.catalogue.snapshot import catalogue_snapshot
 from consent.models import ApiClient
 from subjects.crypto import api_key_digest
 
@@ -45,8 +46,6 @@ def client_create(*, name: str, scopes: list[str], purposes: list[str]) -> tuple
         raise InvalidInputError(
             f"unknown scope {unknown[0]!r}; one of {', '.join(ApiClient.Scope.values)}", field="scope"
         )
-    from consent.selectors import catalogue_snapshot  # the catalogue names the purposes a client may act for
-
     known = catalogue_snapshot().purposes
     missing = sorted(p for p in purposes if p not in known)
     if missing:

@@ -1,172 +1,26 @@
-"""Reads: the catalogue as the policy sees it, and each subject's state, in a fixed number of queries."""
+"""Reads: each subject's state as the policy sees it, in a fixed number of queries, and their consent history."""
 
 from __future__ import annotations
 
 import json
 import logging
-import threading
-import time
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from django.db import connection
 
 from config.errors import UnavailableError
-from config.names import as_given, localised
-from consent.models import (
-    CatalogueRevision,
-    Channel,
-    ConsentEvent,
-    ConsentState,
-    DataCategory,
-    Notice,
-    Purpose,
-    Source,
-    SourceCategory,
-)
-from consent.policy import (
-    Actor as PolicyActor,
-)
-from consent.policy import (
-    ConsentFact,
-    ConsentStatus,
-    LegalBasis,
-    PurposeRule,
-    SubjectState,
-)
+from consent.catalogue.snapshot import catalogue_snapshot
+from consent.models import ConsentEvent, ConsentState
+from consent.policy import Actor as PolicyActor
+from consent.policy import ConsentFact, ConsentStatus, SubjectState
 from subjects.identity import Reference
 from subjects.models import Subject
 from subjects.selectors import Resolution, reference_digests, resolve_with, subject_resolve_many
 
 logger = logging.getLogger(__name__)
-
-_SNAPSHOT_SECONDS = 2.0  # how long a process trusts its copy of the catalogue before re-reading it
-
-
-@dataclass(frozen=True, slots=True)
-class PurposeInfo:
-    rule: PurposeRule
-    name: str
-    data_categories: tuple[str, ...]
-    notice_versions: frozenset[str]
-    current_notice: str | None  # the newest version, offered to people who choose now
-    texts: dict[str, str] = field(default_factory=dict)  # the current notice's texts
-    names: dict[str, str] | None = None  # the name's texts per language, when the catalogue gave several
-
-    def display_name(self, language: str | None = None) -> str:
-        return localised(as_given(self.name, self.names), language)
-
-
-@dataclass(frozen=True, slots=True)
-class HoldingInfo:
-    """What one source keeps of one data category, and for how long."""
-
-    delete_after_days: int
-    legal_hold_years: int | None
-    legal_hold_from: str
-    legal_hold_law: str
-
-
-@dataclass(frozen=True, slots=True)
-class CatalogueSnapshot:
-    revision: int
-    purposes: dict[str, PurposeInfo]
-    channels: frozenset[str]
-    merge_identifiers: frozenset[str]
-    one_per_person: frozenset[str] = frozenset()
-    merge_order: tuple[str, ...] = ()  # merge_identifiers in the catalogue's order
-    categories: dict[str, bool] = field(default_factory=dict)  # key -> profile
-    sources: dict[str, dict[str, HoldingInfo]] = field(default_factory=dict)  # source -> category -> holding
-    system_of_record: frozenset[str] = frozenset()
-    purchase_categories: frozenset[str] = frozenset()  # UWG §7(3): their records make existing customers
-
-
-_lock = threading.Lock()
-_cached: tuple[float, CatalogueSnapshot] | None = None
-
-
-def catalogue_snapshot(*, refresh: bool = False) -> CatalogueSnapshot:
-    """The catalogue, cached per process for a moment: every check needs it, and it changes rarely.
-    A caller that meets an unknown key asks again with refresh=True before it answers 400."""
-    global _cached
-    now = time.monotonic()
-    cached = _cached
-    if cached is not None and not refresh and now - cached[0] < _SNAPSHOT_SECONDS:
-        return cached[1]
-    snapshot = _load_snapshot()
-    with _lock:
-        _cached = (now, snapshot)
-    return snapshot
-
-
-def catalogue_forget() -> None:
-    global _cached
-    with _lock:
-        _cached = None
-
-
-def _load_snapshot() -> CatalogueSnapshot:
-    revision = (
-        CatalogueRevision.objects.order_by("-pk")
-        .values_list("pk", "merge_identifiers", "document__one_per_person")
-        .first()
-    )
-    notices: dict[int, list[Notice]] = {}
-    for notice in Notice.objects.order_by("created_at", "pk"):
-        notices.setdefault(notice.purpose_id, []).append(notice)
-    purposes: dict[str, PurposeInfo] = {}
-    for purpose in Purpose.objects.prefetch_related("channels", "data_categories"):
-        versions = notices.get(purpose.pk, [])
-        purposes[purpose.key] = PurposeInfo(
-            rule=PurposeRule(
-                key=purpose.key,
-                legal_basis=LegalBasis(purpose.legal_basis),
-                marketing=purpose.marketing,
-                channels=frozenset(c.key for c in purpose.channels.all()),
-                double_opt_in=frozenset(purpose.double_opt_in),
-                consent_valid_days=purpose.consent_valid_days,
-                outdated_notice_versions=_outdated(versions),
-                uwg_7_3=purpose.uwg_7_3,
-            ),
-            name=purpose.name,
-            names=purpose.names,
-            data_categories=tuple(sorted(c.key for c in purpose.data_categories.all())),
-            notice_versions=frozenset(n.version for n in versions),
-            current_notice=versions[-1].version if versions else None,
-            texts=dict(versions[-1].texts) if versions else {},
-        )
-    sources: dict[str, dict[str, HoldingInfo]] = {}
-    system_of_record: set[str] = set()
-    for source in Source.objects.all():
-        sources[source.key] = {}
-        if source.system_of_record:
-            system_of_record.add(source.key)
-    for holding in SourceCategory.objects.select_related("source", "category"):
-        sources[holding.source.key][holding.category.key] = HoldingInfo(
-            holding.delete_after_days, holding.legal_hold_years, holding.legal_hold_from, holding.legal_hold_law
-        )
-    return CatalogueSnapshot(
-        revision=revision[0] if revision else 0,
-        purposes=purposes,
-        channels=frozenset(Channel.objects.values_list("key", flat=True)),
-        merge_identifiers=frozenset(revision[1]) if revision else frozenset(),
-        one_per_person=frozenset(revision[2] or ()) if revision else frozenset(),
-        merge_order=tuple(revision[1]) if revision else (),
-        categories=dict(DataCategory.objects.values_list("key", "profile")),
-        sources=sources,
-        system_of_record=frozenset(system_of_record),
-        purchase_categories=frozenset(DataCategory.objects.filter(purchase=True).values_list("key", flat=True)),
-    )
-
-
-def _outdated(versions: list[Notice]) -> frozenset[str]:
-    """Versions older than the newest version that requires re-consent."""
-    last_reconsent = max((i for i, n in enumerate(versions) if n.requires_reconsent), default=-1)
-    return frozenset(n.version for n in versions[:last_reconsent])
-
 
 # ---------------------------------------------------------------------------------------------------------
 # Subject state for the policy

@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from consent.ledger import ChainProblem, event_evidence, ledger_verify_subject
+from consent.catalogue.snapshot import catalogue_snapshot
+from consent.ledger.chain import ChainProblem, event_evidence, ledger_verify_subject
 from consent.models import ApiClient, ConsentEvent, ConsentState, LedgerHead, Objection, ReadLog, SendRecipient
 from consent.policy import Action, Decision, Reason, SubjectState, decide
-from consent.selectors import catalogue_snapshot, subject_states_for_policy
+from consent.selectors import subject_states_for_policy
 from subjects import crypto
 from subjects.keys import data_key, decrypt_field
 from subjects.models import Identifier, LinkedRecord, MergeAudit, Subject

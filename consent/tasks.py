@@ -6,13 +6,22 @@ import uuid
 
 from celery import shared_task
 
-from consent.confirmations import confirmation_send, confirmations_unsent
-from consent.maintenance import consents_expire, idempotency_keys_purge
+from consent.double_opt_in import confirmation_send, confirmations_unsent
+from consent.expiry import consents_expire
+from consent.ledger.verification import verification_run
 from consent.models import LedgerVerification
-from consent.verification import verification_run
+from consent.services import idempotency_keys_purge
+from consent.task_names import SEND_CONFIRMATION
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=8)
+@shared_task(
+    name=SEND_CONFIRMATION,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(OSError,),
+    retry_backoff=True,
+    max_retries=8,
+)
 def send_confirmation(confirmation_id: str) -> None:
     confirmation_send(confirmation_id=uuid.UUID(confirmation_id))
 

@@ -10,9 +10,9 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from config.net import client_address
-from consent.confirmations import confirmation_confirm, confirmation_from_token
+from consent.double_opt_in import confirmation_confirm, confirmation_from_token
 from consent.errors import ConfirmationInvalidError
-from consent.unsubscribe import (
+from consent.gates.unsubscribe import (
     ONE_CLICK_BODY,
     UnsubscribeInvalidError,
     unsubscribe_all_marketing,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from consent.selectors import catalogue_snapshot
+from consent.catalogue.snapshot import catalogue_snapshot
 from subjects.ports import HoldingFacts
 from subjects.records import children_recheck, records_purge
 

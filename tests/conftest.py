@@ -10,8 +10,8 @@ import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
+from consent.catalogue.snapshot import catalogue_forget
 from consent.clients import client_create, clients_forget_cache
-from consent.selectors import catalogue_forget
 
 ALL_SCOPES = [
     "consent:check",
@@ -103,7 +103,7 @@ def _fresh_process_caches() -> Iterator[None]:
 
 @pytest.fixture
 def catalogue(db: None) -> dict[str, Any]:
-    from consent.catalogue import catalogue_apply
+    from consent.catalogue.validate import catalogue_apply
 
     document = json.loads(json.dumps(CATALOGUE))
     catalogue_apply(document=document)

@@ -16,7 +16,8 @@ from rest_framework.views import APIView
 
 from config.errors import InvalidInputError
 from consent.api.views import PROBLEM_RESPONSES, client_of, fast_json_body, fast_json_response, required_string
-from consent.gates import CAMPAIGN_MAX_LENGTH, profile_read_for_purpose, send_create, send_target
+from consent.gates.profile_reads import profile_read_for_purpose
+from consent.gates.sends import CAMPAIGN_MAX_LENGTH, send_create, send_target
 from consent.policy import Reason
 from subjects.identity import parse_reference
 

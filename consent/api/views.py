@@ -19,12 +19,14 @@ from rest_framework.views import APIView
 from config.api import EvidenceField, WindowedDateTimeField
 from config.errors import InvalidInputError
 from config.input import guarded_loads
-from consent.checks import CheckResult, check_target, consent_check_many
+from consent.catalogue.snapshot import catalogue_snapshot
 from consent.clients import AuthenticatedClient
 from consent.errors import EvidenceRequiredError
+from consent.gates.check import CheckResult, check_target, consent_check_many
+from consent.ledger.recording import ConsentCommand
 from consent.policy import Action, Decision, Reason, decide
-from consent.selectors import catalogue_snapshot, consent_history_list, consent_states_list, subject_states_for_policy
-from consent.services import ConsentCommand, consent_record, consent_record_idempotent, request_digest
+from consent.selectors import consent_history_list, consent_states_list, subject_states_for_policy
+from consent.services import consent_record, consent_record_idempotent, request_digest
 from subjects.identity import parse_reference
 from subjects.selectors import subject_get_survivor
 

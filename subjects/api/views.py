@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 from config.api import WindowedDateTimeField
 from config.errors import DomainError, InvalidInputError
 from consent.api.views import PROBLEM_RESPONSES
-from consent.selectors import catalogue_snapshot
+from consent.catalogue.snapshot import catalogue_snapshot
 from subjects.identity import KINDS, normalise
 from subjects.merge_proposals import merge_proposal_get
 from subjects.records import RecordInput, record_ingest

@@ -10,9 +10,10 @@ from datetime import datetime
 from django.utils.translation import get_language
 
 from config.names import as_given, localised
+from consent.catalogue.snapshot import PurposeInfo, catalogue_snapshot
 from consent.models import Channel, ConsentEvent, DataCategory, Objection, Purpose, Source
 from consent.policy import Action, LegalBasis, Reason, SubjectState, decide
-from consent.selectors import PurposeInfo, catalogue_snapshot, consent_history_list, subject_states_for_policy
+from consent.selectors import consent_history_list, subject_states_for_policy
 from subjects.keys import data_key
 from subjects.models import LinkedRecord, RightsRequest, Subject
 from subjects.records import profile_read

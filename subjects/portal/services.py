@@ -11,7 +11,8 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from consent.services import ConsentCommand, consent_object_direct_marketing, consent_record
+from consent.ledger.recording import ConsentCommand
+from consent.services import consent_object_direct_marketing, consent_record
 from subjects.identity import Reference
 from subjects.keys import blind_index
 from subjects.locks import advisory_lock

@@ -16,7 +16,8 @@ from django.contrib.auth.models import AbstractUser
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from consent.services import ConsentCommand, consent_record
+from consent.ledger.recording import ConsentCommand
+from consent.services import consent_record
 from consent.staff import DPO
 from subjects.identity import parse_reference
 from subjects.models import RightsRequest

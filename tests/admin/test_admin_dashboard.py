@@ -12,8 +12,9 @@ from django.test import Client
 from django.utils import timezone
 
 from consent.dashboard import consent_rates, outdated_notice_consents, request_summary
+from consent.ledger.recording import ConsentCommand
 from consent.models import AuditEntry
-from consent.services import ConsentCommand, consent_record
+from consent.services import consent_record
 from subjects.identity import parse_reference
 from subjects.models import RightsRequest
 
@@ -79,7 +80,7 @@ def test_the_dashboard_needs_a_signed_in_staff_member(client: Client, catalogue:
 
 
 def test_outdated_notice_consents_are_counted_per_version(catalogue: dict[str, object], anna: str) -> None:
-    from consent.catalogue_edit import catalogue_edit, edit_notice
+    from consent.catalogue.edit import catalogue_edit, edit_notice
 
     assert outdated_notice_consents() == []
     texts = {"de": "a", "en": "b"}

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from consent.catalogue import catalogue_apply
+from consent.catalogue.snapshot import catalogue_forget
+from consent.catalogue.validate import catalogue_apply
 from consent.models import AuditEntry
-from consent.selectors import catalogue_forget
 from subjects.models import MergeProposal, Subject
 from tests.conftest import CATALOGUE, Api
 

@@ -102,7 +102,7 @@ def _ts(moment: datetime) -> str:
 
 
 def _make_chunk(start: int, end: int) -> dict[str, str]:
-    from consent.ledger import GENESIS, canonical_fields, event_hash
+    from consent.ledger.chain import GENESIS, canonical_fields, event_hash
     from consent.models import ConsentEvent
     from subjects import crypto
     from subjects.keys import blind_index, keyring

@@ -15,7 +15,7 @@ def main(since: str, limit: int) -> None:
     import django
 
     django.setup()
-    from consent.ledger import ledger_verify_subject
+    from consent.ledger.chain import ledger_verify_subject
     from consent.models import ConsentEvent, LedgerHead
     from subjects.models import Subject
 

@@ -21,10 +21,10 @@ from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
+from consent.catalogue.snapshot import catalogue_snapshot
 from consent.clients import client_authenticate, client_rate_limit_hit
 from consent.policy import Action as PolicyAction
 from consent.policy import Actor, ConsentFact, ConsentStatus, SubjectState, decide
-from consent.selectors import catalogue_snapshot
 from subjects.identity import parse_reference
 from subjects.keys import blind_index
 

@@ -16,8 +16,8 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from consent.catalogue.snapshot import catalogue_forget
 from consent.models import ApiClient, CatalogueRevision, ConsentEvent, Purpose
-from consent.selectors import catalogue_forget
 from subjects.models import Subject
 from tests.consent.test_catalogue import DOCUMENT
 

@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 
 from config.errors import InvalidInputError
-from consent.catalogue import CatalogueError, catalogue_apply, catalogue_load_file, catalogue_validate
+from consent.catalogue.snapshot import catalogue_forget, catalogue_snapshot
+from consent.catalogue.validate import CatalogueError, catalogue_apply, catalogue_load_file, catalogue_validate
+from consent.ledger.recording import ConsentCommand
 from consent.models import (
     CatalogueRevision,
     Channel,
@@ -22,8 +24,7 @@ from consent.models import (
     Source,
     SourceCategory,
 )
-from consent.selectors import catalogue_forget, catalogue_snapshot
-from consent.services import ConsentCommand, consent_record
+from consent.services import consent_record
 from subjects.identity import parse_reference
 
 DEMO_CATALOGUE = Path(__file__).resolve().parents[2] / "consent" / "demo" / "catalog.json"
@@ -798,7 +799,7 @@ def test_it_rejects_a_localised_name_without_every_language_or_with_an_empty_tex
 
 
 def test_apply_keeps_localised_names_as_given_and_a_string_still_reads(db: None) -> None:
-    from consent.catalogue_edit import catalogue_document
+    from consent.catalogue.edit import catalogue_document
 
     apply(localised_document())
     post = Channel.objects.get(key="post")

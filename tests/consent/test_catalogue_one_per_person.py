@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from consent.catalogue import catalogue_apply, catalogue_validate
-from consent.selectors import catalogue_forget, catalogue_snapshot
+from consent.catalogue.snapshot import catalogue_forget, catalogue_snapshot
+from consent.catalogue.validate import catalogue_apply, catalogue_validate
 from tests.conftest import CATALOGUE
 
 
@@ -49,7 +49,7 @@ def test_apply_stores_it_reports_the_change_and_the_snapshot_reads_it(db: None) 
 
 
 def test_an_admin_edit_of_the_catalogue_keeps_one_per_person(db: None) -> None:
-    from consent.catalogue_edit import catalogue_edit, edit_channel
+    from consent.catalogue.edit import catalogue_edit, edit_channel
 
     catalogue_apply(document=document(one_per_person=["customer_number"]))
     catalogue_edit(edit=edit_channel(key="sms", name="Text message"))

@@ -21,10 +21,11 @@ from django.urls import URLResolver, get_resolver
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from consent.catalogue.snapshot import catalogue_forget
 from consent.clients import clients_forget_cache
+from consent.ledger.recording import ConsentCommand
 from consent.models import ConsentEvent
-from consent.selectors import catalogue_forget
-from consent.services import ConsentCommand, consent_record
+from consent.services import consent_record
 from subjects.identity import parse_reference
 from tests.conftest import Api
 

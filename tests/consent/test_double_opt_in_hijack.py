@@ -10,10 +10,11 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
-from consent.confirmations import confirmation_confirm, confirmation_send, confirmation_token
+from consent.double_opt_in import confirmation_confirm, confirmation_send, confirmation_token
 from consent.errors import ConfirmationInvalidError
+from consent.ledger.recording import ConsentCommand
 from consent.models import Confirmation, ConsentEvent, ConsentState, Objection
-from consent.services import ConsentCommand, consent_record
+from consent.services import consent_record
 from subjects.identity import normalise, parse_reference
 from subjects.keys import blind_index, data_key, decrypt_field
 from subjects.models import Identifier, Subject, Suppression

@@ -18,9 +18,10 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.utils import timezone
 
-from consent.ledger import GENESIS, canonical_fields, event_evidence
+from consent.ledger.chain import GENESIS, canonical_fields, event_evidence
+from consent.ledger.recording import ConsentCommand, ConsentRecorded
 from consent.models import ConsentEvent, ConsentState, LedgerHead
-from consent.services import ConsentCommand, ConsentRecorded, consent_record
+from consent.services import consent_record
 from subjects.identity import parse_reference
 from subjects.keys import data_key
 from subjects.models import Subject

@@ -13,9 +13,10 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connection, transaction
 
+from consent.ledger.recording import ConsentCommand, ConsentRecorded
+from consent.ledger.verification import verification_run
 from consent.models import ConsentEvent, ConsentState, LedgerVerification
-from consent.services import ConsentCommand, ConsentRecorded, consent_record
-from consent.verification import verification_run
+from consent.services import consent_record
 from subjects.identity import parse_reference
 
 
@@ -132,7 +133,7 @@ def test_the_database_refuses_to_update_or_delete_ledger_events(
 def test_the_retention_path_opens_the_ledger_only_for_its_own_transaction(
     two_people: tuple[uuid.UUID, uuid.UUID],
 ) -> None:
-    from consent.ledger import ledger_retention_allow
+    from consent.ledger.chain import ledger_retention_allow
 
     anna, _ = two_people
     with transaction.atomic():

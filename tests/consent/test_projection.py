@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from consent import projection
-from consent.projection import EXPIRED, GRANTED, OBJECTED, PENDING, WITHDRAWN, Fact, Step, apply, fold
+from consent.ledger import projection
+from consent.ledger.projection import EXPIRED, GRANTED, OBJECTED, PENDING, WITHDRAWN, Fact, Step, apply, fold
 
 T0 = datetime(2026, 1, 10, 9, 0, tzinfo=UTC)
 

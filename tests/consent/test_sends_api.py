@@ -15,11 +15,12 @@ from django.conf import settings
 from django.db import connections
 from django.test.utils import CaptureQueriesContext
 
+from consent.catalogue.snapshot import catalogue_forget
 from consent.clients import clients_forget_cache
+from consent.gates.unsubscribe import unsubscribe_token_parse, unsubscribe_tokens
+from consent.ledger.recording import ConsentCommand
 from consent.models import ApiClient, Send, SendRecipient
-from consent.selectors import catalogue_forget
-from consent.services import ConsentCommand, consent_record
-from consent.unsubscribe import unsubscribe_token_parse, unsubscribe_tokens
+from consent.services import consent_record
 from subjects.crypto import api_key_digest
 from subjects.identity import parse_reference
 from subjects.records import RecordInput, record_ingest

@@ -12,9 +12,10 @@ from typing import Any
 from django.core import mail
 from django.utils import timezone
 
-from consent.confirmations import confirmation_confirm, confirmation_send, confirmation_token
+from consent.double_opt_in import confirmation_confirm, confirmation_send, confirmation_token
+from consent.ledger.recording import ConsentCommand
 from consent.models import Confirmation, ConsentState
-from consent.services import ConsentCommand, consent_record
+from consent.services import consent_record
 from subjects.identity import normalise, parse_reference
 from subjects.keys import blind_index
 from subjects.models import Suppression

@@ -17,10 +17,10 @@ from django.conf import settings
 from django.db import connection
 from django.test import Client
 
-from consent import unsubscribe
-from consent.ledger import event_evidence
+from consent.gates import unsubscribe
+from consent.gates.unsubscribe import unsubscribe_token, unsubscribe_token_parse, unsubscribe_url
+from consent.ledger.chain import event_evidence
 from consent.models import ConsentEvent, Objection, Send
-from consent.unsubscribe import unsubscribe_token, unsubscribe_token_parse, unsubscribe_url
 from subjects.keys import data_key
 from subjects.models import Subject
 from tests.conftest import Api

@@ -12,7 +12,7 @@ from django.core import mail
 from django.test import Client
 from django.utils import timezone
 
-from consent.confirmations import confirmation_url
+from consent.double_opt_in import confirmation_url
 from consent.models import Confirmation, ConsentEvent, ConsentState
 from subjects.models import Subject
 from tests.conftest import Api

@@ -10,7 +10,8 @@ import pytest
 from django.core import mail
 from django.test import Client
 
-from consent.services import ConsentCommand, consent_record
+from consent.ledger.recording import ConsentCommand
+from consent.services import consent_record
 from subjects.identity import Reference
 
 LINK = re.compile(r"http://testserver(/portal/signin/[A-Za-z0-9_:\-]+)")

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from consent.ledger import event_evidence
+from consent.ledger.chain import event_evidence
 from consent.models import Channel, Confirmation, ConsentEvent, Objection, Purpose
 from subjects.keys import data_key
 from subjects.models import Identifier, Subject

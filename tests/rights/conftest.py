@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from config.celery import app
-from consent.selectors import catalogue_forget
+from consent.catalogue.snapshot import catalogue_forget
 from tests.conftest import Api
 from tests.integration.conftest import Worker
 from tests.rights.catalogue import RIGHTS_CATALOGUE
@@ -20,7 +20,7 @@ LEASE_SECONDS = "3"
 
 @pytest.fixture
 def rights_catalogue(db: None) -> dict[str, Any]:
-    from consent.catalogue import catalogue_apply
+    from consent.catalogue.validate import catalogue_apply
 
     document = json.loads(json.dumps(RIGHTS_CATALOGUE))
     catalogue_apply(document=document)

@@ -15,7 +15,7 @@ from typing import Any
 from django.test import TestCase
 from django.utils import timezone
 
-from consent.selectors import catalogue_snapshot
+from consent.catalogue.snapshot import catalogue_snapshot
 from subjects.keys import data_key, encrypt_field
 from subjects.models import LinkedRecord, RightsRequest, RightsRequestPart, Subject
 from subjects.records import RECORD_DATA, RecordInput, record_ingest

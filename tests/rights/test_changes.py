@@ -267,7 +267,7 @@ def test_deadlines_remind_a_week_before_and_flag_overdue_requests_once(rapi: Api
 
 
 def test_the_persons_own_later_grant_lifts_their_objection_to_that_purpose(rapi: Api) -> None:
-    from consent.confirmations import confirmation_confirm, confirmation_token
+    from consent.double_opt_in import confirmation_confirm, confirmation_token
     from consent.models import Confirmation
 
     # given an objection to the newsletter through a rights request

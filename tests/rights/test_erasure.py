@@ -15,6 +15,7 @@ from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
+from consent.adapters.rights_port import ARCHIVE_COLUMN
 from consent.models import (
     ConsentEvent,
     ConsentState,
@@ -25,7 +26,6 @@ from consent.models import (
     ReadLog,
     SendRecipient,
 )
-from consent.rights import ARCHIVE_COLUMN
 from subjects import crypto
 from subjects.keys import blind_index
 from subjects.models import (

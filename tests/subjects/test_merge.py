@@ -17,13 +17,14 @@ from django.db import connection, transaction
 from django.utils import timezone
 from freezegun import freeze_time
 
-from consent.checks import check_target, consent_check_many
+from consent.adapters.merge_port import ConsentPortImpl
 from consent.clients import client_create
-from consent.confirmations import confirmation_confirm, confirmation_token
-from consent.ledger import event_evidence, ledger_verify_subject
-from consent.merging import ConsentPortImpl
+from consent.double_opt_in import confirmation_confirm, confirmation_token
+from consent.gates.check import check_target, consent_check_many
+from consent.ledger.chain import event_evidence, ledger_verify_subject
+from consent.ledger.recording import ConsentCommand, ConsentRecorded
 from consent.models import Confirmation, ConsentEvent, ConsentState, LedgerHead, Objection, ReadLog
-from consent.services import ConsentCommand, ConsentRecorded, consent_record
+from consent.services import consent_record
 from subjects import crypto, ports
 from subjects.errors import AmbiguousSubjectError
 from subjects.identity import Reference, normalise, parse_reference

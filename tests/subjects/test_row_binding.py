@@ -14,7 +14,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test import Client, override_settings
 
-from consent.ledger import event_evidence, ledger_retention_allow
+from consent.ledger.chain import event_evidence, ledger_retention_allow
 from consent.models import ConsentEvent
 from subjects import crypto, keys
 from subjects.columns import EVENT_EVIDENCE, IDENTIFIER_VALUE, RECORD_DATA, SUBJECT_PROFILE

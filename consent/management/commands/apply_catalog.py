@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from consent.catalogue import CatalogueError, catalogue_apply, catalogue_load_file
+from consent.catalogue.validate import CatalogueError, catalogue_apply, catalogue_load_file
 
 
 class Command(BaseCommand):

@@ -15,10 +15,11 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from config.errors import ConflictError, DomainError
-from consent.catalogue import CatalogueError, catalogue_apply, catalogue_load_file
+from consent.catalogue.validate import CatalogueError, catalogue_apply, catalogue_load_file
 from consent.clients import client_create
+from consent.ledger.recording import ConsentCommand
 from consent.models import ApiClient
-from consent.services import ConsentCommand, consent_record
+from consent.services import consent_record
 from subjects.identity import parse_reference
 from subjects.selectors import subject_resolve
 

@@ -4,8 +4,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
+from consent.ledger.verification import verification_run
 from consent.models import LedgerVerification
-from consent.verification import verification_run
 
 
 class Command(BaseCommand):

@@ -18,14 +18,14 @@ from django.db import transaction
 from django.db.models import Count, Exists, Max, Min, Q
 
 from config.names import as_given, localised
-from consent.ledger import (
+from consent.catalogue.snapshot import CatalogueSnapshot, catalogue_snapshot, purpose_get
+from consent.ledger.chain import (
     EVIDENCE_COLUMN,
-    NewEvent,
     canonical_fields,
     event_hash,
-    ledger_append,
     ledger_retention_allow,
 )
+from consent.ledger.recording import ConsentCommand, consent_event_record, direct_marketing_objection_record
 from consent.models import (
     Confirmation,
     ConsentEvent,
@@ -41,8 +41,6 @@ from consent.models import (
     SendRecipient,
     Source,
 )
-from consent.selectors import CatalogueSnapshot, catalogue_snapshot
-from consent.services import ConsentCommand, _record, purpose_get
 from subjects import crypto
 from subjects.identity import Reference
 from subjects.keys import data_key, open_field
@@ -349,7 +347,7 @@ class ConsentRightsPortImpl:
         evidence = {"request": str(request_id)}
         if purpose:
             _, info = purpose_get(catalogue_snapshot(), purpose, field_name="details.purpose")
-            _record(
+            consent_event_record(
                 ConsentCommand(
                     reference=Reference(subject.id, ()),
                     purpose=purpose,
@@ -361,23 +359,15 @@ class ConsentRightsPortImpl:
                 now,
             )
             return True
-        # Art. 21(3): absolute for every marketing purpose on every channel; the policy reads Objection("").
-        event = ledger_append(
-            subject=subject,
-            key=data_key(subject),
-            new=NewEvent(
-                purpose="",
-                channel="",
-                action="object",
-                notice_version="",
-                source=RIGHTS_SOURCE,
-                actor="subject",
-                occurred_at=now,
-                evidence={**evidence, "scope": "direct_marketing"},
-            ),
-            recorded_at=now,
+        # Art. 21(3): absolute for every marketing purpose on every channel; the policy reads Objection(""). The
+        # standing objection was ruled out above, so this records.
+        direct_marketing_objection_record(
+            subject,
+            source=RIGHTS_SOURCE,
+            actor="subject",
+            evidence={**evidence, "scope": "direct_marketing"},
+            now=now,
         )
-        Objection.objects.create(subject=subject, purpose="", since=now, seq=event.seq)
         return True
 
 

@@ -9,11 +9,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-GRANTED = "granted"
-PENDING = "pending_confirmation"
-WITHDRAWN = "withdrawn"
-OBJECTED = "objected"
-EXPIRED = "expired"
+from consent.policy import ConsentStatus
+
+# The statuses as the plain strings the state rows store (one definition: consent.policy.ConsentStatus).
+GRANTED: str = ConsentStatus.GRANTED.value
+PENDING: str = ConsentStatus.PENDING_CONFIRMATION.value
+WITHDRAWN: str = ConsentStatus.WITHDRAWN.value
+OBJECTED: str = ConsentStatus.OBJECTED.value
+EXPIRED: str = ConsentStatus.EXPIRED.value
+PERSON_SOURCES = frozenset({"portal", "double-opt-in"})  # the person's own act (lifts an objection)
 STATE_ACTIONS = frozenset({"grant", "confirm", "withdraw", "object", "expire"})
 
 
@@ -79,3 +83,19 @@ def fold(steps: Iterable[Step], *, double_opt_in: bool, start: Fact | None = Non
     for step in sorted(steps, key=lambda s: s.order):
         fact = apply(fact, step, double_opt_in=double_opt_in)
     return fact
+
+
+def by_person(source: str, actor: str) -> bool:
+    """The person's own act, through the portal or their double opt-in click."""
+    return source in PERSON_SOURCES and actor == "subject"
+
+
+def apply_event(current: Fact | None, step: Step, source: str, *, double_opt_in: bool) -> Fact | None:
+    """`apply`, but a suppressed grant waits for the person: nobody else's confirmation releases it."""
+    if step.action == "confirm" and not by_person(source, step.actor):
+        if step.suppressed:  # a client's own double opt-in for a suppressed identifier counts as a grant
+            notice = step.notice_version or (current.notice_version if current else "")
+            return apply(current, replace(step, action="grant", notice_version=notice), double_opt_in=double_opt_in)
+        if current is not None and current.suppressed:
+            return current
+    return apply(current, step, double_opt_in=double_opt_in)

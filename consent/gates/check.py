@@ -12,10 +12,10 @@ from datetime import datetime
 from django.utils import timezone
 
 from config.errors import UnavailableError
+from consent.catalogue.snapshot import PurposeInfo, catalogue_snapshot, channel_check, purpose_get
 from consent.errors import ForbiddenPurposeError
 from consent.policy import Action, Decision, Reason, decide
-from consent.selectors import PurposeInfo, catalogue_snapshot, policy_inputs
-from consent.services import channel_check, purpose_get
+from consent.selectors import policy_inputs
 from subjects.identity import Reference
 
 logger = logging.getLogger(__name__)

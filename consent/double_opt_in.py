@@ -16,11 +16,11 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.translation import get_language
 
-from consent import projection
+from consent.catalogue.snapshot import catalogue_snapshot, purpose_get
 from consent.errors import ConfirmationInvalidError
+from consent.ledger import projection
+from consent.ledger.recording import ConsentCommand, consent_event_record
 from consent.models import Confirmation, ConsentState
-from consent.selectors import catalogue_snapshot
-from consent.services import ConsentCommand, _record, purpose_get
 from subjects.columns import CONFIRMATION_EMAIL
 from subjects.identity import Reference
 from subjects.keys import data_key, decrypt_field
@@ -92,7 +92,7 @@ def confirmation_confirm(*, token: str, evidence: dict[str, Any]) -> Confirmatio
             raise ConfirmationInvalidError("this link's address is no longer the person's")
         now = timezone.now()
         _, info = purpose_get(catalogue_snapshot(), row.purpose)
-        _record(
+        consent_event_record(
             ConsentCommand(
                 reference=Reference(subject.id, ()),
                 purpose=row.purpose,

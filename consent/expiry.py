@@ -1,28 +1,21 @@
-"""Scheduled housekeeping of the consent side: expiry events and the idempotency window."""
+"""Consent expiry: the scheduled `expire` events for grants older than their purpose's validity."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from consent import projection
-from consent.ledger import NewEvent, ledger_append
-from consent.models import ConsentState, IdempotencyKey
-from consent.selectors import catalogue_snapshot
-from consent.services import _project
+from consent.catalogue.snapshot import catalogue_snapshot
+from consent.ledger import projection
+from consent.ledger.chain import NewEvent, ledger_append
+from consent.ledger.recording import state_project
+from consent.models import ConsentState
 from subjects.keys import data_key
 from subjects.locks import lock_subject
 
 EXPIRY_SOURCE = "expiry"
-
-
-def idempotency_keys_purge() -> int:
-    cutoff = timezone.now() - timedelta(hours=settings.ASSENT_IDEMPOTENCY_HOURS)
-    deleted, _ = IdempotencyKey.objects.filter(created_at__lt=cutoff).delete()
-    return deleted
 
 
 def consents_expire(*, batch: int = 1000) -> int:
@@ -57,6 +50,6 @@ def consents_expire(*, batch: int = 1000) -> int:
                     ),
                     recorded_at=now,
                 )
-                _project(subject, info, channel, event)
+                state_project(subject, info, channel, event)
                 count += 1
     return count

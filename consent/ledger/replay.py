@@ -1,11 +1,5 @@
-"""The consent side of merging and splitting subjects: the ConsentPort that `subjects.merge` calls (registered in
-ConsentConfig.ready()), and the replay that rebuilds a subject's states from its own chain and the chains merged
-into it.
-
-Merge. The absorbed chain is closed with a `merged` event (related_subject = the survivor); the survivor's chain
-gets a `merged` event naming the absorbed subject, whose evidence holds the absorbed chain's last hash and the ids
-of the read-log, send-recipient and open confirmation rows moved over (they carry no other origin marker, and a
-split moves them back). Both chains stay valid chains of their own.
+"""Replaying a subject's chain, and the chains merged into it, into its states and objections: the projection's
+path for a late event, a split's rebuild, and the proof consent.ledger.verification compares with the stored rows.
 
 States are merged per (purpose, channel) to the MOST RESTRICTIVE, because until someone confirms that the two
 records are one person, neither side's permission may widen the other's. The order, least to most restrictive:
@@ -16,18 +10,13 @@ On a tie: two grants keep the older grant (its granted_at expires first, its not
 only if both were, given by a parental guardian only if both were; two equal denials keep the earlier one. A
 triple only the absorbed side had is copied. Every triple the absorbed side had gets `since` = the merge and
 `seq` = the survivor's merged event, so any later-arriving event that happened before the merge is folded again
-(services._project), through `state_refold`, instead of being applied on top of a combined state. Objections are
-unioned, keeping the earliest `since`. The absorbed side's own state and objection rows are deleted: its id
-resolves to the survivor, and rows left behind would still be found by table-wide jobs (the expiry task would
-append to a closed chain).
-
-Split. Both chains get a `split` event (ConsentEvent.Action.SPLIT, related_subject = the other side); the moved
-log rows go back; each side's states and objections are rebuilt by `consent_rebuild`, which replays the chain.
+(recording.state_project), through `state_refold`, instead of being applied on top of a combined state.
+Objections are unioned, keeping the earliest `since`.
 
 The replay folds a chain's state events in occurred_at order (ties by seq), exactly as the projection does, and
 at each survivor-side `merged` event of a merge that is still in force (a MergeAudit without split_at) combines
 the absorbed subject's own replay as above, recursively. Objections are replayed in recording order, as
-services._record writes them.
+recording.consent_event_record writes them.
 """
 
 from __future__ import annotations
@@ -35,23 +24,19 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
 
 from django.db.models import Q
 
-from consent import projection
-from consent.ledger import NewEvent, event_evidence, ledger_append
-from consent.models import Confirmation, ConsentEvent, ConsentState, Objection, ReadLog, SendRecipient
-from consent.selectors import CatalogueSnapshot, catalogue_snapshot
-from consent.services import PERSON_SOURCES, _apply, _fact_of
-from subjects.columns import CONFIRMATION_EMAIL
-from subjects.keys import data_key, decrypt_field, encrypt_field
+from consent.catalogue.snapshot import CatalogueSnapshot, catalogue_snapshot
+from consent.ledger import projection
+from consent.ledger.chain import event_evidence
+from consent.ledger.state_rows import state_values
+from consent.models import ConsentEvent, ConsentState, Objection
+from consent.policy import Actor
+from subjects.keys import data_key
 from subjects.models import MergeAudit, Subject
 
-MERGE_SOURCE = "merge"
-SPLIT_SOURCE = "split"
-SYSTEM = ConsentEvent.Actor.SYSTEM
-GUARDIAN = "parental_guardian"
+GUARDIAN = Actor.PARENTAL_GUARDIAN.value
 
 # Least to most restrictive (see the module docstring).
 RESTRICTIVENESS: dict[str, int] = {
@@ -95,172 +80,6 @@ def objection_combine(mine: ObjectionMark | None, other: ObjectionMark, *, seq: 
     if mine is not None and mine[0] <= other[0]:
         return mine
     return (other[0], seq)
-
-
-# ---------------------------------------------------------------------------------------------------------
-# The port
-# ---------------------------------------------------------------------------------------------------------
-class ConsentPortImpl:
-    """subjects.ports.ConsentPort. Both subjects are locked by the caller, in the caller's transaction."""
-
-    def on_merge(self, *, survivor_id: uuid.UUID, absorbed_id: uuid.UUID, now: datetime) -> None:
-        survivor = Subject.objects.get(pk=survivor_id)
-        absorbed = Subject.objects.get(pk=absorbed_id)
-        survivor_key, absorbed_key = data_key(survivor), data_key(absorbed)
-
-        read_logs = list(ReadLog.objects.filter(subject=absorbed).order_by("pk").values_list("pk", flat=True))
-        ReadLog.objects.filter(pk__in=read_logs).update(subject=survivor)
-        send_recipients = list(
-            SendRecipient.objects.filter(subject=absorbed).order_by("pk").values_list("pk", flat=True)
-        )
-        SendRecipient.objects.filter(pk__in=send_recipients).update(subject=survivor)
-        # An open double opt-in link of the absorbed side confirms on the survivor.
-        confirmations = _confirmations_move(
-            Confirmation.objects.filter(subject=absorbed, used_at__isnull=True),
-            source=absorbed,
-            source_key=absorbed_key,
-            target=survivor,
-            target_key=survivor_key,
-        )
-
-        closing = ledger_append(
-            subject=absorbed,
-            key=absorbed_key,
-            new=_system_event(ConsentEvent.Action.MERGED, MERGE_SOURCE, related=survivor.id, now=now),
-            recorded_at=now,
-        )
-        marker = ledger_append(
-            subject=survivor,
-            key=survivor_key,
-            new=_system_event(
-                ConsentEvent.Action.MERGED,
-                MERGE_SOURCE,
-                related=absorbed.id,
-                now=now,
-                evidence={
-                    "absorbed_head_hash": closing.hash,
-                    "read_logs": read_logs,
-                    "send_recipients": send_recipients,
-                    "confirmations": [str(pk) for pk in confirmations],
-                    # Which grants met the suppression list: the ledger does not say it, a replay needs it.
-                    "survivor_suppressed": _suppressed_seqs(survivor),
-                    "absorbed_suppressed": _suppressed_seqs(absorbed),
-                },
-            ),
-            recorded_at=now,
-        )
-
-        mine = {(row.purpose, row.channel): row for row in ConsentState.objects.filter(subject=survivor)}
-        for theirs in ConsentState.objects.filter(subject=absorbed).order_by("purpose", "channel"):
-            row = mine.get((theirs.purpose, theirs.channel))
-            fact = fact_combine(
-                _fact_of(row) if row else None, _fact_of(theirs), since=marker.occurred_at, seq=marker.seq
-            )
-            ConsentState.objects.update_or_create(
-                subject=survivor,
-                purpose=theirs.purpose,
-                channel=theirs.channel,
-                defaults={**_state_values(fact), "event_id": marker.id},
-            )
-        objections = {o.purpose: o for o in Objection.objects.filter(subject=survivor)}
-        for theirs_objection in Objection.objects.filter(subject=absorbed):
-            own = objections.get(theirs_objection.purpose)
-            since, seq = objection_combine(
-                (own.since, own.seq) if own else None, (theirs_objection.since, theirs_objection.seq), seq=marker.seq
-            )
-            Objection.objects.update_or_create(
-                subject=survivor, purpose=theirs_objection.purpose, defaults={"since": since, "seq": seq}
-            )
-        ConsentState.objects.filter(subject=absorbed).delete()
-        Objection.objects.filter(subject=absorbed).delete()
-
-    def on_split(self, *, survivor_id: uuid.UUID, restored_id: uuid.UUID, now: datetime) -> None:
-        survivor = Subject.objects.get(pk=survivor_id)
-        restored = Subject.objects.get(pk=restored_id)
-        survivor_key, restored_key = data_key(survivor), data_key(restored)
-        marker = (
-            ConsentEvent.objects.filter(
-                subject=survivor, action=ConsentEvent.Action.MERGED, related_subject=restored.id
-            )
-            .order_by("-seq")
-            .first()
-        )
-        moved: dict[str, Any] = event_evidence(marker, survivor_key) if marker else {}
-
-        reopening = ledger_append(
-            subject=restored,
-            key=restored_key,
-            new=_system_event(ConsentEvent.Action.SPLIT, SPLIT_SOURCE, related=survivor.id, now=now),
-            recorded_at=now,
-        )
-        ledger_append(
-            subject=survivor,
-            key=survivor_key,
-            new=_system_event(
-                ConsentEvent.Action.SPLIT,
-                SPLIT_SOURCE,
-                related=restored.id,
-                now=now,
-                evidence={"restored_head_hash": reopening.hash},
-            ),
-            recorded_at=now,
-        )
-        ReadLog.objects.filter(pk__in=moved.get("read_logs", []), subject=survivor).update(subject=restored)
-        SendRecipient.objects.filter(pk__in=moved.get("send_recipients", []), subject=survivor).update(subject=restored)
-        _confirmations_move(
-            Confirmation.objects.filter(pk__in=moved.get("confirmations", []), subject=survivor),
-            source=survivor,
-            source_key=survivor_key,
-            target=restored,
-            target_key=restored_key,
-        )
-        snapshot = catalogue_snapshot(refresh=True)
-        survivor_marked = frozenset(_suppressed_seqs(survivor)) | frozenset(moved.get("survivor_suppressed", ()))
-        consent_rebuild(subject_id=survivor.id, marked=survivor_marked, snapshot=snapshot)
-        restored_marked = frozenset(moved.get("absorbed_suppressed", ()))
-        consent_rebuild(subject_id=restored.id, marked=restored_marked, snapshot=snapshot)
-
-
-def _system_event(
-    action: str, source: str, *, related: uuid.UUID, now: datetime, evidence: dict[str, Any] | None = None
-) -> NewEvent:
-    return NewEvent(
-        purpose="",
-        channel="",
-        action=action,
-        notice_version="",
-        source=source,
-        actor=SYSTEM,
-        occurred_at=now,
-        evidence=evidence,
-        related_subject=related,
-    )
-
-
-def _confirmations_move(
-    rows: Any, *, source: Subject, source_key: bytes, target: Subject, target_key: bytes
-) -> list[uuid.UUID]:
-    """Hand confirmation rows over, their e-mail re-encrypted (its associated data names the subject)."""
-    moving: list[Confirmation] = list(rows.select_for_update())
-    for row in moving:
-        email = decrypt_field(source, source_key, CONFIRMATION_EMAIL, bytes(row.email_enc), row_id=row.pk)
-        row.email_enc = encrypt_field(target, target_key, CONFIRMATION_EMAIL, email, row_id=row.pk)
-        row.subject = target
-    Confirmation.objects.bulk_update(moving, ["subject", "email_enc"])
-    return [row.pk for row in moving]
-
-
-def _state_values(fact: projection.Fact) -> dict[str, Any]:
-    return {
-        "status": fact.status,
-        "notice_version": fact.notice_version,
-        "since": fact.since,
-        "granted_at": fact.granted_at,
-        "confirmed": fact.confirmed,
-        "actor": fact.actor,
-        "suppressed": fact.suppressed,
-        "seq": fact.seq,
-    }
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -351,7 +170,9 @@ def _replay(
             step = projection.Step(action, notice, actor, occurred_at, seq, suppressed=seq in marked)
             for each in scope.channels(purpose, channel):
                 triple = (purpose, each)
-                folded = _apply(facts.get(triple), step, source, double_opt_in=scope.needs_confirmation(purpose, each))
+                folded = projection.apply_event(
+                    facts.get(triple), step, source, double_opt_in=scope.needs_confirmation(purpose, each)
+                )
                 if folded is not None:
                     facts[triple] = folded
 
@@ -362,8 +183,8 @@ def _replay(
                 objections[objected] = objection_combine(objections.get(objected), their_mark, seq=seq)
         elif action == ConsentEvent.Action.OBJECT:
             objections[purpose] = (occurred_at, seq)
-        elif action in ("grant", "confirm") and source in PERSON_SOURCES and actor == "subject":
-            # Art. 21: the person's own later grant lifts their objection to that purpose (as services._record).
+        elif action in ("grant", "confirm") and projection.by_person(source, actor):
+            # Art. 21: the person's own later grant lifts their objection to that purpose (as recording does).
             standing = objections.get(purpose)
             if standing is not None and standing[0] <= occurred_at:
                 del objections[purpose]
@@ -407,7 +228,7 @@ def consent_rebuild(
             purpose=purpose,
             channel=channel,
             event_id=event_of.get(fact.seq),
-            **_state_values(fact),
+            **state_values(fact),
         )
         for (purpose, channel), fact in sorted(replayed.facts.items())
     )
@@ -416,7 +237,3 @@ def consent_rebuild(
         for purpose, (since, seq) in sorted(replayed.objections.items())
     )
     return replayed
-
-
-def _suppressed_seqs(subject: Subject) -> list[int]:
-    return sorted(ConsentState.objects.filter(subject=subject, suppressed=True).values_list("seq", flat=True))

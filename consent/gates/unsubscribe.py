@@ -23,17 +23,12 @@ from django.utils.translation import get_language
 
 from config.errors import NotFoundError
 from config.names import as_given, localised
-from consent import projection
+from consent.catalogue.snapshot import PurposeInfo, catalogue_snapshot
+from consent.ledger import projection
+from consent.ledger.recording import ConsentCommand, consent_event_record
 from consent.models import Channel, ConsentState, Objection, Send
 from consent.policy import LegalBasis
-from consent.selectors import PurposeInfo, catalogue_snapshot
-from consent.services import (
-    ConsentCommand,
-    ObjectionRecorded,
-    _record,
-    consent_object_direct_marketing,
-    consent_validate,
-)
+from consent.services import ObjectionRecorded, consent_object_direct_marketing, consent_validate
 from subjects.errors import SubjectNotFoundError
 from subjects.identity import Reference
 from subjects.locks import lock_subject
@@ -181,7 +176,7 @@ def unsubscribe_confirm(*, token: str, form: str, evidence: dict[str, Any]) -> U
             return UnsubscribeDone(view, recorded=False)
         now = timezone.now()
         consent_validate(command, now=now, internal=True)
-        _record(command, info, now)
+        consent_event_record(command, info, now)
     return UnsubscribeDone(view, recorded=True)
 
 

@@ -26,11 +26,11 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from consent import projection
-from consent.ledger import ledger_verify_subject
-from consent.merging import state_replay
+from consent.catalogue.snapshot import CatalogueSnapshot, catalogue_snapshot
+from consent.ledger import projection
+from consent.ledger.chain import ledger_verify_subject
+from consent.ledger.replay import state_replay
 from consent.models import ConsentEvent, ConsentState, LedgerHead, LedgerVerification
-from consent.selectors import CatalogueSnapshot, catalogue_snapshot
 from subjects.models import Subject
 
 PROBLEM_CAP = 200  # problems kept on a LedgerVerification row; the count is always exact

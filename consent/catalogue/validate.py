@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from config.errors import InvalidInputError
 from config.names import Name, localised
+from consent.catalogue.snapshot import catalogue_forget
 from consent.models import (
     CatalogueRevision,
     Channel,
@@ -33,7 +34,6 @@ from consent.models import (
     Source,
     SourceCategory,
 )
-from consent.selectors import catalogue_forget
 from subjects.models import Identifier
 
 __all__ = ["ApplyResult", "CatalogueError", "catalogue_apply", "catalogue_load_file", "catalogue_validate"]

@@ -1,0 +1,1 @@
+"""The implementations of subjects' ports (subjects.ports): merging and splitting, and the rights requests."""

@@ -1,0 +1,314 @@
+"""The write kernel of the consent ledger: one validated command becomes one event on the subject's chain, the
+state projection moves with it, objections and the suppression list follow, and a double opt-in is asked for.
+
+Every function here runs inside the caller's transaction, under the subject's lock it takes or the caller holds:
+consent.services wraps them in its durable transactions; the double opt-in, the unsubscribe link, expiry and the
+rights adapter call them inside their own.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from celery import current_app
+from django.conf import settings
+from django.db import transaction
+
+from consent.catalogue.snapshot import PurposeInfo
+from consent.errors import EmailNotLinkedError, EmailRequiredError, NothingToConfirmError
+from consent.ledger import projection
+from consent.ledger.chain import NewEvent, ledger_append
+from consent.ledger.replay import state_refold
+from consent.ledger.state_rows import fact_of, state_values
+from consent.models import Confirmation, ConsentEvent, ConsentState, Objection
+from consent.task_names import SEND_CONFIRMATION
+from subjects.columns import CONFIRMATION_EMAIL
+from subjects.errors import SubjectNotFoundError
+from subjects.identity import Reference
+from subjects.keys import blind_index, data_key, encrypt_field
+from subjects.locks import advisory_locks, lock_subject
+from subjects.models import Subject
+from subjects.rights.suppression import identifiers_suppressed, suppression_lift
+from subjects.selectors import identifier_owners, subject_identifiers, subject_resolve
+from subjects.services import subject_create
+
+# API.md reserves the first five; the rest are what Assent itself writes (expiry, merges, rights requests).
+RESERVED_SOURCES = frozenset(
+    {"portal", "double-opt-in", "unsubscribe-link", "gpc", "admin", "expiry", "merge", "split", "rights-request"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentCommand:
+    reference: Reference
+    purpose: str
+    action: str
+    source: str
+    channel: str | None = None
+    notice_version: str | None = None
+    occurred_at: datetime | None = None
+    actor: str = "subject"
+    evidence: dict[str, Any] = field(default_factory=dict)
+    client_id: int | None = None
+    client_purposes: frozenset[str] = frozenset()  # empty: every purpose
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentRecorded:
+    event_id: uuid.UUID
+    subject_id: uuid.UUID
+    state: str
+
+    def as_body(self) -> dict[str, str]:
+        return {"event": str(self.event_id), "subject": str(self.subject_id), "state": self.state}
+
+
+def client_confirms(command: ConsentCommand) -> bool:
+    """A `confirm` a client posts for its own form's double opt-in (Assent's own sources are all reserved)."""
+    return command.action == "confirm" and command.source not in RESERVED_SOURCES
+
+
+def subject_for_write(reference: Reference, now: datetime) -> tuple[Subject, bool]:
+    """The locked subject the reference names, created when nothing resolves (only from identifiers)."""
+    index = blind_index()
+    # Two first writes for the same new person must not create two subjects: lock on the identifiers first.
+    advisory_locks({"ident:" + index.lookup(kind, value).hex() for kind, value in reference.identifiers})
+    subject_id = subject_resolve(reference=reference)
+    if subject_id is None:
+        if reference.subject_id is not None:
+            raise SubjectNotFoundError("no subject with this id", field="subject.id")
+        return subject_create(reference=reference, now=now), True
+    subject = lock_subject(subject_id)
+    if subject.merged_into_id is not None:
+        # Merged between resolving and locking: its chain is closed, the survivor takes the write.
+        subject = lock_subject(subject.merged_into_id)
+    return subject, False
+
+
+def consent_event_record(command: ConsentCommand, info: PurposeInfo, now: datetime) -> ConsentRecorded:
+    """Record a validated command: the event, its objection or lifted objection, the projection of every channel
+    it covers, and the double opt-in a pending grant asks for."""
+    subject, _created = subject_for_write(command.reference, now)
+    if client_confirms(command):
+        # The confirmed address must be the person's: another's address in the reference proves nothing for them.
+        email_linked(subject, command.reference, required=True)
+    if (
+        command.action == "confirm"
+        and not command.notice_version
+        and not ConsentState.objects.filter(
+            subject=subject, purpose=command.purpose, channel=command.channel, status=projection.PENDING
+        ).exists()
+    ):
+        # A bare confirm confirms a pending grant; without one it would record an event that changes nothing.
+        raise NothingToConfirmError("nothing waits for confirmation on this purpose and channel", field="action")
+    key = data_key(subject)
+    occurred_at = command.occurred_at or now
+    channels = [command.channel] if command.channel else sorted(info.rule.channels)
+    suppressed = _suppression_applies(subject, key, command, info)
+    event = ledger_append(
+        subject=subject,
+        key=key,
+        new=NewEvent(
+            purpose=command.purpose,
+            channel=command.channel or "",
+            action=command.action,
+            notice_version=command.notice_version or "",
+            source=command.source,
+            actor=command.actor,
+            occurred_at=occurred_at,
+            evidence=command.evidence,
+            client_id=command.client_id,
+        ),
+        recorded_at=now,
+    )
+    _objections_follow(subject, key, command, info, event, occurred_at)
+    state = ""
+    for channel in channels:
+        fact = state_project(subject, info, channel, event, suppressed=suppressed)
+        state = fact.status if fact else state
+    if command.action == "object" and command.channel is None:
+        state = projection.OBJECTED
+    if (
+        state == projection.PENDING
+        and command.action == "grant"
+        # A suppressed grant on a channel without double opt-in is confirmed by mail when there is an address,
+        # else it waits for the person's own grant in the portal.
+        and (not suppressed or command.reference.email is not None or command.channel in info.rule.double_opt_in)
+    ):
+        confirmation_request(
+            subject, key, command, event, now, required=command.channel in info.rule.double_opt_in or not suppressed
+        )
+    return ConsentRecorded(event.id, subject.id, state or "")
+
+
+def _objections_follow(
+    subject: Subject,
+    key: bytes,
+    command: ConsentCommand,
+    info: PurposeInfo,
+    event: ConsentEvent,
+    occurred_at: datetime,
+) -> None:
+    """An objection stands from its event; the person's own later grant lifts it (and their suppression)."""
+    if command.action == "object":
+        Objection.objects.update_or_create(
+            subject=subject, purpose=command.purpose, defaults={"since": occurred_at, "seq": event.seq}
+        )
+    elif command.action in ("grant", "confirm") and projection.by_person(command.source, command.actor):
+        # Art. 21: the person's own later grant lifts their objection to that purpose.
+        Objection.objects.filter(subject=subject, purpose=command.purpose, since__lte=occurred_at).delete()
+        if info.rule.marketing:
+            _suppression_lift(subject, key)
+
+
+def direct_marketing_objection_record(
+    subject: Subject, *, source: str, actor: str, evidence: dict[str, Any], now: datetime
+) -> ConsentEvent | None:
+    """Art. 21(2)-(3): an objection to direct marketing on a locked subject, absolute: afterwards the policy denies
+    every marketing purpose on every channel, whatever consents exist. An `object` event with blank purpose and
+    channel, and the Objection(purpose="") row the policy reads. None: the objection stood already, nothing is
+    recorded."""
+    if Objection.objects.filter(subject=subject, purpose="").exists():
+        return None
+    event = ledger_append(
+        subject=subject,
+        key=data_key(subject),
+        new=NewEvent(
+            purpose="",
+            channel="",
+            action="object",
+            notice_version="",
+            source=source,
+            actor=actor,
+            occurred_at=now,
+            evidence=evidence,
+        ),
+        recorded_at=now,
+    )
+    Objection.objects.create(subject=subject, purpose="", since=now, seq=event.seq)
+    return event
+
+
+def state_project(
+    subject: Subject, info: PurposeInfo, channel: str, event: ConsentEvent, *, suppressed: bool = False
+) -> projection.Fact | None:
+    """Move the projection of one (purpose, channel) by one event: incrementally when the event is the newest,
+    else by folding the triple's whole history (a late upload of an older event)."""
+    double_opt_in = channel in info.rule.double_opt_in
+    row = ConsentState.objects.filter(subject=subject, purpose=info.rule.key, channel=channel).first()
+    current = fact_of(row) if row else None
+    step = projection.Step(
+        event.action, event.notice_version, event.actor, event.occurred_at, event.seq, suppressed=suppressed
+    )
+    if current is None or step.order >= current.order:
+        fact = projection.apply_event(current, step, event.source, double_opt_in=double_opt_in)
+    else:
+        # The ledger does not say which grants met the suppression list; the state row remembers the one that
+        # decides it now, and this event says it of itself.
+        marked = {event.seq} if suppressed else set()
+        if row is not None and row.suppressed:
+            marked.add(row.seq)
+        # The fold takes in the chains merged into this subject, as the merge combined them.
+        fact = state_refold(
+            subject_id=subject.id,
+            purpose=info.rule.key,
+            channel=channel,
+            double_opt_in=double_opt_in,
+            marked=frozenset(marked),
+        )
+    if fact is None:
+        return None
+    values = {
+        **state_values(fact),
+        # The state names the event it was projected from, so consent.ledger.verification can prove it from the
+        # chain.
+        "event_id": event.id
+        if fact.seq == event.seq
+        else ConsentEvent.objects.filter(subject=subject, seq=fact.seq).values_list("pk", flat=True).first(),
+    }
+    if row is None:
+        ConsentState.objects.create(subject=subject, purpose=info.rule.key, channel=channel, **values)
+    else:
+        ConsentState.objects.filter(pk=row.pk).update(**values)
+    return fact
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Suppression list (DESIGN.md, Erasure): identifiers of erased people. A later marketing grant for one of them
+# from anyone but the person stays pending (reason `suppressed`) until the person confirms it themselves.
+# ---------------------------------------------------------------------------------------------------------
+def _identifiers_of(subject: Subject, key: bytes, reference: Reference) -> list[tuple[str, str]]:
+    """The reference's identifiers and every identifier the subject holds."""
+    return [*reference.identifiers, *subject_identifiers(subject=subject, key=key)]
+
+
+def _suppression_applies(subject: Subject, key: bytes, command: ConsentCommand, info: PurposeInfo) -> bool:
+    if (
+        not info.rule.marketing
+        or command.action not in ("grant", "confirm")
+        or projection.by_person(command.source, command.actor)
+    ):
+        return False
+    return identifiers_suppressed(identifiers=_identifiers_of(subject, key, command.reference))
+
+
+def _suppression_lift(subject: Subject, key: bytes) -> None:
+    """The person's own marketing grant or confirmation takes their identifiers off the list: only those the
+    subject holds (a new subject holds the reference's), never an unlinked identifier of the reference."""
+    suppression_lift(identifiers=subject_identifiers(subject=subject, key=key))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Double opt-in
+# ---------------------------------------------------------------------------------------------------------
+def email_linked(subject: Subject, reference: Reference, *, required: bool) -> str | None:
+    """The reference's e-mail if it is an identifier of the subject (a subject this write created holds it).
+    Required: 400 without one, 409 for an address that is not the subject's; else None for either."""
+    email = reference.email
+    if email is None:
+        if required:
+            raise EmailRequiredError(
+                "a double opt-in needs an e-mail address of the subject in the subject reference",
+                field="subject.email",
+            )
+        return None
+    if subject.id not in identifier_owners(identifiers=[("email", email)])[0]:
+        if required:
+            # The message names no owner: whether the address is someone else's is not the caller's to learn.
+            raise EmailNotLinkedError(
+                "this e-mail address is not an identifier of the subject; attach it through /records first",
+                field="subject.email",
+            )
+        return None
+    return email
+
+
+def confirmation_request(
+    subject: Subject, key: bytes, command: ConsentCommand, event: ConsentEvent, now: datetime, *, required: bool
+) -> None:
+    """UWG §7(2) Nr. 2: e-mail marketing needs the address owner's confirmation. The Confirmation row is the
+    outbox: the mail is sent after commit, and a periodic task re-sends any the worker missed. The link goes
+    only to an address of the subject; `required` False (a suppressed grant off double opt-in) mails only
+    when there is one, else the grant waits for the person in the portal."""
+    email = email_linked(subject, command.reference, required=required)
+    if email is None:
+        return
+    row_id = uuid.uuid4()  # before the insert: the e-mail is bound to the row
+    confirmation = Confirmation.objects.create(
+        id=row_id,
+        subject=subject,
+        grant=event,
+        purpose=command.purpose,
+        channel=event.channel,
+        email_enc=encrypt_field(subject, key, CONFIRMATION_EMAIL, email, row_id=row_id),
+        created_at=now,
+        expires_at=now + timedelta(days=settings.ASSENT_CONFIRMATION_DAYS),
+    )
+    # Enqueued on commit, by name: the task module (an edge) imports this kernel, not the other way round. The
+    # signature runs the registered task (eagerly in the demo) and falls back to send_task where it is not loaded.
+    # The task reads ids only.
+    send = current_app.signature(SEND_CONFIRMATION, args=(str(confirmation.id),))
+    transaction.on_commit(send.delay)

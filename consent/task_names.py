@@ -1,0 +1,7 @@
+"""The names of consent's Celery tasks, below both the services that enqueue them and consent.tasks that declares
+them: a service enqueues by name and never imports the task module (an edge)."""
+
+from __future__ import annotations
+
+# The names the tasks always had (their module path), so queued messages and the beat schedule still match.
+SEND_CONFIRMATION = "consent.tasks.send_confirmation"

@@ -1,4 +1,5 @@
-"""The API's edge: key authentication, scopes, the per-client rate limit and RFC 9457 problem details."""
+"""The API's edge, shared by every app's endpoints: key authentication, scopes, the per-client rate limit, RFC 9457
+problem details, and the request parsing and serializer fields the views share."""
 
 from __future__ import annotations
 
@@ -6,19 +7,32 @@ import logging
 import math
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError
-from django.http import Http404, HttpRequest, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.utils import translation
 from django.views.decorators.csrf import csrf_exempt
+from drf_spectacular.utils import OpenApiResponse
 from rest_framework import exceptions, serializers
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.exceptions import UnsupportedMediaType
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.errors import DomainError
+from config.errors import DomainError, InvalidInputError
+from config.input import MalformedInputError, bad_string_reason, date_in_window, guarded_loads
+from config.net import client_address
+from consent.clients import (
+    AuthenticatedClient,
+    client_auth_blocked,
+    client_auth_failed,
+    client_authenticate,
+    client_rate_limit_hit,
+)
+from subjects.identity import parse_reference
 
 if TYPE_CHECKING:  # DRF imports this module while it builds rest_framework.views
     from rest_framework.views import APIView
@@ -29,9 +43,6 @@ PROBLEM = "application/problem+json"
 
 class ApiKeyAuthentication(BaseAuthentication):
     def authenticate(self, request: Request) -> tuple[Any, Any] | None:
-        from config.net import client_address
-        from consent.clients import client_auth_blocked, client_auth_failed, client_authenticate  # edge: core
-
         address = client_address(request._request)
         wait = client_auth_blocked(address=address)
         if wait is not None:
@@ -59,8 +70,6 @@ class ApiKeyAuthentication(BaseAuthentication):
 
 
 def _enforce_rate_limit(client_id: int) -> None:
-    from consent.clients import client_rate_limit_hit
-
     retry_after = client_rate_limit_hit(client_id=client_id)
     if retry_after is not None:
         raise exceptions.Throttled(wait=retry_after, detail="rate limit reached for this API client")
@@ -176,8 +185,6 @@ class ProblemResponse(JsonResponse):
 
 def _refuse_bad_query(request: HttpRequest) -> ProblemResponse | None:
     """A NUL or lone surrogate in the path or query string is bad input (400), not a database failure (503)."""
-    from config.input import bad_string_reason
-
     for name, values in request.GET.lists():
         for text in (name, *values):
             reason = bad_string_reason(text)
@@ -231,8 +238,6 @@ class _InWindow:
     """A moment a request carries lies between 1900-01-01 and tomorrow (config.input.date_in_window)."""
 
     def to_internal_value(self, value: Any) -> Any:
-        from config.input import MalformedInputError, date_in_window
-
         parsed = super().to_internal_value(value)  # type: ignore[misc]
         try:
             return date_in_window(parsed)
@@ -261,3 +266,55 @@ class EvidenceField(serializers.DictField):
                 except serializers.ValidationError as exc:
                     raise serializers.ValidationError({key: exc.detail}) from None
         return value
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Shared by the views of every app: the documented problems, the calling client, JSON bodies, subject references
+# ---------------------------------------------------------------------------------------------------------
+PROBLEM_RESPONSES = {
+    400: OpenApiResponse(description="Problem details (RFC 9457): bad input, with `errors` per field"),
+    401: OpenApiResponse(description="Problem details: no or invalid API key"),
+    403: OpenApiResponse(description="Problem details: scope or purpose not granted (`code: forbidden`)"),
+    429: OpenApiResponse(description="Problem details: rate limited, with Retry-After"),
+    503: OpenApiResponse(description="Cannot decide now: `allowed: false, reason: unavailable`"),
+}
+
+
+def client_of(request: Request) -> AuthenticatedClient:
+    client = request.auth
+    assert isinstance(client, AuthenticatedClient), "ApiKeyAuthentication ran"
+    return client
+
+
+def json_object(data: Any) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise InvalidInputError("must be a JSON object", field="body")
+    return data
+
+
+def fast_json_body(request: Request) -> dict[str, Any]:
+    """The JSON body of a hot endpoint, parsed with orjson instead of DRF's parser stack (same errors)."""
+    if request.content_type.split(";")[0].strip() != "application/json":
+        raise UnsupportedMediaType(request.content_type)
+    return json_object(guarded_loads(request.body))
+
+
+def fast_json_response(body: dict[str, Any], *, status: int = 200) -> HttpResponse:
+    """Rendered with orjson, bypassing DRF's renderer: a 10,000-result bulk check renders in milliseconds."""
+    return HttpResponse(orjson.dumps(body), content_type="application/json", status=status)
+
+
+def required_string(body: dict[str, Any], name: str, *, max_length: int = 64) -> str:
+    value = body.get(name)
+    if not isinstance(value, str) or not value:
+        raise InvalidInputError("is required and must be a non-empty string", field=name)
+    if len(value) > max_length:
+        raise InvalidInputError(f"must be at most {max_length} characters", field=name)
+    return value
+
+
+class SubjectReferenceField(serializers.DictField):
+    """`{"id": "<uuid>"}` or identifiers such as `{"email": "a@b.de", "phone": "+49 171 1234567"}`."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        return parse_reference(data, field=self.field_name or "subject")

@@ -66,3 +66,13 @@ def client_address(request: HttpRequest) -> str:
         if not _trusted(hop, networks):
             break
     return str(client)
+
+
+def request_evidence(request: HttpRequest, form: str) -> dict[str, str]:
+    """What proves the person's own act, without more personal data than needed: the IP is truncated."""
+    ip = client_address(request)
+    if ":" in ip:
+        truncated = ":".join(ip.split(":")[:3]) + "::"
+    else:
+        truncated = ".".join([*ip.split(".")[:3], "0"]) if ip.count(".") == 3 else ""
+    return {"form": form, "ip": truncated, "user_agent": request.META.get("HTTP_USER_AGENT", "")[:300]}

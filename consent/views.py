@@ -9,7 +9,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from config.net import client_address
+from config.net import request_evidence
 from consent.double_opt_in import confirmation_confirm, confirmation_from_token
 from consent.errors import ConfirmationInvalidError
 from consent.gates.unsubscribe import (
@@ -19,16 +19,6 @@ from consent.gates.unsubscribe import (
     unsubscribe_confirm,
     unsubscribe_from_token,
 )
-
-
-def request_evidence(request: HttpRequest, form: str) -> dict[str, str]:
-    """What proves the person's own act, without more personal data than needed: the IP is truncated."""
-    ip = client_address(request)
-    if ":" in ip:
-        truncated = ":".join(ip.split(":")[:3]) + "::"
-    else:
-        truncated = ".".join([*ip.split(".")[:3], "0"]) if ip.count(".") == 3 else ""
-    return {"form": form, "ip": truncated, "user_agent": request.META.get("HTTP_USER_AGENT", "")[:300]}
 
 
 @require_http_methods(["GET", "POST"])

@@ -1,17 +1,17 @@
 from django.urls import path
 
-from consent.api import gates, views
+from consent.api import check, consents, profile, sends
 
 urlpatterns = [
-    path("consents", views.ConsentCreateApi.as_view(), name="consent-create"),
-    path("consents/check", views.ConsentCheckApi.as_view(), name="consent-check"),
-    path("consents/check-bulk", views.ConsentCheckBulkApi.as_view(), name="consent-check-bulk"),
-    path("subjects/<uuid:subject_id>/consents", views.SubjectConsentsApi.as_view(), name="subject-consents"),
+    path("consents", consents.ConsentCreateApi.as_view(), name="consent-create"),
+    path("consents/check", check.ConsentCheckApi.as_view(), name="consent-check"),
+    path("consents/check-bulk", check.ConsentCheckBulkApi.as_view(), name="consent-check-bulk"),
+    path("subjects/<uuid:subject_id>/consents", consents.SubjectConsentsApi.as_view(), name="subject-consents"),
     path(
         "subjects/<uuid:subject_id>/consents/history",
-        views.SubjectConsentHistoryApi.as_view(),
+        consents.SubjectConsentHistoryApi.as_view(),
         name="subject-consent-history",
     ),
-    path("subjects/<uuid:subject_id>/profile", gates.SubjectProfileApi.as_view(), name="subject-profile"),
-    path("sends", gates.SendCreateApi.as_view(), name="send-create"),
+    path("subjects/<uuid:subject_id>/profile", profile.SubjectProfileApi.as_view(), name="subject-profile"),
+    path("sends", sends.SendCreateApi.as_view(), name="send-create"),
 ]

@@ -15,8 +15,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.api import PROBLEM_RESPONSES, SubjectReferenceField, client_of
 from config.errors import InvalidInputError
-from consent.api.views import PROBLEM_RESPONSES, SubjectReferenceField, client_of
 from subjects.models import RightsRequest
 from subjects.rights.exports import export_open, export_url
 from subjects.rights.requests import (

@@ -12,9 +12,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import WindowedDateTimeField
+from config.api import PROBLEM_RESPONSES, WindowedDateTimeField
 from config.errors import DomainError, InvalidInputError
-from consent.api.views import PROBLEM_RESPONSES
 from consent.catalogue.snapshot import catalogue_snapshot
 from subjects.identity import KINDS, normalise
 from subjects.merge_proposals import merge_proposal_get

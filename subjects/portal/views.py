@@ -23,8 +23,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from config.errors import DomainError
-from config.net import client_address
-from consent.views import request_evidence
+from config.net import client_address, request_evidence
 from subjects.models import RightsRequest
 from subjects.portal import selectors
 from subjects.portal.addresses import (

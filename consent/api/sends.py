@@ -1,75 +1,23 @@
-"""Gate endpoints: the purpose-bound profile read and the marketing-send gate. Thin: parse, call consent.gates,
-shape the output."""
+"""The marketing-send gate endpoint. Thin: parse, call consent.gates.sends, shape the output (orjson: up to
+10,000 recipients)."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from django.conf import settings
 from django.http import HttpResponse
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
-from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.api import PROBLEM_RESPONSES, client_of, fast_json_body, fast_json_response, required_string
 from config.errors import InvalidInputError
-from consent.api.views import PROBLEM_RESPONSES, client_of, fast_json_body, fast_json_response, required_string
-from consent.gates.profile_reads import profile_read_for_purpose
 from consent.gates.sends import CAMPAIGN_MAX_LENGTH, send_create, send_target
+from consent.gates.unsubscribe import ONE_CLICK_BODY
 from consent.policy import Reason
 from subjects.identity import parse_reference
-
-LIST_UNSUBSCRIBE_POST = "List-Unsubscribe=One-Click"  # RFC 8058 header value
-
-
-class SubjectProfileApi(APIView):
-    required_scope = "profile:read"
-
-    class OutputSerializer(serializers.Serializer):
-        class Meta:
-            ref_name = "ProfileRead"
-
-        subject = serializers.UUIDField()
-        purpose = serializers.CharField()
-        data = serializers.DictField(  # type: ignore[assignment]
-            help_text=(
-                "Only the categories the purpose declares. A profile category holds the profile attributes (an "
-                "object); any other category a list of the subject's linked records, each "
-                "`{source, external_id, occurred_at, data}`. A declared category without data is `{}` or `[]`."
-            )
-        )
-        withheld = serializers.ListField(
-            child=serializers.CharField(),
-            help_text="Categories the subject has data in that the purpose does not declare (not returned).",
-        )
-
-    @extend_schema(
-        operation_id="subject_profile_read",
-        parameters=[
-            OpenApiParameter("purpose", str, OpenApiParameter.QUERY, required=True, description="purpose key"),
-        ],
-        responses={
-            200: OutputSerializer,
-            403: OpenApiResponse(
-                description="Problem details: purpose not granted to the client (`code: forbidden`), or a policy "
-                "denial (`code: policy_denied`, with `reason`)"
-            ),
-            404: OpenApiResponse(description="Problem details: unknown subject"),
-            **{k: v for k, v in PROBLEM_RESPONSES.items() if k != 403},
-        },
-        description="Read a subject's data for one purpose. Logged as a read by this client (Art. 15(1)(c)).",
-    )
-    def get(self, request: Request, subject_id: uuid.UUID) -> Response:
-        purpose = request.query_params.get("purpose", "")
-        if not purpose:
-            raise InvalidInputError("is required: the purpose the data is read for", field="purpose")
-        client = client_of(request)
-        read = profile_read_for_purpose(
-            subject_id=subject_id, purpose=purpose, client_id=client.id, client_purposes=client.purposes
-        )
-        return Response(read.as_body())
 
 
 class SendCreateApi(APIView):
@@ -154,7 +102,7 @@ class SendCreateApi(APIView):
                         "subject": str(outcome.subject_id),
                         "unsubscribe_url": outcome.unsubscribe_url,
                         "list_unsubscribe": f"<{outcome.unsubscribe_url}>",
-                        "list_unsubscribe_post": LIST_UNSUBSCRIBE_POST,
+                        "list_unsubscribe_post": ONE_CLICK_BODY,  # RFC 8058 header value
                     }
                 )
             else:

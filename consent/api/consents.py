@@ -1,103 +1,32 @@
-"""Consent endpoints: thin views that parse, call one service or selector, and shape the output."""
+"""Consent endpoints: recording a consent event, and a subject's consent states and history. Thin: parse, call one
+service or selector, shape the output."""
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
-import orjson
-from django.conf import settings
-from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
-from rest_framework.exceptions import UnsupportedMediaType
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import EvidenceField, WindowedDateTimeField
+from config.api import (
+    PROBLEM_RESPONSES,
+    EvidenceField,
+    SubjectReferenceField,
+    WindowedDateTimeField,
+    client_of,
+)
 from config.errors import InvalidInputError
-from config.input import guarded_loads
 from consent.catalogue.snapshot import catalogue_snapshot
-from consent.clients import AuthenticatedClient
 from consent.errors import EvidenceRequiredError
-from consent.gates.check import CheckResult, check_target, consent_check_many
 from consent.ledger.recording import ConsentCommand
 from consent.policy import Action, Decision, Reason, decide
 from consent.selectors import consent_history_list, consent_states_list, subject_states_for_policy
 from consent.services import consent_record, consent_record_idempotent, request_digest
-from subjects.identity import parse_reference
 from subjects.selectors import subject_get_survivor
-
-PROBLEM_RESPONSES = {
-    400: OpenApiResponse(description="Problem details (RFC 9457): bad input, with `errors` per field"),
-    401: OpenApiResponse(description="Problem details: no or invalid API key"),
-    403: OpenApiResponse(description="Problem details: scope or purpose not granted (`code: forbidden`)"),
-    429: OpenApiResponse(description="Problem details: rate limited, with Retry-After"),
-    503: OpenApiResponse(description="Cannot decide now: `allowed: false, reason: unavailable`"),
-}
-
-
-def client_of(request: Request) -> AuthenticatedClient:
-    client = request.auth
-    assert isinstance(client, AuthenticatedClient), "ApiKeyAuthentication ran"
-    return client
-
-
-def json_object(data: Any) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        raise InvalidInputError("must be a JSON object", field="body")
-    return data
-
-
-def fast_json_body(request: Request) -> dict[str, Any]:
-    """The JSON body of a hot endpoint, parsed with orjson instead of DRF's parser stack (same errors)."""
-    if request.content_type.split(";")[0].strip() != "application/json":
-        raise UnsupportedMediaType(request.content_type)
-    return json_object(guarded_loads(request.body))
-
-
-def fast_json_response(body: dict[str, Any], *, status: int = 200) -> HttpResponse:
-    """Rendered with orjson, bypassing DRF's renderer: a 10,000-result bulk check renders in milliseconds."""
-    return HttpResponse(orjson.dumps(body), content_type="application/json", status=status)
-
-
-def required_string(body: dict[str, Any], name: str, *, max_length: int = 64) -> str:
-    value = body.get(name)
-    if not isinstance(value, str) or not value:
-        raise InvalidInputError("is required and must be a non-empty string", field=name)
-    if len(value) > max_length:
-        raise InvalidInputError(f"must be at most {max_length} characters", field=name)
-    return value
-
-
-class SubjectReferenceField(serializers.DictField):
-    """`{"id": "<uuid>"}` or identifiers such as `{"email": "a@b.de", "phone": "+49 171 1234567"}`."""
-
-    def to_internal_value(self, data: Any) -> Any:
-        return parse_reference(data, field=self.field_name or "subject")
-
-
-def decision_body(result: CheckResult, purpose: str, channel: str) -> dict[str, Any]:
-    d = result.decision
-    return {
-        "allowed": d.allowed,
-        "reason": d.reason.value,
-        "legal_basis": d.legal_basis.value if d.legal_basis else None,
-        "subject": str(result.subject_id) if result.subject_id else None,
-        "purpose": purpose,
-        "channel": channel,
-    }
-
-
-class CheckOutputSerializer(serializers.Serializer):
-    allowed = serializers.BooleanField()
-    reason = serializers.ChoiceField(choices=[r.value for r in Reason])
-    legal_basis = serializers.CharField(allow_null=True)
-    subject = serializers.UUIDField(allow_null=True)
-    purpose = serializers.CharField()
-    channel = serializers.CharField()
 
 
 class ConsentCreateApi(APIView):
@@ -169,68 +98,6 @@ class ConsentCreateApi(APIView):
             )
             return Response(body, status=status)
         return Response(consent_record(command=command).as_body(), status=201)
-
-
-class ConsentCheckApi(APIView):
-    required_scope = "consent:check"
-
-    class InputSerializer(serializers.Serializer):
-        class Meta:
-            ref_name = "ConsentCheck"
-
-        subject = SubjectReferenceField()
-        purpose = serializers.CharField(max_length=64)
-        channel = serializers.CharField(max_length=64)
-
-    @extend_schema(
-        operation_id="consent_check",
-        request=InputSerializer,
-        responses={200: CheckOutputSerializer, **PROBLEM_RESPONSES},
-    )
-    def post(self, request: Request) -> HttpResponse:
-        # Parsed by hand, not by the serializer above (which documents it): this is the hottest path of all.
-        body = fast_json_body(request)
-        purpose, channel = required_string(body, "purpose"), required_string(body, "channel")
-        if "subject" not in body:
-            raise InvalidInputError("is required", field="subject")
-        reference = parse_reference(body["subject"], field="subject")
-        info = check_target(purpose=purpose, channel=channel, client_purposes=client_of(request).purposes)
-        result = consent_check_many(references=[reference], info=info, channel=channel)[0]
-        return fast_json_response(decision_body(result, purpose, channel))
-
-
-class ConsentCheckBulkApi(APIView):
-    required_scope = "consent:check"
-
-    class InputSerializer(serializers.Serializer):
-        class Meta:
-            ref_name = "ConsentCheckBulk"
-
-        purpose = serializers.CharField(max_length=64)
-        channel = serializers.CharField(max_length=64)
-        subjects = serializers.ListField(child=serializers.DictField(), min_length=1, max_length=10_000)
-
-    @extend_schema(
-        operation_id="consent_check_bulk",
-        request=InputSerializer,
-        responses={
-            200: inline_serializer("BulkCheckResults", {"results": CheckOutputSerializer(many=True)}),
-            **PROBLEM_RESPONSES,
-        },
-    )
-    def post(self, request: Request) -> HttpResponse:
-        # No per-item serializer: 10,000 references are parsed in one pass.
-        body = fast_json_body(request)
-        purpose, channel = required_string(body, "purpose"), required_string(body, "channel")
-        subjects = body.get("subjects")
-        if not isinstance(subjects, list):
-            raise InvalidInputError("must be a list of subject references", field="subjects")
-        if not 1 <= len(subjects) <= settings.ASSENT_BULK_LIMIT:
-            raise InvalidInputError(f"must hold 1 to {settings.ASSENT_BULK_LIMIT:,} references", field="subjects")
-        references = [parse_reference(item, field=f"subjects[{i}]") for i, item in enumerate(subjects)]
-        info = check_target(purpose=purpose, channel=channel, client_purposes=client_of(request).purposes)
-        results = consent_check_many(references=references, info=info, channel=channel)
-        return fast_json_response({"results": [decision_body(r, purpose, channel) for r in results]})
 
 
 class SubjectConsentsApi(APIView):

@@ -1,0 +1,109 @@
+"""The policy check endpoints, single and bulk: thin views that parse, call consent.gates.check and shape the
+result. The hot path: orjson in and out, no per-item serializer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpResponse
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+from config.api import (
+    PROBLEM_RESPONSES,
+    SubjectReferenceField,
+    client_of,
+    fast_json_body,
+    fast_json_response,
+    required_string,
+)
+from config.errors import InvalidInputError
+from consent.gates.check import CheckResult, check_target, consent_check_many
+from consent.policy import Reason
+from subjects.identity import parse_reference
+
+
+def decision_body(result: CheckResult, purpose: str, channel: str) -> dict[str, Any]:
+    d = result.decision
+    return {
+        "allowed": d.allowed,
+        "reason": d.reason.value,
+        "legal_basis": d.legal_basis.value if d.legal_basis else None,
+        "subject": str(result.subject_id) if result.subject_id else None,
+        "purpose": purpose,
+        "channel": channel,
+    }
+
+
+class CheckOutputSerializer(serializers.Serializer):
+    allowed = serializers.BooleanField()
+    reason = serializers.ChoiceField(choices=[r.value for r in Reason])
+    legal_basis = serializers.CharField(allow_null=True)
+    subject = serializers.UUIDField(allow_null=True)
+    purpose = serializers.CharField()
+    channel = serializers.CharField()
+
+
+class ConsentCheckApi(APIView):
+    required_scope = "consent:check"
+
+    class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "ConsentCheck"
+
+        subject = SubjectReferenceField()
+        purpose = serializers.CharField(max_length=64)
+        channel = serializers.CharField(max_length=64)
+
+    @extend_schema(
+        operation_id="consent_check",
+        request=InputSerializer,
+        responses={200: CheckOutputSerializer, **PROBLEM_RESPONSES},
+    )
+    def post(self, request: Request) -> HttpResponse:
+        # Parsed by hand, not by the serializer above (which documents it): this is the hottest path of all.
+        body = fast_json_body(request)
+        purpose, channel = required_string(body, "purpose"), required_string(body, "channel")
+        if "subject" not in body:
+            raise InvalidInputError("is required", field="subject")
+        reference = parse_reference(body["subject"], field="subject")
+        info = check_target(purpose=purpose, channel=channel, client_purposes=client_of(request).purposes)
+        result = consent_check_many(references=[reference], info=info, channel=channel)[0]
+        return fast_json_response(decision_body(result, purpose, channel))
+
+
+class ConsentCheckBulkApi(APIView):
+    required_scope = "consent:check"
+
+    class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "ConsentCheckBulk"
+
+        purpose = serializers.CharField(max_length=64)
+        channel = serializers.CharField(max_length=64)
+        subjects = serializers.ListField(child=serializers.DictField(), min_length=1, max_length=10_000)
+
+    @extend_schema(
+        operation_id="consent_check_bulk",
+        request=InputSerializer,
+        responses={
+            200: inline_serializer("BulkCheckResults", {"results": CheckOutputSerializer(many=True)}),
+            **PROBLEM_RESPONSES,
+        },
+    )
+    def post(self, request: Request) -> HttpResponse:
+        # No per-item serializer: 10,000 references are parsed in one pass.
+        body = fast_json_body(request)
+        purpose, channel = required_string(body, "purpose"), required_string(body, "channel")
+        subjects = body.get("subjects")
+        if not isinstance(subjects, list):
+            raise InvalidInputError("must be a list of subject references", field="subjects")
+        if not 1 <= len(subjects) <= settings.ASSENT_BULK_LIMIT:
+            raise InvalidInputError(f"must hold 1 to {settings.ASSENT_BULK_LIMIT:,} references", field="subjects")
+        references = [parse_reference(item, field=f"subjects[{i}]") for i, item in enumerate(subjects)]
+        info = check_target(purpose=purpose, channel=channel, client_purposes=client_of(request).purposes)
+        results = consent_check_many(references=references, info=info, channel=channel)
+        return fast_json_response({"results": [decision_body(r, purpose, channel) for r in results]})

@@ -103,7 +103,7 @@ def _fresh_process_caches() -> Iterator[None]:
 
 @pytest.fixture
 def catalogue(db: None) -> dict[str, Any]:
-    from consent.catalogue.validate import catalogue_apply
+    from consent.catalogue.apply import catalogue_apply
 
     document = json.loads(json.dumps(CATALOGUE))
     catalogue_apply(document=document)

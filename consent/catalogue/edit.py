@@ -17,7 +17,9 @@ from typing import Any
 from django.db import connection
 
 from config.names import Name, as_given, localised
-from consent.catalogue.validate import ApplyResult, CatalogueError, catalogue_apply, catalogue_validate
+from consent.catalogue.apply import ApplyResult, catalogue_apply
+from consent.catalogue.spec import CatalogueError
+from consent.catalogue.validate import catalogue_validate
 from consent.models import CatalogueRevision, Channel, DataCategory, Notice, Purpose, Source, SourceCategory
 
 Document = dict[str, Any]

@@ -198,8 +198,8 @@ def test_support_sees_the_catalogue_but_cannot_change_it(support: Client) -> Non
 
 
 def test_the_catalogue_export_applies_as_no_change(catalogue: dict[str, Any], api: Api) -> None:
+    from consent.catalogue.apply import catalogue_apply
     from consent.catalogue.edit import catalogue_document
-    from consent.catalogue.validate import catalogue_apply
 
     result = catalogue_apply(document=catalogue_document())
 

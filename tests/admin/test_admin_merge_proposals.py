@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from django.test import Client
 
+from consent.catalogue.apply import catalogue_apply
 from consent.catalogue.snapshot import catalogue_forget
-from consent.catalogue.validate import catalogue_apply
 from consent.models import AuditEntry
 from subjects.models import MergeProposal, Subject
 from tests.conftest import CATALOGUE, Api

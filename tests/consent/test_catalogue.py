@@ -11,8 +11,11 @@ from typing import Any
 import pytest
 
 from config.errors import InvalidInputError
+from consent.catalogue.apply import catalogue_apply
+from consent.catalogue.reader import catalogue_load_file
 from consent.catalogue.snapshot import catalogue_forget, catalogue_snapshot
-from consent.catalogue.validate import CatalogueError, catalogue_apply, catalogue_load_file, catalogue_validate
+from consent.catalogue.spec import CatalogueError
+from consent.catalogue.validate import catalogue_validate
 from consent.ledger.recording import ConsentCommand
 from consent.models import (
     CatalogueRevision,

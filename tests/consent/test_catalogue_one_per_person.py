@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
+from consent.catalogue.apply import catalogue_apply
 from consent.catalogue.snapshot import catalogue_forget, catalogue_snapshot
-from consent.catalogue.validate import catalogue_apply, catalogue_validate
+from consent.catalogue.validate import catalogue_validate
 from tests.conftest import CATALOGUE
 
 

@@ -20,7 +20,7 @@ LEASE_SECONDS = "3"
 
 @pytest.fixture
 def rights_catalogue(db: None) -> dict[str, Any]:
-    from consent.catalogue.validate import catalogue_apply
+    from consent.catalogue.apply import catalogue_apply
 
     document = json.loads(json.dumps(RIGHTS_CATALOGUE))
     catalogue_apply(document=document)

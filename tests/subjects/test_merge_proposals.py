@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from consent.catalogue.apply import catalogue_apply
 from consent.catalogue.snapshot import catalogue_forget
-from consent.catalogue.validate import catalogue_apply
 from subjects.merge_proposals import (
     MergeProposalDecidedError,
     merge_proposal_approve,

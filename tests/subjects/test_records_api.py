@@ -196,8 +196,8 @@ def test_a_child_who_turns_sixteen_is_no_longer_flagged(api: Api) -> None:
 
 def test_the_category_flagged_purchase_decides_who_is_an_existing_customer(api: Api, catalogue: dict[str, Any]) -> None:
     # Given a catalogue whose purchases are kept under another key ("tickets") and whose "purchases" is not flagged
+    from consent.catalogue.apply import catalogue_apply
     from consent.catalogue.snapshot import catalogue_forget
-    from consent.catalogue.validate import catalogue_apply
 
     document = copy.deepcopy(catalogue)
     document["data_categories"][1]["purchase"] = False

@@ -4,7 +4,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from consent.catalogue.validate import CatalogueError, catalogue_apply, catalogue_load_file
+from consent.catalogue.apply import catalogue_apply
+from consent.catalogue.reader import catalogue_load_file
+from consent.catalogue.spec import CatalogueError
 
 
 class Command(BaseCommand):

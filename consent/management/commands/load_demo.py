@@ -15,7 +15,9 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from config.errors import ConflictError, DomainError
-from consent.catalogue.validate import CatalogueError, catalogue_apply, catalogue_load_file
+from consent.catalogue.apply import catalogue_apply
+from consent.catalogue.reader import catalogue_load_file
+from consent.catalogue.spec import CatalogueError
 from consent.clients import client_create
 from consent.ledger.recording import ConsentCommand
 from consent.models import ApiClient

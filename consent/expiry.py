@@ -11,7 +11,7 @@ from consent.catalogue.snapshot import catalogue_snapshot
 from consent.ledger import projection
 from consent.ledger.chain import NewEvent, ledger_append
 from consent.ledger.recording import state_project
-from consent.models import ConsentState
+from consent.models import ConsentEvent, ConsentState
 from subjects.keys import data_key
 from subjects.locks import lock_subject
 
@@ -45,7 +45,7 @@ def consents_expire(*, batch: int = 1000) -> int:
                         action="expire",
                         notice_version=row.notice_version,
                         source=EXPIRY_SOURCE,
-                        actor="system",
+                        actor=ConsentEvent.SYSTEM_ACTOR,
                         occurred_at=row.granted_at + timedelta(days=days),
                     ),
                     recorded_at=now,

@@ -1,10 +1,20 @@
+"""The consent app's tables: the catalogue, the ledger and its state projection, API clients, the gates' logs, the
+staff audit log and the restricted evidence store."""
+
 from __future__ import annotations
 
 import uuid
+from enum import StrEnum
 
 from django.db import models
 
+from consent.policy import Actor, ConsentStatus, LegalBasis
 from subjects.models import Subject
+
+
+def enum_choices(enum: type[StrEnum]) -> list[tuple[str, str]]:
+    """A field's choices from a consent.policy enum (the one definition), labelled as TextChoices label them."""
+    return [(member.value, member.name.replace("_", " ").title()) for member in enum]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -46,16 +56,12 @@ class DataCategory(models.Model):
 
 
 class Purpose(models.Model):
-    class LegalBasis(models.TextChoices):
-        CONSENT = "consent"
-        LEGITIMATE_INTEREST = "legitimate_interest"
-        CONTRACT = "contract"
-        LEGAL_OBLIGATION = "legal_obligation"
+    LegalBasis = LegalBasis  # consent.policy's, nested as Django's choices usually are
 
     key = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=200)
     names = models.JSONField(null=True, blank=True)  # texts per language, when the catalogue gave several
-    legal_basis = models.CharField(max_length=32, choices=LegalBasis.choices)
+    legal_basis = models.CharField(max_length=32, choices=enum_choices(LegalBasis))
     marketing = models.BooleanField(default=False)
     channels = models.ManyToManyField(Channel, related_name="purposes")
     data_categories = models.ManyToManyField(DataCategory, related_name="purposes", blank=True)
@@ -136,11 +142,8 @@ class ConsentEvent(models.Model):
         SPLIT = "split"  # a wrong merge undone: on both chains, related_subject names the other side
         ERASED = "erased"
 
-    class Actor(models.TextChoices):
-        SUBJECT = "subject"
-        AGENT = "agent"
-        PARENTAL_GUARDIAN = "parental_guardian"
-        SYSTEM = "system"
+    # Who acted: the person's side (consent.policy.Actor) or Assent itself (a merge, a split, an erasure, expiry).
+    SYSTEM_ACTOR = "system"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     subject = models.ForeignKey(Subject, on_delete=models.PROTECT, related_name="consent_events")
@@ -150,7 +153,9 @@ class ConsentEvent(models.Model):
     action = models.CharField(max_length=16, choices=Action.choices)
     notice_version = models.CharField(max_length=64, blank=True)
     source = models.CharField(max_length=64)
-    actor = models.CharField(max_length=32, choices=Actor.choices, default=Actor.SUBJECT)
+    actor = models.CharField(
+        max_length=32, choices=[*enum_choices(Actor), (SYSTEM_ACTOR, "System")], default=Actor.SUBJECT.value
+    )
     client = models.ForeignKey("ApiClient", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     evidence_enc = models.BinaryField(null=True)  # JSON, encrypted under the subject's key (IP, user agent ...)
     related_subject = models.UUIDField(null=True, blank=True)  # merged: the other side of the merge
@@ -185,22 +190,17 @@ class LedgerHead(models.Model):
 class ConsentState(models.Model):
     """Projection: the state per subject x purpose x channel, written in the event's transaction."""
 
-    class Status(models.TextChoices):
-        GRANTED = "granted"
-        PENDING_CONFIRMATION = "pending_confirmation"
-        WITHDRAWN = "withdrawn"
-        OBJECTED = "objected"
-        EXPIRED = "expired"
+    Status = ConsentStatus  # consent.policy's, nested as Django's choices usually are
 
     subject = models.ForeignKey(Subject, on_delete=models.CASCADE, related_name="consent_states")
     purpose = models.CharField(max_length=64)
     channel = models.CharField(max_length=64)
-    status = models.CharField(max_length=32, choices=Status.choices)
+    status = models.CharField(max_length=32, choices=enum_choices(ConsentStatus))
     notice_version = models.CharField(max_length=64, blank=True)
     since = models.DateTimeField()  # occurred_at of the event that decided this state
     granted_at = models.DateTimeField(null=True)
     confirmed = models.BooleanField(default=False)
-    actor = models.CharField(max_length=32, default="subject")
+    actor = models.CharField(max_length=32, default=Actor.SUBJECT.value)
     suppressed = models.BooleanField(default=False)
     seq = models.PositiveBigIntegerField()
     # The event this state was projected from (the one at `seq` on this subject's chain, a merge's `merged` event

@@ -30,7 +30,7 @@ from subjects.models import Subject
 
 MERGE_SOURCE = "merge"
 SPLIT_SOURCE = "split"
-SYSTEM = ConsentEvent.Actor.SYSTEM
+SYSTEM = ConsentEvent.SYSTEM_ACTOR
 
 
 # ---------------------------------------------------------------------------------------------------------

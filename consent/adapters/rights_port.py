@@ -296,7 +296,7 @@ class ConsentRightsPortImpl:
                 action=ConsentEvent.Action.ERASED,
                 notice_version="",
                 source=RIGHTS_SOURCE,
-                actor=ConsentEvent.Actor.SYSTEM,
+                actor=ConsentEvent.SYSTEM_ACTOR,
                 occurred_at=now,
                 recorded_at=now,
                 prev_hash=final.hash,

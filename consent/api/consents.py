@@ -23,7 +23,7 @@ from config.errors import InvalidInputError
 from consent.catalogue.snapshot import catalogue_snapshot
 from consent.errors import EvidenceRequiredError
 from consent.ledger.recording import ConsentCommand
-from consent.policy import Action, Decision, Reason, decide
+from consent.policy import Action, ConsentStatus, Decision, Reason, decide
 from consent.selectors import consent_history_list, consent_states_list, subject_states_for_policy
 from consent.services import consent_record, consent_record_idempotent, request_digest
 from subjects.selectors import subject_get_survivor
@@ -52,7 +52,7 @@ class ConsentCreateApi(APIView):
 
         event = serializers.UUIDField()
         subject = serializers.UUIDField()
-        state = serializers.ChoiceField(choices=["granted", "pending_confirmation", "withdrawn", "objected", "expired"])
+        state = serializers.ChoiceField(choices=[status.value for status in ConsentStatus])
 
     @extend_schema(
         operation_id="consent_record",

@@ -10,12 +10,13 @@ from typing import Any
 from config.names import Name
 from consent.catalogue.reader import LANGUAGES, DocumentReader, at, show
 from consent.catalogue.spec import CatalogueSpec, HoldingSpec, NoticeSpec, PurposeSpec, SourceSpec
-from consent.models import Purpose, SourceCategory
+from consent.models import SourceCategory
+from consent.policy import LegalBasis
 from subjects.models import Identifier
 
-LEGAL_BASES = tuple(Purpose.LegalBasis.values)
-CONSENT = Purpose.LegalBasis.CONSENT.value
-LEGITIMATE_INTEREST = Purpose.LegalBasis.LEGITIMATE_INTEREST.value
+LEGAL_BASES = tuple(basis.value for basis in LegalBasis)
+CONSENT = LegalBasis.CONSENT.value
+LEGITIMATE_INTEREST = LegalBasis.LEGITIMATE_INTEREST.value
 HOLD_FROM = tuple(SourceCategory.HoldFrom.values)
 # Shared identifiers name a household, a shared device or a public account, never one person: merging on them
 # would fuse strangers' data (DESIGN.md, "Subjects and linked records").
@@ -227,7 +228,7 @@ def _purpose_rules(
         if valid_days is not None:
             r.problem(at(place, "consent_valid_days"), f"only a consent expires; this purpose rests on {basis}")
         _tdddg(r, place, basis, obj, read or ())
-    if marketing and basis in (Purpose.LegalBasis.CONTRACT, Purpose.LegalBasis.LEGAL_OBLIGATION):
+    if marketing and basis in (LegalBasis.CONTRACT, LegalBasis.LEGAL_OBLIGATION):
         r.problem(at(place, "marketing"), f"direct marketing rests on consent or legitimate interest, not {basis}")
     li_marketing = basis == LEGITIMATE_INTEREST and marketing is True
     if uwg_7_3 and basis is not None and marketing is not None and not li_marketing:

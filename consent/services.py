@@ -122,7 +122,7 @@ def consent_record_idempotent(
     with transaction.atomic(durable=True):
         advisory_lock(f"idem:{client_id}:{key}")
         existing = IdempotencyKey.objects.filter(client_id=client_id, key=key).first()
-        if existing is not None and existing.created_at < _idempotency_cutoff(now):
+        if existing is not None and existing.created_at < idempotency_window_start(now):
             existing.delete()
             existing = None
         if existing is not None:
@@ -140,13 +140,13 @@ def consent_record_idempotent(
         return 201, body
 
 
-def _idempotency_cutoff(now: datetime) -> datetime:
+def idempotency_window_start(now: datetime) -> datetime:
     """Keys older than this are forgotten: a replay after the window is a new request."""
     return now - timedelta(hours=settings.ASSENT_IDEMPOTENCY_HOURS)
 
 
 def idempotency_keys_purge() -> int:
-    deleted, _ = IdempotencyKey.objects.filter(created_at__lt=_idempotency_cutoff(timezone.now())).delete()
+    deleted, _ = IdempotencyKey.objects.filter(created_at__lt=idempotency_window_start(timezone.now())).delete()
     return deleted
 
 

@@ -44,20 +44,7 @@ class ConsentPortImpl:
         absorbed = Subject.objects.get(pk=absorbed_id)
         survivor_key, absorbed_key = data_key(survivor), data_key(absorbed)
 
-        read_logs = list(ReadLog.objects.filter(subject=absorbed).order_by("pk").values_list("pk", flat=True))
-        ReadLog.objects.filter(pk__in=read_logs).update(subject=survivor)
-        send_recipients = list(
-            SendRecipient.objects.filter(subject=absorbed).order_by("pk").values_list("pk", flat=True)
-        )
-        SendRecipient.objects.filter(pk__in=send_recipients).update(subject=survivor)
-        # An open double opt-in link of the absorbed side confirms on the survivor.
-        confirmations = _confirmations_move(
-            Confirmation.objects.filter(subject=absorbed, used_at__isnull=True),
-            source=absorbed,
-            source_key=absorbed_key,
-            target=survivor,
-            target_key=survivor_key,
-        )
+        read_logs, send_recipients, confirmations = _logs_move(survivor, survivor_key, absorbed, absorbed_key)
 
         closing = ledger_append(
             subject=absorbed,
@@ -86,29 +73,7 @@ class ConsentPortImpl:
             recorded_at=now,
         )
 
-        mine = {(row.purpose, row.channel): row for row in ConsentState.objects.filter(subject=survivor)}
-        for theirs in ConsentState.objects.filter(subject=absorbed).order_by("purpose", "channel"):
-            row = mine.get((theirs.purpose, theirs.channel))
-            fact = fact_combine(
-                fact_of(row) if row else None, fact_of(theirs), since=marker.occurred_at, seq=marker.seq
-            )
-            ConsentState.objects.update_or_create(
-                subject=survivor,
-                purpose=theirs.purpose,
-                channel=theirs.channel,
-                defaults={**state_values(fact), "event_id": marker.id},
-            )
-        objections = {o.purpose: o for o in Objection.objects.filter(subject=survivor)}
-        for theirs_objection in Objection.objects.filter(subject=absorbed):
-            own = objections.get(theirs_objection.purpose)
-            since, seq = objection_combine(
-                (own.since, own.seq) if own else None, (theirs_objection.since, theirs_objection.seq), seq=marker.seq
-            )
-            Objection.objects.update_or_create(
-                subject=survivor, purpose=theirs_objection.purpose, defaults={"since": since, "seq": seq}
-            )
-        ConsentState.objects.filter(subject=absorbed).delete()
-        Objection.objects.filter(subject=absorbed).delete()
+        _states_combine(survivor, absorbed, marker)
 
     def on_split(self, *, survivor_id: uuid.UUID, restored_id: uuid.UUID, now: datetime) -> None:
         survivor = Subject.objects.get(pk=survivor_id)
@@ -155,6 +120,52 @@ class ConsentPortImpl:
         consent_rebuild(subject_id=survivor.id, marked=survivor_marked, snapshot=snapshot)
         restored_marked = frozenset(moved.get("absorbed_suppressed", ()))
         consent_rebuild(subject_id=restored.id, marked=restored_marked, snapshot=snapshot)
+
+
+def _logs_move(
+    survivor: Subject, survivor_key: bytes, absorbed: Subject, absorbed_key: bytes
+) -> tuple[list[int], list[int], list[uuid.UUID]]:
+    """Hand the absorbed side's read logs, send recipients and open confirmations to the survivor; their ids go
+    into the merge event, so a split can move exactly these back."""
+    read_logs = list(ReadLog.objects.filter(subject=absorbed).order_by("pk").values_list("pk", flat=True))
+    ReadLog.objects.filter(pk__in=read_logs).update(subject=survivor)
+    send_recipients = list(SendRecipient.objects.filter(subject=absorbed).order_by("pk").values_list("pk", flat=True))
+    SendRecipient.objects.filter(pk__in=send_recipients).update(subject=survivor)
+    # An open double opt-in link of the absorbed side confirms on the survivor.
+    confirmations = _confirmations_move(
+        Confirmation.objects.filter(subject=absorbed, used_at__isnull=True),
+        source=absorbed,
+        source_key=absorbed_key,
+        target=survivor,
+        target_key=survivor_key,
+    )
+    return read_logs, send_recipients, confirmations
+
+
+def _states_combine(survivor: Subject, absorbed: Subject, marker: ConsentEvent) -> None:
+    """Each triple and objection of the absorbed side combined into the survivor's, dated by the survivor's merge
+    event (consent.ledger.replay says how); the absorbed side keeps no rows."""
+    mine = {(row.purpose, row.channel): row for row in ConsentState.objects.filter(subject=survivor)}
+    for theirs in ConsentState.objects.filter(subject=absorbed).order_by("purpose", "channel"):
+        row = mine.get((theirs.purpose, theirs.channel))
+        fact = fact_combine(fact_of(row) if row else None, fact_of(theirs), since=marker.occurred_at, seq=marker.seq)
+        ConsentState.objects.update_or_create(
+            subject=survivor,
+            purpose=theirs.purpose,
+            channel=theirs.channel,
+            defaults={**state_values(fact), "event_id": marker.id},
+        )
+    objections = {o.purpose: o for o in Objection.objects.filter(subject=survivor)}
+    for theirs_objection in Objection.objects.filter(subject=absorbed):
+        own = objections.get(theirs_objection.purpose)
+        since, seq = objection_combine(
+            (own.since, own.seq) if own else None, (theirs_objection.since, theirs_objection.seq), seq=marker.seq
+        )
+        Objection.objects.update_or_create(
+            subject=survivor, purpose=theirs_objection.purpose, defaults={"since": since, "seq": seq}
+        )
+    ConsentState.objects.filter(subject=absorbed).delete()
+    Objection.objects.filter(subject=absorbed).delete()
 
 
 def _system_event(

@@ -13,16 +13,20 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Exists, Max, Min, Q
 
 from config.names import as_given, localised
+from consent.adapters.evidence_archive import (
+    RIGHTS_SOURCE,
+    event_fields,
+    evidence_archive_purge,
+    evidence_archive_write,
+    iso,
+)
 from consent.catalogue.snapshot import CatalogueSnapshot, catalogue_snapshot, purpose_get
 from consent.ledger.chain import (
     EVIDENCE_COLUMN,
-    canonical_fields,
-    event_hash,
     ledger_retention_allow,
 )
 from consent.ledger.recording import ConsentCommand, consent_event_record, direct_marketing_objection_record
@@ -37,26 +41,15 @@ from consent.models import (
     Objection,
     Purpose,
     ReadLog,
-    Send,
     SendRecipient,
     Source,
 )
-from subjects import crypto
+from consent.services import idempotency_window_start
 from subjects.identity import Reference
 from subjects.keys import data_key, open_field
 from subjects.locks import lock_subject
-from subjects.models import Subject, VaultKey
+from subjects.models import Subject
 from subjects.ports import HoldingFacts, PurposeFacts, RightsCatalogue, SourceFacts
-from subjects.rights.due import claims_until
-from subjects.rights.vault import vault_key_destroy, vault_key_get_or_create, vault_key_open
-
-RIGHTS_SOURCE = "rights-request"  # the ledger's source slug for what a rights request records
-ARCHIVE_COLUMN = "evidence_archive.events"
-PHONE = "phone"
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment else None
 
 
 def _names(model: type[DataCategory | Purpose | Source]) -> dict[str, str]:
@@ -140,14 +133,14 @@ class ConsentRightsPortImpl:
                 subject = subjects[event.subject_id]
                 key = keys.get(subject.id) or keys.setdefault(subject.id, data_key(subject))
                 evidence = json.loads(open_field(key, bytes(event.evidence_enc), subject.id, EVIDENCE_COLUMN, event.pk))
-            yield {"type": "event", **_event_fields(event, evidence)}
+            yield {"type": "event", **event_fields(event, evidence)}
         for state in ConsentState.objects.filter(subject_id__in=subject_ids).order_by("purpose", "channel"):
             yield {
                 "type": "state",
                 "purpose": state.purpose,
                 "channel": state.channel,
                 "status": state.status,
-                "since": _iso(state.since),
+                "since": iso(state.since),
                 "notice_version": state.notice_version or None,
                 "confirmed": state.confirmed,
             }
@@ -156,7 +149,7 @@ class ConsentRightsPortImpl:
                 "type": "objection",
                 "purpose": objection.purpose,
                 "scope": "direct_marketing" if not objection.purpose else "purpose",
-                "since": _iso(objection.since),
+                "since": iso(objection.since),
             }
         for recipient in self.recipients(subject_ids=subject_ids):
             yield {"type": "recipient", **recipient}
@@ -182,8 +175,8 @@ class ConsentRightsPortImpl:
 
         def span(item: dict[str, Any], count: int, first: datetime, last: datetime) -> None:
             item["count"] += count
-            item["first_at"] = min(filter(None, [item["first_at"], _iso(first)]))
-            item["last_at"] = max(filter(None, [item["last_at"], _iso(last)]))
+            item["first_at"] = min(filter(None, [item["first_at"], iso(first)]))
+            item["last_at"] = max(filter(None, [item["last_at"], iso(last)]))
 
         reads = ReadLog.objects.filter(subject_id__in=subject_ids)
         for name, purpose, count, first, last in reads.values_list("client__name", "purpose").annotate(
@@ -231,7 +224,9 @@ class ConsentRightsPortImpl:
         archive = EvidenceArchive.objects.filter(subject_id=survivor).first()
         archived_now = len(events)
         if events:
-            archive = self._archive(survivor, ids, events, archive, request_id, now)
+            archive = evidence_archive_write(
+                survivor=survivor, ids=ids, events=events, archive=archive, request_id=request_id, now=now
+            )
         logs = ReadLog.objects.filter(subject_id__in=ids).delete()[0]
         logs += SendRecipient.objects.filter(subject_id__in=ids).update(subject=None)
         Confirmation.objects.filter(subject_id__in=ids).delete()
@@ -242,9 +237,7 @@ class ConsentRightsPortImpl:
         LedgerHead.objects.filter(subject_id__in=ids).delete()
         # Idempotency rows keep a write's response body for replays (ids and states only): it names the subject.
         # They live ASSENT_IDEMPOTENCY_HOURS; the window keeps this off the table's old rows.
-        recent = IdempotencyKey.objects.filter(
-            created_at__gte=now - timedelta(hours=settings.ASSENT_IDEMPOTENCY_HOURS + 2)
-        )
+        recent = IdempotencyKey.objects.filter(created_at__gte=idempotency_window_start(now) - timedelta(hours=2))
         recent.filter(body__subject__in=[str(subject_id) for subject_id in ids]).delete()
         return {
             "events_archived": archive.event_count if archive else 0,
@@ -254,88 +247,8 @@ class ConsentRightsPortImpl:
             "logs_deleted": logs,
         }
 
-    def _archive(
-        self,
-        survivor: uuid.UUID,
-        ids: list[uuid.UUID],
-        events: list[ConsentEvent],
-        archive: EvidenceArchive | None,
-        request_id: uuid.UUID,
-        now: datetime,
-    ) -> EvidenceArchive:
-        """Move the events, with their evidence in clear inside the sealed blob, and close each chain with an
-        `erased` event computed like a ledger event, so the archived chains still verify."""
-        vault, key = vault_key_get_or_create(purpose=VaultKey.Purpose.EVIDENCE, subject_id=survivor, now=now)
-        archive_id = archive.id if archive else uuid.uuid4()
-        rows: list[dict[str, Any]] = []
-        if archive is not None:
-            rows = json.loads(
-                crypto.open_sealed(
-                    vault_key_open(vault), bytes(archive.events_enc), archive_id.bytes + ARCHIVE_COLUMN.encode()
-                )
-            )
-        subjects = {s.id: s for s in Subject.objects.filter(pk__in=ids)}
-        keys: dict[uuid.UUID, bytes] = {}
-        last: dict[uuid.UUID, ConsentEvent] = {}
-        for event in events:
-            evidence: dict[str, Any] = {}
-            if event.evidence_enc:
-                subject = subjects[event.subject_id]
-                subject_key = keys.get(subject.id) or keys.setdefault(subject.id, data_key(subject))
-                evidence = json.loads(
-                    open_field(subject_key, bytes(event.evidence_enc), subject.id, EVIDENCE_COLUMN, event.pk)
-                )
-            rows.append(_event_fields(event, evidence))
-            last[event.subject_id] = event
-        for chain, final in last.items():
-            closing = ConsentEvent(
-                subject_id=chain,
-                seq=final.seq + 1,
-                purpose="",
-                channel="",
-                action=ConsentEvent.Action.ERASED,
-                notice_version="",
-                source=RIGHTS_SOURCE,
-                actor=ConsentEvent.SYSTEM_ACTOR,
-                occurred_at=now,
-                recorded_at=now,
-                prev_hash=final.hash,
-            )
-            evidence = {"request": str(request_id)}
-            closing.hash = event_hash(final.hash, canonical_fields(closing, evidence))
-            rows.append(_event_fields(closing, evidence))
-        last_use, phone_use = _last_use(ids, rows)
-        keep_until = claims_until(last_use, phone=False)
-        if phone_use is not None:
-            keep_until = max(keep_until, claims_until(phone_use, phone=True))
-        if archive is not None:
-            keep_until = max(keep_until, archive.keep_until)
-        sealed = crypto.seal(key, json.dumps(rows).encode(), archive_id.bytes + ARCHIVE_COLUMN.encode())
-        archive, _ = EvidenceArchive.objects.update_or_create(
-            subject_id=survivor,
-            defaults={
-                "id": archive_id,
-                "request_id": request_id,
-                "vault": vault,
-                "events_enc": sealed,
-                "event_count": len(rows),
-                "last_hash": rows[-1]["hash"],
-                "last_used_at": last_use,
-                "phone": phone_use is not None,
-                "keep_until": keep_until,
-                "archived_at": now,
-            },
-        )
-        return archive
-
     def evidence_purge(self, *, now: datetime) -> int:
-        today = now.date()
-        done = 0
-        for archive_id, vault_id in EvidenceArchive.objects.filter(keep_until__lt=today).values_list("pk", "vault_id"):
-            with transaction.atomic(durable=True):
-                done += EvidenceArchive.objects.filter(pk=archive_id).delete()[0]
-                vault_key_destroy(vault_id=vault_id, now=now)
-        return done
+        return evidence_archive_purge(now=now)
 
     # -----------------------------------------------------------------------------------------------------
     # Objection
@@ -404,37 +317,3 @@ def _events_in_pages(subject_ids: Sequence[uuid.UUID], size: int = 2000) -> Iter
         page = list(
             events.filter(Q(subject_id__gt=last.subject_id) | Q(subject_id=last.subject_id, seq__gt=last.seq))[:size]
         )
-
-
-def _event_fields(event: ConsentEvent, evidence: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "chain": str(event.subject_id),
-        "seq": event.seq,
-        "action": event.action,
-        "purpose": event.purpose,
-        "channel": event.channel,
-        "notice_version": event.notice_version,
-        "source": event.source,
-        "actor": event.actor,
-        "client": event.client.name if event.client_id and event.client else None,
-        "evidence": evidence,
-        "related_subject": str(event.related_subject) if event.related_subject else None,
-        "occurred_at": _iso(event.occurred_at),
-        "recorded_at": _iso(event.recorded_at),
-        "prev_hash": event.prev_hash,
-        "hash": event.hash,
-    }
-
-
-def _last_use(ids: list[uuid.UUID], rows: list[dict[str, Any]]) -> tuple[datetime, datetime | None]:
-    """The last use of the consent (its last event, read or send) and the last use on the phone channel."""
-    moments = [datetime.fromisoformat(r["occurred_at"]) for r in rows if r["action"] != "erased"]
-    phone = [datetime.fromisoformat(r["occurred_at"]) for r in rows if r["channel"] == PHONE]
-    read = ReadLog.objects.filter(subject_id__in=ids).aggregate(last=Max("read_at"))["last"]
-    sent = Send.objects.filter(recipients__subject_id__in=ids).aggregate(last=Max("created_at"))["last"]
-    phone_sent = Send.objects.filter(recipients__subject_id__in=ids, channel=PHONE).aggregate(last=Max("created_at"))[
-        "last"
-    ]
-    last = max([m for m in (*moments, read, sent) if m is not None])
-    phone_last = max([m for m in (*phone, phone_sent) if m is not None], default=None)
-    return last, phone_last

@@ -14,13 +14,13 @@ from typing import Any
 from django.utils import timezone
 
 from config.errors import UnavailableError
-from consent.catalogue.snapshot import catalogue_snapshot, purpose_get
+from consent.catalogue.snapshot import CatalogueSnapshot, PurposeInfo, catalogue_snapshot, purpose_get
 from consent.errors import ForbiddenPurposeError, PolicyDeniedError
 from consent.models import ReadLog
 from consent.policy import Reason, decide_read
 from consent.selectors import subject_states_for_policy
 from subjects.keys import data_key, decrypt_field
-from subjects.models import LinkedRecord
+from subjects.models import LinkedRecord, Subject
 from subjects.records import RECORD_DATA, profile_read
 from subjects.selectors import subject_get_survivor
 
@@ -55,6 +55,16 @@ def profile_read_for_purpose(
     if client_purposes and purpose not in client_purposes:
         raise ForbiddenPurposeError(f"this API client may not act for purpose '{purpose}'")
     subject = subject_get_survivor(subject_id=subject_id)
+    _read_decide(subject, purpose, info, now)
+    data, held = _declared_data(subject, snapshot, info)
+    disclosed = sorted(category for category, value in data.items() if value)
+    # One insert in autocommit: the read is logged before the data leaves, and nothing else rides on it.
+    ReadLog.objects.create(subject=subject, client_id=client_id, purpose=purpose, categories=disclosed, read_at=now)
+    return ProfileRead(subject.id, purpose, data, sorted(held - set(info.data_categories)))
+
+
+def _read_decide(subject: Subject, purpose: str, info: PurposeInfo, now: datetime) -> None:
+    """The policy's answer for the read: nothing (allowed), 503 when it cannot decide, else 403 with the reason."""
     try:
         state = subject_states_for_policy(subject_ids=[subject.id], purposes=[purpose]).get(subject.id)
     except Exception as exc:  # a state that cannot be read (or the database gone): fail closed, 503
@@ -68,6 +78,10 @@ def profile_read_for_purpose(
             reason=decision.reason.value,
         )
 
+
+def _declared_data(subject: Subject, snapshot: CatalogueSnapshot, info: PurposeInfo) -> tuple[dict[str, Any], set[str]]:
+    """The subject's data in the categories the purpose declares (profile attributes, or the linked records), and
+    every category the subject holds data in."""
     profile_categories = {key for key, profile in snapshot.categories.items() if profile}
     declared = set(info.data_categories)
     record_categories = set(
@@ -97,9 +111,5 @@ def profile_read_for_purpose(
                     "data": json.loads(decrypt_field(subject, key, RECORD_DATA, bytes(blob), row_id=pk)),
                 }
             )
-
     held = record_categories | (profile_categories if profile else set())
-    disclosed = sorted(category for category, value in data.items() if value)
-    # One insert in autocommit: the read is logged before the data leaves, and nothing else rides on it.
-    ReadLog.objects.create(subject=subject, client_id=client_id, purpose=purpose, categories=disclosed, read_at=now)
-    return ProfileRead(subject.id, purpose, data, sorted(held - declared))
+    return data, held

@@ -118,6 +118,9 @@ class Replayed:
 _FIELDS = ("seq", "purpose", "channel", "action", "notice_version", "source", "actor", "occurred_at", "related_subject")
 
 
+EventRow = tuple[int, str, str, str, str, str, str, datetime, uuid.UUID | None]  # _FIELDS, in order
+
+
 def _replay(
     subject_id: uuid.UUID,
     scope: _Scope,
@@ -137,7 +140,21 @@ def _replay(
             Q(purpose=scope.purpose, channel__in=[scope.channel, ""])
             | Q(action=ConsentEvent.Action.MERGED, related_subject__in=live)
         )
-    rows = list(events.order_by("seq").values_list(*_FIELDS))
+    rows: list[EventRow] = list(events.order_by("seq").values_list(*_FIELDS))
+    nested, marked = _absorbed_replays(subject_id, rows, live, scope, marked, seen)
+    return Replayed(_facts_fold(rows, nested, scope, marked), _objections_fold(rows, nested))
+
+
+def _absorbed_replays(
+    subject_id: uuid.UUID,
+    rows: list[EventRow],
+    live: set[uuid.UUID],
+    scope: _Scope,
+    marked: frozenset[int],
+    seen: frozenset[uuid.UUID],
+) -> tuple[dict[int, Replayed], frozenset[int]]:
+    """The replay of each subject merged into this one and still absorbed, by the seq of its last `merged` event
+    here; and `marked` with the suppressed grants those merge events recorded for this side."""
     last_marker: dict[uuid.UUID, tuple[int, str]] = {}
     for seq, _p, _c, action, _n, _s, _a, _o, related in rows:
         if related is not None and action in (ConsentEvent.Action.MERGED, ConsentEvent.Action.SPLIT):
@@ -148,17 +165,22 @@ def _replay(
         if related in live and action == ConsentEvent.Action.MERGED
     }
     nested: dict[int, Replayed] = {}
-    if absorbed_at:
-        subject = Subject.objects.get(pk=subject_id)
-        key = data_key(subject)
-        own = set(marked)
-        for marker in ConsentEvent.objects.filter(subject_id=subject_id, seq__in=list(absorbed_at)):
-            evidence = event_evidence(marker, key)
-            own.update(evidence.get("survivor_suppressed", ()))
-            theirs = frozenset(evidence.get("absorbed_suppressed", ()))
-            nested[marker.seq] = _replay(absorbed_at[marker.seq], scope, theirs, seen)
-        marked = frozenset(own)
+    if not absorbed_at:
+        return nested, marked
+    key = data_key(Subject.objects.get(pk=subject_id))
+    own = set(marked)
+    for marker in ConsentEvent.objects.filter(subject_id=subject_id, seq__in=list(absorbed_at)):
+        evidence = event_evidence(marker, key)
+        own.update(evidence.get("survivor_suppressed", ()))
+        theirs = frozenset(evidence.get("absorbed_suppressed", ()))
+        nested[marker.seq] = _replay(absorbed_at[marker.seq], scope, theirs, seen)
+    return nested, frozenset(own)
 
+
+def _facts_fold(
+    rows: list[EventRow], nested: dict[int, Replayed], scope: _Scope, marked: frozenset[int]
+) -> dict[Triple, projection.Fact]:
+    """The states in occurred_at order (ties by seq), as the projection folds them, merges combined in place."""
     facts: dict[Triple, projection.Fact] = {}
     for seq, purpose, channel, action, notice, source, actor, occurred_at, _related in sorted(
         rows, key=lambda r: (r[7], r[0])
@@ -175,7 +197,11 @@ def _replay(
                 )
                 if folded is not None:
                     facts[triple] = folded
+    return facts
 
+
+def _objections_fold(rows: list[EventRow], nested: dict[int, Replayed]) -> dict[str, ObjectionMark]:
+    """The objections in recording order, as recording writes them, merges unioned in place."""
     objections: dict[str, ObjectionMark] = {}
     for seq, purpose, _channel, action, _n, source, actor, occurred_at, _related in rows:
         if seq in nested:
@@ -188,7 +214,7 @@ def _replay(
             standing = objections.get(purpose)
             if standing is not None and standing[0] <= occurred_at:
                 del objections[purpose]
-    return Replayed(facts, objections)
+    return objections
 
 
 def state_refold(

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from consent.adapters.rights_port import ARCHIVE_COLUMN
+from consent.adapters.evidence_archive import ARCHIVE_COLUMN
 from consent.models import (
     ConsentEvent,
     ConsentState,

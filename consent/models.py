@@ -168,7 +168,7 @@ class ConsentEvent(models.Model):
         constraints = [models.UniqueConstraint(fields=["subject", "seq"], name="event_seq_once")]
         indexes = [
             models.Index(fields=["subject", "purpose", "channel", "occurred_at"], name="event_by_triple"),
-            # consent.verification's incremental run: the subjects with events recorded since the last run.
+            # consent.ledger.verification's incremental run: the subjects with events recorded since the last run.
             models.Index(fields=["recorded_at"], name="event_by_recorded"),
         ]
 
@@ -204,7 +204,7 @@ class ConsentState(models.Model):
     suppressed = models.BooleanField(default=False)
     seq = models.PositiveBigIntegerField()
     # The event this state was projected from (the one at `seq` on this subject's chain, a merge's `merged` event
-    # for a combined state): the state is inside the proof, and consent.verification re-projects it.
+    # for a combined state): the state is inside the proof, and consent.ledger.verification re-projects it.
     event = models.ForeignKey(ConsentEvent, null=True, on_delete=models.PROTECT, related_name="+")
 
     class Meta:
@@ -216,7 +216,7 @@ class ConsentState(models.Model):
 
 
 class LedgerVerification(models.Model):
-    """One run of consent.verification: the chains and the state re-projected from them (the dashboard shows the
+    """One run of consent.ledger.verification: the chains and the state re-projected from them (the dashboard shows the
     last one). `problems`: [{"subject": ..., "kind": ..., "detail": ...}], capped (see verification.PROBLEM_CAP)."""
 
     class Kind(models.TextChoices):

@@ -109,10 +109,11 @@ def ledger_retention_allow() -> None:
     """Open the ledger's one retention path for the rest of the caller's transaction.
 
     On PostgreSQL a trigger (migration consent 0007) refuses every UPDATE and DELETE on consent_consentevent: the
-    ledger is append-only, whatever the caller. Erasure (Art. 17, consent.rights.ConsentAdapter.consent_erase,
-    which first archives the events sealed and closes each chain with an `erased` event) is the one legitimate
-    deletion; it calls this inside its transaction, which sets `assent.ledger_retention` with SET LOCAL, so the
-    permission ends with that transaction (commit or rollback) and never leaks to another one on the connection.
+    ledger is append-only, whatever the caller. Erasure (Art. 17, ConsentRightsPortImpl.consent_erase in
+    consent.adapters.rights_port, which first archives the events sealed and closes each chain with an `erased`
+    event) is the one legitimate deletion; it calls this inside its transaction, which sets
+    `assent.ledger_retention` with SET LOCAL, so the permission ends with that transaction (commit or rollback) and
+    never leaks to another one on the connection.
     Any new retention code must call this function and nothing else; grep for it to review every such path.
     The one other opening is declared, not hidden: the re-encryption pass (subjects.reencryption) rewrites the
     evidence ciphertext (its clear text, which the chain's hash covers, is unchanged) through the column's

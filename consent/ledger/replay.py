@@ -230,7 +230,7 @@ def state_replay(
     *, subject_id: uuid.UUID, snapshot: CatalogueSnapshot, marked: frozenset[int] = frozenset()
 ) -> dict[Triple, projection.Fact]:
     """Every triple's state folded from the subject's chain and the chains merged into it, writing nothing: what
-    consent_rebuild would store, for consent.verification to compare with what is stored."""
+    consent_rebuild would store, for consent.ledger.verification to compare with what is stored."""
     return _replay(subject_id, _Scope(snapshot=snapshot), marked).facts
 
 

@@ -2,7 +2,7 @@
 
 The hash chain proves the events; the state rows (ConsentState) are what checks read, so they are proven too: each
 subject's state is folded again from its chain (and the chains merged into it) by the projection's own replay
-(consent.merging.state_replay, the code a split uses to rebuild states) and compared field by field with the
+(consent.ledger.replay.state_replay, the code a split uses to rebuild states) and compared field by field with the
 stored rows. Every row that differs, every projected state without a row, and every row that no chain projects
 is named, as is a row whose `event` is not the event at its `seq`.
 

@@ -15,6 +15,7 @@ from django.utils import timezone
 from config import ratelimit
 from config.errors import ConflictError, InvalidInputError
 from consent.catalogue.snapshot import catalogue_snapshot
+from consent.errors import ForbiddenPurposeError
 from consent.models import ApiClient
 from subjects.crypto import api_key_digest
 
@@ -129,3 +130,9 @@ def clients_forget_cache() -> None:
     """Keys are no longer cached (a revocation is seen at once everywhere); only the last-use throttle is."""
     with _lock:
         _last_used.clear()
+
+
+def client_purpose_check(*, purpose: str, client_purposes: frozenset[str]) -> None:
+    """403 for a client restricted to other purposes (an empty set: every purpose)."""
+    if client_purposes and purpose not in client_purposes:
+        raise ForbiddenPurposeError(f"this API client may not act for purpose '{purpose}'")

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from config.errors import ConflictError, DomainError, InvalidInputError, NotFoundError
+from config.errors import ConflictError, DomainError, InvalidInputError, NotFoundError, UnavailableError
 
 
 class PurposeUnknownError(InvalidInputError):
@@ -68,3 +68,8 @@ class PolicyDeniedError(DomainError):
 class ConfirmationInvalidError(NotFoundError):
     code = "confirmation_invalid"
     title = "This confirmation link is not valid"
+
+
+def undecidable() -> UnavailableError:
+    """API.md: a decision that cannot be made now answers 503 with `allowed: false, reason: unavailable`."""
+    return UnavailableError("cannot decide now", allowed=False, reason="unavailable")

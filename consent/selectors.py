@@ -11,8 +11,8 @@ from typing import Any
 
 from django.db import connection
 
-from config.errors import UnavailableError
 from consent.catalogue.snapshot import catalogue_snapshot
+from consent.errors import undecidable
 from consent.models import ConsentEvent, ConsentState
 from consent.policy import Actor as PolicyActor
 from consent.policy import ConsentFact, ConsentStatus, SubjectState
@@ -59,7 +59,7 @@ def subject_states_for_policy(
             except (KeyError, ValueError, TypeError) as exc:
                 # A corrupt state row: no decision may rest on it (API.md: 503, allowed false, unavailable).
                 logger.warning("policy state of subject %s cannot be read", sid, exc_info=True)
-                raise UnavailableError("cannot decide now", allowed=False, reason="unavailable") from exc
+                raise undecidable() from exc
     return result
 
 

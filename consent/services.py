@@ -18,9 +18,9 @@ from django.utils import timezone
 
 from config.errors import InvalidInputError
 from consent.catalogue.snapshot import PurposeInfo, catalogue_snapshot, channel_check, purpose_get
+from consent.clients import client_purpose_check
 from consent.errors import (
     EvidenceRequiredError,
-    ForbiddenPurposeError,
     IdempotencyConflictError,
     NoticeUnknownError,
     ReservedSourceError,
@@ -52,8 +52,7 @@ def consent_validate(command: ConsentCommand, *, now: datetime, internal: bool =
     if command.action not in API_ACTIONS:
         raise InvalidInputError(f"'{command.action}' is not one of {', '.join(API_ACTIONS)}", field="action")
     snapshot, info = purpose_get(catalogue_snapshot(), command.purpose)
-    if command.client_purposes and command.purpose not in command.client_purposes:
-        raise ForbiddenPurposeError(f"this API client may not act for purpose '{command.purpose}'")
+    client_purpose_check(purpose=command.purpose, client_purposes=command.client_purposes)
     if command.channel is None:
         if command.action != "object":
             raise InvalidInputError("is required (only an objection may leave it out)", field="channel")

@@ -11,9 +11,9 @@ from datetime import datetime
 
 from django.utils import timezone
 
-from config.errors import UnavailableError
 from consent.catalogue.snapshot import PurposeInfo, catalogue_snapshot, channel_check, purpose_get
-from consent.errors import ForbiddenPurposeError
+from consent.clients import client_purpose_check
+from consent.errors import undecidable
 from consent.policy import Action, Decision, Reason, decide
 from consent.selectors import policy_inputs
 from subjects.identity import Reference
@@ -34,8 +34,7 @@ def check_target(*, purpose: str, channel: str, client_purposes: frozenset[str])
     """Validate purpose and channel (400 when unknown), and the client's purpose grant (403).
     A channel the purpose does not list is not an error here: the check answers channel_not_permitted."""
     snapshot, info = purpose_get(catalogue_snapshot(), purpose)
-    if client_purposes and purpose not in client_purposes:
-        raise ForbiddenPurposeError(f"this API client may not act for purpose '{purpose}'")
+    client_purpose_check(purpose=purpose, client_purposes=client_purposes)
     channel_check(snapshot, info, channel, listed=False)
     return info
 
@@ -56,7 +55,7 @@ def consent_check_many(
         resolutions, states, unreadable = policy_inputs(references=references, purposes=[info.rule.key])
     except Exception as exc:  # DatabaseError included: whatever it was, nothing can be decided
         logger.warning("check cannot read its inputs", exc_info=True)
-        raise _undecidable() from exc
+        raise undecidable() from exc
     rule = info.rule
     results: list[CheckResult] = []
     for resolution in resolutions:
@@ -69,9 +68,5 @@ def consent_check_many(
             decision = decide(state, rule, channel, action, now)  # fails closed itself: `unavailable`
         results.append(CheckResult(resolution.subject_id, decision))
     if results and all(r.decision.reason == Reason.UNAVAILABLE for r in results):
-        raise _undecidable()
+        raise undecidable()
     return results
-
-
-def _undecidable() -> UnavailableError:
-    return UnavailableError("cannot decide now", allowed=False, reason=Reason.UNAVAILABLE.value)

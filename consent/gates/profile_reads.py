@@ -13,9 +13,9 @@ from typing import Any
 
 from django.utils import timezone
 
-from config.errors import UnavailableError
 from consent.catalogue.snapshot import CatalogueSnapshot, PurposeInfo, catalogue_snapshot, purpose_get
-from consent.errors import ForbiddenPurposeError, PolicyDeniedError
+from consent.clients import client_purpose_check
+from consent.errors import PolicyDeniedError, undecidable
 from consent.models import ReadLog
 from consent.policy import Reason, decide_read
 from consent.selectors import subject_states_for_policy
@@ -52,8 +52,7 @@ def profile_read_for_purpose(
     """
     now = now or timezone.now()
     snapshot, info = purpose_get(catalogue_snapshot(), purpose)
-    if client_purposes and purpose not in client_purposes:
-        raise ForbiddenPurposeError(f"this API client may not act for purpose '{purpose}'")
+    client_purpose_check(purpose=purpose, client_purposes=client_purposes)
     subject = subject_get_survivor(subject_id=subject_id)
     _read_decide(subject, purpose, info, now)
     data, held = _declared_data(subject, snapshot, info)
@@ -68,10 +67,10 @@ def _read_decide(subject: Subject, purpose: str, info: PurposeInfo, now: datetim
     try:
         state = subject_states_for_policy(subject_ids=[subject.id], purposes=[purpose]).get(subject.id)
     except Exception as exc:  # a state that cannot be read (or the database gone): fail closed, 503
-        raise UnavailableError("cannot decide now", allowed=False, reason=Reason.UNAVAILABLE.value) from exc
+        raise undecidable() from exc
     decision = decide_read(state, info.rule, now)
     if decision.reason == Reason.UNAVAILABLE:
-        raise UnavailableError("cannot decide now", allowed=False, reason=Reason.UNAVAILABLE.value)
+        raise undecidable()
     if not decision.allowed:
         raise PolicyDeniedError(
             f"purpose '{purpose}' may not read this subject's data ({decision.reason.value})",

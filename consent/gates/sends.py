@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from config.errors import InvalidInputError
 from consent.catalogue.snapshot import PurposeInfo, catalogue_snapshot, channel_check, purpose_get
-from consent.errors import ForbiddenPurposeError
+from consent.clients import client_purpose_check
 from consent.gates.check import CheckResult, consent_check_many
 from consent.gates.unsubscribe import unsubscribe_tokens, unsubscribe_url
 from consent.models import Send, SendRecipient
@@ -37,8 +37,7 @@ def send_target(*, purpose: str, channel: str, client_purposes: frozenset[str]) 
     """A send is a write-like act: unknown purpose or channel, a purpose that is not direct marketing, and a
     channel the purpose does not list are 400 (unlike a check, which answers channel_not_permitted)."""
     snapshot, info = purpose_get(catalogue_snapshot(), purpose)
-    if client_purposes and purpose not in client_purposes:
-        raise ForbiddenPurposeError(f"this API client may not act for purpose '{purpose}'")
+    client_purpose_check(purpose=purpose, client_purposes=client_purposes)
     if not info.rule.marketing:
         raise PurposeNotMarketingError(
             f"purpose '{purpose}' is not direct marketing: service messages need no send gate", field="purpose"

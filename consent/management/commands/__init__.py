@@ -1,0 +1,1 @@
+"""Operator commands: each parses its arguments and delegates to one service."""

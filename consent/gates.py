@@ -26,10 +26,11 @@ from consent.policy import Action, Decision, Reason, decide_read
 from consent.selectors import PurposeInfo, catalogue_snapshot, subject_states_for_policy
 from consent.services import channel_check, purpose_get
 from consent.unsubscribe import unsubscribe_tokens, unsubscribe_url
+from subjects.columns import RECORD_DATA
 from subjects.identity import Reference
 from subjects.keys import data_key, decrypt_field
 from subjects.models import LinkedRecord
-from subjects.records import RECORD_DATA, profile_read
+from subjects.profile import profile_read
 from subjects.selectors import identifier_owners, subject_get_survivor
 
 CAMPAIGN_MAX_LENGTH = 200

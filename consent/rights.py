@@ -49,7 +49,7 @@ from subjects.keys import data_key, open_field
 from subjects.locks import lock_subject
 from subjects.models import Subject, VaultKey
 from subjects.ports import HoldingFacts, PurposeFacts, RightsCatalogue, SourceFacts
-from subjects.rights.due import claims_until
+from subjects.rights.calendar import claims_until
 from subjects.rights.vault import vault_key_destroy, vault_key_get_or_create, vault_key_open
 
 RIGHTS_SOURCE = "rights-request"  # the ledger's source slug for what a rights request records

@@ -21,12 +21,18 @@ from django.db import transaction
 
 from config.errors import ConflictError, NotFoundError
 from subjects import ports
-from subjects.columns import AUDIT_ABSORBED_PROFILE, AUDIT_SURVIVOR_PROFILE
+from subjects.columns import (
+    AUDIT_ABSORBED_PROFILE,
+    AUDIT_SURVIVOR_PROFILE,
+    IDENTIFIER_VALUE,
+    RECORD_DATA,
+    SUBJECT_PROFILE,
+)
 from subjects.crypto import RowId
 from subjects.keys import data_key, decrypt_field, encrypt_field, next_ids
 from subjects.locks import lock_subjects
 from subjects.models import Identifier, LinkedRecord, MergeAudit, Subject
-from subjects.records import IDENTIFIER_VALUE, PROFILE, RECORD_DATA, _is_child, profile_read
+from subjects.profile import is_child, profile_read
 
 BATCH = 500
 
@@ -72,7 +78,7 @@ def subject_merge(*, survivor: Subject, absorbed: Subject, reason: str, now: dat
     absorbed_profile = profile_read(absorbed, absorbed_key)
     merged_profile = {**absorbed_profile, **survivor_profile}  # the survivor's attributes win on conflict
     flags = {"is_child": survivor.is_child, "restricted_at": _iso(survivor.restricted_at)}
-    survivor.profile_enc = _profile_seal(survivor, survivor_key, PROFILE, merged_profile, row_id=survivor.pk)
+    survivor.profile_enc = _profile_seal(survivor, survivor_key, SUBJECT_PROFILE, merged_profile, row_id=survivor.pk)
     # Art. 8 and Art. 18 follow the person, whichever record said so: the more protective value wins.
     survivor.is_child = survivor.is_child or absorbed.is_child
     survivor.restricted_at = survivor.restricted_at or absorbed.restricted_at
@@ -223,12 +229,12 @@ def subject_split(*, audit_id: int, now: datetime) -> tuple[Subject, Subject]:
         k: v for k, v in current.items() if k in survivor_before or k not in merged_then or merged_then[k] != v
     }
     values: dict[str, Any] = {
-        "profile_enc": _profile_seal(survivor, survivor_key, PROFILE, survivor_now, row_id=survivor.pk)
+        "profile_enc": _profile_seal(survivor, survivor_key, SUBJECT_PROFILE, survivor_now, row_id=survivor.pk)
     }
     # Flags go back only where they still hold the value the merge gave them.
     flags = audit.survivor_flags or {}
     if not flags.get("is_child", True) and absorbed.is_child and survivor.is_child:
-        values["is_child"] = _is_child(survivor_now.get("birth_date"), now.date())
+        values["is_child"] = is_child(survivor_now.get("birth_date"), now.date())
     inherited = absorbed.restricted_at is not None and survivor.restricted_at == absorbed.restricted_at
     if flags.get("restricted_at") is None and inherited:
         values["restricted_at"] = None
@@ -237,7 +243,7 @@ def subject_split(*, audit_id: int, now: datetime) -> tuple[Subject, Subject]:
         status=Subject.Status.ACTIVE,
         merged_into=None,
         merged_at=None,
-        profile_enc=_profile_seal(absorbed, absorbed_key, PROFILE, absorbed_profile, row_id=absorbed.pk),
+        profile_enc=_profile_seal(absorbed, absorbed_key, SUBJECT_PROFILE, absorbed_profile, row_id=absorbed.pk),
     )
     Subject.objects.filter(pk__in=audit.repointed_ids, merged_into=survivor).update(merged_into=absorbed)
     audit.split_at = now

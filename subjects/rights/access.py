@@ -23,10 +23,12 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from subjects import ports
+from subjects.columns import IDENTIFIER_VALUE, RECORD_DATA
 from subjects.keys import decrypt_field
 from subjects.models import Identifier, LinkedRecord, RightsRequest, Subject
-from subjects.records import IDENTIFIER_VALUE, RECORD_DATA, profile_read
+from subjects.profile import profile_read
 from subjects.rights import chunked, texts
+from subjects.rights.context import CONSENT, PROFILE, SOURCE, PartContext, part_outcomes, request_complete
 from subjects.rights.exports import (
     blob_root,
     export_path,
@@ -37,7 +39,6 @@ from subjects.rights.exports import (
     sealed_lines,
     sealed_writer,
 )
-from subjects.rights.workflow import CONSENT, PROFILE, SOURCE, PartContext, part_outcomes, request_complete
 
 RENEW_EVERY = 2000
 PAGE = 2000

@@ -25,13 +25,15 @@ from consent.merging import ConsentPortImpl
 from consent.models import Confirmation, ConsentEvent, ConsentState, LedgerHead, Objection, ReadLog
 from consent.services import ConsentCommand, ConsentRecorded, consent_record
 from subjects import crypto, ports
+from subjects.columns import IDENTIFIER_VALUE, RECORD_DATA
 from subjects.errors import AmbiguousSubjectError
 from subjects.identity import Reference, normalise, parse_reference
 from subjects.keys import data_key, decrypt_field
 from subjects.locks import lock_subjects
 from subjects.merge import MergeConflictError, SplitConflictError, subject_merge, subject_split
 from subjects.models import Identifier, LinkedRecord, MergeAudit, Subject
-from subjects.records import IDENTIFIER_VALUE, RECORD_DATA, RecordIngested, RecordInput, profile_read, record_ingest
+from subjects.profile import profile_read
+from subjects.records import RecordIngested, RecordInput, record_ingest
 from subjects.selectors import subject_get_survivor, subject_resolve
 from tests.conftest import Api
 

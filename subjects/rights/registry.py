@@ -1,11 +1,12 @@
 """Which handler runs which part of which kind of request. Parts are pluggable per source: a connector (a later
-issue) adds its own part name and handler here."""
+issue) adds its own part name and handler here. The workflow engine imports no handler: its callers (the Celery
+task, the tests) give it `handler_for`."""
 
 from __future__ import annotations
 
 from subjects.models import RightsRequest
-from subjects.rights import access, changes, erasure
-from subjects.rights.workflow import CONSENT, FINISH, PROFILE, SOURCE, Handler
+from subjects.rights import access, erasure, objection, rectification, restriction
+from subjects.rights.context import CONSENT, FINISH, PROFILE, SOURCE, Handler
 
 Kind = RightsRequest.Kind
 
@@ -24,9 +25,12 @@ _HANDLERS: dict[str, dict[str, Handler]] = {
         CONSENT: erasure.erasure_consent,
         FINISH: erasure.erasure_finish,
     },
-    Kind.RECTIFICATION.value: {PROFILE: changes.rectification_profile, FINISH: changes.changes_finish},
-    Kind.RESTRICTION.value: {PROFILE: changes.restriction_profile, FINISH: changes.changes_finish},
-    Kind.OBJECTION.value: {CONSENT: changes.objection_consent, FINISH: changes.changes_finish},
+    Kind.RECTIFICATION.value: {
+        PROFILE: rectification.rectification_profile,
+        FINISH: rectification.rectification_finish,
+    },
+    Kind.RESTRICTION.value: {PROFILE: restriction.restriction_profile, FINISH: restriction.restriction_finish},
+    Kind.OBJECTION.value: {CONSENT: objection.objection_consent, FINISH: objection.objection_finish},
 }
 
 

@@ -11,7 +11,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from subjects.models import RightsRequest
-from subjects.rights.workflow import history_add
+from subjects.rights.context import history_add
 
 REMIND_BEFORE = timedelta(days=7)
 

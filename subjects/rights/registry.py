@@ -5,16 +5,18 @@ task, the tests) give it `handler_for`."""
 from __future__ import annotations
 
 from subjects.models import RightsRequest
-from subjects.rights import access, erasure, objection, rectification, restriction
+from subjects.rights import erasure, objection, rectification, restriction
+from subjects.rights.access.finish import access_finish
+from subjects.rights.access.parts import access_consent, access_profile, access_source
 from subjects.rights.context import CONSENT, FINISH, PROFILE, SOURCE, Handler
 
 Kind = RightsRequest.Kind
 
 _EXPORT: dict[str, Handler] = {
-    SOURCE: access.access_source,
-    PROFILE: access.access_profile,
-    CONSENT: access.access_consent,
-    FINISH: access.access_finish,
+    SOURCE: access_source,
+    PROFILE: access_profile,
+    CONSENT: access_consent,
+    FINISH: access_finish,
 }
 _HANDLERS: dict[str, dict[str, Handler]] = {
     Kind.ACCESS.value: _EXPORT,

@@ -30,7 +30,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from subjects import crypto, ports
-from subjects.columns import IDENTIFIER_VALUE, RECORD_DATA
+from subjects.columns import IDENTIFIER_VALUE, RECORD_DATA, RETAINED_RECORD_DATA
 from subjects.keys import data_key, decrypt_field
 from subjects.models import (
     ErasureLog,
@@ -51,7 +51,6 @@ from subjects.rights.vault import vault_key_destroy, vault_key_get_or_create
 from subjects.suppression import suppression_add
 
 BATCH = 1000
-RETAINED_COLUMN = "retained_record.data"
 
 
 class Steps(Protocol):
@@ -139,7 +138,7 @@ def _erase_records(
                     occurred_at=row.occurred_at,
                     retained_until=until,
                     law=law,
-                    data_enc=crypto.seal(vault_key, plain.encode(), row.pk.bytes + RETAINED_COLUMN.encode()),
+                    data_enc=crypto.seal(vault_key, plain.encode(), row.pk.bytes + RETAINED_RECORD_DATA.encode()),
                     retained_at=now,
                 )
             )

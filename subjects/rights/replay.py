@@ -64,9 +64,7 @@ def erasure_replay(*, subject_id: uuid.UUID, request_id: uuid.UUID) -> str:
     with transaction.atomic(durable=True):
         lock_subjects(sorted(group))
         erasure_seal(group, request_id, catalogue, now)
-        open_request = RightsRequest.objects.select_for_update().filter(
-            pk=request_id, status__in=RightsRequest.OPEN_STATUSES
-        )
+        open_request = RightsRequest.objects.open().select_for_update().filter(pk=request_id)
         if open_request.exists():
             request = open_request.get()
             status_set(

@@ -98,7 +98,7 @@ def request_open(
         return _open(kind, subject_id, fingerprint, channel, verified, details, actor, now)
     except IntegrityError:
         # Only the partial unique index on open fingerprints can fail here: a racing twin won.
-        existing = RightsRequest.objects.filter(fingerprint=fingerprint, status__in=RightsRequest.OPEN_STATUSES)
+        existing = RightsRequest.objects.open().filter(fingerprint=fingerprint)
         raise RequestOpenError(
             "an identical request is open", id=str(existing.values_list("pk", flat=True).first())
         ) from None
@@ -128,11 +128,7 @@ def _open(
             raise RectificationConflictError(
                 f"the corrected {name} belongs to another subject", field=f"details.identifiers.{name}"
             )
-    existing = (
-        RightsRequest.objects.filter(fingerprint=fingerprint, status__in=RightsRequest.OPEN_STATUSES)
-        .values_list("pk", flat=True)
-        .first()
-    )
+    existing = RightsRequest.objects.open().filter(fingerprint=fingerprint).values_list("pk", flat=True).first()
     if existing is not None:
         raise RequestOpenError("an identical request is open", id=str(existing))
     request = RightsRequest(

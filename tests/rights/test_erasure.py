@@ -27,6 +27,7 @@ from consent.models import (
 )
 from consent.rights import ARCHIVE_COLUMN
 from subjects import crypto
+from subjects.columns import RETAINED_RECORD_DATA
 from subjects.keys import blind_index
 from subjects.models import (
     ErasureLog,
@@ -42,7 +43,7 @@ from subjects.models import (
 )
 from subjects.rights import texts
 from subjects.rights.calendar import BERLIN, add_months
-from subjects.rights.erasure import RETAINED_COLUMN, retention_purge
+from subjects.rights.erasure import retention_purge
 from subjects.rights.exports import export_path
 from subjects.rights.registry import handler_for
 from subjects.rights.vault import vault_key_open
@@ -141,7 +142,7 @@ def test_erasure_leaves_none_of_the_persons_data_in_any_table(rapi: Api) -> None
     row = retained.get(source="shop", category="orders", occurred_at=datetime(2024, 3, 1, 12, tzinfo=UTC))
     assert row.retained_until == date(2032, 12, 31)
     kept = json.loads(
-        crypto.open_sealed(vault_key_open(row.vault), bytes(row.data_enc), row.pk.bytes + RETAINED_COLUMN.encode())
+        crypto.open_sealed(vault_key_open(row.vault), bytes(row.data_enc), row.pk.bytes + RETAINED_RECORD_DATA.encode())
     )
     assert kept["data"]["item"] == "item-era1-old-shop-0"  # unchanged, only restricted
     archive = EvidenceArchive.objects.get(subject_id=person.subject_id)

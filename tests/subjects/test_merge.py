@@ -25,7 +25,7 @@ from consent.merging import ConsentPortImpl
 from consent.models import Confirmation, ConsentEvent, ConsentState, LedgerHead, Objection, ReadLog
 from consent.services import ConsentCommand, ConsentRecorded, consent_record
 from subjects import crypto, ports
-from subjects.columns import IDENTIFIER_VALUE, RECORD_DATA
+from subjects.columns import CONFIRMATION_EMAIL, IDENTIFIER_VALUE, RECORD_DATA
 from subjects.errors import AmbiguousSubjectError
 from subjects.identity import Reference, normalise, parse_reference
 from subjects.keys import data_key, decrypt_field
@@ -345,7 +345,7 @@ def test_an_open_double_opt_in_link_of_the_absorbed_side_confirms_on_the_survivo
     survivor = Subject.objects.get(pk=kim)
     assert moved.subject_id == kim
     assert (
-        decrypt_field(survivor, data_key(survivor), "confirmation.email", bytes(moved.email_enc), row_id=moved.pk)
+        decrypt_field(survivor, data_key(survivor), CONFIRMATION_EMAIL, bytes(moved.email_enc), row_id=moved.pk)
         == "kai@example.org"
     )
 

@@ -78,7 +78,7 @@ def erase_source(steps: Steps, *, source: str, catalogue: ports.RightsCatalogue,
             rows = list(
                 LinkedRecord.objects.filter(subject_id__in=steps.subject_ids, source=source).order_by("pk")[:BATCH]
             )
-            _erase_records(rows, facts, outcome, steps.subject_ids[0], now)
+            erase_records(rows, facts, outcome, steps.subject_ids[0], now)
             if len(rows) < BATCH:  # the last batch: the part is done with it, in its transaction
                 steps.mark_done()
                 break
@@ -91,7 +91,7 @@ def _counts(outcome: dict[str, Any]) -> dict[str, Any]:
     return outcome
 
 
-def _erase_records(
+def erase_records(
     rows: list[LinkedRecord], facts: ports.SourceFacts | None, outcome: dict[str, Any], owner: uuid.UUID, now: datetime
 ) -> None:
     """One batch, in the caller's transaction under the subjects' locks."""
@@ -209,7 +209,7 @@ def erasure_seal(
         rows = LinkedRecord.objects.filter(subject_id__in=subject_ids, source=source).order_by("pk")
         outcome = late.setdefault(SOURCE + source, {})
         while batch := list(rows[:BATCH]):
-            _erase_records(batch, catalogue.sources.get(source), outcome, subject_ids[0], now)
+            erase_records(batch, catalogue.sources.get(source), outcome, subject_ids[0], now)
     if Identifier.objects.filter(subject_id__in=subject_ids).exists():
         _erase_identifiers(subject_ids, late.setdefault(PROFILE, {}), now)
     consent = ports.consent_rights.consent_erase(subject_ids=subject_ids, request_id=request_id, now=now)

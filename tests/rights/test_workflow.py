@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from subjects.models import LinkedRecord, RightsRequest, RightsRequestPart
 from subjects.rights.context import Handler
+from subjects.rights.erasure import erase_records
 from subjects.rights.registry import handler_for
 from subjects.rights.requests import Actor, request_retry
 from subjects.rights.workflow import LeaseLostError, part_claim, part_run, parts_stalled
@@ -45,10 +46,8 @@ def test_a_part_whose_worker_died_is_claimed_again_after_its_lease_and_resumes_w
     dead = part_claim(part_id=app.pk)
     assert dead is not None
     with dead.step() as outcome:
-        from subjects.rights.erasure import _erase_records
-
         rows = list(LinkedRecord.objects.filter(subject_id=person.subject_id, source="app").order_by("pk")[:1000])
-        _erase_records(rows, None, outcome, person.subject_id, timezone.now())
+        erase_records(rows, None, outcome, person.subject_id, timezone.now())
 
     # then while its lease lives nobody else takes the part
     assert part_claim(part_id=app.pk) is None

@@ -166,8 +166,7 @@ class RightsRequestQuerySet(models.QuerySet["RightsRequest"]):
         return self.filter(status__in=RightsRequest.OPEN_STATUSES)
 
     def with_effective_due(self) -> RightsRequestQuerySet:
-        """Annotates `effective_due`: the extended due date where the request was extended (Art. 12(3)), else the
-        due date."""
+        """Annotates `effective_due`: the extended due date (Art. 12(3)) where there is one, else the due date."""
         return self.annotate(effective_due=Coalesce("extended_until", "due_at"))
 
 

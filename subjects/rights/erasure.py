@@ -255,17 +255,13 @@ def _summary(report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def erasure_report(
-    *,
-    catalogue: ports.RightsCatalogue,
-    outcomes: dict[str, dict[str, Any]],
-    late: dict[str, Any],
-    now: datetime,
-    key_destroyed: bool,
-) -> dict[str, Any]:
-    """Per source: deleted, and kept where, why and until when; the recipients told (Art. 19)."""
+def _sources_report(
+    catalogue: ports.RightsCatalogue, outcomes: dict[str, dict[str, Any]], late: dict[str, Any]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(per source: deleted and kept; everything kept under a legal hold, where, why and until when)."""
     names = sorted({n for n in outcomes if n.startswith(SOURCE)} | {n for n in late if n.startswith(SOURCE)})
-    sources, kept = [], []
+    sources: list[dict[str, Any]] = []
+    kept: list[dict[str, Any]] = []
     for name in names:
         key = name.removeprefix(SOURCE)
         facts = catalogue.sources.get(key)
@@ -299,6 +295,19 @@ def erasure_report(
             entry["kept"].append(item)
             kept.append({"source": key, **item})
         sources.append(entry)
+    return sources, kept
+
+
+def erasure_report(
+    *,
+    catalogue: ports.RightsCatalogue,
+    outcomes: dict[str, dict[str, Any]],
+    late: dict[str, Any],
+    now: datetime,
+    key_destroyed: bool,
+) -> dict[str, Any]:
+    """Per source: deleted, and kept where, why and until when; the recipients told (Art. 19)."""
+    sources, kept = _sources_report(catalogue, outcomes, late)
     profile = [outcomes.get(PROFILE, {}), late.get(PROFILE, {})]
     consent = outcomes.get(CONSENT, {})
     events = int(consent.get("events_archived", 0)) + int(late.get(CONSENT, {}).get("events_archived_now", 0))

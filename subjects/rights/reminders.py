@@ -20,8 +20,9 @@ def requests_flag_deadlines(*, now: datetime | None = None) -> tuple[int, int]:
     now = now or timezone.now()
     open_requests = RightsRequest.objects.open().with_effective_due()
     with transaction.atomic(durable=True):
+        # Q(): django-stubs checks keyword filters against the model's fields and cannot see the annotation.
         overdue = list(
-            open_requests.filter(effective_due__lt=now, overdue_at__isnull=True).select_for_update(of=("self",))
+            open_requests.filter(Q(effective_due__lt=now), overdue_at__isnull=True).select_for_update(of=("self",))
         )
         for request in overdue:
             history_add(request, "overdue", "system", now, note="past its due date")

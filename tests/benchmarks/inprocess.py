@@ -82,7 +82,7 @@ def _timers() -> Counter[str]:
         ("subjects.records", "data_key", "  records: data_key (unwrap)"),
         ("subjects.records", "_attach_identifiers", "  records: _attach_identifiers"),
         ("subjects.records", "encrypt_field", "  records: encrypt_field (AES-GCM)"),
-        ("subjects.profile", "profile_update", "  records: profile_update (contact)"),
+        ("subjects.records", "profile_update", "  records: profile_update (contact)"),
         ("consent.api.gates", "profile_read_for_purpose", "read: profile_read_for_purpose"),
         ("consent.gates", "subject_get_survivor", "  read: subject_get_survivor"),
         ("consent.gates", "subject_states_for_policy", "  read: subject_states_for_policy"),

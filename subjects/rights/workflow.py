@@ -16,7 +16,10 @@ request. A Celery task (ids only, one message per part) runs parts:
 
 Work stealing: a task claims its own part together with every other claimable part of the request, then the
 finish step. With one worker a request runs in one task (the other messages find it done with one query); with
-several, parts whose messages arrive at the same time are shared out by the claims."""
+several, parts whose messages arrive at the same time are shared out by the claims.
+
+The engine knows no handler: `part_run` is given the lookup (registry.handler_for) by its caller, the Celery task;
+what a handler works with (`PartContext`, the part names, history and completion) is in context.py."""
 
 from __future__ import annotations
 

@@ -16,9 +16,10 @@ from consent.models import ApiClient, ConsentEvent, ConsentState, LedgerHead, Ob
 from consent.policy import Action, Decision, Reason, SubjectState, decide
 from consent.selectors import subject_states_for_policy
 from subjects import crypto
+from subjects.columns import IDENTIFIER_VALUE, RECORD_DATA
 from subjects.keys import data_key, decrypt_field
 from subjects.models import Identifier, LinkedRecord, MergeAudit, Subject
-from subjects.records import IDENTIFIER_VALUE, RECORD_DATA, profile_read
+from subjects.profile import profile_read
 
 UNREADABLE = "(cannot be decrypted)"
 # A value copied in from another row or person (or changed) in the database: shown as such, never as data.

@@ -472,11 +472,12 @@ class RightsRequestAdmin(PrivateSearchAdmin):
 
     def _open(self, request: HttpRequest, form: OpenRequestForm) -> RightsRequest | None:
         from subjects.rights import requests as rights
+        from subjects.rights.details import details_parse
 
         data = form.cleaned_data
         try:
             reference = parse_reference({data["identifier_kind"]: data["identifier"]}, field="identifier")
-            details = rights.details_parse(kind=data["kind"], raw=data["details"] or {})
+            details = details_parse(kind=data["kind"], raw=data["details"] or {})
             opened = rights.request_open(
                 kind=data["kind"],
                 reference=reference,

@@ -29,6 +29,9 @@ REQUEST_DETAILS = "rights_request.details"
 EVENT_EVIDENCE = "consent_event.evidence"
 CONFIRMATION_EMAIL = "confirmation.email"
 IDENTIFIER_CHANGE_VALUE = "identifier_change.value"
+# Not under a data key (so not in COLUMNS): a retained record is sealed under its retention vault key, with the
+# row id and this name as associated data (rights/erasure.py).
+RETAINED_RECORD_DATA = "retained_record.data"
 
 COLUMNS: tuple[EncryptedColumn, ...] = (
     EncryptedColumn("subjects.Subject", "profile_enc", SUBJECT_PROFILE, subject_field="id"),

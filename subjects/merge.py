@@ -21,12 +21,18 @@ from django.db import transaction
 
 from config.errors import ConflictError, NotFoundError
 from subjects import ports
-from subjects.columns import AUDIT_ABSORBED_PROFILE, AUDIT_SURVIVOR_PROFILE
+from subjects.columns import (
+    AUDIT_ABSORBED_PROFILE,
+    AUDIT_SURVIVOR_PROFILE,
+    IDENTIFIER_VALUE,
+    RECORD_DATA,
+    SUBJECT_PROFILE,
+)
 from subjects.crypto import RowId
 from subjects.keys import data_key, decrypt_field, encrypt_field, next_ids
 from subjects.locks import lock_subjects
 from subjects.models import Identifier, LinkedRecord, MergeAudit, Subject
-from subjects.records import IDENTIFIER_VALUE, PROFILE, RECORD_DATA, _is_child, profile_read
+from subjects.profile import is_child, profile_read
 
 BATCH = 500
 
@@ -53,15 +59,7 @@ def subject_merge(*, survivor: Subject, absorbed: Subject, reason: str, now: dat
     """Fuse `absorbed` into `survivor`. The caller holds the transaction and both row locks (sorted by id, see
     subjects.locks), and passes the older subject as the survivor. Updates `survivor` in memory too: the caller
     goes on writing to it."""
-    assert transaction.get_connection().in_atomic_block, "the caller holds the transaction and both row locks"
-    assert survivor.pk != absorbed.pk, "a subject cannot absorb itself"
-    assert (survivor.created_at, str(survivor.id)) < (absorbed.created_at, str(absorbed.id)), "the older survives"
-    for subject in (survivor, absorbed):
-        # Resolution happens before the row locks: another writer may have merged or started erasing one of them.
-        if subject.status != Subject.Status.ACTIVE or subject.merged_into_id is not None:
-            raise MergeConflictError("one of the subjects was merged or erased meanwhile; send the record again")
-        if subject.erasure_started_at is not None or subject.erased_at is not None:
-            raise MergeConflictError("one of the subjects is being erased; it cannot take part in a merge")
+    _check_mergeable(survivor, absorbed)
     survivor_key, absorbed_key = data_key(survivor), data_key(absorbed)
 
     identifier_ids, identifier_kinds, duplicates = _identifiers_merge(survivor, survivor_key, absorbed, absorbed_key)
@@ -72,7 +70,7 @@ def subject_merge(*, survivor: Subject, absorbed: Subject, reason: str, now: dat
     absorbed_profile = profile_read(absorbed, absorbed_key)
     merged_profile = {**absorbed_profile, **survivor_profile}  # the survivor's attributes win on conflict
     flags = {"is_child": survivor.is_child, "restricted_at": _iso(survivor.restricted_at)}
-    survivor.profile_enc = _profile_seal(survivor, survivor_key, PROFILE, merged_profile, row_id=survivor.pk)
+    survivor.profile_enc = _profile_seal(survivor, survivor_key, SUBJECT_PROFILE, merged_profile, row_id=survivor.pk)
     # Art. 8 and Art. 18 follow the person, whichever record said so: the more protective value wins.
     survivor.is_child = survivor.is_child or absorbed.is_child
     survivor.restricted_at = survivor.restricted_at or absorbed.restricted_at
@@ -113,6 +111,18 @@ def subject_merge(*, survivor: Subject, absorbed: Subject, reason: str, now: dat
     )
     ports.consent.on_merge(survivor_id=survivor.id, absorbed_id=absorbed.id, now=now)
     return audit
+
+
+def _check_mergeable(survivor: Subject, absorbed: Subject) -> None:
+    assert transaction.get_connection().in_atomic_block, "the caller holds the transaction and both row locks"
+    assert survivor.pk != absorbed.pk, "a subject cannot absorb itself"
+    assert (survivor.created_at, str(survivor.id)) < (absorbed.created_at, str(absorbed.id)), "the older survives"
+    for subject in (survivor, absorbed):
+        # Resolution happens before the row locks: another writer may have merged or started erasing one of them.
+        if subject.status != Subject.Status.ACTIVE or subject.merged_into_id is not None:
+            raise MergeConflictError("one of the subjects was merged or erased meanwhile; send the record again")
+        if subject.erasure_started_at is not None or subject.erased_at is not None:
+            raise MergeConflictError("one of the subjects is being erased; it cannot take part in a merge")
 
 
 def _identifiers_merge(
@@ -215,29 +225,17 @@ def subject_split(*, audit_id: int, now: datetime) -> tuple[Subject, Subject]:
     survivor_before = _profile_open(
         survivor, survivor_key, AUDIT_SURVIVOR_PROFILE, audit.survivor_profile_enc, row_id=audit.pk
     )
-    current = profile_read(survivor, survivor_key)
-    merged_then = {**absorbed_profile, **survivor_before}
-    # Keep every attribute the survivor had, or that changed after the merge; drop those that came only from the
-    # absorbed side and are still as the merge left them.
-    survivor_now = {
-        k: v for k, v in current.items() if k in survivor_before or k not in merged_then or merged_then[k] != v
-    }
+    survivor_now = _profile_unmerged(profile_read(survivor, survivor_key), absorbed_profile, survivor_before)
     values: dict[str, Any] = {
-        "profile_enc": _profile_seal(survivor, survivor_key, PROFILE, survivor_now, row_id=survivor.pk)
+        "profile_enc": _profile_seal(survivor, survivor_key, SUBJECT_PROFILE, survivor_now, row_id=survivor.pk)
     }
-    # Flags go back only where they still hold the value the merge gave them.
-    flags = audit.survivor_flags or {}
-    if not flags.get("is_child", True) and absorbed.is_child and survivor.is_child:
-        values["is_child"] = _is_child(survivor_now.get("birth_date"), now.date())
-    inherited = absorbed.restricted_at is not None and survivor.restricted_at == absorbed.restricted_at
-    if flags.get("restricted_at") is None and inherited:
-        values["restricted_at"] = None
+    values.update(_flags_unmerged(audit, survivor, absorbed, survivor_now, now))
     Subject.objects.filter(pk=survivor.pk).update(**values)
     Subject.objects.filter(pk=absorbed.pk).update(
         status=Subject.Status.ACTIVE,
         merged_into=None,
         merged_at=None,
-        profile_enc=_profile_seal(absorbed, absorbed_key, PROFILE, absorbed_profile, row_id=absorbed.pk),
+        profile_enc=_profile_seal(absorbed, absorbed_key, SUBJECT_PROFILE, absorbed_profile, row_id=absorbed.pk),
     )
     Subject.objects.filter(pk__in=audit.repointed_ids, merged_into=survivor).update(merged_into=absorbed)
     audit.split_at = now
@@ -247,6 +245,29 @@ def subject_split(*, audit_id: int, now: datetime) -> tuple[Subject, Subject]:
     survivor.refresh_from_db()
     absorbed.refresh_from_db()
     return survivor, absorbed
+
+
+def _flags_unmerged(
+    audit: MergeAudit, survivor: Subject, absorbed: Subject, survivor_now: dict[str, Any], now: datetime
+) -> dict[str, Any]:
+    """Flags go back only where they still hold the value the merge gave them."""
+    values: dict[str, Any] = {}
+    flags = audit.survivor_flags or {}
+    if not flags.get("is_child", True) and absorbed.is_child and survivor.is_child:
+        values["is_child"] = is_child(survivor_now.get("birth_date"), now.date())
+    inherited = absorbed.restricted_at is not None and survivor.restricted_at == absorbed.restricted_at
+    if flags.get("restricted_at") is None and inherited:
+        values["restricted_at"] = None
+    return values
+
+
+def _profile_unmerged(
+    current: dict[str, Any], absorbed_profile: dict[str, Any], survivor_before: dict[str, Any]
+) -> dict[str, Any]:
+    """Keep every attribute the survivor had, or that changed after the merge; drop those that came only from the
+    absorbed side and are still as the merge left them."""
+    merged_then = {**absorbed_profile, **survivor_before}
+    return {k: v for k, v in current.items() if k in survivor_before or k not in merged_then or merged_then[k] != v}
 
 
 def _identifiers_split(

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from config.errors import ConflictError, NotFoundError
 from subjects.locks import lock_subjects
+from subjects.merge import subject_merge
 from subjects.models import Identifier, MergeProposal, Subject
 
 
@@ -92,8 +93,6 @@ def _fingerprint(a: uuid.UUID, b: uuid.UUID, digests: list[bytes]) -> bytes:
 @transaction.atomic(durable=True)
 def merge_proposal_approve(*, proposal_id: uuid.UUID, decided_by: str, now: datetime | None = None) -> MergeProposal:
     """The DPO confirms the two are one person: merge exactly as a record would have (the older survives)."""
-    from subjects.merge import subject_merge  # merging is its own, large module
-
     now = now or timezone.now()
     proposal = _lock_open(proposal_id)
     pair = Subject.objects.filter(pk__in=[proposal.subject_a_id, proposal.subject_b_id]).values_list(

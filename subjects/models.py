@@ -3,6 +3,7 @@ from __future__ import annotations
 import uuid
 
 from django.db import models
+from django.db.models.functions import Coalesce
 
 
 class Subject(models.Model):
@@ -155,6 +156,20 @@ class Suppression(models.Model):
 # ---------------------------------------------------------------------------------------------------------
 # Data-subject rights (Art. 12-21): requests, their parts, exports, the restricted retention store, the erasure log
 # ---------------------------------------------------------------------------------------------------------
+# The statuses of a rights request still to be answered (the open-once constraint reads it too).
+OPEN_STATUSES = ("received", "verified", "awaiting_approval", "processing")
+
+
+class RightsRequestQuerySet(models.QuerySet["RightsRequest"]):
+    def open(self) -> RightsRequestQuerySet:
+        """Requests still to be answered (RightsRequest.OPEN_STATUSES)."""
+        return self.filter(status__in=RightsRequest.OPEN_STATUSES)
+
+    def with_effective_due(self) -> RightsRequestQuerySet:
+        """Annotates `effective_due`: the extended due date (Art. 12(3)) where there is one, else the due date."""
+        return self.annotate(effective_due=Coalesce("extended_until", "due_at"))
+
+
 class RightsRequest(models.Model):
     """A person's rights request. Holds no personal data in clear: the subject is a reference, rectification
     details are encrypted under the subject's data key, and `fingerprint` is a keyed hash."""
@@ -176,7 +191,7 @@ class RightsRequest(models.Model):
         REJECTED = "rejected"
         FAILED = "failed"
 
-    OPEN_STATUSES = ("received", "verified", "awaiting_approval", "processing")
+    OPEN_STATUSES = OPEN_STATUSES
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     kind = models.CharField(max_length=16, choices=Kind.choices)
@@ -205,11 +220,13 @@ class RightsRequest(models.Model):
     overdue_at = models.DateTimeField(null=True, blank=True)
     result = models.JSONField(default=dict, blank=True)  # counts, names and dates only, never personal data
 
+    objects = RightsRequestQuerySet.as_manager()
+
     class Meta:
         constraints = [
             models.UniqueConstraint(
                 fields=["fingerprint"],
-                condition=models.Q(status__in=("received", "verified", "awaiting_approval", "processing")),
+                condition=models.Q(status__in=OPEN_STATUSES),
                 name="rights_request_open_once",
             )
         ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -17,18 +17,18 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from subjects.columns import IDENTIFIER_VALUE, RECORD_DATA, SUBJECT_PROFILE
+from subjects.columns import IDENTIFIER_VALUE, RECORD_DATA
 from subjects.errors import InvalidReferenceError
-from subjects.keys import blind_index, data_key, decrypt_field, encrypt_field, next_ids
+from subjects.keys import blind_index, data_key, encrypt_field, next_ids
 from subjects.locks import advisory_locks, lock_subjects
+from subjects.merge import subject_merge
 from subjects.merge_proposals import merge_conflict_kinds, merge_proposal_open
 from subjects.models import Identifier, LinkedRecord, Subject
 from subjects.ports import HoldingFacts
-from subjects.rights.due import BERLIN, hold_until
+from subjects.profile import profile_update
+from subjects.rights.calendar import BERLIN, hold_until
 from subjects.services import subject_create_empty
 
-PROFILE = SUBJECT_PROFILE
-CHILD_AGE = 16  # Art. 8 GDPR as applied in Germany
 PURCHASE_ADDRESS_KINDS = ("email", "phone")  # UWG §7(3): e-mail or SMS to an existing customer
 
 
@@ -55,6 +55,40 @@ class RecordIngested:
     merge_proposal: uuid.UUID | None = None  # set when the merge waits for the DPO (202)
 
 
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where a record goes, decided from who holds its identifiers before anything is locked: `merge_of` (the
+    subjects holding one of its person-bound identifiers: they are one person, merged or proposed once locked),
+    else `subject_id` (attach there), else nobody (a new subject)."""
+
+    subject_id: uuid.UUID | None = None
+    merge_of: frozenset[uuid.UUID] = frozenset()
+
+
+def choose_target(
+    *,
+    identifiers: Iterable[tuple[str, str]],
+    merge_kinds: frozenset[str],
+    owners: Mapping[tuple[str, str], Iterable[uuid.UUID]],
+    existing_subject_id: uuid.UUID | None,
+) -> Target:
+    """Pure: which subject a record attaches to. `owners`: the surviving subjects holding each (kind, value);
+    `existing_subject_id`: the subject of the record this one replaces (same source and external id)."""
+    identifiers = list(identifiers)
+    person_bound: set[uuid.UUID] = set()
+    shared: set[uuid.UUID] = set()
+    for kind, value in identifiers:
+        (person_bound if kind in merge_kinds else shared).update(owners.get((kind, value), ()))
+    if person_bound:
+        return Target(merge_of=frozenset(person_bound))  # the oldest of them survives, chosen after locking
+    carries_person_bound = any(kind in merge_kinds for kind, _ in identifiers)
+    if len(shared) == 1 and not carries_person_bound:
+        # A shared identifier decides only on its own: a record that names a new e-mail beside the family's
+        # landline is another person at the same number.
+        return Target(subject_id=next(iter(shared)))
+    return Target(subject_id=existing_subject_id)
+
+
 @transaction.atomic(durable=True)
 def record_ingest(*, record: RecordInput) -> RecordIngested:
     if not record.identifiers:
@@ -74,83 +108,94 @@ def record_ingest(*, record: RecordInput) -> RecordIngested:
         .only("pk", "subject_id")
         .first()
     )
+    choice = choose_target(
+        identifiers=record.identifiers,
+        merge_kinds=record.merge_kinds,
+        owners={pair: owners.get(digest, set()) for pair, digest in digests.items()},
+        existing_subject_id=existing.subject_id if existing is not None else None,
+    )
 
-    person_bound: set[uuid.UUID] = set()
-    shared: set[uuid.UUID] = set()
-    for (kind, _value), digest in digests.items():
-        (person_bound if kind in record.merge_kinds else shared).update(owners.get(digest, ()))
-
-    carries_person_bound = any(kind in record.merge_kinds for kind, _ in record.identifiers)
-    target_id: uuid.UUID | None
-    if person_bound:
-        target_id = None  # the oldest of them, chosen after locking
-    elif len(shared) == 1 and not carries_person_bound:
-        # A shared identifier decides only on its own: a record that names a new e-mail beside the family's
-        # landline is another person at the same number.
-        target_id = next(iter(shared))
-    elif existing is not None:
-        target_id = existing.subject_id
-    else:
-        target_id = None
-
-    to_lock = set(person_bound) | ({target_id} if target_id else set())
+    to_lock = set(choice.merge_of) | ({choice.subject_id} if choice.subject_id else set())
     if existing is not None:
         to_lock.add(existing.subject_id)
     locked = {s.id: s for s in lock_subjects(sorted(to_lock))}
     proposal_id: uuid.UUID | None = None
     withheld: set[bytes] = set()  # identifiers of the other side of a proposal: never attached to this one
-    if person_bound:
-        ordered = sorted((locked[i] for i in person_bound), key=lambda s: (s.created_at, str(s.id)))
-        target = ordered[0]
-        conflict = (
-            merge_conflict_kinds(
-                subject_ids=[s.id for s in ordered],
-                record_digests=[(kind, d) for (kind, _), d in digests.items()],
-                one_per_person=record.one_per_person,
-            )
-            if len(ordered) > 1
-            else []
-        )
-        if conflict:
-            target = locked[_first_owner(record, digests, owners, person_bound)]
-            for other in ordered:
-                if other.id == target.id:
-                    continue
-                named = [d for d in digests.values() if owners.get(d, set()) & {target.id, other.id}]
-                proposal = merge_proposal_open(
-                    first=target,
-                    second=other,
-                    digests=named,
-                    conflict_kinds=conflict,
-                    source=record.source,
-                    external_id=record.external_id,
-                    now=now,
-                )
-                proposal_id = proposal_id or proposal.pk
-            withheld = {d for d in digests.values() if owners.get(d, set()) - {target.id}}
-        elif len(ordered) > 1:
-            from subjects.merge import subject_merge  # merging is its own module: it is large
-
-            for absorbed in ordered[1:]:
-                subject_merge(
-                    survivor=target,
-                    absorbed=absorbed,
-                    reason=f"record {record.source}/{record.external_id} shares a person-bound identifier",
-                    now=now,
-                )
-    elif target_id is not None:
-        target = locked[target_id]
+    if choice.merge_of:
+        target, proposal_id, withheld = _merge_or_propose(record, digests, owners, choice.merge_of, locked, now)
+    elif choice.subject_id is not None:
+        target = locked[choice.subject_id]
     else:
         target = subject_create_empty(now=now)
     key = data_key(target)
 
     attach = {pair: d for pair, d in digests.items() if d not in withheld}
     _attach_identifiers(target, key, attach, now, purchase=record.purchase)
+    row_id = _record_write(record, target, key, existing.pk if existing is not None else None, now)
+    if record.profile:
+        profile_update(target, key, record.data, now)
+    return RecordIngested(row_id, target.id, existing is None, proposal_id)
+
+
+def _merge_or_propose(
+    record: RecordInput,
+    digests: dict[tuple[str, str], bytes],
+    owners: dict[bytes, set[uuid.UUID]],
+    person_bound: frozenset[uuid.UUID],
+    locked: dict[uuid.UUID, Subject],
+    now: datetime,
+) -> tuple[Subject, uuid.UUID | None, set[bytes]]:
+    """Several subjects hold the record's person-bound identifiers: the oldest absorbs the others, unless their
+    identifiers conflict (two values of a one-per-person kind), when the DPO gets a proposal and the record stays
+    on its first owner's side. Returns (target, first proposal id, identifiers withheld from the target)."""
+    ordered = sorted((locked[i] for i in person_bound), key=lambda s: (s.created_at, str(s.id)))
+    target = ordered[0]
+    conflict = (
+        merge_conflict_kinds(
+            subject_ids=[s.id for s in ordered],
+            record_digests=[(kind, d) for (kind, _), d in digests.items()],
+            one_per_person=record.one_per_person,
+        )
+        if len(ordered) > 1
+        else []
+    )
+    if not conflict:
+        for absorbed in ordered[1:]:
+            subject_merge(
+                survivor=target,
+                absorbed=absorbed,
+                reason=f"record {record.source}/{record.external_id} shares a person-bound identifier",
+                now=now,
+            )
+        return target, None, set()
+    target = locked[_first_owner(record, digests, owners, set(person_bound))]
+    proposal_id: uuid.UUID | None = None
+    for other in ordered:
+        if other.id == target.id:
+            continue
+        named = [d for d in digests.values() if owners.get(d, set()) & {target.id, other.id}]
+        proposal = merge_proposal_open(
+            first=target,
+            second=other,
+            digests=named,
+            conflict_kinds=conflict,
+            source=record.source,
+            external_id=record.external_id,
+            now=now,
+        )
+        proposal_id = proposal_id or proposal.pk
+    withheld = {d for d in digests.values() if owners.get(d, set()) - {target.id}}
+    return target, proposal_id, withheld
+
+
+def _record_write(
+    record: RecordInput, target: Subject, key: bytes, existing_id: uuid.UUID | None, now: datetime
+) -> uuid.UUID:
+    """Insert the record, or move and rewrite the one it replaces; returns its id."""
     payload = json.dumps(dict(record.data), separators=(",", ":"), sort_keys=True)
-    created = existing is None
-    row_id = uuid.uuid4() if existing is None else existing.pk  # known before the insert: the data is bound to it
+    row_id = uuid.uuid4() if existing_id is None else existing_id  # known before the insert: the data is bound to it
     sealed = encrypt_field(target, key, RECORD_DATA, payload, row_id=row_id)
-    if existing is None:
+    if existing_id is None:
         LinkedRecord.objects.create(
             id=row_id,
             subject=target,
@@ -166,9 +211,7 @@ def record_ingest(*, record: RecordInput) -> RecordIngested:
         LinkedRecord.objects.filter(pk=row_id).update(
             subject=target, category=record.category, data_enc=sealed, occurred_at=record.occurred_at, updated_at=now
         )
-    if record.profile:
-        _update_profile(target, key, record.data, now)
-    return RecordIngested(row_id, target.id, created, proposal_id)
+    return row_id
 
 
 def _first_owner(
@@ -218,37 +261,6 @@ def _attach_identifiers(
         ).update(purchase_at=now)
 
 
-def profile_read(subject: Subject, key: bytes) -> dict[str, Any]:
-    if not subject.profile_enc:
-        return {}
-    loaded: dict[str, Any] = json.loads(
-        decrypt_field(subject, key, PROFILE, bytes(subject.profile_enc), row_id=subject.pk)
-    )
-    return loaded
-
-
-def _update_profile(subject: Subject, key: bytes, data: Mapping[str, Any], now: datetime) -> None:
-    profile = profile_read(subject, key)
-    profile.update(data)
-    is_child = _is_child(profile.get("birth_date"), now.date())
-    Subject.objects.filter(pk=subject.pk).update(
-        profile_enc=encrypt_field(subject, key, PROFILE, json.dumps(profile, sort_keys=True), row_id=subject.pk),
-        is_child=is_child,
-    )
-    subject.is_child = is_child
-
-
-def _is_child(birth_date: object, today: date) -> bool:
-    if not isinstance(birth_date, str):
-        return False
-    try:
-        born = date.fromisoformat(birth_date)
-    except ValueError:
-        return False
-    years = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
-    return years < CHILD_AGE
-
-
 def records_purge(
     *, holdings: Mapping[tuple[str, str], HoldingFacts], now: datetime | None = None, batch: int = 5000
 ) -> int:
@@ -291,14 +303,3 @@ def _delete_unless_restricted(rows: list[tuple[uuid.UUID, uuid.UUID]]) -> int:
     free = [s.pk for s in lock_subjects(sorted({subject_id for _, subject_id in rows})) if s.restricted_at is None]
     deleted: int = LinkedRecord.objects.filter(pk__in=[pk for pk, _ in rows], subject_id__in=free).delete()[0]
     return deleted
-
-
-def children_recheck(*, now: datetime | None = None) -> int:
-    """Art. 8: a child turns 16. Re-read the birth date of every subject flagged as a child (few, and only those
-    are decrypted) and clear the flag once they are 16; returns how many grew up."""
-    today = (now or timezone.now()).date()
-    grown = 0
-    for subject in Subject.objects.filter(is_child=True, wrapped_key__isnull=False).iterator(chunk_size=500):
-        if not _is_child(profile_read(subject, data_key(subject)).get("birth_date"), today):
-            grown += Subject.objects.filter(pk=subject.pk, is_child=True).update(is_child=False)
-    return grown

@@ -145,3 +145,24 @@ def subject_identifiers(*, subject: Subject, key: bytes, kinds: Sequence[str] | 
 def identifier_held_elsewhere(*, subject_id: uuid.UUID, digest: bytes) -> bool:
     """Whether an identifier (by blind index) belongs to any subject but this one (merges followed)."""
     return any(owner != subject_id for _digest, owner in _owner_rows([digest]))
+
+
+def subject_with_absorbed(*, subject_id: uuid.UUID) -> list[uuid.UUID]:
+    """This subject, then the subjects merged into it (oldest id first): one person's closed chains and logs. A
+    merge always points at the final survivor, so one hop finds them all."""
+    absorbed = Subject.objects.filter(merged_into_id=subject_id).order_by("pk").values_list("pk", flat=True)
+    return [subject_id, *absorbed]
+
+
+def subject_group(subject_id: uuid.UUID | None) -> list[uuid.UUID]:
+    """The request's subject followed to its survivor, then the subjects merged into it (their closed chains and
+    logs are the same person's). Empty when nobody matched, or the person is erased already."""
+    if subject_id is None:
+        return []
+    row = Subject.objects.filter(pk=subject_id).values_list("merged_into_id", "erased_at").first()
+    if row is None or (row[0] is None and row[1] is not None):
+        return []
+    survivor = row[0] or subject_id
+    if row[0] is not None and not Subject.objects.filter(pk=survivor, erased_at__isnull=True).exists():
+        return []
+    return subject_with_absorbed(subject_id=survivor)

@@ -6,7 +6,8 @@ from celery import shared_task
 
 from consent.catalogue.snapshot import catalogue_snapshot
 from subjects.ports import HoldingFacts
-from subjects.records import children_recheck, records_purge
+from subjects.profile import children_recheck
+from subjects.records import records_purge
 
 
 @shared_task

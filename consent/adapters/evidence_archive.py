@@ -18,7 +18,7 @@ from consent.models import ConsentEvent, EvidenceArchive, ReadLog, Send
 from subjects import crypto
 from subjects.keys import data_key
 from subjects.models import Subject, VaultKey
-from subjects.rights.due import claims_until
+from subjects.rights.calendar import claims_until
 from subjects.rights.vault import vault_key_destroy, vault_key_get_or_create, vault_key_open
 
 RIGHTS_SOURCE = "rights-request"  # the ledger's source slug for what a rights request records

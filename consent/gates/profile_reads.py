@@ -19,9 +19,10 @@ from consent.errors import PolicyDeniedError, undecidable
 from consent.models import ReadLog
 from consent.policy import Reason, decide_read
 from consent.selectors import subject_states_for_policy
+from subjects.columns import RECORD_DATA
 from subjects.keys import data_key, decrypt_field
 from subjects.models import LinkedRecord, Subject
-from subjects.records import RECORD_DATA, profile_read
+from subjects.profile import profile_read
 from subjects.selectors import subject_get_survivor
 
 

@@ -31,9 +31,9 @@ from subjects.identity import Reference
 from subjects.keys import blind_index, data_key, encrypt_field
 from subjects.locks import advisory_locks, lock_subject
 from subjects.models import Subject
-from subjects.rights.suppression import identifiers_suppressed, suppression_lift
 from subjects.selectors import identifier_owners, subject_identifiers, subject_resolve
 from subjects.services import subject_create
+from subjects.suppression import identifiers_suppressed, suppression_lift
 
 # API.md reserves the first five; the rest are what Assent itself writes (expiry, merges, rights requests).
 RESERVED_SOURCES = frozenset(

@@ -18,17 +18,10 @@ from rest_framework.views import APIView
 from config.api import PROBLEM_RESPONSES, SubjectReferenceField, client_of
 from config.errors import InvalidInputError
 from subjects.models import RightsRequest
+from subjects.rights.details import details_parse
 from subjects.rights.exports import export_open, export_url
-from subjects.rights.requests import (
-    Actor,
-    RequestView,
-    details_parse,
-    request_approve,
-    request_get,
-    request_lift,
-    request_open,
-    request_verify,
-)
+from subjects.rights.requests import Actor, request_approve, request_lift, request_open, request_verify
+from subjects.rights.selectors import RequestView, request_get
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 CONFLICT = OpenApiResponse(description="Problem details: not possible in this state (`code: request_state`)")

@@ -1,0 +1,1 @@
+"""Management commands of the subjects app (parse arguments, delegate to one service)."""

@@ -36,8 +36,9 @@ from subjects.keys import blind_index, data_key, decrypt_field, encrypt_field
 from subjects.locks import lock_identifiers, lock_subject
 from subjects.models import IdentifierChange, Subject
 from subjects.portal.services import SOURCE, VERIFIER
+from subjects.rights.details import details_parse
 from subjects.rights.errors import RequestOpenError
-from subjects.rights.requests import details_parse, request_open
+from subjects.rights.requests import request_open
 from subjects.selectors import identifier_held_elsewhere
 from subjects.services import identifier_replace
 from subjects.sms import SmsError, sms_send

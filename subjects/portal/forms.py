@@ -11,7 +11,7 @@ from subjects.errors import InvalidIdentifierError
 from subjects.identity import normalise
 from subjects.portal.selectors import ContactData, Preferences
 from subjects.portal.services import Wanted
-from subjects.rights.requests import RESTRICTION_GROUNDS
+from subjects.rights.details import RESTRICTION_GROUNDS
 
 SWITCH = {"class": "switch", "role": "switch"}
 

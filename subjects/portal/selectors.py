@@ -16,7 +16,7 @@ from consent.policy import Action, LegalBasis, Reason, SubjectState, decide
 from consent.selectors import consent_history_list, subject_states_for_policy
 from subjects.keys import data_key
 from subjects.models import LinkedRecord, RightsRequest, Subject
-from subjects.records import profile_read
+from subjects.profile import profile_read
 from subjects.selectors import subject_identifiers
 
 # How a channel's switch shows (Art. 25, Planet49: off until the person chooses).

@@ -19,7 +19,8 @@ from subjects.locks import advisory_lock
 from subjects.models import RightsRequest
 from subjects.portal.selectors import Preferences
 from subjects.portal.session import Person
-from subjects.rights.requests import Actor, details_parse, request_open
+from subjects.rights.details import details_parse
+from subjects.rights.requests import Actor, request_open
 from subjects.selectors import subject_resolve
 from subjects.services import subject_create
 

@@ -72,7 +72,7 @@ from subjects.portal.signin import (
 )
 from subjects.rights.errors import ExportUnavailableError, RequestOpenError
 from subjects.rights.exports import export_open, export_url
-from subjects.rights.requests import request_get
+from subjects.rights.selectors import request_get
 
 PersonView = Callable[..., HttpResponseBase]
 

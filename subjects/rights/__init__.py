@@ -1,4 +1,3 @@
-"""Data-subject rights (GDPR Art. 12-21): requests, their Celery workflow and the work of each kind.
-
-Core: never imports `consent`; consent data is reached through `subjects.ports.consent_rights`.
-`tasks.py` is the edge that Celery runs."""
+"""Data-subject rights (GDPR Art. 12-21): requests (requests, details, selectors), their workflow engine (workflow,
+context) and registry of handlers, one module per right (access/, erasure, rectification, restriction, objection),
+due dates (calendar) and reminders. `tasks.py` is the Celery edge; core never imports `consent` (subjects.ports)."""

@@ -12,31 +12,26 @@
 - Consent proof moves to the restricted evidence store (consent side), the recipients are copied into the report
   before the logs go (Art. 19), and keyed hashes of the identifiers go to the suppression list.
 - An erasure log without personal data (a table, and an append-only file outside the database) lets an operator
-  re-apply erasures after restoring a backup: `manage.py replay_erasures --since DATE`.
+  re-apply erasures after restoring a backup: `manage.py replay_erasures --since DATE` (erasure_log.py, replay.py).
 
 Every function here is idempotent and works in batches whose progress commits with them, so a part reclaimed after
 a worker died resumes without doing anything twice."""
 
 from __future__ import annotations
 
-import copy
 import json
-import os
 import uuid
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Protocol
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from subjects import crypto, ports
-from subjects.keys import blind_index, data_key, decrypt_field
-from subjects.locks import lock_subjects
+from subjects.columns import IDENTIFIER_VALUE, RECORD_DATA, RETAINED_RECORD_DATA
+from subjects.keys import data_key, decrypt_field
 from subjects.models import (
     ErasureLog,
     Identifier,
@@ -46,17 +41,16 @@ from subjects.models import (
     RightsExport,
     RightsRequest,
     Subject,
-    Suppression,
     VaultKey,
 )
-from subjects.records import IDENTIFIER_VALUE, RECORD_DATA
-from subjects.rights import due, texts
+from subjects.rights import calendar, texts
+from subjects.rights.context import CONSENT, PROFILE, SOURCE, PartContext, part_outcomes, request_complete
+from subjects.rights.erasure_log import erasure_log_write
 from subjects.rights.exports import files_remove_on_commit
 from subjects.rights.vault import vault_key_destroy, vault_key_get_or_create
-from subjects.rights.workflow import CONSENT, PROFILE, SOURCE, PartContext, part_outcomes, request_complete
+from subjects.suppression import suppression_add
 
 BATCH = 1000
-RETAINED_COLUMN = "retained_record.data"
 
 
 class Steps(Protocol):
@@ -84,7 +78,7 @@ def erase_source(steps: Steps, *, source: str, catalogue: ports.RightsCatalogue,
             rows = list(
                 LinkedRecord.objects.filter(subject_id__in=steps.subject_ids, source=source).order_by("pk")[:BATCH]
             )
-            _erase_records(rows, facts, outcome, steps.subject_ids[0], now)
+            erase_records(rows, facts, outcome, steps.subject_ids[0], now)
             if len(rows) < BATCH:  # the last batch: the part is done with it, in its transaction
                 steps.mark_done()
                 break
@@ -97,19 +91,19 @@ def _counts(outcome: dict[str, Any]) -> dict[str, Any]:
     return outcome
 
 
-def _erase_records(
+def erase_records(
     rows: list[LinkedRecord], facts: ports.SourceFacts | None, outcome: dict[str, Any], owner: uuid.UUID, now: datetime
 ) -> None:
     """One batch, in the caller's transaction under the subjects' locks."""
     _counts(outcome)
-    today = now.astimezone(due.BERLIN).date()
+    today = now.astimezone(calendar.BERLIN).date()
     system_of_record = bool(facts and facts.system_of_record)
     retain: list[tuple[LinkedRecord, str, str]] = []
     for row in rows:
         holding = facts.holdings.get(row.category) if facts else None
         if holding is None or not holding.hold_years:
             continue
-        ends = due.hold_until(row.occurred_at, years=holding.hold_years, start=holding.hold_from)
+        ends = calendar.hold_until(row.occurred_at, years=holding.hold_years, start=holding.hold_from)
         if ends < today:
             continue
         hold = outcome["holds"].setdefault(
@@ -144,7 +138,7 @@ def _erase_records(
                     occurred_at=row.occurred_at,
                     retained_until=until,
                     law=law,
-                    data_enc=crypto.seal(vault_key, plain.encode(), row.pk.bytes + RETAINED_COLUMN.encode()),
+                    data_enc=crypto.seal(vault_key, plain.encode(), row.pk.bytes + RETAINED_RECORD_DATA.encode()),
                     retained_at=now,
                 )
             )
@@ -173,20 +167,21 @@ def _erase_identifiers(subject_ids: list[uuid.UUID], outcome: dict[str, Any], no
         return
     subjects = {s.id: s for s in Subject.objects.filter(pk__in=subject_ids)}
     keys = {sid: data_key(s) for sid, s in subjects.items() if s.wrapped_key is not None}
-    index = blind_index()
     rows = list(
         Identifier.objects.filter(subject_id__in=subject_ids).values_list("pk", "subject_id", "kind", "value_enc")
     )
-    suppressions = []
-    for pk, subject_id, kind, blob in rows:
-        value = decrypt_field(subjects[subject_id], keys[subject_id], IDENTIFIER_VALUE, bytes(blob), row_id=pk)
-        suppressions.append(Suppression(digest=index.suppression(kind, value), kind=kind, created_at=now))
-    Suppression.objects.bulk_create(suppressions, ignore_conflicts=True)
+    suppressed = suppression_add(
+        identifiers=[
+            (kind, decrypt_field(subjects[subject_id], keys[subject_id], IDENTIFIER_VALUE, bytes(blob), row_id=pk))
+            for pk, subject_id, kind, blob in rows
+        ],
+        now=now,
+    )
     Identifier.objects.filter(pk__in=[row[0] for row in rows]).delete()
     had_profile = any(s.profile_enc for s in subjects.values())
     Subject.objects.filter(pk__in=subject_ids).update(profile_enc=None)
     outcome["identifiers_deleted"] += len(rows)
-    outcome["suppressed"] += len(suppressions)
+    outcome["suppressed"] += suppressed
     outcome["profile_deleted"] = bool(outcome["profile_deleted"] or had_profile)
 
 
@@ -205,7 +200,7 @@ def erase_consent(steps: Steps, *, request_id: uuid.UUID, now: datetime) -> None
 # ---------------------------------------------------------------------------------------------------------
 # The end: late arrivals, copies, the key
 # ---------------------------------------------------------------------------------------------------------
-def _seal_erasure(
+def erasure_seal(
     subject_ids: list[uuid.UUID], request_id: uuid.UUID, catalogue: ports.RightsCatalogue, now: datetime
 ) -> dict[str, Any]:
     """In the caller's transaction under the subjects' locks. Returns what it found that arrived late."""
@@ -214,7 +209,7 @@ def _seal_erasure(
         rows = LinkedRecord.objects.filter(subject_id__in=subject_ids, source=source).order_by("pk")
         outcome = late.setdefault(SOURCE + source, {})
         while batch := list(rows[:BATCH]):
-            _erase_records(batch, catalogue.sources.get(source), outcome, subject_ids[0], now)
+            erase_records(batch, catalogue.sources.get(source), outcome, subject_ids[0], now)
     if Identifier.objects.filter(subject_id__in=subject_ids).exists():
         _erase_identifiers(subject_ids, late.setdefault(PROFILE, {}), now)
     consent = ports.consent_rights.consent_erase(subject_ids=subject_ids, request_id=request_id, now=now)
@@ -233,30 +228,15 @@ def _seal_erasure(
     # no backup holds this wrapped key under a master key still in use.
     Subject.objects.filter(pk__in=subject_ids).update(wrapped_key=None, profile_enc=None, erased_at=now)
     Subject.objects.filter(pk=subject_ids[0]).update(status=Subject.Status.ERASED)
-    _log(request_id, subject_ids[0], now)
+    erasure_log_write(request_id=request_id, subject_id=subject_ids[0], now=now)
     return late
-
-
-def _log(request_id: uuid.UUID, subject_id: uuid.UUID, now: datetime) -> None:
-    """The erasure log: a row, and a line in a file outside the database (a restored backup lacks the row).
-    Written before commit: a line whose transaction then fails only makes a replay erase an approved erasure."""
-    ErasureLog.objects.get_or_create(
-        request_id=request_id, defaults={"subject_id": subject_id, "erased_at": now, "summary": {}}
-    )
-    path = Path(settings.ASSENT_ERASURE_LOG)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps({"request": str(request_id), "subject": str(subject_id), "erased_at": now.isoformat()})
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(line + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
 
 
 def erasure_finish(context: PartContext) -> None:
     catalogue = ports.consent_rights.catalogue()
     with context.step():
         now = timezone.now()
-        late = _seal_erasure(context.subject_ids, context.request.id, catalogue, now) if context.subject_ids else {}
+        late = erasure_seal(context.subject_ids, context.request.id, catalogue, now) if context.subject_ids else {}
         outcomes = part_outcomes(context.request.id)
         report = erasure_report(
             catalogue=catalogue, outcomes=outcomes, late=late, now=now, key_destroyed=bool(context.subject_ids)
@@ -275,17 +255,13 @@ def _summary(report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def erasure_report(
-    *,
-    catalogue: ports.RightsCatalogue,
-    outcomes: dict[str, dict[str, Any]],
-    late: dict[str, Any],
-    now: datetime,
-    key_destroyed: bool,
-) -> dict[str, Any]:
-    """Per source: deleted, and kept where, why and until when; the recipients told (Art. 19)."""
+def _sources_report(
+    catalogue: ports.RightsCatalogue, outcomes: dict[str, dict[str, Any]], late: dict[str, Any]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(per source: deleted and kept; everything kept under a legal hold, where, why and until when)."""
     names = sorted({n for n in outcomes if n.startswith(SOURCE)} | {n for n in late if n.startswith(SOURCE)})
-    sources, kept = [], []
+    sources: list[dict[str, Any]] = []
+    kept: list[dict[str, Any]] = []
     for name in names:
         key = name.removeprefix(SOURCE)
         facts = catalogue.sources.get(key)
@@ -319,6 +295,19 @@ def erasure_report(
             entry["kept"].append(item)
             kept.append({"source": key, **item})
         sources.append(entry)
+    return sources, kept
+
+
+def erasure_report(
+    *,
+    catalogue: ports.RightsCatalogue,
+    outcomes: dict[str, dict[str, Any]],
+    late: dict[str, Any],
+    now: datetime,
+    key_destroyed: bool,
+) -> dict[str, Any]:
+    """Per source: deleted, and kept where, why and until when; the recipients told (Art. 19)."""
+    sources, kept = _sources_report(catalogue, outcomes, late)
     profile = [outcomes.get(PROFILE, {}), late.get(PROFILE, {})]
     consent = outcomes.get(CONSENT, {})
     events = int(consent.get("events_archived", 0)) + int(late.get(CONSENT, {}).get("events_archived_now", 0))
@@ -374,101 +363,10 @@ def erasure_consent(context: PartContext) -> None:
     erase_consent(context, request_id=context.request.id, now=timezone.now())
 
 
-class _LocalSteps:
-    """Batches for a replay: durable transactions under the subjects' locks, no lease."""
-
-    def __init__(self, subject_ids: list[uuid.UUID]) -> None:
-        self.subject_ids = subject_ids
-        self.outcome: dict[str, Any] = {}
-
-    def mark_done(self) -> None:
-        pass
-
-    @contextmanager
-    def step(self) -> Iterator[dict[str, Any]]:
-        working = copy.deepcopy(self.outcome)
-        with transaction.atomic(durable=True):
-            lock_subjects(sorted(self.subject_ids))
-            yield working
-        self.outcome = working
-
-
-def erasure_replay(*, subject_id: uuid.UUID, request_id: uuid.UUID) -> str:
-    """Re-apply one logged erasure to a database restored from a backup. Idempotent."""
-    subject = Subject.objects.filter(pk=subject_id).first()
-    if subject is None:
-        return "not in this database"
-    group = [subject_id, *Subject.objects.filter(merged_into_id=subject_id).order_by("pk").values_list("pk", flat=True)]
-    leftovers = (
-        LinkedRecord.objects.filter(subject_id__in=group).exists()
-        or Identifier.objects.filter(subject_id__in=group).exists()
-        or Subject.objects.filter(pk__in=group, wrapped_key__isnull=False).exists()
-    )
-    if not leftovers:
-        return "already erased"
-    now = timezone.now()
-    catalogue = ports.consent_rights.catalogue()
-    sources = set(catalogue.sources) | set(
-        LinkedRecord.objects.filter(subject_id__in=group).values_list("source", flat=True)
-    )
-    for source in sorted(sources):
-        erase_source(_LocalSteps(group), source=source, catalogue=catalogue, now=now)
-    erase_profile(_LocalSteps(group), now=now)
-    erase_consent(_LocalSteps(group), request_id=request_id, now=now)
-    with transaction.atomic(durable=True):
-        lock_subjects(sorted(group))
-        _seal_erasure(group, request_id, catalogue, now)
-        open_request = RightsRequest.objects.select_for_update().filter(
-            pk=request_id, status__in=RightsRequest.OPEN_STATUSES
-        )
-        if open_request.exists():
-            from subjects.rights.workflow import status_set
-
-            request = open_request.get()
-            status_set(
-                request,
-                RightsRequest.Status.COMPLETED,
-                by="replay_erasures",
-                at=now,
-                note="re-applied after a backup restore",
-                completed_at=now,
-            )
-    return "re-applied"
-
-
-def erasure_log_read(*, since: datetime, path: Path | None = None) -> list[tuple[uuid.UUID, uuid.UUID, datetime]]:
-    """(request, subject, erased_at) of every logged erasure since `since`, from the file (and the table, for
-    erasures the file lacks), oldest first, each once."""
-    seen: dict[uuid.UUID, tuple[uuid.UUID, uuid.UUID, datetime]] = {}
-    file = path or Path(settings.ASSENT_ERASURE_LOG)
-    if file.exists():
-        with file.open(encoding="utf-8") as handle:
-            for line in handle:
-                line = line.strip()
-                if not line:
-                    continue
-                try:
-                    entry = json.loads(line)
-                    item = (
-                        uuid.UUID(entry["request"]),
-                        uuid.UUID(entry["subject"]),
-                        datetime.fromisoformat(entry["erased_at"]),
-                    )
-                except (ValueError, KeyError, TypeError):
-                    continue  # a line cut by a crash mid-write
-                if item[2] >= since:
-                    seen.setdefault(item[0], item)
-    for request_id, subject_id, erased_at in ErasureLog.objects.filter(erased_at__gte=since).values_list(
-        "request_id", "subject_id", "erased_at"
-    ):
-        seen.setdefault(request_id, (request_id, subject_id, erased_at))
-    return sorted(seen.values(), key=lambda item: item[2])
-
-
 def retention_purge(*, now: datetime | None = None) -> int:
     """Delete retained records whose legal period has ended; destroy retention keys with nothing left."""
     now = now or timezone.now()
-    today = now.astimezone(due.BERLIN).date()
+    today = now.astimezone(calendar.BERLIN).date()
     deleted = 0
     while ids := list(RetainedRecord.objects.filter(retained_until__lt=today).values_list("pk", flat=True)[:BATCH]):
         with transaction.atomic(durable=True):

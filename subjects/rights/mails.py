@@ -10,10 +10,11 @@ from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from subjects.models import RightsRequest
+from subjects.keys import data_key
+from subjects.models import RightsRequest, Subject
 from subjects.rights import texts
-from subjects.rights.changes import subject_emails
-from subjects.rights.workflow import history_add
+from subjects.rights.context import history_add
+from subjects.selectors import subject_identifiers
 
 TEMPLATES = {"extension": "subjects/mail/extension", "rejection": "subjects/mail/rejection"}
 
@@ -37,3 +38,8 @@ def request_tell(*, request_id: uuid.UUID, what: str) -> bool:
     with transaction.atomic(durable=True):
         history_add(request, "person_told", "system", timezone.now(), note=what)
     return True
+
+
+def subject_emails(subject: Subject) -> list[str]:
+    """The person's e-mail addresses, decrypted here (in the task), never carried through the broker."""
+    return [value for _kind, value in subject_identifiers(subject=subject, key=data_key(subject), kinds=["email"])]

@@ -1,4 +1,5 @@
-"""Rights requests: opening, verifying, approving, rejecting, extending, lifting (services) and reading (selectors).
+"""Rights requests: opening, verifying, approving, rejecting, extending, lifting, retrying (services). Their
+details are parsed in details.py; reading a request is in selectors.py.
 
 States (DESIGN.md, Rights requests): received -> verified -> (awaiting_approval: erasure only) -> processing ->
 completed | rejected | failed; each transition is recorded with who and when. Objection takes effect without
@@ -8,13 +9,10 @@ workflow over nothing and completes with the same "no data found" words as any o
 
 from __future__ import annotations
 
-import functools
 import json
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -22,28 +20,28 @@ from django.utils import timezone
 from config.errors import InvalidInputError
 from subjects import ports
 from subjects.columns import REQUEST_DETAILS
-from subjects.identity import KINDS, Reference, normalise
-from subjects.keys import blind_index, data_key, decrypt_field, encrypt_field
+from subjects.identity import Reference
+from subjects.keys import blind_index, data_key, encrypt_field
 from subjects.locks import advisory_lock, lock_identifiers, lock_subject
 from subjects.models import LinkedRecord, RightsRequest, RightsRequestPart, Subject
-from subjects.rights import due, vault
+from subjects.rights import calendar, vault
+from subjects.rights.context import history_add, status_set
+from subjects.rights.details import Details
+from subjects.rights.enqueue import LIFT_RESTRICTION, TELL_PERSON, enqueue_on_commit
 from subjects.rights.errors import (
     RectificationConflictError,
-    RequestDetailsError,
     RequestForbiddenError,
     RequestKindError,
     RequestNotFoundError,
     RequestOpenError,
     RequestStateError,
 )
-from subjects.rights.workflow import history_add, parts_create, parts_plan, status_set
+from subjects.rights.texts import COMPLAINT
+from subjects.rights.workflow import parts_create, parts_enqueue, parts_plan
 from subjects.selectors import identifier_held_elsewhere, subject_resolve
 
 Kind = RightsRequest.Kind
 Status = RightsRequest.Status
-DETAILS_COLUMN = REQUEST_DETAILS
-RESTRICTION_GROUNDS = ("18(1)(a)", "18(1)(b)", "18(1)(c)", "18(1)(d)")
-MAX_DETAILS_BYTES = 16 * 1024
 MAX_REASON = 2000
 
 
@@ -54,85 +52,6 @@ class Actor:
     label: str
     client_id: int | None = None
     client_purposes: frozenset[str] = frozenset()  # empty: every purpose
-
-
-@dataclass(frozen=True, slots=True)
-class Details:
-    public: dict[str, Any]  # no personal data: stored in clear (objection scope or purpose, restriction ground)
-    private: dict[str, Any] | None = None  # rectification values and evidence: stored under the subject's key
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Input
-# ---------------------------------------------------------------------------------------------------------
-def _only(raw: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
-    for key in raw:
-        if key not in allowed:
-            raise RequestDetailsError(f"'{key}' is not a detail of this kind of request", field=f"details.{key}")
-
-
-def details_parse(*, kind: str, raw: object) -> Details:
-    """Validate a request's `details` for its kind (400 with the field on anything malformed)."""
-    if kind not in Kind.values:
-        raise RequestKindError(f"'{kind}' is not one of {', '.join(Kind.values)}", field="kind")
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise RequestDetailsError("must be an object", field="details")
-    if len(json.dumps(raw)) > MAX_DETAILS_BYTES:
-        raise RequestDetailsError(f"larger than {MAX_DETAILS_BYTES} bytes", field="details")
-    if kind == Kind.OBJECTION:
-        return Details(_objection(raw))
-    if kind == Kind.RESTRICTION:
-        _only(raw, ("ground",))
-        ground = raw.get("ground")
-        if ground not in RESTRICTION_GROUNDS:
-            raise RequestDetailsError(f"must be one of {', '.join(RESTRICTION_GROUNDS)}", field="details.ground")
-        return Details({"ground": ground})
-    if kind == Kind.RECTIFICATION:
-        return _rectification(raw)
-    _only(raw, ())
-    return Details({})
-
-
-def _objection(raw: Mapping[str, Any]) -> dict[str, Any]:
-    _only(raw, ("scope", "purpose"))
-    if ("scope" in raw) == ("purpose" in raw):
-        raise RequestDetailsError(
-            'needs either {"scope": "direct_marketing"} or {"purpose": KEY}, not both and not neither', field="details"
-        )
-    if "scope" in raw:
-        if raw["scope"] != "direct_marketing":
-            raise RequestDetailsError("the only scope is 'direct_marketing'", field="details.scope")
-        return {"scope": "direct_marketing"}
-    purpose = raw["purpose"]
-    if not isinstance(purpose, str) or purpose not in ports.consent_rights.catalogue().purposes:
-        raise RequestDetailsError("is not a purpose of the catalogue", field="details.purpose")
-    return {"purpose": purpose}
-
-
-def _rectification(raw: Mapping[str, Any]) -> Details:
-    _only(raw, ("identifiers", "profile", "evidence"))
-    identifiers = raw.get("identifiers", {})
-    profile = raw.get("profile", {})
-    evidence = raw.get("evidence", {})
-    for name, value in (("identifiers", identifiers), ("profile", profile), ("evidence", evidence)):
-        if not isinstance(value, dict):
-            raise RequestDetailsError("must be an object", field=f"details.{name}")
-    if not identifiers and not profile:
-        raise RequestDetailsError("names no corrected identifiers and no corrected profile", field="details")
-    corrected: dict[str, str] = {}
-    for kind, value in identifiers.items():
-        if kind not in KINDS:
-            raise RequestDetailsError(f"'{kind}' is not an identifier kind", field=f"details.identifiers.{kind}")
-        corrected[kind] = normalise(kind, value, field=f"details.identifiers.{kind}")
-    for name in profile:
-        if not name or len(name) > 64:
-            raise RequestDetailsError("a profile field name has 1 to 64 characters", field="details.profile")
-    return Details(
-        {"identifiers": sorted(corrected), "profile": sorted(profile)},
-        {"identifiers": corrected, "profile": dict(profile), "evidence": dict(evidence)},
-    )
 
 
 def _fingerprint(kind: str, reference: Reference, subject_id: uuid.UUID | None, details: Details) -> str:
@@ -179,7 +98,7 @@ def request_open(
         return _open(kind, subject_id, fingerprint, channel, verified, details, actor, now)
     except IntegrityError:
         # Only the partial unique index on open fingerprints can fail here: a racing twin won.
-        existing = RightsRequest.objects.filter(fingerprint=fingerprint, status__in=RightsRequest.OPEN_STATUSES)
+        existing = RightsRequest.objects.open().filter(fingerprint=fingerprint)
         raise RequestOpenError(
             "an identical request is open", id=str(existing.values_list("pk", flat=True).first())
         ) from None
@@ -209,11 +128,7 @@ def _open(
             raise RectificationConflictError(
                 f"the corrected {name} belongs to another subject", field=f"details.identifiers.{name}"
             )
-    existing = (
-        RightsRequest.objects.filter(fingerprint=fingerprint, status__in=RightsRequest.OPEN_STATUSES)
-        .values_list("pk", flat=True)
-        .first()
-    )
+    existing = RightsRequest.objects.open().filter(fingerprint=fingerprint).values_list("pk", flat=True).first()
     if existing is not None:
         raise RequestOpenError("an identical request is open", id=str(existing))
     request = RightsRequest(
@@ -225,11 +140,11 @@ def _open(
         opened_by=actor.label,
         opened_by_client=actor.client_id,
         received_at=now,
-        due_at=due.due_at(now),
+        due_at=calendar.due_at(now),
     )
     if details.private is not None and subject is not None:
         request.details_enc = encrypt_field(
-            subject, data_key(subject), DETAILS_COLUMN, json.dumps(details.private, sort_keys=True), row_id=request.pk
+            subject, data_key(subject), REQUEST_DETAILS, json.dumps(details.private, sort_keys=True), row_id=request.pk
         )
     request.save(force_insert=True)
     history_add(request, "received", actor.label, now, note=f"channel {channel}")
@@ -319,8 +234,6 @@ def request_reject(*, request_id: uuid.UUID, reason: str, actor: Actor) -> Right
     if request.status not in (Status.RECEIVED, Status.VERIFIED, Status.AWAITING_APPROVAL):
         raise RequestStateError(f"a {request.status} request cannot be rejected")
     now = timezone.now()
-    from subjects.rights.texts import COMPLAINT
-
     result = {"message": "The request was rejected.", "reason": reason, "right_to_complain": COMPLAINT}
     status_set(
         request, Status.REJECTED, by=actor.label, at=now, rejection_reason=reason, completed_at=now, result=result
@@ -337,8 +250,8 @@ def request_extend(
     is told (by mail, after commit)."""
     now = now or timezone.now()
     reason = reason.strip()
-    if months not in range(1, due.MAX_EXTENSION_MONTHS + 1):
-        raise InvalidInputError(f"an extension is 1 to {due.MAX_EXTENSION_MONTHS} months", field="months")
+    if months not in range(1, calendar.MAX_EXTENSION_MONTHS + 1):
+        raise InvalidInputError(f"an extension is 1 to {calendar.MAX_EXTENSION_MONTHS} months", field="months")
     if not reason:
         raise InvalidInputError("an extension needs a reason (Art. 12(3))", field="reason")
     if len(reason) > MAX_REASON:
@@ -350,7 +263,7 @@ def request_extend(
         raise RequestStateError("the request was extended already")
     if now > request.due_at:
         raise RequestStateError("an extension must be decided before the due date")
-    until = due.due_at(request.received_at, months=1 + months)
+    until = calendar.due_at(request.received_at, months=1 + months)
     request.extended_until, request.extension_reason = until, reason
     RightsRequest.objects.filter(pk=request.pk).update(extended_until=until, extension_reason=reason)
     history_add(request, "extended", actor.label, now, note=f"by {months} month(s) to {until.date().isoformat()}")
@@ -371,9 +284,7 @@ def request_lift(*, request_id: uuid.UUID, actor: Actor) -> RightsRequest:
     request.lift_requested_at = now
     RightsRequest.objects.filter(pk=request.pk).update(lift_requested_at=now)
     history_add(request, "lift_requested", actor.label, now, note="the person is told first (Art. 18(3))")
-    from subjects.rights.tasks import lift_restriction
-
-    transaction.on_commit(functools.partial(lift_restriction.delay, str(request.pk)))
+    enqueue_on_commit(LIFT_RESTRICTION, str(request.pk))
     return request
 
 
@@ -391,54 +302,9 @@ def request_retry(*, request_id: uuid.UUID, actor: Actor) -> RightsRequest:
     parts.update(status=RightsRequestPart.Status.PENDING, error="", finished_at=None, enqueued_at=now)
     result = {k: v for k, v in request.result.items() if k != "errors"}
     status_set(request, Status.PROCESSING, by=actor.label, at=now, note="retry", completed_at=None, result=result)
-    from subjects.rights.workflow import parts_enqueue
-
     parts_enqueue(ids)
     return request
 
 
 def _tell(request: RightsRequest, what: str) -> None:
-    from subjects.rights.tasks import tell_person
-
-    transaction.on_commit(functools.partial(tell_person.delay, str(request.pk), what))
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Reading
-# ---------------------------------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class RequestView:
-    request: RightsRequest
-    parts: list[dict[str, Any]]
-    history: list[dict[str, Any]]
-    has_export: bool
-
-
-def request_get(*, request_id: uuid.UUID, actor: Actor | None = None) -> RequestView:
-    """A request with its parts and history. A client limited to purposes sees only the requests it opened."""
-    request = RightsRequest.objects.filter(pk=request_id).first()
-    if request is None or (actor is not None and actor.client_purposes and request.opened_by_client != actor.client_id):
-        raise RequestNotFoundError("no rights request with this id")
-    parts = [
-        {"name": name, "status": status, "error": error or None}
-        for name, status, error in request.parts.order_by("pk").values_list("name", "status", "error")
-    ]
-    history = [
-        {"event": event, "status": status, "at": at, "by": by, "note": note}
-        for event, status, at, by, note in request.history.values_list("event", "status", "at", "by", "note")
-    ]
-    from subjects.models import RightsExport
-
-    has_export = RightsExport.objects.filter(pk=request.pk, expires_at__gt=timezone.now()).exists()
-    return RequestView(request, parts, history, has_export)
-
-
-def request_details_private(request: RightsRequest) -> dict[str, Any]:
-    """The encrypted details (rectification values and evidence), for the workflow."""
-    if not request.details_enc or request.subject is None:
-        return {}
-    subject = request.subject
-    loaded: dict[str, Any] = json.loads(
-        decrypt_field(subject, data_key(subject), DETAILS_COLUMN, bytes(request.details_enc), row_id=request.pk)
-    )
-    return loaded
+    enqueue_on_commit(TELL_PERSON, str(request.pk), what)

@@ -12,14 +12,18 @@ from celery import shared_task
 from celery.app.task import Task
 from celery.signals import task_prerun
 from django.db import close_old_connections
+from django.utils import timezone
 
 from subjects import ports
-from subjects.rights.changes import lift_restriction_run
-from subjects.rights.deadlines import requests_flag_deadlines
+from subjects.rights import enqueue
+from subjects.rights.context import TRANSIENT
 from subjects.rights.erasure import retention_purge
 from subjects.rights.exports import exports_purge
 from subjects.rights.mails import request_tell
-from subjects.rights.workflow import TRANSIENT, part_fail, part_run, parts_stalled
+from subjects.rights.registry import handler_for
+from subjects.rights.reminders import requests_flag_deadlines
+from subjects.rights.restriction import lift_restriction_run
+from subjects.rights.workflow import part_fail, part_run, parts_stalled
 
 MAX_RETRIES = 8
 
@@ -35,12 +39,10 @@ def _backoff(retries: int) -> float:
     return min(60.0, 2.0**retries) * (0.5 + random.random() / 2)
 
 
-@shared_task(
-    bind=True, name="subjects.rights.run_part", max_retries=MAX_RETRIES, acks_late=True, reject_on_worker_lost=True
-)
+@shared_task(bind=True, name=enqueue.RUN_PART, max_retries=MAX_RETRIES, acks_late=True, reject_on_worker_lost=True)
 def run_part(self: Task, part_id: str) -> None:
     try:
-        result = part_run(part_id=int(part_id))
+        result = part_run(part_id=int(part_id), handlers=handler_for)
     except TRANSIENT as exc:
         if self.request.retries >= MAX_RETRIES:
             part_fail(part_id=int(part_id), error=f"gave up after {MAX_RETRIES} retries: {type(exc).__name__}")
@@ -54,7 +56,7 @@ def run_part(self: Task, part_id: str) -> None:
 
 @shared_task(
     bind=True,
-    name="subjects.rights.lift_restriction",
+    name=enqueue.LIFT_RESTRICTION,
     max_retries=MAX_RETRIES,
     acks_late=True,
     reject_on_worker_lost=True,
@@ -66,9 +68,7 @@ def lift_restriction(self: Task, request_id: str) -> None:
         raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from None
 
 
-@shared_task(
-    bind=True, name="subjects.rights.tell_person", max_retries=MAX_RETRIES, acks_late=True, reject_on_worker_lost=True
-)
+@shared_task(bind=True, name=enqueue.TELL_PERSON, max_retries=MAX_RETRIES, acks_late=True, reject_on_worker_lost=True)
 def tell_person(self: Task, request_id: str, what: str) -> None:
     try:
         request_tell(request_id=uuid.UUID(request_id), what=what)
@@ -76,7 +76,7 @@ def tell_person(self: Task, request_id: str, what: str) -> None:
         raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from None
 
 
-@shared_task(name="subjects.rights.resume_stalled")
+@shared_task(name=enqueue.RESUME_STALLED)
 def resume_stalled() -> int:
     """Safety net: parts whose message was lost or whose worker died go to the broker again."""
     ids = parts_stalled()
@@ -85,23 +85,21 @@ def resume_stalled() -> int:
     return len(ids)
 
 
-@shared_task(name="subjects.rights.flag_deadlines")
+@shared_task(name=enqueue.FLAG_DEADLINES)
 def flag_deadlines() -> None:
     requests_flag_deadlines()
 
 
-@shared_task(name="subjects.rights.purge_exports")
+@shared_task(name=enqueue.PURGE_EXPORTS)
 def purge_exports() -> int:
     return exports_purge()
 
 
-@shared_task(name="subjects.rights.purge_retention")
+@shared_task(name=enqueue.PURGE_RETENTION)
 def purge_retention() -> int:
     return retention_purge()
 
 
-@shared_task(name="subjects.rights.purge_evidence")
+@shared_task(name=enqueue.PURGE_EVIDENCE)
 def purge_evidence() -> int:
-    from django.utils import timezone
-
     return ports.consent_rights.evidence_purge(now=timezone.now())

@@ -16,67 +16,49 @@ request. A Celery task (ids only, one message per part) runs parts:
 
 Work stealing: a task claims its own part together with every other claimable part of the request, then the
 finish step. With one worker a request runs in one task (the other messages find it done with one query); with
-several, parts whose messages arrive at the same time are shared out by the claims."""
+several, parts whose messages arrive at the same time are shared out by the claims.
+
+The engine knows no handler: `part_run` is given the lookup (registry.handler_for) by its caller, the Celery task;
+what a handler works with (`PartContext`, the part names, history and completion) is in context.py."""
 
 from __future__ import annotations
 
 import contextlib
-import copy
-import functools
 import logging
 import uuid
-from collections.abc import Callable, Collection, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.conf import settings
-from django.db import InterfaceError, OperationalError, transaction
+from django.db import transaction
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from config.errors import DomainError
 from subjects.crypto import DecryptionError
-from subjects.keys import data_key
-from subjects.locks import lock_identifiers, lock_subjects
-from subjects.models import RightsRequest, RightsRequestEvent, RightsRequestPart, Subject
+from subjects.locks import lock_subjects
+from subjects.models import RightsRequest, RightsRequestPart
+from subjects.rights.context import (
+    CONSENT,
+    FINISH,
+    PROFILE,
+    SOURCE,
+    SYSTEM,
+    TRANSIENT,
+    HandlerLookup,
+    LeaseLostError,
+    PartContext,
+    lease,
+    status_set,
+)
+from subjects.rights.enqueue import RUN_PART, enqueue_on_commit
+from subjects.selectors import subject_group
 
 log = logging.getLogger(__name__)
 
 Part = RightsRequestPart
 Status = RightsRequest.Status
-FINISH = "finish"
-PROFILE = "profile"
-CONSENT = "consent"
-SOURCE = "source:"
-TRANSIENT = (OperationalError, InterfaceError, OSError)
-SYSTEM = "system"
-
-
-def lease() -> timedelta:
-    return timedelta(seconds=settings.ASSENT_RIGHTS_LEASE_SECONDS)
-
-
-class LeaseLostError(Exception):
-    """Our lease ran out and another worker claimed the part: stop without writing."""
-
-
-# ---------------------------------------------------------------------------------------------------------
-# History and status
-# ---------------------------------------------------------------------------------------------------------
-def history_add(request: RightsRequest, event: str, by: str, at: datetime, note: str = "") -> None:
-    RightsRequestEvent.objects.create(request=request, event=event, status=request.status, at=at, by=by, note=note)
-
-
-def status_set(request: RightsRequest, status: str, *, by: str, at: datetime, note: str = "", **fields: Any) -> None:
-    """Move a request (locked by the caller) to `status` and record who did it and when."""
-    request.status = status
-    for name, value in fields.items():
-        setattr(request, name, value)
-    RightsRequest.objects.filter(pk=request.pk).update(status=status, **fields)
-    history_add(request, status, by, at, note)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -99,92 +81,13 @@ def parts_create(request: RightsRequest, names: list[str], now: datetime) -> lis
 
 
 def parts_enqueue(part_ids: list[int]) -> None:
-    from subjects.rights.tasks import run_part  # the edge; imported late, it is only needed on commit
-
     for part_id in part_ids:
-        transaction.on_commit(functools.partial(run_part.delay, str(part_id)))
+        enqueue_on_commit(RUN_PART, str(part_id))
 
 
 # ---------------------------------------------------------------------------------------------------------
 # Claims
 # ---------------------------------------------------------------------------------------------------------
-@dataclass
-class PartContext:
-    """What a part's handler works with. `step()` is one batch: a durable transaction under the locks, with the
-    part's progress (`outcome`) saved and the lease renewed at its end, both only if the lease is still ours."""
-
-    part_id: int
-    token: uuid.UUID
-    name: str
-    request: RightsRequest
-    subject_ids: list[uuid.UUID]  # the subject (merges followed to the survivor) and those merged into it
-    outcome: dict[str, Any]
-    shared: dict[str, Any] = field(default_factory=dict, repr=False)  # what the parts of one task run share
-    done: bool = False
-    _final: bool = field(default=False, repr=False)
-
-    @property
-    def subject_id(self) -> uuid.UUID | None:
-        return self.subject_ids[0] if self.subject_ids else None
-
-    def subject(self) -> Subject | None:
-        if "subject" not in self.shared:
-            self.shared["subject"] = Subject.objects.filter(pk=self.subject_id).first() if self.subject_id else None
-        subject: Subject | None = self.shared["subject"]
-        return subject
-
-    def data_key(self) -> bytes:
-        if "key" not in self.shared:
-            subject = self.subject()
-            assert subject is not None, "a part about nobody has no data key"
-            self.shared["key"] = data_key(subject)
-        key: bytes = self.shared["key"]
-        return key
-
-    def mark_done(self) -> None:
-        self._final = True
-
-    @contextmanager
-    def step(self, *, read_only: bool = False, identifiers: Collection[bytes] = ()) -> Iterator[dict[str, Any]]:
-        """`read_only`: the batch wrote nothing but its piece file and records only the part's outcome, a single
-        conditional UPDATE that needs neither the subject's lock nor a transaction of its own. `identifiers`: blind
-        indexes the batch attaches; their locks come first, before the subject's (the order every writer keeps)."""
-        working = copy.deepcopy(self.outcome)
-        self._final = False
-        if read_only:
-            yield working
-            self._save(working)
-        else:
-            with transaction.atomic(durable=True):
-                lock_identifiers(identifiers)
-                if self.subject_ids:
-                    lock_subjects(sorted(self.subject_ids))
-                yield working
-                self._save(working)
-        self.outcome = working
-        self.done = self.done or self._final
-
-    def _save(self, outcome: dict[str, Any]) -> None:
-        now = timezone.now()
-        values: dict[str, Any] = {"outcome": outcome, "claimed_until": now + lease()}
-        if self._final:
-            values.update(status=Part.Status.DONE, finished_at=now, lease_token=None, error="")
-        # The lease is checked where the batch commits: if another worker took the part over meanwhile, this
-        # UPDATE finds no row and the whole batch rolls back. (That worker waited for our subject lock, so it
-        # cannot have written anything of this batch.)
-        if not Part.objects.filter(pk=self.part_id, lease_token=self.token, status=Part.Status.RUNNING).update(
-            **values
-        ):
-            raise LeaseLostError
-
-    def renew(self) -> None:
-        """Extend the lease during long work outside a batch (writing an export); stop if it was lost."""
-        if not Part.objects.filter(pk=self.part_id, lease_token=self.token, status=Part.Status.RUNNING).update(
-            claimed_until=timezone.now() + lease()
-        ):
-            raise LeaseLostError
-
-
 def _claimable(now: datetime) -> Q:
     return Q(status=Part.Status.PENDING) | Q(status=Part.Status.RUNNING, claimed_until__lt=now)
 
@@ -295,21 +198,6 @@ class _Run:
         return self.claim(Q(name=FINISH), wait=True)
 
 
-def subject_group(subject_id: uuid.UUID | None) -> list[uuid.UUID]:
-    """The request's subject followed to its survivor, then the subjects merged into it (their closed chains and
-    logs are the same person's). Empty when nobody matched, or the person is erased already."""
-    if subject_id is None:
-        return []
-    row = Subject.objects.filter(pk=subject_id).values_list("merged_into_id", "erased_at").first()
-    if row is None or (row[0] is None and row[1] is not None):
-        return []
-    survivor = row[0] or subject_id
-    if row[0] is not None and not Subject.objects.filter(pk=survivor, erased_at__isnull=True).exists():
-        return []
-    absorbed = Subject.objects.filter(merged_into_id=survivor).order_by("pk").values_list("pk", flat=True)
-    return [survivor, *absorbed]
-
-
 def part_claim(*, part_id: int) -> PartContext | None:
     run = _Run.of_part(part_id)
     return None if run is None else run.claim_part(part_id)
@@ -318,34 +206,32 @@ def part_claim(*, part_id: int) -> PartContext | None:
 # ---------------------------------------------------------------------------------------------------------
 # Running
 # ---------------------------------------------------------------------------------------------------------
-Handler = Callable[[PartContext], None]
-
-
 @dataclass(frozen=True, slots=True)
 class RunResult:
     retry_in: float | None = None  # another worker holds a live lease on a part of this request: look again then
 
 
-def part_run(*, part_id: int, steal: bool = True) -> RunResult:
+def part_run(*, part_id: int, handlers: HandlerLookup, steal: bool = True) -> RunResult:
     """Run one part (with `steal`: it and every other claimable part of its request, claimed together), then the
     finish step when every other part is done. Transient errors propagate (the task retries them); any other error
-    fails its part."""
+    fails its part. `handlers` names the handler of each part (the registry, given by the caller: the engine knows
+    no handler)."""
     run = _Run.of_part(part_id)
     if run is None:
         return RunResult()
     request_id = run.request.pk
     if not steal and (context := run.claim_part(part_id)) is not None:
-        _run(context)
+        _run(context, handlers)
     while steal and (stolen := run.claim_rest()):
         for index, context in enumerate(stolen):
             try:
-                _run(context)
+                _run(context, handlers)
             except TRANSIENT:
                 for waiting in stolen[index + 1 :]:
                     part_release(waiting)  # not left to wait for their leases: the retry takes them at once
                 raise
     if (context := run.claim_finish()) is not None:
-        _run(context)
+        _run(context, handlers)
     elif Part.objects.filter(request_id=request_id, status=Part.Status.FAILED).exists():
         request_settle(request_id=request_id)  # the last part to settle after a failure ends the request
     return RunResult(retry_in=_live_lease_elsewhere(request_id))
@@ -364,11 +250,9 @@ def _live_lease_elsewhere(request_id: uuid.UUID) -> float | None:
     return None if until is None else max(0.5, (until - now).total_seconds() + 0.5)
 
 
-def _run(context: PartContext) -> None:
-    from subjects.rights.kinds import handler_for  # the kinds import this module
-
+def _run(context: PartContext, handlers: HandlerLookup) -> None:
     try:
-        handler_for(context.request.kind, context.name)(context)
+        handlers(context.request.kind, context.name)(context)
         if not context.done:
             with context.step():
                 context.mark_done()
@@ -445,18 +329,6 @@ def _settle(request: RightsRequest, now: datetime) -> None:
         completed_at=now,
         result={**request.result, "errors": [{"part": name, "error": error} for name, error in failed]},
     )
-
-
-def request_complete(context: PartContext, result: dict[str, Any], *, note: str = "") -> None:
-    """Complete the request from its finish step, inside that step's transaction."""
-    request = RightsRequest.objects.select_for_update().get(pk=context.request.pk)
-    now = timezone.now()
-    status_set(request, Status.COMPLETED, by=SYSTEM, at=now, note=note, completed_at=now, result=result)
-    context.mark_done()
-
-
-def part_outcomes(request_id: uuid.UUID) -> dict[str, dict[str, Any]]:
-    return dict(Part.objects.filter(request_id=request_id).values_list("name", "outcome"))
 
 
 # ---------------------------------------------------------------------------------------------------------

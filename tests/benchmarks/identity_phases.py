@@ -44,6 +44,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from subjects.columns import RECORD_DATA
 from tests.benchmarks import cpu, load, profiling
 from tests.benchmarks import environment as envmod
 from tests.benchmarks.environment import VAR, log
@@ -56,7 +57,6 @@ PROFILE_PURPOSE = "order-updates"  # contract: allowed for every active subject;
 PROFILE_IDS = 10_000
 SENDS_TARGET_SECONDS = 5.0
 COPY_ROWS = 100_000
-RECORD_DATA = "linked_record.data"  # subjects.records.RECORD_DATA (not imported: that module needs Django)
 
 # A share of requests re-send the thread's previous record (an update, 200); the others are new records
 # (201), split by the cumulative shares below.

@@ -82,7 +82,7 @@ def _timers() -> Counter[str]:
         ("subjects.records", "data_key", "  records: data_key (unwrap)"),
         ("subjects.records", "_attach_identifiers", "  records: _attach_identifiers"),
         ("subjects.records", "encrypt_field", "  records: encrypt_field (AES-GCM)"),
-        ("subjects.records", "_update_profile", "  records: _update_profile (contact)"),
+        ("subjects.records", "profile_update", "  records: profile_update (contact)"),
         ("consent.api.profile", "profile_read_for_purpose", "read: profile_read_for_purpose"),
         ("consent.gates.profile_reads", "subject_get_survivor", "  read: subject_get_survivor"),
         ("consent.gates.profile_reads", "subject_states_for_policy", "  read: subject_states_for_policy"),

@@ -163,7 +163,8 @@ def person(tag: str, per_source: int) -> Any:
 
 def open_request(kind: str, email: str, *, verified: bool) -> str:
     from subjects.identity import parse_reference
-    from subjects.rights.requests import Actor, Details, request_open
+    from subjects.rights.details import Details
+    from subjects.rights.requests import Actor, request_open
 
     request = request_open(
         kind=kind,

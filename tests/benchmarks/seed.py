@@ -22,6 +22,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from subjects.columns import IDENTIFIER_VALUE
+
 CHUNK = 20_000
 PURPOSE = "newsletter"
 NOTICE = "2026-01"
@@ -155,7 +157,7 @@ def _make_chunk(start: int, end: int) -> dict[str, str]:
         kid, wrapped = ring.wrap(key, sid)
         subjects.write(f"{sid}\t{_ts(created)}\tactive\t\\N\t{kid}\t{_bytea(wrapped)}\tf\t\\N\t\\N\t\\N\n")
         value = email(i)
-        sealed = crypto.seal(key, value.encode(), crypto.field_aad(sid, "identifier.value"))
+        sealed = crypto.seal(key, value.encode(), crypto.field_aad(sid, IDENTIFIER_VALUE))
         identifiers.write(f"{sid}\temail\t{_bytea(index.lookup('email', value))}\t{_bytea(sealed)}\t{_ts(created)}\n")
         if i % 2 == 0 or i % 10 == 5:
             at = now - timedelta(days=1 + rng.randrange(300), seconds=rng.randrange(86_400))

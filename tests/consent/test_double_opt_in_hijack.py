@@ -15,6 +15,7 @@ from consent.errors import ConfirmationInvalidError
 from consent.ledger.recording import ConsentCommand
 from consent.models import Confirmation, ConsentEvent, ConsentState, Objection
 from consent.services import consent_record
+from subjects.columns import CONFIRMATION_EMAIL
 from subjects.identity import normalise, parse_reference
 from subjects.keys import blind_index, data_key, decrypt_field
 from subjects.models import Identifier, Subject, Suppression
@@ -113,7 +114,7 @@ def test_it_mails_the_double_opt_in_to_the_subjects_own_address_named_in_the_ref
     row = Confirmation.objects.select_related("subject").get()
     assert str(row.subject_id) == subject
     key = data_key(row.subject)
-    assert decrypt_field(row.subject, key, "confirmation.email", bytes(row.email_enc), row_id=row.pk) == ANNA
+    assert decrypt_field(row.subject, key, CONFIRMATION_EMAIL, bytes(row.email_enc), row_id=row.pk) == ANNA
 
 
 def test_a_first_write_mails_the_address_of_the_subject_it_creates(api: Api) -> None:

@@ -16,9 +16,12 @@ from django.test import TestCase
 from django.utils import timezone
 
 from consent.catalogue.snapshot import catalogue_snapshot
+from subjects.columns import RECORD_DATA
 from subjects.keys import data_key, encrypt_field
 from subjects.models import LinkedRecord, RightsRequest, RightsRequestPart, Subject
-from subjects.records import RECORD_DATA, RecordInput, record_ingest
+from subjects.records import RecordInput, record_ingest
+from subjects.rights.context import HandlerLookup
+from subjects.rights.registry import handler_for
 from subjects.rights.workflow import part_run
 from tests.rights.catalogue import FIVE_SOURCES, RIGHTS_CATALOGUE, SOURCE_CATEGORY  # noqa: F401 (re-exported)
 
@@ -121,14 +124,14 @@ def records_bulk(subject_id: uuid.UUID, source: str, category: str, count: int, 
     LinkedRecord.objects.bulk_create(rows)
 
 
-def drain(request_id: uuid.UUID | str) -> RightsRequest:
+def drain(request_id: uuid.UUID | str, *, handlers: HandlerLookup = handler_for) -> RightsRequest:
     """Run a request's parts in this process, as a worker would (tests without a worker); what they leave for
-    after commit (deleting files) runs too."""
+    after commit (deleting files) runs too. `handlers`: the registry, or a test's stand-in for some parts."""
     with TestCase.captureOnCommitCallbacks(execute=True):
         for part_id in (
             RightsRequestPart.objects.filter(request_id=request_id).order_by("pk").values_list("pk", flat=True)
         ):
-            part_run(part_id=part_id)
+            part_run(part_id=part_id, handlers=handlers)
     return RightsRequest.objects.get(pk=request_id)
 
 

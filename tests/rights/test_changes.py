@@ -15,13 +15,13 @@ from config.errors import InvalidInputError
 from consent.models import ConsentEvent, Objection
 from subjects.keys import blind_index, data_key
 from subjects.models import Identifier, RightsRequest, Subject
-from subjects.records import profile_read
+from subjects.profile import profile_read
 from subjects.rights import texts
-from subjects.rights.changes import lift_restriction_run
-from subjects.rights.deadlines import requests_flag_deadlines
 from subjects.rights.errors import RequestStateError
 from subjects.rights.mails import request_tell
+from subjects.rights.reminders import requests_flag_deadlines
 from subjects.rights.requests import Actor, request_extend, request_reject
+from subjects.rights.restriction import lift_restriction_run
 from tests.conftest import Api
 from tests.rights.helpers import drain, seed_person
 

@@ -27,6 +27,7 @@ from consent.models import (
     SendRecipient,
 )
 from subjects import crypto
+from subjects.columns import RETAINED_RECORD_DATA
 from subjects.keys import blind_index
 from subjects.models import (
     ErasureLog,
@@ -35,15 +36,18 @@ from subjects.models import (
     RetainedRecord,
     RightsExport,
     RightsRequest,
+    RightsRequestPart,
     Subject,
     Suppression,
     VaultKey,
 )
 from subjects.rights import texts
-from subjects.rights.due import BERLIN, add_months
-from subjects.rights.erasure import RETAINED_COLUMN, retention_purge
+from subjects.rights.calendar import BERLIN, add_months
+from subjects.rights.erasure import retention_purge
 from subjects.rights.exports import export_path
+from subjects.rights.registry import handler_for
 from subjects.rights.vault import vault_key_open
+from subjects.rights.workflow import part_run
 from tests.conftest import Api
 from tests.rights.helpers import Person, drain, phone_of, records_bulk, seed_person
 
@@ -138,7 +142,7 @@ def test_erasure_leaves_none_of_the_persons_data_in_any_table(rapi: Api) -> None
     row = retained.get(source="shop", category="orders", occurred_at=datetime(2024, 3, 1, 12, tzinfo=UTC))
     assert row.retained_until == date(2032, 12, 31)
     kept = json.loads(
-        crypto.open_sealed(vault_key_open(row.vault), bytes(row.data_enc), row.pk.bytes + RETAINED_COLUMN.encode())
+        crypto.open_sealed(vault_key_open(row.vault), bytes(row.data_enc), row.pk.bytes + RETAINED_RECORD_DATA.encode())
     )
     assert kept["data"]["item"] == "item-era1-old-shop-0"  # unchanged, only restricted
     archive = EvidenceArchive.objects.get(subject_id=person.subject_id)
@@ -220,12 +224,9 @@ def test_an_erased_person_is_unknown_afterwards_and_a_new_request_finds_nothing(
 def test_records_arriving_while_the_parts_run_are_erased_by_the_finish_step(rapi: Api) -> None:
     person = seed_person("era5", records_per_source=1)
     request_id = erase(rapi, {"email": person.email}, run=False)
-    from subjects.models import RightsRequestPart
-    from subjects.rights.workflow import part_run
-
     finish = RightsRequestPart.objects.get(request_id=request_id, name="finish")
     for part in RightsRequestPart.objects.filter(request_id=request_id).exclude(name="finish"):
-        part_run(part_id=part.pk, steal=False)
+        part_run(part_id=part.pk, handlers=handler_for, steal=False)
         break  # the first source part only ...
     records_bulk(person.subject_id, "app", "app_usage", 4, "late")  # ... then late records arrive
     drain(request_id)
@@ -291,7 +292,7 @@ def test_replay_erasures_rejects_a_bad_date(rapi: Api) -> None:
 
 
 def test_the_suppression_list_recognises_an_erased_persons_identifiers_and_nothing_else(rapi: Api) -> None:
-    from subjects.rights.suppression import identifiers_suppressed
+    from subjects.suppression import identifiers_suppressed
 
     person = seed_person("era8", records_per_source=0)
     assert not identifiers_suppressed(identifiers=[("email", person.email)])

@@ -13,6 +13,7 @@ from django.db import connection
 
 from subjects.identity import Reference
 from subjects.models import RightsRequest
+from subjects.rights.registry import handler_for
 from subjects.rights.workflow import part_run
 from subjects.selectors import subject_resolve
 from tests.conftest import Api
@@ -98,7 +99,7 @@ def test_two_rectifications_applied_at_once_never_both_take_one_value(rapi: Api)
         def apply(part_id: int, barrier: threading.Barrier) -> None:
             try:
                 barrier.wait()
-                part_run(part_id=part_id)
+                part_run(part_id=part_id, handlers=handler_for)
             finally:
                 connection.close()
 

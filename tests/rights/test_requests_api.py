@@ -339,8 +339,9 @@ def test_identical_requests_opened_at_once_open_one_and_name_it_to_the_others(ri
     from django.db import connection
 
     from subjects.identity import parse_reference
+    from subjects.rights.details import Details
     from subjects.rights.errors import RequestOpenError
-    from subjects.rights.requests import Actor, Details, request_open
+    from subjects.rights.requests import Actor, request_open
 
     person = seed_person("race1", records_per_source=0)
     barrier = threading.Barrier(8)

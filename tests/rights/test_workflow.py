@@ -11,7 +11,9 @@ from django.db import OperationalError, connection
 from django.utils import timezone
 
 from subjects.models import LinkedRecord, RightsRequest, RightsRequestPart
-from subjects.rights import kinds
+from subjects.rights.context import Handler
+from subjects.rights.erasure import erase_records
+from subjects.rights.registry import handler_for
 from subjects.rights.requests import Actor, request_retry
 from subjects.rights.workflow import LeaseLostError, part_claim, part_run, parts_stalled
 from tests.conftest import Api
@@ -44,17 +46,15 @@ def test_a_part_whose_worker_died_is_claimed_again_after_its_lease_and_resumes_w
     dead = part_claim(part_id=app.pk)
     assert dead is not None
     with dead.step() as outcome:
-        from subjects.rights.erasure import _erase_records
-
         rows = list(LinkedRecord.objects.filter(subject_id=person.subject_id, source="app").order_by("pk")[:1000])
-        _erase_records(rows, None, outcome, person.subject_id, timezone.now())
+        erase_records(rows, None, outcome, person.subject_id, timezone.now())
 
     # then while its lease lives nobody else takes the part
     assert part_claim(part_id=app.pk) is None
 
     # when the lease runs out, another worker claims it and finishes the job
     RightsRequestPart.objects.filter(pk=app.pk).update(claimed_until=timezone.now() - timedelta(seconds=1))
-    part_run(part_id=app.pk, steal=False)
+    part_run(part_id=app.pk, handlers=handler_for, steal=False)
     app.refresh_from_db()
     assert app.status == "done"
     assert app.attempts == 2
@@ -72,7 +72,7 @@ def test_a_live_lease_elsewhere_makes_the_task_look_again_when_it_ends(rapi: Api
     request_id = erasure(rapi, person.email)
     held = part_claim(part_id=part(request_id, "source:web").pk)
     assert held is not None
-    result = part_run(part_id=part(request_id, "source:app").pk)
+    result = part_run(part_id=part(request_id, "source:app").pk, handlers=handler_for)
     assert result.retry_in is not None
     assert 0 < result.retry_in <= 61
     assert RightsRequest.objects.get(pk=request_id).status == "processing"
@@ -85,15 +85,16 @@ def test_a_failing_part_fails_the_request_with_every_error_visible_and_a_retry_r
 ) -> None:
     person = seed_person("wf3", records_per_source=1)
     request_id = erasure(rapi, person.email)
-    original = kinds._HANDLERS["erasure"]["source:"]
 
     def broken(context: Any) -> None:
         if context.name == "source:web":
             raise ValueError(f"a message that could hold {person.email}")
-        original(context)
+        handler_for(context.request.kind, context.name)(context)
 
-    monkeypatch.setitem(kinds._HANDLERS["erasure"], "source:", broken)
-    drain(request_id)
+    def handlers(kind: str, part: str) -> Handler:
+        return broken if part.startswith("source:") else handler_for(kind, part)
+
+    drain(request_id, handlers=handlers)
     body = rapi.get(f"{REQUESTS}/{request_id}").json()
     assert body["status"] == "failed"
     web = next(p for p in body["parts"] if p["name"] == "source:web")
@@ -102,7 +103,6 @@ def test_a_failing_part_fails_the_request_with_every_error_visible_and_a_retry_r
     assert all(p["status"] == "done" for p in body["parts"] if p["name"] not in ("source:web", "finish"))
     assert body["history"][-1]["event"] == "failed"
 
-    monkeypatch.setitem(kinds._HANDLERS["erasure"], "source:", original)
     request_retry(request_id=request_id, actor=Actor("staff:dpo"))
     drain(request_id)
     assert rapi.get(f"{REQUESTS}/{request_id}").json()["status"] == "completed"
@@ -116,10 +116,9 @@ def test_a_transient_error_gives_the_part_back_for_the_retry(rapi: Api, monkeypa
     def flaky(context: Any) -> None:
         raise OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setitem(kinds._HANDLERS["erasure"], "source:", flaky)
     app = part(request_id, "source:app")
     with pytest.raises(OperationalError):
-        part_run(part_id=app.pk)
+        part_run(part_id=app.pk, handlers=lambda kind, part: flaky)
     app.refresh_from_db()
     assert (app.status, app.lease_token) == ("pending", None)
 

@@ -1,0 +1,1 @@
+"""Tests of subjects: identity, crypto and keys, records and merges, retention."""

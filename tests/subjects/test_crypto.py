@@ -8,6 +8,7 @@ import uuid
 import pytest
 
 from subjects import crypto
+from subjects.columns import IDENTIFIER_VALUE
 
 
 @pytest.fixture
@@ -18,10 +19,10 @@ def keyring() -> crypto.Keyring:
 def test_a_field_decrypts_only_in_its_own_row_and_column() -> None:
     key = crypto.new_data_key()
     alice, bob = uuid.uuid4(), uuid.uuid4()
-    blob = crypto.seal(key, b"kim@example.org", crypto.field_aad(alice, "identifier.value"))
-    assert crypto.open_sealed(key, blob, crypto.field_aad(alice, "identifier.value")) == b"kim@example.org"
+    blob = crypto.seal(key, b"kim@example.org", crypto.field_aad(alice, IDENTIFIER_VALUE))
+    assert crypto.open_sealed(key, blob, crypto.field_aad(alice, IDENTIFIER_VALUE)) == b"kim@example.org"
     with pytest.raises(crypto.DecryptionError):
-        crypto.open_sealed(key, blob, crypto.field_aad(bob, "identifier.value"))
+        crypto.open_sealed(key, blob, crypto.field_aad(bob, IDENTIFIER_VALUE))
     with pytest.raises(crypto.DecryptionError):
         crypto.open_sealed(key, blob, crypto.field_aad(alice, "profile.name"))
 

@@ -10,6 +10,7 @@ from django.core.management import CommandError, call_command
 from django.test import override_settings
 
 from subjects import keys
+from subjects.columns import IDENTIFIER_VALUE
 from subjects.identity import parse_reference
 from subjects.keys import data_key, decrypt_field
 from subjects.models import Identifier, Subject
@@ -19,7 +20,7 @@ from subjects.services import subject_create
 def _identifier_value(subject: Subject) -> str:
     identifier = Identifier.objects.get(subject=subject)
     return decrypt_field(
-        subject, data_key(subject), "identifier.value", bytes(identifier.value_enc), row_id=identifier.pk
+        subject, data_key(subject), IDENTIFIER_VALUE, bytes(identifier.value_enc), row_id=identifier.pk
     )
 
 

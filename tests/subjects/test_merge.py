@@ -26,13 +26,15 @@ from consent.ledger.recording import ConsentCommand, ConsentRecorded
 from consent.models import Confirmation, ConsentEvent, ConsentState, LedgerHead, Objection, ReadLog
 from consent.services import consent_record
 from subjects import crypto, ports
+from subjects.columns import CONFIRMATION_EMAIL, IDENTIFIER_VALUE, RECORD_DATA
 from subjects.errors import AmbiguousSubjectError
 from subjects.identity import Reference, normalise, parse_reference
 from subjects.keys import data_key, decrypt_field
 from subjects.locks import lock_subjects
 from subjects.merge import MergeConflictError, SplitConflictError, subject_merge, subject_split
 from subjects.models import Identifier, LinkedRecord, MergeAudit, Subject
-from subjects.records import IDENTIFIER_VALUE, RECORD_DATA, RecordIngested, RecordInput, profile_read, record_ingest
+from subjects.profile import profile_read
+from subjects.records import RecordIngested, RecordInput, record_ingest
 from subjects.selectors import subject_get_survivor, subject_resolve
 from tests.conftest import Api
 
@@ -344,7 +346,7 @@ def test_an_open_double_opt_in_link_of_the_absorbed_side_confirms_on_the_survivo
     survivor = Subject.objects.get(pk=kim)
     assert moved.subject_id == kim
     assert (
-        decrypt_field(survivor, data_key(survivor), "confirmation.email", bytes(moved.email_enc), row_id=moved.pk)
+        decrypt_field(survivor, data_key(survivor), CONFIRMATION_EMAIL, bytes(moved.email_enc), row_id=moved.pk)
         == "kai@example.org"
     )
 

@@ -13,7 +13,7 @@ from django.db import connection
 from django.utils import timezone
 
 from subjects.models import Identifier, LinkedRecord, Subject
-from subjects.records import children_recheck
+from subjects.profile import children_recheck
 from subjects.tasks import purge_expired_records
 from tests.conftest import Api
 

@@ -20,7 +20,7 @@ from subjects import crypto, keys
 from subjects.columns import EVENT_EVIDENCE, IDENTIFIER_VALUE, RECORD_DATA, SUBJECT_PROFILE
 from subjects.keys import data_key
 from subjects.models import Identifier, LinkedRecord, Subject
-from subjects.records import profile_read
+from subjects.profile import profile_read
 from subjects.reencryption import ColumnProgress, fields_pending, fields_reencrypt
 from subjects.selectors import subject_identifiers
 from tests.admin.conftest import dpo, make_staff, staff_groups  # noqa: F401 (fixtures)

@@ -8,8 +8,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from subjects.rights.due import BERLIN
-from subjects.rights.erasure import erasure_log_read, erasure_replay
+from subjects.rights.calendar import BERLIN
+from subjects.rights.erasure_log import erasure_log_read
+from subjects.rights.replay import erasure_replay
 
 
 class Command(BaseCommand):

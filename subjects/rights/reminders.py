@@ -1,35 +1,35 @@
-"""Deadlines (Art. 12(3)): reminders a week before a request is due, and overdue flags for the DPO's queue."""
+"""Reminders (Art. 12(3)): a reminder when a request is due soon (calendar.DUE_SOON), and overdue flags for the
+DPO's queue. The due dates themselves are computed in calendar.py."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.core.mail import mail_managers
 from django.db import transaction
-from django.db.models import F, Q
-from django.db.models.functions import Coalesce
+from django.db.models import Q
 from django.utils import timezone
 
 from subjects.models import RightsRequest
-from subjects.rights.workflow import history_add
-
-REMIND_BEFORE = timedelta(days=7)
+from subjects.rights.calendar import DUE_SOON
+from subjects.rights.context import history_add
 
 
 def requests_flag_deadlines(*, now: datetime | None = None) -> tuple[int, int]:
     """(reminded, flagged overdue). Each request once for each; the managers (settings.MANAGERS) get one mail."""
     now = now or timezone.now()
-    open_requests = RightsRequest.objects.filter(status__in=RightsRequest.OPEN_STATUSES).annotate(
-        deadline=Coalesce(F("extended_until"), F("due_at"))
-    )
+    open_requests = RightsRequest.objects.open().with_effective_due()
     with transaction.atomic(durable=True):
-        overdue = list(open_requests.filter(deadline__lt=now, overdue_at__isnull=True).select_for_update(of=("self",)))
+        # Q(): django-stubs checks keyword filters against the model's fields and cannot see the annotation.
+        overdue = list(
+            open_requests.filter(Q(effective_due__lt=now), overdue_at__isnull=True).select_for_update(of=("self",))
+        )
         for request in overdue:
             history_add(request, "overdue", "system", now, note="past its due date")
         RightsRequest.objects.filter(pk__in=[r.pk for r in overdue]).update(overdue_at=now)
         remind = list(
             open_requests.filter(
-                Q(deadline__gte=now) & Q(deadline__lt=now + REMIND_BEFORE), reminded_at__isnull=True
+                Q(effective_due__gte=now) & Q(effective_due__lt=now + DUE_SOON), reminded_at__isnull=True
             ).select_for_update(of=("self",))
         )
         for request in remind:

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
-from subjects.rights.due import BERLIN, claims_until, due_at, hold_until
+from subjects.rights.calendar import BERLIN, claims_until, due_at, hold_until
 
 
 def berlin(text: str) -> datetime:

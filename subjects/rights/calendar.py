@@ -12,6 +12,8 @@ from zoneinfo import ZoneInfo
 
 BERLIN = ZoneInfo("Europe/Berlin")
 MAX_EXTENSION_MONTHS = 2
+# A request due within this window is "due soon": the reminder goes out (reminders.py), the DPO's lists mark it.
+DUE_SOON = timedelta(days=7)
 
 
 def add_months(day: date, months: int) -> date:

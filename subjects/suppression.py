@@ -1,0 +1,41 @@
+"""The suppression list (DESIGN.md, Rights requests, erasure): keyed hashes (the never-rotated suppression sub-key
+of the blind index) of every identifier of an erased person. Erasure adds to it; a marketing grant for one of them
+from anyone but the person stays pending until the person confirms it (the consent side reads it here), and the
+person's own act lifts it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from subjects.keys import blind_index
+from subjects.models import Suppression
+
+
+def _digests(identifiers: Iterable[tuple[str, str]]) -> list[bytes]:
+    index = blind_index()
+    return [index.suppression(kind, value) for kind, value in sorted(set(identifiers))]
+
+
+def suppression_add(*, identifiers: Sequence[tuple[str, str]], now: datetime) -> int:
+    """Put these (kind, value) identifiers of a person being erased on the list (inside the erasure's
+    transaction); one already there stays as it is. Returns how many were offered."""
+    index = blind_index()
+    rows = [
+        Suppression(digest=index.suppression(kind, value), kind=kind, created_at=now) for kind, value in identifiers
+    ]
+    Suppression.objects.bulk_create(rows, ignore_conflicts=True)
+    return len(rows)
+
+
+def identifiers_suppressed(*, identifiers: Iterable[tuple[str, str]]) -> bool:
+    """Whether any of these (kind, normalised value) identifiers belonged to an erased person. One query."""
+    digests = _digests(identifiers)
+    return bool(digests) and Suppression.objects.filter(digest__in=digests).exists()
+
+
+def suppression_lift(*, identifiers: Iterable[tuple[str, str]]) -> None:
+    """The person's own act takes these identifiers off the list."""
+    digests = _digests(identifiers)
+    if digests:
+        Suppression.objects.filter(digest__in=digests).delete()

@@ -11,7 +11,7 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
-from consent.dashboard import consent_rates, outdated_notice_consents, request_summary
+from consent.admin.dashboard import consent_rates, outdated_notice_consents, request_summary
 from consent.models import AuditEntry
 from consent.services import ConsentCommand, consent_record
 from subjects.identity import parse_reference

@@ -10,8 +10,8 @@ from django.db import DatabaseError, transaction
 from django.test import Client, override_settings
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from consent.admin.staff import DPO, SUPPORT, staff_groups_setup
 from consent.models import AuditEntry
-from consent.staff import DPO, SUPPORT, staff_groups_setup
 from tests.admin.conftest import PASSWORD, otp_login
 
 Staff = Callable[[str], tuple[AbstractUser, TOTPDevice]]

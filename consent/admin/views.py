@@ -13,10 +13,10 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.safestring import mark_safe
 
-from consent.audit import Action, audit_record
-from consent.charts import Line, bar_chart, rate_chart
-from consent.dashboard import consent_rates, outdated_notice_consents, request_summary
-from consent.records_of_processing import records_as_csv, records_as_json, records_of_processing
+from consent.admin.audit import Action, audit_record
+from consent.admin.charts import Line, bar_chart, rate_chart
+from consent.admin.dashboard import consent_rates, outdated_notice_consents, request_summary
+from consent.admin.records_of_processing import records_as_csv, records_as_json, records_of_processing
 from consent.verification import verification_latest
 
 DEFAULT_WEEKS = 12

@@ -4,13 +4,18 @@ read-only, and service-backed change forms (whose saves go through a service in 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from django.contrib import admin
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 
 from consent.admin.audit import Action, audit_record, audit_record_many
+
+M = TypeVar("M", bound=models.Model)
 
 
 def changed_fields(message: object) -> str:
@@ -46,11 +51,8 @@ class AuditedAdmin(admin.ModelAdmin):
         audit_record_many(user=request.user, action=Action.ACTION, objects=objects, detail=name)
 
 
-class ReadOnlyAdmin(AuditedAdmin):
-    """Ledger and logs: shown, never added, changed or deleted through the admin (a POST to a change or delete
-    page is a 403)."""
-
-    actions: Sequence[Any] | None = None
+class ViewOnly:
+    """For ModelAdmins and inlines: nothing is added, changed or deleted through these pages."""
 
     def has_add_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
         return False
@@ -60,6 +62,35 @@ class ReadOnlyAdmin(AuditedAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
         return False
+
+
+class ReadOnlyAdmin(ViewOnly, AuditedAdmin):
+    """Ledger and logs: shown, never added, changed or deleted through the admin (a POST to a change or delete
+    page is a 403). Subclasses with a page of their own build it with shown_object and render_page."""
+
+    actions: Sequence[Any] | None = None
+
+    def shown_object(self, request: HttpRequest, object_id: str, model: type[M]) -> M | HttpResponse:
+        """The object a page of its own shows, read with a GET only (anything else is a 403), by a staff member
+        allowed to view it (else a 403); Django's redirect with a message if there is no such object."""
+        if request.method != "GET":
+            raise PermissionDenied  # nothing is changed through these pages: their steps have views of their own
+        obj = self.get_object(request, unquote(object_id))
+        if not isinstance(obj, model):  # None: there is no such object
+            response: HttpResponse = self._get_obj_does_not_exist_redirect(  # type: ignore[attr-defined]
+                request, self.opts, object_id
+            )
+            return response
+        if not self.has_view_permission(request, obj):
+            raise PermissionDenied
+        return obj
+
+    def render_page(self, request: HttpRequest, template: str, context: dict[str, Any]) -> TemplateResponse:
+        """A page of this admin, with the site's context and this model's options."""
+        request.current_app = self.admin_site.name
+        return TemplateResponse(
+            request, template, {**self.admin_site.each_context(request), "opts": self.opts, **context}
+        )
 
 
 class FormValidated(Exception):

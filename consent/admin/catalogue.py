@@ -13,7 +13,7 @@ from django.db import models
 from django.http import HttpRequest
 
 from config.errors import DomainError
-from consent.admin.bases import ReadOnlyAdmin, ServiceBackedAdmin
+from consent.admin.bases import ReadOnlyAdmin, ServiceBackedAdmin, ViewOnly
 from consent.catalogue_edit import (
     Edit,
     catalogue_edit,
@@ -134,22 +134,13 @@ class SourceForm(CatalogueForm):
         return {"key": self.key()}
 
 
-class HoldingInline(admin.TabularInline):
+class HoldingInline(ViewOnly, admin.TabularInline):
     model = SourceCategory
     fields = ("category", "delete_after_days", "legal_hold_years", "legal_hold_from", "legal_hold_law")
     readonly_fields = fields
     extra = 0
     show_change_link = True
     verbose_name_plural = "data categories held (edit each under Source categories)"
-
-    def has_add_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
-        return False
 
 
 @admin.register(Source)

@@ -125,11 +125,12 @@ def uuid_or_none(term: str) -> uuid.UUID | None:
         return None
 
 
-def subject_link(subject_id: uuid.UUID | None) -> str:
+def subject_link(subject_id: uuid.UUID | None, *, short: bool = False, missing: str = "-") -> str:
+    """A link to the subject's admin page, labelled with the id (its first 8 characters if short)."""
     if subject_id is None:
-        return "-"
+        return missing
     url = reverse("admin:subjects_subject_change", args=[subject_id])
-    return format_html('<a href="{}">{}</a>', url, str(subject_id))
+    return format_html('<a href="{}">{}</a>', url, str(subject_id)[:8] if short else str(subject_id))
 
 
 class SubjectLogAdmin(PrivateSearchAdmin):

@@ -7,10 +7,8 @@ import uuid
 from typing import Any
 
 from django.contrib import admin, messages
-from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 
@@ -59,13 +57,9 @@ class MergeProposalAdmin(ReadOnlyAdmin):
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
-        if request.method != "GET":
-            raise PermissionDenied  # decisions go through decide_view
-        proposal = self.get_object(request, unquote(object_id))
-        if proposal is None:
-            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)  # type: ignore[attr-defined]
-        if not self.has_view_permission(request, proposal):
-            raise PermissionDenied
+        proposal = self.shown_object(request, object_id, MergeProposal)  # GET only: decisions go through decide_view
+        if isinstance(proposal, HttpResponse):
+            return proposal  # no such object: Django's redirect
         sides = [proposal.subject_a, proposal.subject_b]
         # Audited before anything is decrypted, for the proposal and for each person shown.
         audit_record(user=request.user, action=Action.VIEW, obj=proposal, detail="merge proposal side by side")
@@ -73,18 +67,15 @@ class MergeProposalAdmin(ReadOnlyAdmin):
             audit_record(user=request.user, action=Action.VIEW, obj=subject, detail=f"merge proposal {proposal.pk}")
         now = timezone.now()
         context = {
-            **self.admin_site.each_context(request),
             "title": f"Merge proposal {proposal.pk}",
             "subtitle": None,
-            "opts": self.opts,
             "original": proposal,
             "sides": [subject_overview(subject=subject, now=now) for subject in sides],
             "may_decide": self.has_decide_permission(request) and proposal.status == MergeProposal.Status.OPEN,
             "has_view_permission": True,
             **(extra_context or {}),
         }
-        request.current_app = self.admin_site.name
-        return TemplateResponse(request, "assent_admin/merge_proposal_detail.html", context)
+        return self.render_page(request, "assent_admin/merge_proposal_detail.html", context)
 
     def decide_view(self, request: HttpRequest, object_id: str, decision: str) -> HttpResponse:
         if request.method != "POST" or not self.has_decide_permission(request):

@@ -10,20 +10,18 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import QuerySet
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
 from config.errors import DomainError
 from consent.admin.audit import Action, audit_record
-from consent.admin.search import PrivateSearchAdmin, uuid_or_none
+from consent.admin.search import PrivateSearchAdmin, subject_link, uuid_or_none
 from subjects.identity import parse_reference
 from subjects.models import Identifier, RightsRequest
 from subjects.rights import requests as rights
@@ -142,10 +140,7 @@ class RightsRequestAdmin(PrivateSearchAdmin):
 
     @admin.display(description="subject")
     def subject_ref(self, obj: RightsRequest) -> str:
-        if obj.subject_id is None:
-            return "(nobody matched)"
-        url = reverse("admin:subjects_subject_change", args=[obj.subject_id])
-        return format_html('<a href="{}">{}</a>', url, str(obj.subject_id)[:8])
+        return subject_link(obj.subject_id, short=True, missing="(nobody matched)")
 
     # ------------------------------------------------------------------ permissions
     def _may(self, request: HttpRequest, step: str) -> bool:
@@ -239,13 +234,8 @@ class RightsRequestAdmin(PrivateSearchAdmin):
             opened = self._open(request, form)
             if opened is not None:
                 return HttpResponseRedirect(reverse("admin:subjects_rightsrequest_change", args=[opened.pk]))
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Open a rights request",
-            "opts": self.opts,
-            "form": form,
-        }
-        return TemplateResponse(request, "assent_admin/rightsrequest_open.html", context)
+        context = {"title": "Open a rights request", "form": form}
+        return self.render_page(request, "assent_admin/rightsrequest_open.html", context)
 
     def _open(self, request: HttpRequest, form: OpenRequestForm) -> RightsRequest | None:
         data = form.cleaned_data
@@ -271,20 +261,14 @@ class RightsRequestAdmin(PrivateSearchAdmin):
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
-        if request.method != "GET":
-            raise PermissionDenied
-        rights_request = self.get_object(request, unquote(object_id))
-        if rights_request is None:
-            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)  # type: ignore[attr-defined]
-        if not self.has_view_permission(request, rights_request):
-            raise PermissionDenied
+        rights_request = self.shown_object(request, object_id, RightsRequest)  # GET only: steps go through step_view
+        if isinstance(rights_request, HttpResponse):
+            return rights_request  # no such object: Django's redirect
         now = timezone.now()
         due_at = rights_request.extended_until or rights_request.due_at
         is_open = rights_request.status in OPEN
         context = {
-            **self.admin_site.each_context(request),
             "title": f"{rights_request.get_kind_display()} request",
-            "opts": self.opts,
             "original": rights_request,
             "r": rights_request,
             "due_at": due_at,
@@ -296,8 +280,7 @@ class RightsRequestAdmin(PrivateSearchAdmin):
             "steps": self._available_steps(request, rights_request, now),
             "max_extension": range(1, 3),
         }
-        request.current_app = self.admin_site.name
-        return TemplateResponse(request, "assent_admin/rightsrequest_detail.html", context)
+        return self.render_page(request, "assent_admin/rightsrequest_detail.html", context)
 
     def _available_steps(self, request: HttpRequest, r: RightsRequest, now: datetime) -> set[str]:
         """Steps this staff member may take on this request now (the service decides again when it runs)."""

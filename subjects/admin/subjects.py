@@ -9,11 +9,9 @@ import uuid
 from typing import Any
 
 from django.contrib import admin, messages
-from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 
@@ -109,21 +107,15 @@ class SubjectAdmin(PrivateSearchAdmin):
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
-        if request.method != "GET":
-            raise PermissionDenied  # nothing about a subject is changed through this page
-        subject = self.get_object(request, unquote(object_id))
-        if subject is None:
-            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)  # type: ignore[attr-defined]
-        if not self.has_view_permission(request, subject):
-            raise PermissionDenied
+        subject = self.shown_object(request, object_id, Subject)  # GET only: nothing about a subject is changed here
+        if isinstance(subject, HttpResponse):
+            return subject  # no such object: Django's redirect
         # Audited before anything is decrypted: a view that fails half-way is still on record.
         audit_record(user=request.user, action=Action.VIEW, obj=subject, detail="decrypted subject page")
         overview = subject_overview(subject=subject, now=timezone.now())
         context = {
-            **self.admin_site.each_context(request),
             "title": f"Subject {subject.pk}",
             "subtitle": None,
-            "opts": self.opts,
             "original": subject,
             "o": overview,
             "may_split": self.has_split_permission(request),
@@ -132,8 +124,7 @@ class SubjectAdmin(PrivateSearchAdmin):
             "has_view_permission": True,
             **(extra_context or {}),
         }
-        request.current_app = self.admin_site.name
-        return TemplateResponse(request, "assent_admin/subject_detail.html", context)
+        return self.render_page(request, "assent_admin/subject_detail.html", context)
 
     def requests_for(self, subject: Subject) -> list[RightsRequest]:
         return list(RightsRequest.objects.filter(subject=subject).order_by("-received_at")[:50])

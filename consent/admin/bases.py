@@ -1,5 +1,7 @@
 """The base classes every Assent ModelAdmin uses, so that each staff action lands in the audit log: audited,
-read-only, and service-backed change forms (whose saves go through a service in its own durable transaction)."""
+read-only, and service-backed change forms (whose saves go through a service in its own durable transaction).
+
+Every page of the admin is an edge: writes go through services, and each staff action is audited."""
 
 from __future__ import annotations
 

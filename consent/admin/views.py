@@ -38,7 +38,7 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
         charts.append(
             {
                 "purpose": purpose,
-                # Built from escaped parts only (consent.charts escapes every label).
+                # Built from escaped parts only (consent.admin.charts escapes every label).
                 "svg": mark_safe(rate_chart(title=f"{purpose}: consent rate by week", labels=labels, lines=lines)),
                 "series": all_series,
             }

@@ -12,6 +12,7 @@ from django.test import Client
 from django.utils import timezone
 
 from consent.admin.dashboard import consent_rates, outdated_notice_consents, request_summary
+from consent.catalogue_edit import catalogue_edit, edit_notice
 from consent.models import AuditEntry
 from consent.services import ConsentCommand, consent_record
 from subjects.identity import parse_reference
@@ -79,8 +80,6 @@ def test_the_dashboard_needs_a_signed_in_staff_member(client: Client, catalogue:
 
 
 def test_outdated_notice_consents_are_counted_per_version(catalogue: dict[str, object], anna: str) -> None:
-    from consent.catalogue_edit import catalogue_edit, edit_notice
-
     assert outdated_notice_consents() == []
     texts = {"de": "a", "en": "b"}
     catalogue_edit(edit=edit_notice(purpose="newsletter", version="2026-09", requires_reconsent=True, texts=texts))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from django.apps import apps
 from django.contrib.auth.models import AbstractUser, Group
 from django.db import DatabaseError, transaction
 from django.test import Client, override_settings
@@ -155,8 +156,6 @@ def test_the_totp_device_admin_hides_the_secret_of_an_existing_device(dpo: Clien
 
 def test_no_model_str_shows_decrypted_data(dpo: Client, anna: str) -> None:
     """Django's admin log stores str(obj): no model may render a person's data there."""
-    from django.apps import apps
-
     dpo.get(f"/admin/subjects/subject/{anna}/change/")  # an audit entry too
     shown = []
     for label in ("consent", "subjects"):

@@ -4,7 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config import schema  # noqa: F401  (registers the Bearer scheme with drf-spectacular)
 from config.api import api_not_found
-from consent.admin_site import AssentAdminSite
+from consent.admin.site import AssentAdminSite
 
 # The admin behind two-factor sign-in (Art. 32; off only where ASSENT_ADMIN_REQUIRE_2FA is, i.e. the demo), with
 # the dashboard and the records of processing. Every model registered on admin.site stays registered.

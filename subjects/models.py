@@ -231,6 +231,16 @@ class RightsRequest(models.Model):
             )
         ]
         indexes = [models.Index(fields=["status", "due_at"], name="rights_request_by_due")]
+        # Steps beyond Django's add/change/delete/view, checked by the admin's request queue (consent.admin.staff
+        # grants them to the DPO and "verify" to Support).
+        permissions = [
+            ("verify_rightsrequest", "Can verify a rights request (identity checked)"),
+            ("approve_rightsrequest", "Can approve an erasure"),
+            ("reject_rightsrequest", "Can reject a rights request with a reason"),
+            ("extend_rightsrequest", "Can extend a rights request's deadline with a reason"),
+            ("lift_rightsrequest", "Can lift a restriction"),
+            ("retry_rightsrequest", "Can retry a rights request's failed parts"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} request {self.id}"

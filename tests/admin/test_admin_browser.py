@@ -16,9 +16,9 @@ from django.contrib.auth.models import AbstractUser
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from consent.admin.staff import DPO
 from consent.ledger.recording import ConsentCommand
 from consent.services import consent_record
-from consent.staff import DPO
 from subjects.identity import parse_reference
 from subjects.models import RightsRequest
 from tests.admin.conftest import PASSWORD, totp_token

@@ -7,6 +7,8 @@ from typing import Any
 
 from django.test import Client
 
+from consent.catalogue.apply import catalogue_apply
+from consent.catalogue.edit import catalogue_document
 from consent.catalogue.snapshot import catalogue_forget, catalogue_snapshot
 from consent.models import AuditEntry, CatalogueRevision, Channel, Notice, Purpose, SourceCategory
 from tests.conftest import Api
@@ -198,9 +200,6 @@ def test_support_sees_the_catalogue_but_cannot_change_it(support: Client) -> Non
 
 
 def test_the_catalogue_export_applies_as_no_change(catalogue: dict[str, Any], api: Api) -> None:
-    from consent.catalogue.apply import catalogue_apply
-    from consent.catalogue.edit import catalogue_document
-
     result = catalogue_apply(document=catalogue_document())
 
     assert result.changes == []

@@ -11,7 +11,8 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
-from consent.dashboard import consent_rates, outdated_notice_consents, request_summary
+from consent.admin.dashboard import consent_rates, outdated_notice_consents, request_summary
+from consent.catalogue.edit import catalogue_edit, edit_notice
 from consent.ledger.recording import ConsentCommand
 from consent.models import AuditEntry
 from consent.services import consent_record
@@ -80,8 +81,6 @@ def test_the_dashboard_needs_a_signed_in_staff_member(client: Client, catalogue:
 
 
 def test_outdated_notice_consents_are_counted_per_version(catalogue: dict[str, object], anna: str) -> None:
-    from consent.catalogue.edit import catalogue_edit, edit_notice
-
     assert outdated_notice_consents() == []
     texts = {"de": "a", "en": "b"}
     catalogue_edit(edit=edit_notice(purpose="newsletter", version="2026-09", requires_reconsent=True, texts=texts))

@@ -13,9 +13,9 @@ from django.test import Client
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from freezegun import freeze_time
 
-from consent.admin_site import LOGIN_FAILED
+from consent.admin.site import LOGIN_FAILED
+from consent.admin.staff import DPO
 from consent.models import AuditEntry
-from consent.staff import DPO
 from tests.admin.conftest import PASSWORD, otp_login
 
 Staff = Callable[[str], tuple[AbstractUser, TOTPDevice]]

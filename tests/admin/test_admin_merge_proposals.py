@@ -11,7 +11,7 @@ from django.test import Client
 
 from consent.catalogue.apply import catalogue_apply
 from consent.catalogue.snapshot import catalogue_forget
-from consent.models import AuditEntry
+from consent.models import AuditEntry, CatalogueRevision
 from subjects.models import MergeProposal, Subject
 from tests.conftest import CATALOGUE, Api
 
@@ -109,8 +109,6 @@ def test_deciding_needs_a_post(dpo: Client, proposal: MergeProposal) -> None:
 
 
 def test_the_catalogue_revision_page_shows_one_per_person(dpo: Client, proposal: MergeProposal) -> None:
-    from consent.models import CatalogueRevision
-
     latest = CatalogueRevision.objects.order_by("-pk").first()
     assert latest is not None
     html = dpo.get(f"/admin/consent/cataloguerevision/{latest.pk}/change/").content.decode()

@@ -8,7 +8,8 @@ import json
 
 from django.test import Client
 
-from consent.models import AuditEntry
+from consent.clients import client_revoke
+from consent.models import ApiClient, AuditEntry
 
 
 def test_records_of_processing_as_json(dpo: Client, anna: str) -> None:
@@ -58,9 +59,6 @@ def test_an_export_is_audited(dpo: Client, anna: str) -> None:
 
 
 def test_a_revoked_client_is_no_recipient(dpo: Client, anna: str) -> None:
-    from consent.clients import client_revoke
-    from consent.models import ApiClient
-
     client_revoke(client=ApiClient.objects.get(name="client-0"))
 
     body = json.loads(dpo.get("/admin/records-of-processing.json").content)

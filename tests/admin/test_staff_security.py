@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from django.apps import apps
 from django.contrib.auth.models import AbstractUser, Group
 from django.db import DatabaseError, transaction
 from django.test import Client, override_settings
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from consent.admin.staff import DPO, SUPPORT, staff_groups_setup
 from consent.models import AuditEntry
-from consent.staff import DPO, SUPPORT, staff_groups_setup
 from tests.admin.conftest import PASSWORD, otp_login
 
 Staff = Callable[[str], tuple[AbstractUser, TOTPDevice]]
@@ -155,8 +156,6 @@ def test_the_totp_device_admin_hides_the_secret_of_an_existing_device(dpo: Clien
 
 def test_no_model_str_shows_decrypted_data(dpo: Client, anna: str) -> None:
     """Django's admin log stores str(obj): no model may render a person's data there."""
-    from django.apps import apps
-
     dpo.get(f"/admin/subjects/subject/{anna}/change/")  # an audit entry too
     shown = []
     for label in ("consent", "subjects"):

@@ -6,7 +6,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from consent.staff import staff_totp_device_create
+from consent.admin.staff import staff_totp_device_create
 
 
 class Command(BaseCommand):

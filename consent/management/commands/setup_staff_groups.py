@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from consent.staff import DPO, SUPPORT, staff_groups_setup
+from consent.admin.staff import DPO, SUPPORT, staff_groups_setup
 
 
 class Command(BaseCommand):

@@ -13,11 +13,11 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.safestring import mark_safe
 
-from consent.audit import Action, audit_record
-from consent.charts import Line, bar_chart, rate_chart
-from consent.dashboard import consent_rates, outdated_notice_consents, request_summary
+from consent.admin.audit import Action, audit_record
+from consent.admin.charts import Line, bar_chart, rate_chart
+from consent.admin.dashboard import consent_rates, outdated_notice_consents, request_summary
+from consent.admin.records_of_processing import records_as_csv, records_as_json, records_of_processing
 from consent.ledger.verification import verification_latest
-from consent.records_of_processing import records_as_csv, records_as_json, records_of_processing
 
 DEFAULT_WEEKS = 12
 
@@ -38,7 +38,7 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
         charts.append(
             {
                 "purpose": purpose,
-                # Built from escaped parts only (consent.charts escapes every label).
+                # Built from escaped parts only (consent.admin.charts escapes every label).
                 "svg": mark_safe(rate_chart(title=f"{purpose}: consent rate by week", labels=labels, lines=lines)),
                 "series": all_series,
             }

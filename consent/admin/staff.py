@@ -8,25 +8,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.apps import apps
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.management import create_permissions
 from django.contrib.auth.models import Group, Permission
-from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 DPO = "DPO"
 SUPPORT = "Support"
 DPO_APPS = ("consent", "subjects", "auth", "otp_totp", "admin")
-
-# Rights-request steps beyond Django's add/change/delete/view, checked by the request queue's actions.
-REQUEST_PERMISSIONS = {
-    "verify_rightsrequest": "Can verify a rights request (identity checked)",
-    "approve_rightsrequest": "Can approve an erasure",
-    "reject_rightsrequest": "Can reject a rights request with a reason",
-    "extend_rightsrequest": "Can extend a rights request's deadline with a reason",
-    "lift_rightsrequest": "Can lift a restriction",
-    "retry_rightsrequest": "Can retry a rights request's failed parts",
-}
 
 SUPPORT_PERMISSIONS = (
     "subjects.view_subject",
@@ -58,7 +49,7 @@ class GroupsSetUp:
 @transaction.atomic(durable=True)
 def staff_groups_setup() -> GroupsSetUp:
     """Create or update both groups; idempotent. Permissions of models that are not installed are skipped."""
-    _request_permissions()
+    _default_permissions()
     dpo, _ = Group.objects.get_or_create(name=DPO)
     dpo_permissions = list(Permission.objects.filter(content_type__app_label__in=DPO_APPS))
     dpo.permissions.set(dpo_permissions)
@@ -73,22 +64,11 @@ def staff_groups_setup() -> GroupsSetUp:
     return GroupsSetUp(len(dpo_permissions), len(support_permissions))
 
 
-def _request_permissions() -> None:
-    from django.apps import apps
-    from django.contrib.auth.management import create_permissions
-
-    # Django creates default permissions after `migrate`; make sure they are there for every model we grant.
+def _default_permissions() -> None:
+    # Django creates the permissions (its defaults and each model's Meta.permissions) after `migrate`; make sure
+    # they are there for every model we grant. create_permissions refreshes the content-type cache first.
     for label in ("consent", "subjects"):
         create_permissions(apps.get_app_config(label), verbosity=0)
-
-    try:
-        model = apps.get_model("subjects", "RightsRequest")
-    except LookupError:
-        return
-    # Not get_for_model: its per-process cache can name a row another transaction rolled back.
-    content_type, _ = ContentType.objects.get_or_create(app_label=model._meta.app_label, model=model._meta.model_name)
-    for codename, name in REQUEST_PERMISSIONS.items():
-        Permission.objects.get_or_create(content_type=content_type, codename=codename, defaults={"name": name})
 
 
 @transaction.atomic(durable=True)

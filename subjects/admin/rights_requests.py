@@ -1,254 +1,33 @@
-"""Subjects in the admin: found by an identifier through the blind index (never by scanning decrypted data), shown
-read-only with everything Assent holds about them; every view of the decrypted page is audited. A wrong merge can
-be split from here."""
+"""The rights-request queue in the admin (Art. 12): due dates, colours, filters, and the same services as the API."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import re
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import QuerySet
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
 from config.errors import DomainError
-from consent.admin_site import PrivateSearchAdmin, ReadOnlyAdmin
-from consent.audit import Action, audit_entries_for, audit_record, object_type_of
-from consent.subject_overview import subject_overview
-from subjects.errors import InvalidIdentifierError
-from subjects.identity import KINDS, normalise, parse_reference
-from subjects.keys import blind_index
-from subjects.merge import subject_split
-from subjects.merge_proposals import merge_proposal_approve, merge_proposal_reject
-from subjects.models import Identifier, MergeAudit, MergeProposal, RightsRequest, Subject
+from consent.admin.audit import Action, audit_record
+from consent.admin.search import PrivateSearchAdmin, subject_link, uuid_or_none
+from subjects.identity import parse_reference
+from subjects.models import Identifier, RightsRequest
+from subjects.rights import requests as rights
+from subjects.rights.details import details_parse
 from subjects.rights.requests import Actor
 
-
-def subject_ids_for_term(term: str) -> set[uuid.UUID]:
-    """Subjects a search term names exactly: a subject id, or an identifier of any kind whose normalised value
-    equals the term's (e-mail, phone, customer number ...), looked up by blind index. A substring finds nothing."""
-    term = term.strip()
-    ids: set[uuid.UUID] = set()
-    with contextlib.suppress(ValueError):
-        ids.add(uuid.UUID(term))
-    index = blind_index()
-    digests = []
-    for kind in sorted(KINDS):
-        try:
-            digests.append(index.lookup(kind, normalise(kind, term)))
-        except InvalidIdentifierError:
-            continue
-    if digests:
-        ids.update(Identifier.objects.filter(blind_index__in=digests).values_list("subject_id", flat=True))
-    return ids
-
-
-class RestrictedFilter(admin.SimpleListFilter):
-    title = "restriction (Art. 18)"
-    parameter_name = "restricted"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("yes", "restricted"), ("no", "not restricted")]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Subject]) -> QuerySet[Subject]:
-        if self.value() == "yes":
-            return queryset.filter(restricted_at__isnull=False)
-        if self.value() == "no":
-            return queryset.filter(restricted_at__isnull=True)
-        return queryset
-
-
-_PHONE_LIKE = re.compile(r"\+?[0-9 ()/.-]{6,}")
-
-
-@admin.register(Subject)
-class SubjectAdmin(PrivateSearchAdmin):
-    list_display = ("id", "status", "created_at", "is_child", "restricted_at", "erased_at")
-    list_filter = ("status", "is_child", RestrictedFilter)
-    search_fields = ("id",)  # shows the search box; the search itself is get_search_results
-    search_help_text = (
-        "An identifier, exactly as the person gives it (e-mail, phone, customer number, loyalty card, CRM id, "
-        "cookie id, social handle), or a subject id. Found through the blind index: parts of a value find nothing."
-    )
-    ordering = ("-created_at",)
-    show_full_result_count = False
-
-    def get_search_results(
-        self, request: HttpRequest, queryset: QuerySet[Subject], search_term: str
-    ) -> tuple[QuerySet[Subject], bool]:
-        if not search_term.strip():
-            return queryset, False
-        return queryset.filter(pk__in=subject_ids_for_term(search_term)), False
-
-    def search_kind(self, term: str) -> str:
-        term = term.strip()
-        if "@" in term:
-            return "e-mail"
-        if _PHONE_LIKE.fullmatch(term) and (term.startswith(("+", "0"))):
-            return "phone"
-        return super().search_kind(term)
-
-    def get_urls(self) -> list[URLPattern]:
-        return [
-            path(
-                "<path:object_id>/split/<int:audit_id>/",
-                self.admin_site.admin_view(self.split_view),
-                name="subjects_subject_split",
-            ),
-            *super().get_urls(),
-        ]
-
-    def has_split_permission(self, request: HttpRequest) -> bool:
-        return bool(request.user.has_perm("subjects.change_mergeaudit"))
-
-    def change_view(
-        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
-    ) -> HttpResponse:
-        if request.method != "GET":
-            raise PermissionDenied  # nothing about a subject is changed through this page
-        subject = self.get_object(request, unquote(object_id))
-        if subject is None:
-            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)  # type: ignore[attr-defined]
-        if not self.has_view_permission(request, subject):
-            raise PermissionDenied
-        # Audited before anything is decrypted: a view that fails half-way is still on record.
-        audit_record(user=request.user, action=Action.VIEW, obj=subject, detail="decrypted subject page")
-        overview = subject_overview(subject=subject, now=timezone.now())
-        context = {
-            **self.admin_site.each_context(request),
-            "title": f"Subject {subject.pk}",
-            "subtitle": None,
-            "opts": self.opts,
-            "original": subject,
-            "o": overview,
-            "may_split": self.has_split_permission(request),
-            "requests": self.requests_for(subject),
-            "audit": audit_entries_for(object_type=object_type_of(subject), object_id=subject.pk, limit=20),
-            "has_view_permission": True,
-            **(extra_context or {}),
-        }
-        request.current_app = self.admin_site.name
-        return TemplateResponse(request, "assent_admin/subject_detail.html", context)
-
-    def requests_for(self, subject: Subject) -> list[RightsRequest]:
-        return list(RightsRequest.objects.filter(subject=subject).order_by("-received_at")[:50])
-
-    def split_view(self, request: HttpRequest, object_id: str, audit_id: int) -> HttpResponse:
-        if request.method != "POST" or not self.has_split_permission(request):
-            raise PermissionDenied
-        merge = MergeAudit.objects.filter(pk=audit_id).first()
-        if merge is None or str(object_id) not in (str(merge.survivor_id), str(merge.absorbed_id)):
-            raise PermissionDenied
-        try:
-            survivor, restored = subject_split(audit_id=audit_id, now=timezone.now())
-        except DomainError as exc:
-            self.message_user(request, f"The merge was not split: {exc.detail}", messages.ERROR)
-        else:
-            audit_record(user=request.user, action=Action.ACTION, obj=merge, detail="split")
-            self.message_user(request, f"Merge split: subject {restored.pk} is restored beside {survivor.pk}.")
-        return HttpResponseRedirect(reverse("admin:subjects_subject_change", args=[object_id]))
-
-
-@admin.register(MergeAudit)
-class MergeAuditAdmin(ReadOnlyAdmin):
-    """What each merge moved (kinds and row ids, never values); split from the subject's page."""
-
-    list_display = ("merged_at", "survivor", "absorbed", "reason", "split_at")
-    list_filter = (("split_at", admin.EmptyFieldListFilter),)
-    fields = ("merged_at", "survivor", "absorbed", "reason", "identifier_kinds", "record_ids", "split_at")
-    readonly_fields = fields
-    ordering = ("-merged_at",)
-
-
-@admin.register(MergeProposal)
-class MergeProposalAdmin(ReadOnlyAdmin):
-    """Merges that would give one person two customer numbers (or another `one_per_person` kind) wait here for the
-    DPO: both people side by side, decrypted (so the page is audited), approve merges, reject is remembered."""
-
-    list_display = ("created_at", "status", "conflict_kinds", "source", "external_id", "subject_a", "subject_b")
-    list_filter = ("status",)
-    ordering = ("status", "-created_at")
-    show_full_result_count = False
-
-    def get_urls(self) -> list[URLPattern]:
-        return [
-            path(
-                "<path:object_id>/decide/<str:decision>/",
-                self.admin_site.admin_view(self.decide_view),
-                name="subjects_mergeproposal_decide",
-            ),
-            *super().get_urls(),
-        ]
-
-    def has_decide_permission(self, request: HttpRequest) -> bool:
-        return bool(request.user.has_perm("subjects.decide_mergeproposal"))
-
-    def change_view(
-        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
-    ) -> HttpResponse:
-        if request.method != "GET":
-            raise PermissionDenied  # decisions go through decide_view
-        proposal = self.get_object(request, unquote(object_id))
-        if proposal is None:
-            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)  # type: ignore[attr-defined]
-        if not self.has_view_permission(request, proposal):
-            raise PermissionDenied
-        sides = [proposal.subject_a, proposal.subject_b]
-        # Audited before anything is decrypted, for the proposal and for each person shown.
-        audit_record(user=request.user, action=Action.VIEW, obj=proposal, detail="merge proposal side by side")
-        for subject in sides:
-            audit_record(user=request.user, action=Action.VIEW, obj=subject, detail=f"merge proposal {proposal.pk}")
-        now = timezone.now()
-        context = {
-            **self.admin_site.each_context(request),
-            "title": f"Merge proposal {proposal.pk}",
-            "subtitle": None,
-            "opts": self.opts,
-            "original": proposal,
-            "sides": [subject_overview(subject=subject, now=now) for subject in sides],
-            "may_decide": self.has_decide_permission(request) and proposal.status == MergeProposal.Status.OPEN,
-            "has_view_permission": True,
-            **(extra_context or {}),
-        }
-        request.current_app = self.admin_site.name
-        return TemplateResponse(request, "assent_admin/merge_proposal_detail.html", context)
-
-    def decide_view(self, request: HttpRequest, object_id: str, decision: str) -> HttpResponse:
-        if request.method != "POST" or not self.has_decide_permission(request):
-            raise PermissionDenied
-        decide = {"approve": merge_proposal_approve, "reject": merge_proposal_reject}.get(decision)
-        if decide is None:
-            raise PermissionDenied
-        try:
-            proposal_id = uuid.UUID(str(object_id))
-            proposal = decide(proposal_id=proposal_id, decided_by=request.user.get_username())
-        except ValueError:
-            raise PermissionDenied from None
-        except DomainError as exc:
-            self.message_user(request, f"Nothing was decided: {exc.detail}", messages.ERROR)
-        else:
-            audit_record(user=request.user, action=Action.ACTION, obj=proposal, detail=decision)
-            self.message_user(request, f"Merge proposal {proposal.status}.")
-        return HttpResponseRedirect(reverse("admin:subjects_mergeproposal_change", args=[object_id]))
-
-
-# ---------------------------------------------------------------------------------------------------------
-# The rights-request queue (Art. 12): due dates, colours, filters, and the same services as the API
-# ---------------------------------------------------------------------------------------------------------
 DUE_SOON = timedelta(days=7)
 OPEN = RightsRequest.OPEN_STATUSES
 
@@ -327,9 +106,8 @@ class RightsRequestAdmin(PrivateSearchAdmin):
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[RightsRequest], search_term: str
     ) -> tuple[QuerySet[RightsRequest], bool]:
-        try:
-            wanted = uuid.UUID(search_term.strip())
-        except ValueError:
+        wanted = uuid_or_none(search_term)
+        if wanted is None:
             return (queryset.none() if search_term.strip() else queryset), False
         return queryset.filter(models.Q(pk=wanted) | models.Q(subject_id=wanted)), False
 
@@ -363,10 +141,7 @@ class RightsRequestAdmin(PrivateSearchAdmin):
 
     @admin.display(description="subject")
     def subject_ref(self, obj: RightsRequest) -> str:
-        if obj.subject_id is None:
-            return "(nobody matched)"
-        url = reverse("admin:subjects_subject_change", args=[obj.subject_id])
-        return format_html('<a href="{}">{}</a>', url, str(obj.subject_id)[:8])
+        return subject_link(obj.subject_id, short=True, missing="(nobody matched)")
 
     # ------------------------------------------------------------------ permissions
     def _may(self, request: HttpRequest, step: str) -> bool:
@@ -389,8 +164,6 @@ class RightsRequestAdmin(PrivateSearchAdmin):
 
     def _step(self, request: HttpRequest, step: str, rights_request: RightsRequest) -> None:
         """Run one step through the rights engine's service; a refusal becomes a message, never a 500."""
-        from subjects.rights import requests as rights
-
         actor = staff_actor(request)
         post = request.POST
         try:
@@ -462,18 +235,10 @@ class RightsRequestAdmin(PrivateSearchAdmin):
             opened = self._open(request, form)
             if opened is not None:
                 return HttpResponseRedirect(reverse("admin:subjects_rightsrequest_change", args=[opened.pk]))
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Open a rights request",
-            "opts": self.opts,
-            "form": form,
-        }
-        return TemplateResponse(request, "assent_admin/rightsrequest_open.html", context)
+        context = {"title": "Open a rights request", "form": form}
+        return self.render_page(request, "assent_admin/rightsrequest_open.html", context)
 
     def _open(self, request: HttpRequest, form: OpenRequestForm) -> RightsRequest | None:
-        from subjects.rights import requests as rights
-        from subjects.rights.details import details_parse
-
         data = form.cleaned_data
         try:
             reference = parse_reference({data["identifier_kind"]: data["identifier"]}, field="identifier")
@@ -497,20 +262,14 @@ class RightsRequestAdmin(PrivateSearchAdmin):
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
-        if request.method != "GET":
-            raise PermissionDenied
-        rights_request = self.get_object(request, unquote(object_id))
-        if rights_request is None:
-            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)  # type: ignore[attr-defined]
-        if not self.has_view_permission(request, rights_request):
-            raise PermissionDenied
+        rights_request = self.shown_object(request, object_id, RightsRequest)  # GET only: steps go through step_view
+        if isinstance(rights_request, HttpResponse):
+            return rights_request  # no such object: Django's redirect
         now = timezone.now()
         due_at = rights_request.extended_until or rights_request.due_at
         is_open = rights_request.status in OPEN
         context = {
-            **self.admin_site.each_context(request),
             "title": f"{rights_request.get_kind_display()} request",
-            "opts": self.opts,
             "original": rights_request,
             "r": rights_request,
             "due_at": due_at,
@@ -522,8 +281,7 @@ class RightsRequestAdmin(PrivateSearchAdmin):
             "steps": self._available_steps(request, rights_request, now),
             "max_extension": range(1, 3),
         }
-        request.current_app = self.admin_site.name
-        return TemplateResponse(request, "assent_admin/rightsrequest_detail.html", context)
+        return self.render_page(request, "assent_admin/rightsrequest_detail.html", context)
 
     def _available_steps(self, request: HttpRequest, r: RightsRequest, now: datetime) -> set[str]:
         """Steps this staff member may take on this request now (the service decides again when it runs)."""

@@ -95,48 +95,11 @@ def subject_overview(*, subject: Subject, now: datetime) -> SubjectOverview:
         key = None  # crypto-shredded (erased): the ciphertexts stay unreadable
 
     clients = dict(ApiClient.objects.values_list("pk", "name"))
-    identifiers = [
-        IdentifierRow(i.kind, _open(subject, key, IDENTIFIER_VALUE, i.value_enc, i.pk), i.created_at, i.purchase_at)
-        for i in Identifier.objects.filter(subject=subject).order_by("kind", "created_at", "pk")
-    ]
-    profile: dict[str, Any] = {}
-    if key is not None:
-        try:
-            profile = profile_read(subject, key)
-        except crypto.CiphertextIntegrityError:
-            profile = {"": TAMPERED}
-        except crypto.DecryptionError:
-            profile = {"": UNREADABLE}
-
-    events = []
-    for event in ConsentEvent.objects.filter(subject=subject).order_by("seq"):
-        evidence: dict[str, Any] | None = None
-        if key is not None:
-            try:
-                evidence = event_evidence(event, key)
-            except crypto.DecryptionError:
-                evidence = None
-        events.append(EventRow(event, evidence, clients.get(event.client_id, "") if event.client_id else ""))
-
-    records: dict[str, list[RecordRow]] = defaultdict(list)
-    for record in LinkedRecord.objects.filter(subject=subject).order_by("source", "-occurred_at"):
-        text = _open(subject, key, RECORD_DATA, record.data_enc, record.pk)
-        if text not in (UNREADABLE, TAMPERED):
-            text = json.dumps(json.loads(text), indent=2, ensure_ascii=False, sort_keys=True)
-        records[record.source].append(RecordRow(record.external_id, record.category, record.occurred_at, text))
-
-    sends = [
-        SendRow(
-            r.send.campaign,
-            r.send.purpose,
-            r.send.channel,
-            r.send.created_at,
-            clients.get(r.send.client_id, ""),
-            r.allowed,
-            r.reason,
-        )
-        for r in SendRecipient.objects.filter(subject=subject).select_related("send").order_by("-send__created_at")
-    ]
+    identifiers = _identifier_rows(subject, key)
+    profile = _profile(subject, key)
+    events = _event_rows(subject, key, clients)
+    records = _record_rows(subject, key)
+    sends = _send_rows(subject, clients)
     return SubjectOverview(
         subject=subject,
         decryptable=key is not None,
@@ -146,7 +109,7 @@ def subject_overview(*, subject: Subject, now: datetime) -> SubjectOverview:
         objections=list(Objection.objects.filter(subject=subject).order_by("since")),
         events=events,
         chain_problems=ledger_verify_subject(subject, LedgerHead.objects.filter(subject=subject).first()),
-        records=dict(records),
+        records=records,
         reads=[
             (r, clients.get(r.client_id, ""))
             for r in ReadLog.objects.filter(subject=subject).order_by("-read_at")[:500]
@@ -158,6 +121,63 @@ def subject_overview(*, subject: Subject, now: datetime) -> SubjectOverview:
         ),
         absorbed=list(Subject.objects.filter(merged_into=subject).values_list("pk", flat=True)),
     )
+
+
+def _identifier_rows(subject: Subject, key: bytes | None) -> list[IdentifierRow]:
+    return [
+        IdentifierRow(i.kind, _open(subject, key, IDENTIFIER_VALUE, i.value_enc, i.pk), i.created_at, i.purchase_at)
+        for i in Identifier.objects.filter(subject=subject).order_by("kind", "created_at", "pk")
+    ]
+
+
+def _profile(subject: Subject, key: bytes | None) -> dict[str, Any]:
+    if key is None:
+        return {}
+    try:
+        return profile_read(subject, key)
+    except crypto.CiphertextIntegrityError:
+        return {"": TAMPERED}
+    except crypto.DecryptionError:
+        return {"": UNREADABLE}
+
+
+def _event_rows(subject: Subject, key: bytes | None, clients: dict[int, str]) -> list[EventRow]:
+    events = []
+    for event in ConsentEvent.objects.filter(subject=subject).order_by("seq"):
+        evidence: dict[str, Any] | None = None
+        if key is not None:
+            try:
+                evidence = event_evidence(event, key)
+            except crypto.DecryptionError:
+                evidence = None
+        events.append(EventRow(event, evidence, clients.get(event.client_id, "") if event.client_id else ""))
+    return events
+
+
+def _record_rows(subject: Subject, key: bytes | None) -> dict[str, list[RecordRow]]:
+    """Per source, newest first; data shown as pretty JSON unless it cannot be read."""
+    records: dict[str, list[RecordRow]] = defaultdict(list)
+    for record in LinkedRecord.objects.filter(subject=subject).order_by("source", "-occurred_at"):
+        text = _open(subject, key, RECORD_DATA, record.data_enc, record.pk)
+        if text not in (UNREADABLE, TAMPERED):
+            text = json.dumps(json.loads(text), indent=2, ensure_ascii=False, sort_keys=True)
+        records[record.source].append(RecordRow(record.external_id, record.category, record.occurred_at, text))
+    return dict(records)
+
+
+def _send_rows(subject: Subject, clients: dict[int, str]) -> list[SendRow]:
+    return [
+        SendRow(
+            r.send.campaign,
+            r.send.purpose,
+            r.send.channel,
+            r.send.created_at,
+            clients.get(r.send.client_id, ""),
+            r.allowed,
+            r.reason,
+        )
+        for r in SendRecipient.objects.filter(subject=subject).select_related("send").order_by("-send__created_at")
+    ]
 
 
 def _open(

@@ -1,0 +1,48 @@
+"""Sends in the admin, read-only: each bulk send's counts and each recipient's decision."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html
+
+from consent.admin.bases import ReadOnlyAdmin
+from consent.admin.search import SubjectLogAdmin
+from consent.models import (
+    Send,
+    SendRecipient,
+)
+
+
+@admin.register(Send)
+class SendAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "campaign", "purpose", "channel", "client", "allowed_count", "blocked_count")
+    list_filter = ("purpose", "channel", "client")
+    search_fields = ("campaign",)
+    date_hierarchy = "created_at"
+    fields = (
+        "id",
+        "client",
+        "campaign",
+        "purpose",
+        "channel",
+        "created_at",
+        "allowed_count",
+        "blocked_count",
+        "recipients",
+    )
+    readonly_fields = fields
+    list_select_related = ("client",)
+
+    @admin.display(description="recipients")
+    def recipients(self, obj: Send) -> str:
+        url = reverse("admin:consent_sendrecipient_changelist") + f"?send__id__exact={obj.pk}"
+        return format_html('<a href="{}">each recipient\'s decision</a>', url)
+
+
+@admin.register(SendRecipient)
+class SendRecipientAdmin(SubjectLogAdmin):
+    list_display = ("send", "index", "subject_ref", "allowed", "reason")
+    list_filter = ("allowed", "reason")
+    fields = ("send", "index", "subject_ref", "allowed", "reason")
+    readonly_fields = fields

@@ -1,0 +1,145 @@
+"""Subjects in the admin: found by an identifier through the blind index (never by scanning decrypted data), shown
+read-only with everything Assent holds about them; every view of the decrypted page is audited. A wrong merge can
+be split from here."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import URLPattern, path, reverse
+from django.utils import timezone
+
+from config.errors import DomainError
+from consent.admin.audit import Action, audit_entries_for, audit_record, object_type_of
+from consent.admin.search import PrivateSearchAdmin, uuid_or_none
+from consent.admin.subject_overview import subject_overview
+from subjects.errors import InvalidIdentifierError
+from subjects.identity import KINDS, normalise
+from subjects.keys import blind_index
+from subjects.merge import subject_split
+from subjects.models import Identifier, MergeAudit, RightsRequest, Subject
+
+
+def subject_ids_for_term(term: str) -> set[uuid.UUID]:
+    """Subjects a search term names exactly: a subject id, or an identifier of any kind whose normalised value
+    equals the term's (e-mail, phone, customer number ...), looked up by blind index. A substring finds nothing."""
+    term = term.strip()
+    ids: set[uuid.UUID] = set()
+    subject_id = uuid_or_none(term)
+    if subject_id is not None:
+        ids.add(subject_id)
+    index = blind_index()
+    digests = []
+    for kind in sorted(KINDS):
+        try:
+            digests.append(index.lookup(kind, normalise(kind, term)))
+        except InvalidIdentifierError:
+            continue
+    if digests:
+        ids.update(Identifier.objects.filter(blind_index__in=digests).values_list("subject_id", flat=True))
+    return ids
+
+
+class RestrictedFilter(admin.SimpleListFilter):
+    title = "restriction (Art. 18)"
+    parameter_name = "restricted"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "restricted"), ("no", "not restricted")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Subject]) -> QuerySet[Subject]:
+        if self.value() == "yes":
+            return queryset.filter(restricted_at__isnull=False)
+        if self.value() == "no":
+            return queryset.filter(restricted_at__isnull=True)
+        return queryset
+
+
+_PHONE_LIKE = re.compile(r"\+?[0-9 ()/.-]{6,}")
+
+
+@admin.register(Subject)
+class SubjectAdmin(PrivateSearchAdmin):
+    list_display = ("id", "status", "created_at", "is_child", "restricted_at", "erased_at")
+    list_filter = ("status", "is_child", RestrictedFilter)
+    search_fields = ("id",)  # shows the search box; the search itself is get_search_results
+    search_help_text = (
+        "An identifier, exactly as the person gives it (e-mail, phone, customer number, loyalty card, CRM id, "
+        "cookie id, social handle), or a subject id. Found through the blind index: parts of a value find nothing."
+    )
+    ordering = ("-created_at",)
+    show_full_result_count = False
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Subject], search_term: str
+    ) -> tuple[QuerySet[Subject], bool]:
+        if not search_term.strip():
+            return queryset, False
+        return queryset.filter(pk__in=subject_ids_for_term(search_term)), False
+
+    def search_kind(self, term: str) -> str:
+        term = term.strip()
+        if "@" in term:
+            return "e-mail"
+        if _PHONE_LIKE.fullmatch(term) and (term.startswith(("+", "0"))):
+            return "phone"
+        return super().search_kind(term)
+
+    def get_urls(self) -> list[URLPattern]:
+        return [
+            path(
+                "<path:object_id>/split/<int:audit_id>/",
+                self.admin_site.admin_view(self.split_view),
+                name="subjects_subject_split",
+            ),
+            *super().get_urls(),
+        ]
+
+    def has_split_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.has_perm("subjects.change_mergeaudit"))
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        subject = self.shown_object(request, object_id, Subject)  # GET only: nothing about a subject is changed here
+        if isinstance(subject, HttpResponse):
+            return subject  # no such object: Django's redirect
+        # Audited before anything is decrypted: a view that fails half-way is still on record.
+        audit_record(user=request.user, action=Action.VIEW, obj=subject, detail="decrypted subject page")
+        overview = subject_overview(subject=subject, now=timezone.now())
+        context = {
+            "title": f"Subject {subject.pk}",
+            "subtitle": None,
+            "original": subject,
+            "o": overview,
+            "may_split": self.has_split_permission(request),
+            "requests": self.requests_for(subject),
+            "audit": audit_entries_for(object_type=object_type_of(subject), object_id=subject.pk, limit=20),
+            "has_view_permission": True,
+            **(extra_context or {}),
+        }
+        return self.render_page(request, "assent_admin/subject_detail.html", context)
+
+    def requests_for(self, subject: Subject) -> list[RightsRequest]:
+        return list(RightsRequest.objects.filter(subject=subject).order_by("-received_at")[:50])
+
+    def split_view(self, request: HttpRequest, object_id: str, audit_id: int) -> HttpResponse:
+        if request.method != "POST" or not self.has_split_permission(request):
+            raise PermissionDenied
+        merge = MergeAudit.objects.filter(pk=audit_id).first()
+        if merge is None or str(object_id) not in (str(merge.survivor_id), str(merge.absorbed_id)):
+            raise PermissionDenied
+        try:
+            survivor, restored = subject_split(audit_id=audit_id, now=timezone.now())
+        except DomainError as exc:
+            self.message_user(request, f"The merge was not split: {exc.detail}", messages.ERROR)
+        else:
+            audit_record(user=request.user, action=Action.ACTION, obj=merge, detail="split")
+            self.message_user(request, f"Merge split: subject {restored.pk} is restored beside {survivor.pk}.")
+        return HttpResponseRedirect(reverse("admin:subjects_subject_change", args=[object_id]))

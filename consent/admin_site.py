@@ -34,7 +34,7 @@ from consent.audit import Action, audit_record, audit_record_many
 
 
 def two_factor_required() -> bool:
-    return bool(getattr(settings, "ASSENT_ADMIN_REQUIRE_2FA", True))
+    return settings.ASSENT_ADMIN_REQUIRE_2FA
 
 
 LOGIN_FAILED = "Please enter the correct username, password and authentication code for a staff account."
@@ -90,7 +90,7 @@ class PlainLoginForm(AdminAuthenticationForm):
 
 
 def admin_session_hours() -> int:
-    return int(getattr(settings, "ASSENT_ADMIN_SESSION_HOURS", 8))
+    return settings.ASSENT_ADMIN_SESSION_HOURS
 
 
 class AssentAdminSite(OTPAdminSite):

@@ -17,10 +17,3 @@ class ConsentConfig(AppConfig):
         from subjects.ports import register_consent_rights_port
 
         register_consent_rights_port(ConsentRightsPortImpl())
-
-        # The policy state arrives as PostgreSQL `json` aggregates (checks, sends): decode them with orjson.
-        # Django's own JSONFields are `jsonb`, which Django decodes itself, so they are unaffected.
-        import orjson
-        from psycopg.types.json import set_json_loads
-
-        set_json_loads(orjson.loads)

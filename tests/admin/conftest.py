@@ -14,7 +14,7 @@ from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from consent.staff import DPO, SUPPORT, staff_groups_setup, staff_totp_device_create
-from tests.conftest import Api
+from tests.api import Api
 
 PASSWORD = "correct horse battery staple 7"
 

@@ -9,7 +9,7 @@ from django.test import Client
 
 from consent.models import AuditEntry, CatalogueRevision, Channel, Notice, Purpose, SourceCategory
 from consent.selectors import catalogue_forget, catalogue_snapshot
-from tests.conftest import Api
+from tests.api import Api
 
 
 def purpose_form(key: str, **changes: Any) -> dict[str, Any]:

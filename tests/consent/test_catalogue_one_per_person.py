@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
 
 from consent.catalogue import catalogue_apply, catalogue_validate
 from consent.selectors import catalogue_forget, catalogue_snapshot
-from tests.conftest import CATALOGUE
+from tests.catalogue import standard_catalogue
 
 
 def document(**extra: Any) -> dict[str, Any]:
-    return json.loads(json.dumps(CATALOGUE)) | extra
+    return standard_catalogue(**extra)
 
 
 def test_one_per_person_is_optional_and_accepted_with_person_bound_kinds() -> None:

@@ -12,7 +12,7 @@ from django.db import connection
 
 from consent import policy
 from consent.models import Send
-from tests.conftest import Api
+from tests.api import Api
 
 CONSENTS = "/api/v1/consents"
 CHECK = "/api/v1/consents/check"

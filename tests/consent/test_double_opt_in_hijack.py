@@ -17,7 +17,7 @@ from consent.services import ConsentCommand, consent_record
 from subjects.identity import normalise, parse_reference
 from subjects.keys import blind_index, data_key, decrypt_field
 from subjects.models import Identifier, Subject, Suppression
-from tests.conftest import Api
+from tests.api import Api
 
 CONSENTS = "/api/v1/consents"
 CHECK = "/api/v1/consents/check"

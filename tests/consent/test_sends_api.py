@@ -22,14 +22,12 @@ from consent.services import ConsentCommand, consent_record
 from consent.unsubscribe import unsubscribe_token_parse, unsubscribe_tokens
 from subjects.crypto import api_key_digest
 from subjects.identity import parse_reference
-from subjects.records import RecordInput, record_ingest
-from tests.conftest import CATALOGUE, Api
+from tests.api import Api, assert_problem
+from tests.factories import ingest
 
 SENDS = "/api/v1/sends"
 CONSENTS = "/api/v1/consents"
 CHECK = "/api/v1/consents/check"
-PROBLEM = "application/problem+json"
-MERGE_KINDS = frozenset(CATALOGUE["merge_identifiers"])
 
 
 def grant(api: Api, subject: dict[str, Any], purpose: str = "newsletter", channel: str = "sms") -> str:
@@ -52,31 +50,6 @@ def grant(api: Api, subject: dict[str, Any], purpose: str = "newsletter", channe
 def send(api: Api, recipients: list[Any], purpose: str = "newsletter", channel: str = "sms", **extra: Any) -> Any:
     body = {"campaign": "Frühjahr 2026", "purpose": purpose, "channel": channel, "recipients": recipients, **extra}
     return api.post(SENDS, body)
-
-
-def assert_problem(response: Any, status: int, code: str, field: str | None = None) -> dict[str, Any]:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"].startswith(PROBLEM)
-    body: dict[str, Any] = response.json()
-    assert (body["status"], body["code"]) == (status, code)
-    if field is not None:
-        assert field in body.get("errors", {}), body
-    return body
-
-
-def ingest(external_id: str, identifiers: tuple[tuple[str, str], ...], *, category: str, purchase: bool) -> uuid.UUID:
-    return record_ingest(
-        record=RecordInput(
-            source="pos",
-            external_id=external_id,
-            category=category,
-            identifiers=identifiers,
-            occurred_at=datetime(2026, 1, 15, tzinfo=UTC),
-            data={"total": "42.00"} if purchase else {"name": "Anna"},
-            merge_kinds=MERGE_KINDS,
-            purchase=purchase,
-        )
-    ).subject_id
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -349,9 +322,13 @@ def test_unsubscribe_tokens_for_10000_recipients_are_built_fast() -> None:
 # ---------------------------------------------------------------------------------------------------------
 # UWG §7(3): e-mail on legitimate interest only to an existing customer's purchase address
 # ---------------------------------------------------------------------------------------------------------
+FORM: dict[str, Any] = {"data": {"name": "Anna"}, "occurred_at": datetime(2026, 1, 15, tzinfo=UTC)}
+RECEIPT: dict[str, Any] = {"data": {"total": "42.00"}, "occurred_at": datetime(2026, 1, 15, tzinfo=UTC)}
+
+
 def test_legitimate_interest_email_is_blocked_until_a_purchase_carries_the_address(api: Api) -> None:
     # given Anna, known from a contact form with her e-mail, and no purchase yet
-    anna = str(ingest("F-1", (("email", "anna@example.de"),), category="contact", purchase=False))
+    anna = str(ingest("pos", "F-1", {"email": "anna@example.de"}, category="contact", **FORM).subject_id)
 
     # then offers by e-mail (legitimate interest, uwg_7_3) are blocked, by post allowed
     body = send(api, [{"id": anna}], purpose="offers", channel="email").json()
@@ -359,13 +336,13 @@ def test_legitimate_interest_email_is_blocked_until_a_purchase_carries_the_addre
     assert len(send(api, [{"id": anna}], purpose="offers", channel="post").json()["allowed"]) == 1
 
     # when a purchase arrives that carries only her customer number, e-mail stays blocked
-    ingest("R-2", (("customer_number", "C-1"), ("email", "anna@example.de")), category="contact", purchase=False)
-    ingest("R-3", (("customer_number", "C-1"),), category="purchases", purchase=True)
+    ingest("pos", "R-2", {"customer_number": "C-1", "email": "anna@example.de"}, category="contact", **FORM)
+    ingest("pos", "R-3", {"customer_number": "C-1"}, category="purchases", purchase=True, **RECEIPT)
     body = send(api, [{"id": anna}], purpose="offers", channel="email").json()
     assert body["blocked"][0]["reason"] == "no_existing_customer"
 
     # when a purchase carries the e-mail address, it is an existing customer's address
-    ingest("R-4", (("email", "anna@example.de"),), category="purchases", purchase=True)
+    ingest("pos", "R-4", {"email": "anna@example.de"}, category="purchases", purchase=True, **RECEIPT)
     body = send(api, [{"id": anna}], purpose="offers", channel="email").json()
     assert [(a["index"], a["subject"]) for a in body["allowed"]] == [(0, anna)]
     check = api.post(CHECK, {"subject": {"id": anna}, "purpose": "offers", "channel": "email"}).json()

@@ -23,7 +23,7 @@ from consent.models import ConsentEvent, Objection, Send
 from consent.unsubscribe import unsubscribe_token, unsubscribe_token_parse, unsubscribe_url
 from subjects.keys import data_key
 from subjects.models import Subject
-from tests.conftest import Api
+from tests.api import Api
 
 CONSENTS = "/api/v1/consents"
 CHECK = "/api/v1/consents/check"

@@ -7,7 +7,7 @@ from django.test import Client
 
 from subjects.models import Subject
 from tests.admin.conftest import dpo, make_staff, staff_groups  # noqa: F401 (fixtures)
-from tests.conftest import Api
+from tests.api import Api
 from tests.consent.test_check_undecidable import corrupt_state_of
 from tests.portal.conftest import portal, sign_in  # noqa: F401 (fixture)
 from tests.subjects.test_row_binding import _person

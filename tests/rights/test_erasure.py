@@ -44,7 +44,7 @@ from subjects.rights.due import BERLIN, add_months
 from subjects.rights.erasure import RETAINED_COLUMN, retention_purge
 from subjects.rights.exports import export_path
 from subjects.rights.vault import vault_key_open
-from tests.conftest import Api
+from tests.api import Api
 from tests.rights.helpers import Person, drain, phone_of, records_bulk, seed_person
 
 REQUESTS = "/api/v1/requests"

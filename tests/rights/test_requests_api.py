@@ -10,7 +10,7 @@ import pytest
 
 from subjects.models import RightsRequest, Subject
 from subjects.rights import texts
-from tests.conftest import Api
+from tests.api import Api
 from tests.rights.helpers import drain, seed_person
 
 REQUESTS = "/api/v1/requests"

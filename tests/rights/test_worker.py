@@ -24,7 +24,7 @@ from subjects.models import (
 )
 from subjects.rights import texts
 from subjects.rights.exports import export_path
-from tests.conftest import Api
+from tests.api import Api
 from tests.integration.conftest import Worker, wait_for
 from tests.rights.helpers import records_bulk, seed_person, wait_settled
 from tests.rights.test_access import download

@@ -14,7 +14,7 @@ from subjects.models import LinkedRecord, RightsRequest, RightsRequestPart
 from subjects.rights import kinds
 from subjects.rights.requests import Actor, request_retry
 from subjects.rights.workflow import LeaseLostError, part_claim, part_run, parts_stalled
-from tests.conftest import Api
+from tests.api import Api
 from tests.rights.helpers import drain, records_bulk, seed_person
 
 REQUESTS = "/api/v1/requests"

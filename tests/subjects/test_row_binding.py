@@ -24,7 +24,7 @@ from subjects.records import profile_read
 from subjects.reencryption import ColumnProgress, fields_pending, fields_reencrypt
 from subjects.selectors import subject_identifiers
 from tests.admin.conftest import dpo, make_staff, staff_groups  # noqa: F401 (fixtures)
-from tests.conftest import Api
+from tests.api import Api
 from tests.portal.conftest import portal, sign_in  # noqa: F401 (fixture)
 
 

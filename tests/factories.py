@@ -1,0 +1,147 @@
+"""Test data through the real services (factory_boy): catalogues through the builder and `catalogue_apply`, API
+clients through `client_create`, subjects and their records through `record_ingest` (identifiers blind-indexed and
+encrypted as in production), consent events through `consent_record`. Never rows written around the services."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import factory
+from django.utils import timezone
+
+from consent.catalogue import catalogue_apply
+from consent.clients import client_create
+from consent.models import ApiClient
+from consent.selectors import catalogue_forget
+from consent.services import ConsentCommand, ConsentRecorded, consent_record
+from subjects.identity import Reference, normalise
+from subjects.models import Subject
+from subjects.records import RecordIngested, RecordInput, record_ingest
+from tests.catalogue import MERGE_IDENTIFIERS, NEWSLETTER_NOTICE
+
+ALL_SCOPES = [
+    "consent:check",
+    "consent:write",
+    "consent:read",
+    "records:write",
+    "profile:read",
+    "sends:create",
+    "requests:write",
+    "requests:read",
+    "requests:approve",
+]
+
+
+def apply_catalogue(document: dict[str, Any]) -> dict[str, Any]:
+    """Applies a catalogue built by tests/catalogue.py and returns it. The process's catalogue cache is dropped
+    at once: its on_commit clean-up never fires inside a test's transaction."""
+    catalogue_apply(document=document)
+    catalogue_forget()
+    return document
+
+
+class ApiClientFactory(factory.Factory):
+    """An API client through `client_create`; creating one returns `(client, key)`: the key exists only then."""
+
+    class Meta:
+        model = ApiClient
+
+    name = factory.Sequence(lambda n: f"client-{n}")
+    scopes = factory.LazyFunction(lambda: list(ALL_SCOPES))
+    purposes = factory.LazyFunction(list)
+
+    @classmethod
+    def _create(cls, model_class: type[ApiClient], *args: Any, **kwargs: Any) -> tuple[ApiClient, str]:
+        return client_create(name=kwargs["name"], scopes=list(kwargs["scopes"]), purposes=list(kwargs["purposes"]))
+
+
+class RecordFactory(factory.Factory):
+    """A linked record through `record_ingest`; creating one returns its `RecordIngested`. Identifiers must be
+    normalised (`ingest` below does that)."""
+
+    class Meta:
+        model = RecordInput
+
+    source = "pos"
+    external_id = factory.Sequence(lambda n: f"record-{n}")
+    category = "purchases"
+    identifiers: Any = ()
+    occurred_at = factory.LazyFunction(timezone.now)
+    data = factory.LazyFunction(lambda: {"sku": "ROPE-60M"})
+    merge_kinds = frozenset(MERGE_IDENTIFIERS)
+    profile = False
+    purchase = False
+
+    @classmethod
+    def _create(cls, model_class: type[RecordInput], *args: Any, **kwargs: Any) -> RecordIngested:
+        return record_ingest(record=model_class(*args, **kwargs))
+
+
+def ingest(
+    source: str,
+    external_id: str,
+    identifiers: Mapping[str, str],
+    *,
+    category: str = "purchases",
+    data: Mapping[str, Any] | None = None,
+    occurred_at: datetime | None = None,
+    profile: bool = False,
+    purchase: bool = False,
+    merge_kinds: frozenset[str] = frozenset(MERGE_IDENTIFIERS),
+) -> RecordIngested:
+    """One record from `source`, as POST /api/v1/records would store it. `profile` and `purchase` are the
+    category's flags in the catalogue; the identifiers are normalised and sent in the order given."""
+    options: dict[str, Any] = {"occurred_at": occurred_at} if occurred_at is not None else {}
+    if data is not None:
+        options["data"] = dict(data)
+    result: RecordIngested = RecordFactory(
+        source=source,
+        external_id=external_id,
+        category=category,
+        identifiers=tuple((kind, normalise(kind, value)) for kind, value in identifiers.items()),
+        merge_kinds=merge_kinds,
+        profile=profile,
+        purchase=purchase,
+        **options,
+    )
+    return result
+
+
+class SubjectFactory(factory.Factory):
+    """A person known from a contact record of the store tills (profile category); creating one returns the
+    Subject. Pass identifiers as keyword arguments: `SubjectFactory(email=..., phone=...)`."""
+
+    class Meta:
+        model = Subject
+
+    email = factory.Sequence(lambda n: f"person{n}@example.de")
+
+    @classmethod
+    def _create(cls, model_class: type[Subject], *args: Any, **identifiers: str) -> Subject:
+        done = ingest("pos", f"contact-{uuid.uuid4()}", identifiers, category="contact", data={}, profile=True)
+        return model_class.objects.get(pk=done.subject_id)
+
+
+class ConsentFactory(factory.Factory):
+    """A consent event through `consent_record` (the subject is found or created from `reference`); creating one
+    returns its `ConsentRecorded`. `email=` is a short way to give the reference."""
+
+    class Meta:
+        model = ConsentCommand
+
+    class Params:
+        email = "anna@example.de"
+
+    reference = factory.LazyAttribute(lambda o: Reference(None, (("email", normalise("email", o.email)),)))
+    purpose = "newsletter"
+    action = "grant"
+    source = "webshop"
+    channel = "sms"
+    notice_version = factory.LazyAttribute(lambda o: NEWSLETTER_NOTICE if o.action == "grant" else None)
+
+    @classmethod
+    def _create(cls, model_class: type[ConsentCommand], *args: Any, **kwargs: Any) -> ConsentRecorded:
+        return consent_record(command=model_class(*args, **kwargs))

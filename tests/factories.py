@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import factory
@@ -145,3 +145,30 @@ class ConsentFactory(factory.Factory):
     @classmethod
     def _create(cls, model_class: type[ConsentCommand], *args: Any, **kwargs: Any) -> ConsentRecorded:
         return consent_record(command=model_class(*args, **kwargs))
+
+
+def customer(email: str = "kim@example.org") -> Subject:
+    """A customer with an e-mail, a phone, a profile, two till receipts and a consent with evidence."""
+    tag = email.split("@")[0]
+    for n in (1, 2):
+        receipt = {"total": f"{n}0.00", "store": "Berlin"}
+        done = ingest(
+            "pos",
+            f"R-{tag}-{n}",
+            {"email": email, "phone": "0171 1234567"},
+            data=receipt,
+            occurred_at=datetime(2026, 1, 10 + n, 10, tzinfo=UTC),
+            purchase=True,
+        )
+    contact_at = datetime(2026, 1, 9, 10, tzinfo=UTC)
+    ingest(
+        "pos",
+        f"C-{tag}",
+        {"email": email},
+        category="contact",
+        data={"name": "Kim"},
+        occurred_at=contact_at,
+        profile=True,
+    )
+    ConsentFactory(reference=Reference(done.subject_id, ()), evidence={"ip": "203.0.113.9", "form": "checkout"})
+    return Subject.objects.get(pk=done.subject_id)

@@ -17,7 +17,7 @@ from consent.clients import client_create
 from consent.models import ApiClient
 from consent.selectors import catalogue_forget
 from consent.services import ConsentCommand, ConsentRecorded, consent_record
-from subjects.identity import Reference, normalise
+from subjects.identity import Reference, normalise, parse_reference
 from subjects.models import Subject
 from subjects.records import RecordIngested, RecordInput, record_ingest
 from tests.catalogue import MERGE_IDENTIFIERS, NEWSLETTER_NOTICE
@@ -145,6 +145,13 @@ class ConsentFactory(factory.Factory):
     @classmethod
     def _create(cls, model_class: type[ConsentCommand], *args: Any, **kwargs: Any) -> ConsentRecorded:
         return consent_record(command=model_class(*args, **kwargs))
+
+
+def grant(subject: Mapping[str, str], *, purpose: str = "newsletter", channel: str = "sms") -> str:
+    """A consent granted through `consent_record` (no double opt-in on SMS) for the subject reference as the API
+    takes it (`{"email": ...}`, `{"id": ...}`); returns the subject's id."""
+    done: ConsentRecorded = ConsentFactory(reference=parse_reference(dict(subject)), purpose=purpose, channel=channel)
+    return str(done.subject_id)
 
 
 def customer(email: str = "kim@example.org") -> Subject:

@@ -17,7 +17,7 @@ from consent.models import ApiClient, ReadLog
 from subjects.crypto import api_key_digest
 from subjects.models import Subject
 from tests.api import Api, assert_problem
-from tests.factories import ingest
+from tests.factories import grant, ingest
 
 CONSENTS = "/api/v1/consents"
 ANNA = "anna@example.de"
@@ -31,21 +31,6 @@ def anna_with_data() -> uuid.UUID:
     return ingest(
         "pos", "R-1", {"email": ANNA}, category="purchases", data=receipt, purchase=True, occurred_at=BOUGHT_AT
     ).subject_id
-
-
-def grant_newsletter_by_sms(api: Api, subject: dict[str, Any]) -> None:
-    response = api.post(
-        CONSENTS,
-        {
-            "subject": subject,
-            "purpose": "newsletter",
-            "channel": "sms",
-            "action": "grant",
-            "notice_version": "2026-01",
-            "source": "webshop",
-        },
-    )
-    assert response.status_code == 201, response.content
 
 
 def profile(api: Api, subject_id: uuid.UUID | str, purpose: str | None) -> Any:
@@ -64,7 +49,7 @@ def client_id_of(api: Api) -> int:
 def test_profile_read_returns_only_the_purposes_categories_and_names_the_withheld_ones(api: Api) -> None:
     # given Anna's profile (contact) and a till receipt (purchases), and her consent to the newsletter by SMS
     anna = anna_with_data()
-    grant_newsletter_by_sms(api, {"email": ANNA})
+    grant({"email": ANNA})
 
     # when the newsletter, which declares only contact data, reads her profile
     response = profile(api, anna, "newsletter")
@@ -128,7 +113,7 @@ def test_profile_read_never_returns_another_persons_records(api: Api) -> None:
 
 def test_profile_read_is_logged_with_the_client_and_the_categories_disclosed(api: Api) -> None:
     anna = anna_with_data()
-    grant_newsletter_by_sms(api, {"email": ANNA})
+    grant({"email": ANNA})
     before = timezone.now()
 
     assert profile(api, anna, "newsletter").status_code == 200
@@ -176,7 +161,7 @@ def test_profile_read_without_consent_is_403_policy_denied_with_the_reason(api: 
 
 def test_profile_read_is_denied_again_after_the_withdrawal(api: Api) -> None:
     anna = anna_with_data()
-    grant_newsletter_by_sms(api, {"email": ANNA})
+    grant({"email": ANNA})
     assert profile(api, anna, "newsletter").status_code == 200
 
     api.post(

@@ -23,28 +23,11 @@ from consent.unsubscribe import unsubscribe_token_parse, unsubscribe_tokens
 from subjects.crypto import api_key_digest
 from subjects.identity import parse_reference
 from tests.api import Api, assert_problem
-from tests.factories import ingest
+from tests.factories import grant, ingest
 
 SENDS = "/api/v1/sends"
 CONSENTS = "/api/v1/consents"
 CHECK = "/api/v1/consents/check"
-
-
-def grant(api: Api, subject: dict[str, Any], purpose: str = "newsletter", channel: str = "sms") -> str:
-    response = api.post(
-        CONSENTS,
-        {
-            "subject": subject,
-            "purpose": purpose,
-            "channel": channel,
-            "action": "grant",
-            "notice_version": "2026-01",
-            "source": "webshop",
-        },
-    )
-    assert response.status_code == 201, response.content
-    subject_id: str = response.json()["subject"]
-    return subject_id
 
 
 def send(api: Api, recipients: list[Any], purpose: str = "newsletter", channel: str = "sms", **extra: Any) -> Any:
@@ -57,13 +40,13 @@ def send(api: Api, recipients: list[Any], purpose: str = "newsletter", channel: 
 # ---------------------------------------------------------------------------------------------------------
 def test_send_answers_allowed_and_blocked_in_input_order_in_the_documented_shape(api: Api) -> None:
     # given Anna and Carla consented to the newsletter by SMS, Ben withdrew, and one address is unknown
-    anna = grant(api, {"email": "anna@example.de"})
-    ben = grant(api, {"email": "ben@example.de"})
+    anna = grant({"email": "anna@example.de"})
+    ben = grant({"email": "ben@example.de"})
     api.post(
         CONSENTS,
         {"subject": {"id": ben}, "purpose": "newsletter", "channel": "sms", "action": "withdraw", "source": "app"},
     )
-    carla = grant(api, {"email": "carla@example.de"})
+    carla = grant({"email": "carla@example.de"})
     recipients = [
         {"email": "Anna@Example.de "},
         {"email": "nobody@example.de"},
@@ -102,7 +85,7 @@ def test_send_answers_allowed_and_blocked_in_input_order_in_the_documented_shape
 
 
 def test_send_contract_first_allowed_is_index_0_and_an_unknown_recipient_is_blocked_unknown_subject(api: Api) -> None:
-    grant(api, {"email": "anna@example.de"})
+    grant({"email": "anna@example.de"})
 
     body = send(api, [{"email": "anna@example.de"}, {"phone": "+49 171 1234567"}]).json()
 
@@ -111,7 +94,7 @@ def test_send_contract_first_allowed_is_index_0_and_an_unknown_recipient_is_bloc
 
 
 def test_send_unsubscribe_link_names_the_recipient_and_the_send(api: Api) -> None:
-    anna = grant(api, {"email": "anna@example.de"})
+    anna = grant({"email": "anna@example.de"})
 
     body = send(api, [{"email": "anna@example.de"}]).json()
 
@@ -120,8 +103,8 @@ def test_send_unsubscribe_link_names_the_recipient_and_the_send(api: Api) -> Non
 
 
 def test_send_of_an_ambiguous_reference_is_blocked_not_an_error(api: Api) -> None:
-    anna = grant(api, {"email": "anna@example.de"})
-    grant(api, {"email": "ben@example.de"})
+    anna = grant({"email": "anna@example.de"})
+    grant({"email": "ben@example.de"})
 
     body = send(api, [{"id": anna, "email": "ben@example.de"}]).json()
 
@@ -132,7 +115,7 @@ def test_send_of_an_ambiguous_reference_is_blocked_not_an_error(api: Api) -> Non
 
 
 def test_send_blocks_a_pending_double_opt_in_by_email(api: Api) -> None:
-    grant(api, {"email": "anna@example.de"}, channel="email")  # UWG §7(2) Nr. 2: waits for the confirmation
+    grant({"email": "anna@example.de"}, channel="email")  # UWG §7(2) Nr. 2: waits for the confirmation
 
     body = send(api, [{"email": "anna@example.de"}], channel="email").json()
 
@@ -140,7 +123,7 @@ def test_send_blocks_a_pending_double_opt_in_by_email(api: Api) -> None:
 
 
 def test_send_blocks_everyone_after_an_objection_to_direct_marketing(api: Api) -> None:
-    anna = grant(api, {"email": "anna@example.de"})
+    anna = grant({"email": "anna@example.de"})
     consent_record(
         command=ConsentCommand(
             reference=parse_reference({"id": anna}), purpose="offers", action="object", source="callcenter"
@@ -156,7 +139,7 @@ def test_send_blocks_everyone_after_an_objection_to_direct_marketing(api: Api) -
 # The log
 # ---------------------------------------------------------------------------------------------------------
 def test_send_is_logged_with_the_client_and_each_decision_without_references(api: Api) -> None:
-    anna = grant(api, {"email": "anna@example.de"})
+    anna = grant({"email": "anna@example.de"})
 
     body = send(api, [{"email": "anna@example.de"}, {"email": "nobody@example.de"}]).json()
 
@@ -180,14 +163,14 @@ def test_send_is_logged_with_the_client_and_each_decision_without_references(api
 # Bad requests
 # ---------------------------------------------------------------------------------------------------------
 def test_send_for_a_purpose_that_is_not_marketing_is_400(api: Api) -> None:
-    grant(api, {"email": "anna@example.de"})
+    grant({"email": "anna@example.de"})
 
     assert_problem(send(api, [{"email": "anna@example.de"}], "order-updates", "email"), 400, "purpose_not_marketing")
     assert not Send.objects.exists()
 
 
 def test_send_on_a_channel_the_purpose_does_not_list_is_400_unlike_a_check(api: Api) -> None:
-    grant(api, {"email": "anna@example.de"})
+    grant({"email": "anna@example.de"})
 
     assert_problem(send(api, [{"email": "anna@example.de"}], "newsletter", "post"), 400, "channel_not_permitted")
     assert not Send.objects.exists()
@@ -263,7 +246,7 @@ def test_send_query_count_does_not_grow_with_the_number_of_recipients(
     # given five people who consented (by id and by e-mail) and many unknown addresses
     known: list[dict[str, Any]] = []
     for i in range(5):
-        subject = grant(api, {"email": f"known{i}@example.de"})
+        subject = grant({"email": f"known{i}@example.de"})
         known.append({"id": subject} if i % 2 else {"email": f"known{i}@example.de"})
     small = [*known, *({"email": f"small{i}@example.de"} for i in range(5))]
     large = [*known, *({"email": f"large{i}@example.de"} for i in range(995))]
@@ -290,7 +273,7 @@ def test_send_query_count_does_not_grow_with_the_number_of_recipients(
 
 
 def test_send_to_the_most_recipients_allowed_is_answered(api: Api) -> None:
-    grant(api, {"email": "anna@example.de"})
+    grant({"email": "anna@example.de"})
     recipients = [{"email": "anna@example.de"}, *({"email": f"p{i}@example.de"} for i in range(9_999))]
 
     started = time.perf_counter()

@@ -1,10 +1,10 @@
 """Test data through the real services (factory_boy): catalogues through the builder and `catalogue_apply`, API
-clients through `client_create`, subjects and their records through `record_ingest` (identifiers blind-indexed and
-encrypted as in production), consent events through `consent_record`. Never rows written around the services."""
+clients through `client_create`, subjects with their identifiers and records through `record_ingest` (a subject is
+born from its first record, as in production: identifiers blind-indexed and encrypted), consent events through
+`consent_record`. Never rows written around the services."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -22,17 +22,7 @@ from subjects.models import Subject
 from subjects.records import RecordIngested, RecordInput, record_ingest
 from tests.catalogue import MERGE_IDENTIFIERS, NEWSLETTER_NOTICE
 
-ALL_SCOPES = [
-    "consent:check",
-    "consent:write",
-    "consent:read",
-    "records:write",
-    "profile:read",
-    "sends:create",
-    "requests:write",
-    "requests:read",
-    "requests:approve",
-]
+ALL_SCOPES = list(ApiClient.Scope.values)  # a client that may do everything
 
 
 def apply_catalogue(document: dict[str, Any]) -> dict[str, Any]:
@@ -108,21 +98,6 @@ def ingest(
         **options,
     )
     return result
-
-
-class SubjectFactory(factory.Factory):
-    """A person known from a contact record of the store tills (profile category); creating one returns the
-    Subject. Pass identifiers as keyword arguments: `SubjectFactory(email=..., phone=...)`."""
-
-    class Meta:
-        model = Subject
-
-    email = factory.Sequence(lambda n: f"person{n}@example.de")
-
-    @classmethod
-    def _create(cls, model_class: type[Subject], *args: Any, **identifiers: str) -> Subject:
-        done = ingest("pos", f"contact-{uuid.uuid4()}", identifiers, category="contact", data={}, profile=True)
-        return model_class.objects.get(pk=done.subject_id)
 
 
 class ConsentFactory(factory.Factory):

@@ -53,7 +53,7 @@ def client_address(request: HttpRequest) -> str:
     peer = _address(str(request.META.get("REMOTE_ADDR", "") or ""))
     if peer is None:
         return ""
-    networks = _networks(tuple(getattr(settings, "ASSENT_TRUSTED_PROXIES", ()) or ()))
+    networks = _networks(tuple(settings.ASSENT_TRUSTED_PROXIES))
     if not networks or not _trusted(peer, networks):
         return str(peer)
     client = peer

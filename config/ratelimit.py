@@ -21,7 +21,7 @@ _clients: dict[str, redis.Redis] = {}
 
 
 def _redis() -> redis.Redis | None:
-    url = getattr(settings, "ASSENT_RATELIMIT_REDIS_URL", "") or getattr(settings, "REDIS_URL", "")
+    url = settings.ASSENT_RATELIMIT_REDIS_URL or settings.REDIS_URL
     if not url:
         return None
     client = _clients.get(url)

@@ -93,6 +93,7 @@ INSTALLED_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "axes",
+    "config.apps.ProjectConfig",  # process-wide database driver settings (config/db.py)
     "subjects",
     "consent",
     "subjects.portal",  # the customer portal: templates, static files and translations (no models)
@@ -187,6 +188,9 @@ if REDIS_URL:
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# The rate limiter's counters (config/ratelimit.py) live in this Redis; empty: REDIS_URL's. Not read from the
+# environment: it exists so a test can point the limiter alone at an unreachable Redis.
+ASSENT_RATELIMIT_REDIS_URL = ""
 
 # Celery
 CELERY_BROKER_URL = _broker or ("memory://" if DEMO else "redis://127.0.0.1:6379/0")

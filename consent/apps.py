@@ -24,11 +24,4 @@ class ConsentConfig(AppConfig):
 
         # The services enqueue tasks by name (consent.task_names); registering the task module here lets that name
         # reach the task itself in this process too, so the demo's eager mode runs it as it did.
-        # The policy state arrives as PostgreSQL `json` aggregates (checks, sends): decode them with orjson.
-        # Django's own JSONFields are `jsonb`, which Django decodes itself, so they are unaffected.
-        import orjson
-        from psycopg.types.json import set_json_loads
-
         import consent.tasks  # noqa: F401
-
-        set_json_loads(orjson.loads)

@@ -34,7 +34,7 @@ class SecurityHeadersMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
         if request.path.startswith(PEOPLES_PAGES):
-            response.headers.setdefault("Content-Security-Policy", getattr(settings, "ASSENT_CSP", CSP))
+            response.headers.setdefault("Content-Security-Policy", CSP)
             response.headers.setdefault("Permissions-Policy", PERMISSIONS)
             response.headers.setdefault("Cross-Origin-Resource-Policy", "same-origin")
             response.headers.setdefault("X-Content-Type-Options", "nosniff")

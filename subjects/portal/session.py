@@ -40,7 +40,7 @@ class Person:
 
 
 def _idle_seconds() -> int:
-    return int(getattr(settings, "ASSENT_PORTAL_SESSION_MINUTES", 60)) * 60
+    return settings.ASSENT_PORTAL_SESSION_MINUTES * 60
 
 
 def _resolve(email: str) -> tuple[uuid.UUID | None, bool]:

@@ -142,7 +142,7 @@ def _mail_gap_key(email: str) -> str:
 # Asking for a link
 # ---------------------------------------------------------------------------------------------------------
 def signin_minutes() -> int:
-    return int(getattr(settings, "ASSENT_SIGNIN_MINUTES", 15))
+    return settings.ASSENT_SIGNIN_MINUTES
 
 
 def signin_url(token: str) -> str:

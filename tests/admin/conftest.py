@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -14,7 +15,8 @@ from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from consent.admin.staff import DPO, SUPPORT, staff_groups_setup, staff_totp_device_create
-from tests.conftest import Api
+from subjects.identity import Reference
+from tests.factories import ConsentFactory, ingest
 
 PASSWORD = "correct horse battery staple 7"
 
@@ -81,33 +83,15 @@ def support(make_staff: Callable[[str], tuple[AbstractUser, TOTPDevice]], catalo
 
 
 @pytest.fixture
-def anna(api: Api) -> str:
-    """A customer with an e-mail, a phone, a till receipt and consents; returns the subject id."""
-    response = api.post(
-        "/api/v1/records",
-        {
-            "source": "pos",
-            "external_id": "R-1",
-            "category": "purchases",
-            "identifiers": {"email": "Anna.Becker@Example.org", "phone": "0171 1234567"},
-            "occurred_at": "2026-01-10T10:00:00Z",
-            "data": {"total": "42.00", "store": "Berlin"},
-        },
-    )
-    assert response.status_code == 201, response.json()
-    subject = response.json()["subject"]
+def anna(catalogue: dict[str, Any]) -> str:
+    """A customer with an e-mail, a phone, a till receipt and consents; returns the subject id. Built through the
+    services: the admin, not the API, is under test here."""
+    receipt = {"total": "42.00", "store": "Berlin"}
+    identifiers = {"email": "Anna.Becker@Example.org", "phone": "0171 1234567"}
+    occurred_at = datetime(2026, 1, 10, 10, tzinfo=UTC)
+    subject = ingest("pos", "R-1", identifiers, data=receipt, occurred_at=occurred_at, purchase=True).subject_id
     for channel in ("sms", "push"):
-        response = api.post(
-            "/api/v1/consents",
-            {
-                "subject": {"id": subject},
-                "purpose": "newsletter",
-                "channel": channel,
-                "action": "grant",
-                "notice_version": "2026-01",
-                "source": "webshop",
-                "evidence": {"form": "signup", "ip": "203.0.113.0"},
-            },
+        ConsentFactory(
+            reference=Reference(subject, ()), channel=channel, evidence={"form": "signup", "ip": "203.0.113.0"}
         )
-        assert response.status_code == 201, response.json()
     return str(subject)

@@ -11,7 +11,7 @@ from consent.catalogue.apply import catalogue_apply
 from consent.catalogue.edit import catalogue_document
 from consent.catalogue.snapshot import catalogue_forget, catalogue_snapshot
 from consent.models import AuditEntry, CatalogueRevision, Channel, Notice, Purpose, SourceCategory
-from tests.conftest import Api
+from tests.api import Api
 
 
 def purpose_form(key: str, **changes: Any) -> dict[str, Any]:

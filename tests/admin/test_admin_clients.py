@@ -9,7 +9,7 @@ from django.test import Client
 
 from consent.models import ApiClient, AuditEntry
 from subjects.crypto import api_key_digest
-from tests.conftest import Api
+from tests.api import Api
 
 
 def create(dpo: Client, name: str = "crm") -> tuple[ApiClient, str, str]:

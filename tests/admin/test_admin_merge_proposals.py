@@ -3,17 +3,16 @@ reject only with `subjects.decide_mergeproposal` (the DPO group)."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
 from django.test import Client
 
-from consent.catalogue.apply import catalogue_apply
-from consent.catalogue.snapshot import catalogue_forget
 from consent.models import AuditEntry, CatalogueRevision
 from subjects.models import MergeProposal, Subject
-from tests.conftest import CATALOGUE, Api
+from tests.api import Api
+from tests.catalogue import standard_catalogue
+from tests.factories import apply_catalogue
 
 
 def post_record(api: Api, external_id: str, identifiers: dict[str, str]) -> Any:
@@ -32,8 +31,7 @@ def post_record(api: Api, external_id: str, identifiers: dict[str, str]) -> Any:
 
 @pytest.fixture
 def proposal(api: Api) -> MergeProposal:
-    catalogue_apply(document=json.loads(json.dumps(CATALOGUE)) | {"one_per_person": ["customer_number"]})
-    catalogue_forget()
+    apply_catalogue(standard_catalogue(one_per_person=["customer_number"]))
     post_record(api, "R-A", {"email": "anna@example.de", "customer_number": "C-1"})
     post_record(api, "R-B", {"email": "ben@example.de", "customer_number": "C-2"})
     response = post_record(api, "R-X", {"email": "anna@example.de", "customer_number": "C-2"})

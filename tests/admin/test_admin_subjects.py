@@ -8,7 +8,7 @@ from django.test import Client
 from consent.models import AuditEntry
 from subjects.models import MergeAudit, Subject
 from tests.admin.conftest import admin_search
-from tests.conftest import Api
+from tests.api import Api
 
 
 def found(client: Client, term: str) -> list[str]:

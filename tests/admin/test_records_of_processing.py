@@ -6,12 +6,14 @@ import csv
 import io
 import json
 
+import pytest
 from django.test import Client
 
 from consent.clients import client_revoke
 from consent.models import ApiClient, AuditEntry
 
 
+@pytest.mark.usefixtures("api")  # its client, client-0, is a recipient
 def test_records_of_processing_as_json(dpo: Client, anna: str) -> None:
     response = dpo.get("/admin/records-of-processing.json")
 
@@ -37,6 +39,7 @@ def test_records_of_processing_as_json(dpo: Client, anna: str) -> None:
     assert "anna" not in response.content.decode().lower()
 
 
+@pytest.mark.usefixtures("api")  # its client, client-0, is a recipient
 def test_records_of_processing_as_csv(dpo: Client, anna: str) -> None:
     response = dpo.get("/admin/records-of-processing.csv")
 
@@ -58,6 +61,7 @@ def test_an_export_is_audited(dpo: Client, anna: str) -> None:
     assert AuditEntry.objects.filter(action="export", object_type="consent.records_of_processing").count() == 1
 
 
+@pytest.mark.usefixtures("api")  # its client, client-0, is a recipient
 def test_a_revoked_client_is_no_recipient(dpo: Client, anna: str) -> None:
     client_revoke(client=ApiClient.objects.get(name="client-0"))
 

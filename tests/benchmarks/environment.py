@@ -5,7 +5,6 @@ gunicorn subprocesses, with an environment of its own (its own database, Redis d
 
 from __future__ import annotations
 
-import ast
 import base64
 import hashlib
 import json
@@ -24,6 +23,8 @@ from typing import Any
 
 import psycopg
 
+from tests.catalogue import standard_catalogue
+
 PROJECT = Path(__file__).resolve().parents[2]
 VAR = PROJECT / "var" / "bench"
 BIN = Path(sys.executable).parent
@@ -41,16 +42,10 @@ def log(*parts: object) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# The catalogue: tests/conftest.py's CATALOGUE, read without importing pytest or Django
+# The catalogue: the tests' standard one (tests/catalogue.py, which imports neither pytest nor Django)
 # ---------------------------------------------------------------------------------------------------------
 def catalogue_document() -> dict[str, Any]:
-    tree = ast.parse((PROJECT / "tests" / "conftest.py").read_text())
-    for node in tree.body:
-        target = getattr(node, "target", None) or (getattr(node, "targets", None) or [None])[0]
-        if isinstance(target, ast.Name) and target.id == "CATALOGUE" and getattr(node, "value", None) is not None:
-            value: dict[str, Any] = ast.literal_eval(node.value)  # type: ignore[arg-type]
-            return value
-    raise RuntimeError("tests/conftest.py has no CATALOGUE literal")
+    return standard_catalogue()
 
 
 def migration_digests() -> dict[str, str]:

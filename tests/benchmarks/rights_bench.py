@@ -59,10 +59,10 @@ def setup_environment() -> dict[str, str]:
     log(f"rights bench: migrating {DATABASE}")
     envmod.manage(env, "migrate", "--noinput")
     sys.path.insert(0, str(PROJECT))
-    from tests.rights.catalogue import RIGHTS_CATALOGUE
+    from tests.catalogue import rights_catalogue
 
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
-        json.dump(RIGHTS_CATALOGUE, handle)
+        json.dump(rights_catalogue(), handle)
     envmod.manage(env, "apply_catalog", handle.name)
     Path(handle.name).unlink()
     os.environ.update(env)
@@ -153,7 +153,8 @@ def wait_done(request_ids: list[str], timeout: float = 600.0, every: float = 0.0
 
 
 def person(tag: str, per_source: int) -> Any:
-    from tests.rights.helpers import SOURCE_CATEGORY, records_bulk, seed_person
+    from tests.catalogue import SOURCE_CATEGORY
+    from tests.rights.helpers import records_bulk, seed_person
 
     subject = seed_person(tag, records_per_source=0, sources=())
     for source in SOURCES:

@@ -14,9 +14,10 @@ from django.test import Client
 
 from consent.models import ConsentEvent, ConsentState
 from subjects.models import RightsRequest
+from tests.api import Api
 from tests.browser.conftest import Site, Worker, wait_for
-from tests.conftest import Api
-from tests.rights.helpers import ingest
+from tests.factories import ingest
+from tests.rights.helpers import recorded_at
 
 CONFIRM_LINK = re.compile(r"https?://[^/\s]+(/confirm/[A-Za-z0-9_:.\-]+)")
 
@@ -126,8 +127,18 @@ def test_the_pages_are_english_on_request(site: Site) -> None:
 
 @pytest.mark.worker
 def test_request_and_download_a_copy_then_request_erasure(site: Site, mail_worker: Worker) -> None:
-    ingest("pos", "contact-1", "contact", {"email": "clara@example.de"}, {"name": "Clara Winter"})
-    ingest("pos", "receipt-1", "purchases", {"email": "clara@example.de"}, {"total": "42.00", "item": "Mantel"})
+    clara = {"email": "clara@example.de"}
+    ingest(
+        "pos",
+        "contact-1",
+        clara,
+        category="contact",
+        data={"name": "Clara Winter"},
+        occurred_at=recorded_at(),
+        profile=True,
+    )
+    receipt = {"total": "42.00", "item": "Mantel"}
+    ingest("pos", "receipt-1", clara, data=receipt, occurred_at=recorded_at(), purchase=True)
     page = site.new_page()
     site.sign_in(page, "clara@example.de")
 

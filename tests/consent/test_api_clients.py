@@ -12,7 +12,7 @@ from django.db import connection
 
 from consent.clients import client_revoke, clients_forget_cache
 from consent.models import ApiClient
-from tests.conftest import Api
+from tests.api import Api
 
 CHECK = "/api/v1/consents/check"
 CHECK_BODY = {"subject": {"email": "anna@example.de"}, "purpose": "newsletter", "channel": "sms"}

@@ -18,7 +18,7 @@ from rest_framework.test import APIClient
 from config import ratelimit
 from consent.models import ApiClient
 from subjects.crypto import api_key_digest
-from tests.conftest import Api
+from tests.api import Api
 
 CHECK = "/api/v1/consents/check"
 CHECK_BODY = {"subject": {"email": "anna@example.de"}, "purpose": "newsletter", "channel": "sms"}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import io
 import json
 import os
@@ -19,7 +18,7 @@ from django.core.management.base import CommandError
 from consent.catalogue.snapshot import catalogue_forget
 from consent.models import ApiClient, CatalogueRevision, ConsentEvent, Purpose
 from subjects.models import Subject
-from tests.consent.test_catalogue import DOCUMENT
+from tests.catalogue import validation_catalogue
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,7 +39,7 @@ def write(tmp_path: Path, document: Any) -> str:
 
 
 def test_it_applies_a_file_and_prints_the_changes(db: None, tmp_path: Path) -> None:
-    out, err = run("apply_catalog", write(tmp_path, DOCUMENT))
+    out, err = run("apply_catalog", write(tmp_path, validation_catalogue()))
 
     revision = CatalogueRevision.objects.get()
     lines = out.splitlines()
@@ -52,7 +51,7 @@ def test_it_applies_a_file_and_prints_the_changes(db: None, tmp_path: Path) -> N
 
 
 def test_a_second_run_reports_the_catalogue_unchanged(db: None, tmp_path: Path) -> None:
-    path = write(tmp_path, DOCUMENT)
+    path = write(tmp_path, validation_catalogue())
     run("apply_catalog", path)
 
     out, _ = run("apply_catalog", path)
@@ -62,7 +61,7 @@ def test_a_second_run_reports_the_catalogue_unchanged(db: None, tmp_path: Path) 
 
 
 def test_it_prints_every_problem_and_exits_non_zero_on_a_bad_document(db: None, tmp_path: Path) -> None:
-    document = copy.deepcopy(DOCUMENT)
+    document = validation_catalogue()
     document["purposes"][0]["legal_basis"] = "maybe"
     document["purposes"][1]["channels"].append("phone")
     err = io.StringIO()

@@ -29,83 +29,12 @@ from consent.models import (
 )
 from consent.services import consent_record
 from subjects.identity import parse_reference
+from tests.catalogue import validation_catalogue
 
 DEMO_CATALOGUE = Path(__file__).resolve().parents[2] / "consent" / "demo" / "catalog.json"
 
-DOCUMENT: dict[str, Any] = {
-    "merge_identifiers": ["email", "customer_number", "loyalty_card", "crm_id"],
-    "channels": [
-        {"key": "email", "name": "E-Mail"},
-        {"key": "sms", "name": "SMS"},
-        {"key": "phone", "name": "Telefon"},
-        {"key": "post", "name": "Post"},
-        {"key": "web", "name": "Website"},
-    ],
-    "data_categories": [
-        {"key": "contact", "name": "Contact data", "profile": True},
-        {"key": "purchases", "name": "Purchases", "purchase": True},
-        {"key": "cookie_ids", "name": "Cookie ids"},
-    ],
-    "purposes": [
-        {
-            "key": "newsletter",
-            "name": "Newsletter",
-            "legal_basis": "consent",
-            "marketing": True,
-            "channels": ["email", "sms"],
-            "data_categories": ["contact"],
-            "consent_valid_days": 730,
-            "dpv": "dpv:DirectMarketing",
-            "notice": {"version": "2026-01", "texts": {"de": "Unser Newsletter.", "en": "Our newsletter."}},
-        },
-        {
-            "key": "offers",
-            "name": "Offers",
-            "legal_basis": "legitimate_interest",
-            "marketing": True,
-            "channels": ["post", "email"],
-            "uwg_7_3": True,
-            "data_categories": ["contact", "purchases"],
-        },
-        {
-            "key": "order-updates",
-            "name": "Order updates",
-            "legal_basis": "contract",
-            "marketing": False,
-            "channels": ["email", "sms"],
-            "data_categories": ["contact", "purchases"],
-        },
-        {
-            "key": "analytics",
-            "name": "Statistics",
-            "legal_basis": "consent",
-            "marketing": False,
-            "channels": ["web"],
-            "data_categories": ["cookie_ids"],
-            "reads_device_identifiers": True,
-            "tcf_purposes": [1, 8],
-            "notice": {
-                "version": "2026-01",
-                "requires_reconsent": False,
-                "texts": {"de": "Statistik mit Cookies.", "en": "Statistics with cookies."},
-            },
-        },
-    ],
-    "sources": [
-        {
-            "key": "pos",
-            "name": "Store tills",
-            "system_of_record": False,
-            "categories": {
-                "contact": {"delete_after_days": 1095},
-                "purchases": {
-                    "delete_after_days": 3650,
-                    "legal_hold": {"years": 8, "from": "end_of_year", "law": "§147 AO, §257 HGB"},
-                },
-            },
-        }
-    ],
-}
+# Every validation case starts from this document (built in tests/catalogue.py); doc() hands out a copy.
+DOCUMENT: dict[str, Any] = validation_catalogue()
 
 CATALOGUE_MODELS = (CatalogueRevision, Channel, DataCategory, Purpose, Notice, Source, SourceCategory)
 

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
 
 from consent.catalogue.apply import catalogue_apply
-from consent.catalogue.snapshot import catalogue_forget, catalogue_snapshot
+from consent.catalogue.snapshot import catalogue_forget
 from consent.catalogue.validate import catalogue_validate
-from tests.conftest import CATALOGUE
+from consent.selectors import catalogue_snapshot
+from tests.catalogue import standard_catalogue
 
 
 def document(**extra: Any) -> dict[str, Any]:
-    return json.loads(json.dumps(CATALOGUE)) | extra
+    return standard_catalogue(**extra)
 
 
 def test_one_per_person_is_optional_and_accepted_with_person_bound_kinds() -> None:

@@ -1,23 +1,16 @@
-"""The consent check as other services call it (single and bulk), the subject's consent views, and the API's edges:
-a database that is down, the rate limit, unknown routes, the schema and its docs."""
+"""The consent check as other services call it (single and bulk), and the subject's consent views. The API's edges
+(a database that is down, the rate limit, unknown routes, the schema and its docs) are tested in tests/config/."""
 
 from __future__ import annotations
 
-import re
-import socket
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-import yaml
-from django.contrib.staticfiles import finders
 from django.db import connections
-from django.test import Client
 from django.test.utils import CaptureQueriesContext
-from django.urls import URLResolver, get_resolver
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -27,12 +20,11 @@ from consent.ledger.recording import ConsentCommand
 from consent.models import ConsentEvent
 from consent.services import consent_record
 from subjects.identity import parse_reference
-from tests.conftest import Api
+from tests.api import Api, assert_problem
 
 CONSENTS = "/api/v1/consents"
 CHECK = "/api/v1/consents/check"
 BULK = "/api/v1/consents/check-bulk"
-PROBLEM = "application/problem+json"
 CHECK_KEYS = {"allowed", "reason", "legal_basis", "subject", "purpose", "channel"}
 
 
@@ -58,16 +50,6 @@ def write(api: Api, subject: dict[str, Any], action: str = "grant", **overrides:
 
 def check(api: Api, subject: dict[str, Any], purpose: str = "newsletter", channel: str = "sms") -> Any:
     return api.post(CHECK, {"subject": subject, "purpose": purpose, "channel": channel})
-
-
-def assert_problem(response: Any, status: int, code: str, field: str | None = None) -> dict[str, Any]:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"].startswith(PROBLEM)
-    problem: dict[str, Any] = response.json()
-    assert (problem["status"], problem["code"]) == (status, code)
-    if field is not None:
-        assert field in problem.get("errors", {}), problem
-    return problem
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -478,161 +460,6 @@ def test_subject_views_show_a_purpose_restricted_client_only_its_purposes(
 
     assert {s["purpose"] for s in states} == {"offers"}
     assert [e["purpose"] for e in history] == ["offers"]
-
-
-# ---------------------------------------------------------------------------------------------------------
-# A database that cannot be reached
-# ---------------------------------------------------------------------------------------------------------
-@pytest.fixture
-def database_down(transactional_db: None) -> Iterator[Callable[[], None]]:
-    """Points the connection at a port where nothing listens; the real settings come back afterwards."""
-    connection = connections["default"]
-    saved = {"HOST": connection.settings_dict["HOST"], "PORT": connection.settings_dict["PORT"]}
-    placeholder = socket.socket()
-    placeholder.bind(("127.0.0.1", 0))  # bound but not listening: every connect is refused
-    port = placeholder.getsockname()[1]
-
-    def break_it() -> None:
-        connection.close()
-        connection.settings_dict.update({"HOST": "127.0.0.1", "PORT": str(port)})
-
-    yield break_it
-    connection.close()
-    connection.settings_dict.update(saved)
-    placeholder.close()
-
-
-@pytest.mark.parametrize("warm", [True, False], ids=["key-cached", "cold"])
-def test_check_answers_503_unavailable_when_the_database_is_down(
-    api: Api, database_down: Callable[[], None], warm: bool
-) -> None:
-    # given a granted consent, and a check that worked
-    write(api, {"email": "anna@example.de"})
-    if warm:
-        assert check(api, {"email": "anna@example.de"}).json()["allowed"] is True
-    else:
-        clients_forget_cache()
-        catalogue_forget()
-
-    # when the database goes away
-    database_down()
-    response = check(api, {"email": "anna@example.de"})
-
-    # then the check denies with 503, and says so in the body
-    problem = assert_problem(response, 503, "unavailable")
-    assert (problem["allowed"], problem["reason"]) == (False, "unavailable")
-    assert response["Retry-After"]
-
-
-def test_bulk_check_and_write_answer_503_when_the_database_is_down(api: Api, database_down: Callable[[], None]) -> None:
-    write(api, {"email": "anna@example.de"})
-
-    database_down()
-    bulk = api.post(BULK, {"purpose": "newsletter", "channel": "sms", "subjects": [{"email": "anna@example.de"}]})
-    written = api.post(
-        CONSENTS,
-        {
-            "subject": {"email": "anna@example.de"},
-            "purpose": "newsletter",
-            "channel": "sms",
-            "action": "withdraw",
-            "source": "webshop",
-        },
-    )
-
-    assert assert_problem(bulk, 503, "unavailable")["allowed"] is False
-    assert_problem(written, 503, "unavailable")
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Rate limit, routes, schema, docs
-# ---------------------------------------------------------------------------------------------------------
-def _clear_of_a_minute_boundary() -> None:
-    # The limit counts per client and minute: do not let a window roll over in the middle of the test.
-    if time.time() % 60 > 57:
-        time.sleep(60 - time.time() % 60 + 0.1)
-
-
-def test_the_request_over_the_rate_limit_is_429_with_retry_after(
-    api: Api, api_for: Callable[..., Api], settings: Any
-) -> None:
-    settings.ASSENT_RATE_LIMIT = 3
-    other = api_for("consent:check")
-    _clear_of_a_minute_boundary()
-
-    answers = [check(api, {"email": "anna@example.de"}).status_code for _ in range(3)]
-    over = check(api, {"email": "anna@example.de"})
-
-    assert answers == [200, 200, 200]
-    problem = assert_problem(over, 429, "rate_limited")
-    assert 1 <= int(over["Retry-After"]) <= 60
-    assert problem["retry_after"] == int(over["Retry-After"])
-    assert check(other, {"email": "anna@example.de"}).status_code == 200  # the limit is per client
-
-
-def test_an_unknown_route_under_the_api_is_a_404_problem(api: Api) -> None:
-    for path in ("/api/v1/nothing-here", "/api/v2/consents", "/api/"):
-        response = api.get(path)
-
-        assert_problem(response, 404, "not_found")
-
-
-def test_a_body_over_the_size_limit_is_a_413_problem(api: Api, settings: Any) -> None:
-    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10_000
-    references = [{"email": f"p{i}@example.de"} for i in range(1_000)]
-
-    response = api.post(BULK, {"purpose": "newsletter", "channel": "sms", "subjects": references})
-
-    assert_problem(response, 413, "too_large")
-
-
-def test_a_wrong_method_is_a_405_problem(api: Api) -> None:
-    assert_problem(api.get(CHECK), 405, "method_not_allowed")
-
-
-def _api_routes(patterns: list[Any], prefix: str = "") -> set[str]:
-    """Every path() route of the URL conf under /api/v1/, written the way OpenAPI writes it."""
-    routes: set[str] = set()
-    for pattern in patterns:
-        route = prefix + str(pattern.pattern)
-        if isinstance(pattern, URLResolver):
-            routes |= _api_routes(pattern.url_patterns, route)
-        elif route.startswith("api/v1/"):
-            routes.add("/" + re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", route))
-    return routes
-
-
-def test_the_schema_lists_every_path_without_a_key(db: None) -> None:
-    response = Client().get("/api/schema/")
-
-    assert response.status_code == 200, response.content
-    schema = yaml.safe_load(response.content)
-    assert schema["openapi"].startswith("3.")
-    routes = _api_routes(get_resolver().url_patterns)
-    assert {
-        "/api/v1/consents",
-        "/api/v1/consents/check",
-        "/api/v1/consents/check-bulk",
-        "/api/v1/subjects/{subject_id}/consents",
-        "/api/v1/subjects/{subject_id}/consents/history",
-    } <= routes
-    assert routes <= set(schema["paths"])
-    assert "post" in schema["paths"]["/api/v1/consents/check"]
-    assert "get" in schema["paths"]["/api/v1/subjects/{subject_id}/consents/history"]
-
-
-def test_the_docs_serve_swagger_ui_from_local_static_files(db: None) -> None:
-    response = Client().get("/api/docs/")
-
-    assert response.status_code == 200
-    html = response.content.decode()
-    assert "swagger" in html.lower()
-    assert not re.search(r"(?:https?:)?//(?!testserver)[\w.-]+\.[a-z]{2,}/", html), "the page loads from another host"
-    assets = re.findall(r'(?:src|href)="([^"]+\.(?:js|css|png))"', html)
-    assert any(asset.endswith("swagger-ui-bundle.js") for asset in assets)
-    for asset in assets:
-        assert asset.startswith("/static/"), asset
-        assert finders.find(asset.removeprefix("/static/")), f"{asset} is not among the static files"
 
 
 def test_every_reference_kind_resolves_in_a_check(api: Api) -> None:

@@ -12,7 +12,8 @@ from django.db import connection
 
 from consent import policy
 from consent.models import Send
-from tests.conftest import Api
+from tests.api import Api
+from tests.factories import grant
 
 CONSENTS = "/api/v1/consents"
 CHECK = "/api/v1/consents/check"
@@ -20,23 +21,6 @@ BULK = "/api/v1/consents/check-bulk"
 SENDS = "/api/v1/sends"
 ANNA = {"email": "anna@example.de"}
 BEN = {"email": "ben@example.de"}
-
-
-def grant(api: Api, subject: dict[str, Any]) -> str:
-    response = api.post(
-        CONSENTS,
-        {
-            "subject": subject,
-            "purpose": "newsletter",
-            "channel": "sms",
-            "action": "grant",
-            "notice_version": "2026-01",
-            "source": "webshop",
-        },
-    )
-    assert response.status_code == 201, response.content
-    subject_id: str = response.json()["subject"]
-    return subject_id
 
 
 def corrupt_state_of(subject_id: str) -> None:
@@ -83,19 +67,19 @@ def policy_fails(monkeypatch: pytest.MonkeyPatch) -> None:
 # Single check
 # ---------------------------------------------------------------------------------------------------------
 def test_a_single_check_whose_state_cannot_be_read_answers_503_deny(api: Api) -> None:
-    corrupt_state_of(grant(api, ANNA))
+    corrupt_state_of(grant(ANNA))
 
     assert_undecidable(check(api, ANNA))
 
 
 def test_a_single_check_whose_policy_fails_answers_503_deny(api: Api, policy_fails: None) -> None:
-    grant(api, ANNA)
+    grant(ANNA)
 
     assert_undecidable(check(api, ANNA))
 
 
 def test_a_check_that_can_decide_still_answers_200(api: Api) -> None:
-    grant(api, ANNA)
+    grant(ANNA)
 
     response = check(api, ANNA)
 
@@ -107,8 +91,8 @@ def test_a_check_that_can_decide_still_answers_200(api: Api) -> None:
 # Bulk check
 # ---------------------------------------------------------------------------------------------------------
 def test_one_undecidable_reference_in_a_bulk_check_is_a_deny_unavailable_beside_the_others(api: Api) -> None:
-    corrupt_state_of(grant(api, ANNA))
-    grant(api, BEN)
+    corrupt_state_of(grant(ANNA))
+    grant(BEN)
 
     response = bulk(api, ANNA, BEN, {"email": "nobody@example.de"})
 
@@ -118,14 +102,14 @@ def test_one_undecidable_reference_in_a_bulk_check_is_a_deny_unavailable_beside_
 
 
 def test_a_bulk_check_that_can_decide_nothing_answers_503_deny(api: Api) -> None:
-    corrupt_state_of(grant(api, ANNA))
+    corrupt_state_of(grant(ANNA))
 
     assert_undecidable(bulk(api, ANNA, ANNA))
 
 
 def test_a_bulk_check_whose_policy_fails_answers_503_deny(api: Api, policy_fails: None) -> None:
-    grant(api, ANNA)
-    grant(api, BEN)
+    grant(ANNA)
+    grant(BEN)
 
     assert_undecidable(bulk(api, ANNA, BEN))
 
@@ -134,8 +118,8 @@ def test_a_bulk_check_whose_policy_fails_answers_503_deny(api: Api, policy_fails
 # Sends: the gate fails closed the same way
 # ---------------------------------------------------------------------------------------------------------
 def test_an_undecidable_recipient_of_a_send_is_blocked_with_unavailable(api: Api) -> None:
-    corrupt_state_of(grant(api, ANNA))
-    grant(api, BEN)
+    corrupt_state_of(grant(ANNA))
+    grant(BEN)
 
     response = send(api, ANNA, BEN)
 
@@ -146,7 +130,7 @@ def test_an_undecidable_recipient_of_a_send_is_blocked_with_unavailable(api: Api
 
 
 def test_a_send_whose_policy_fails_answers_503_and_logs_no_send(api: Api, policy_fails: None) -> None:
-    grant(api, ANNA)
+    grant(ANNA)
 
     assert_undecidable(send(api, ANNA))
     assert Send.objects.count() == 0
@@ -157,7 +141,7 @@ def test_a_send_whose_policy_fails_answers_503_and_logs_no_send(api: Api, policy
 # ---------------------------------------------------------------------------------------------------------
 @pytest.mark.django_db(transaction=True)
 def test_a_check_whose_database_connection_was_terminated_answers_503_deny(api: Api) -> None:
-    grant(api, ANNA)
+    grant(ANNA)
     connection.ensure_connection()
     pid = connection.connection.info.backend_pid
     settings = connection.get_connection_params()
@@ -175,12 +159,12 @@ def test_a_check_whose_database_connection_was_terminated_answers_503_deny(api: 
 # Profile reads through the gate
 # ---------------------------------------------------------------------------------------------------------
 def test_a_profile_read_whose_state_cannot_be_read_answers_503_deny(api: Api) -> None:
-    corrupt_state_of(subject := grant(api, ANNA))
+    corrupt_state_of(subject := grant(ANNA))
 
     assert_undecidable(api.get(f"/api/v1/subjects/{subject}/profile?purpose=newsletter"))
 
 
 def test_the_subjects_consents_whose_state_cannot_be_read_answer_503_not_500(api: Api) -> None:
-    corrupt_state_of(subject := grant(api, ANNA))
+    corrupt_state_of(subject := grant(ANNA))
 
     assert_undecidable(api.get(f"/api/v1/subjects/{subject}/consents"))

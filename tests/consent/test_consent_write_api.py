@@ -12,11 +12,10 @@ from django.utils import timezone
 
 from consent.models import ConsentEvent, ConsentState, IdempotencyKey, LedgerHead, Objection
 from subjects.models import Identifier, Subject
-from tests.conftest import Api
+from tests.api import Api, assert_problem
 
 CONSENTS = "/api/v1/consents"
 CHECK = "/api/v1/consents/check"
-PROBLEM = "application/problem+json"
 
 
 def body(subject: Any, **overrides: Any) -> dict[str, Any]:
@@ -45,19 +44,6 @@ def rows() -> dict[str, int]:
         "objections": Objection.objects.count(),
         "idempotency": IdempotencyKey.objects.count(),
     }
-
-
-def assert_problem(response: Any, status: int, code: str, field: str | None = None) -> dict[str, Any]:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"].startswith(PROBLEM)
-    problem = response.json()
-    assert problem["status"] == status
-    assert problem["code"] == code
-    assert problem["title"]
-    assert problem["detail"]
-    if field is not None:
-        assert field in problem.get("errors", {}), problem
-    return problem
 
 
 def check(api: Api, subject: dict[str, Any], purpose: str = "newsletter", channel: str = "sms") -> dict[str, Any]:

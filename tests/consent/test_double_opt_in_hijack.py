@@ -19,7 +19,7 @@ from subjects.columns import CONFIRMATION_EMAIL
 from subjects.identity import normalise, parse_reference
 from subjects.keys import blind_index, data_key, decrypt_field
 from subjects.models import Identifier, Subject, Suppression
-from tests.conftest import Api
+from tests.api import Api
 
 CONSENTS = "/api/v1/consents"
 CHECK = "/api/v1/consents/check"

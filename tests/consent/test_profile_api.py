@@ -16,74 +16,26 @@ from django.utils.dateparse import parse_datetime
 from consent.models import ApiClient, ReadLog
 from subjects.crypto import api_key_digest
 from subjects.models import Subject
-from subjects.records import RecordInput, record_ingest
-from tests.conftest import CATALOGUE, Api
+from tests.api import Api, assert_problem
+from tests.factories import grant, ingest
 
 CONSENTS = "/api/v1/consents"
-PROBLEM = "application/problem+json"
-MERGE_KINDS = frozenset(CATALOGUE["merge_identifiers"])
 ANNA = "anna@example.de"
 BOUGHT_AT = datetime(2026, 1, 15, 10, 30, tzinfo=UTC)
 
 
-def ingest(
-    external_id: str,
-    category: str,
-    data: dict[str, Any],
-    *,
-    email: str = ANNA,
-    profile: bool = False,
-    purchase: bool = False,
-    occurred_at: datetime = BOUGHT_AT,
-) -> uuid.UUID:
-    return record_ingest(
-        record=RecordInput(
-            source="pos",
-            external_id=external_id,
-            category=category,
-            identifiers=(("email", email),),
-            occurred_at=occurred_at,
-            data=data,
-            merge_kinds=MERGE_KINDS,
-            profile=profile,
-            purchase=purchase,
-        )
-    ).subject_id
-
-
 def anna_with_data() -> uuid.UUID:
-    ingest("C-1", "contact", {"name": "Anna Muster", "city": "Köln"}, profile=True)
-    return ingest("R-1", "purchases", {"total": "42.00", "items": 3}, purchase=True)
-
-
-def grant_newsletter_by_sms(api: Api, subject: dict[str, Any]) -> None:
-    response = api.post(
-        CONSENTS,
-        {
-            "subject": subject,
-            "purpose": "newsletter",
-            "channel": "sms",
-            "action": "grant",
-            "notice_version": "2026-01",
-            "source": "webshop",
-        },
-    )
-    assert response.status_code == 201, response.content
+    contact = {"name": "Anna Muster", "city": "Köln"}
+    ingest("pos", "C-1", {"email": ANNA}, category="contact", data=contact, profile=True, occurred_at=BOUGHT_AT)
+    receipt = {"total": "42.00", "items": 3}
+    return ingest(
+        "pos", "R-1", {"email": ANNA}, category="purchases", data=receipt, purchase=True, occurred_at=BOUGHT_AT
+    ).subject_id
 
 
 def profile(api: Api, subject_id: uuid.UUID | str, purpose: str | None) -> Any:
     query = f"?purpose={purpose}" if purpose is not None else ""
     return api.get(f"/api/v1/subjects/{subject_id}/profile{query}")
-
-
-def assert_problem(response: Any, status: int, code: str, field: str | None = None) -> dict[str, Any]:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"].startswith(PROBLEM)
-    body: dict[str, Any] = response.json()
-    assert (body["status"], body["code"]) == (status, code)
-    if field is not None:
-        assert field in body.get("errors", {}), body
-    return body
 
 
 def client_id_of(api: Api) -> int:
@@ -97,7 +49,7 @@ def client_id_of(api: Api) -> int:
 def test_profile_read_returns_only_the_purposes_categories_and_names_the_withheld_ones(api: Api) -> None:
     # given Anna's profile (contact) and a till receipt (purchases), and her consent to the newsletter by SMS
     anna = anna_with_data()
-    grant_newsletter_by_sms(api, {"email": ANNA})
+    grant({"email": ANNA})
 
     # when the newsletter, which declares only contact data, reads her profile
     response = profile(api, anna, "newsletter")
@@ -114,7 +66,8 @@ def test_profile_read_returns_only_the_purposes_categories_and_names_the_withhel
 
 def test_profile_read_lists_the_linked_records_of_a_record_category(api: Api) -> None:
     anna = anna_with_data()
-    ingest("R-2", "purchases", {"total": "9.99", "items": 1}, occurred_at=datetime(2026, 2, 1, tzinfo=UTC))
+    receipt = {"total": "9.99", "items": 1}
+    ingest("pos", "R-2", {"email": ANNA}, data=receipt, occurred_at=datetime(2026, 2, 1, tzinfo=UTC))
 
     # order updates rest on the contract: no consent needed; they declare contact and purchases
     response = profile(api, anna, "order-updates")
@@ -132,7 +85,15 @@ def test_profile_read_lists_the_linked_records_of_a_record_category(api: Api) ->
 
 
 def test_profile_read_of_a_declared_category_without_data_is_empty(api: Api) -> None:
-    anna = ingest("C-1", "contact", {"name": "Anna Muster"}, profile=True)
+    anna = ingest(
+        "pos",
+        "C-1",
+        {"email": ANNA},
+        category="contact",
+        data={"name": "Anna Muster"},
+        profile=True,
+        occurred_at=BOUGHT_AT,
+    ).subject_id
 
     body = profile(api, anna, "order-updates").json()
 
@@ -142,7 +103,8 @@ def test_profile_read_of_a_declared_category_without_data_is_empty(api: Api) -> 
 
 def test_profile_read_never_returns_another_persons_records(api: Api) -> None:
     anna = anna_with_data()
-    ingest("R-9", "purchases", {"total": "1.00"}, email="ben@example.de", purchase=True)
+    ben = {"email": "ben@example.de"}
+    ingest("pos", "R-9", ben, category="purchases", data={"total": "1.00"}, purchase=True, occurred_at=BOUGHT_AT)
 
     body = profile(api, anna, "order-updates").json()
 
@@ -151,7 +113,7 @@ def test_profile_read_never_returns_another_persons_records(api: Api) -> None:
 
 def test_profile_read_is_logged_with_the_client_and_the_categories_disclosed(api: Api) -> None:
     anna = anna_with_data()
-    grant_newsletter_by_sms(api, {"email": ANNA})
+    grant({"email": ANNA})
     before = timezone.now()
 
     assert profile(api, anna, "newsletter").status_code == 200
@@ -165,7 +127,15 @@ def test_profile_read_is_logged_with_the_client_and_the_categories_disclosed(api
 def test_profile_read_of_an_absorbed_id_reads_the_survivor(api: Api) -> None:
     # given Anna's subject and an older duplicate that a merge absorbed into it
     anna = anna_with_data()
-    absorbed = ingest("C-2", "contact", {"name": "A. Muster"}, email="anna.old@example.de", profile=True)
+    absorbed = ingest(
+        "pos",
+        "C-2",
+        {"email": "anna.old@example.de"},
+        category="contact",
+        data={"name": "A. Muster"},
+        profile=True,
+        occurred_at=BOUGHT_AT,
+    ).subject_id
     Subject.objects.filter(pk=absorbed).update(merged_into=anna, status=Subject.Status.MERGED)
 
     response = profile(api, absorbed, "order-updates")
@@ -191,7 +161,7 @@ def test_profile_read_without_consent_is_403_policy_denied_with_the_reason(api: 
 
 def test_profile_read_is_denied_again_after_the_withdrawal(api: Api) -> None:
     anna = anna_with_data()
-    grant_newsletter_by_sms(api, {"email": ANNA})
+    grant({"email": ANNA})
     assert profile(api, anna, "newsletter").status_code == 200
 
     api.post(

@@ -23,31 +23,12 @@ from consent.models import ApiClient, Send, SendRecipient
 from consent.services import consent_record
 from subjects.crypto import api_key_digest
 from subjects.identity import parse_reference
-from subjects.records import RecordInput, record_ingest
-from tests.conftest import CATALOGUE, Api
+from tests.api import Api, assert_problem
+from tests.factories import grant, ingest
 
 SENDS = "/api/v1/sends"
 CONSENTS = "/api/v1/consents"
 CHECK = "/api/v1/consents/check"
-PROBLEM = "application/problem+json"
-MERGE_KINDS = frozenset(CATALOGUE["merge_identifiers"])
-
-
-def grant(api: Api, subject: dict[str, Any], purpose: str = "newsletter", channel: str = "sms") -> str:
-    response = api.post(
-        CONSENTS,
-        {
-            "subject": subject,
-            "purpose": purpose,
-            "channel": channel,
-            "action": "grant",
-            "notice_version": "2026-01",
-            "source": "webshop",
-        },
-    )
-    assert response.status_code == 201, response.content
-    subject_id: str = response.json()["subject"]
-    return subject_id
 
 
 def send(api: Api, recipients: list[Any], purpose: str = "newsletter", channel: str = "sms", **extra: Any) -> Any:
@@ -55,43 +36,18 @@ def send(api: Api, recipients: list[Any], purpose: str = "newsletter", channel: 
     return api.post(SENDS, body)
 
 
-def assert_problem(response: Any, status: int, code: str, field: str | None = None) -> dict[str, Any]:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"].startswith(PROBLEM)
-    body: dict[str, Any] = response.json()
-    assert (body["status"], body["code"]) == (status, code)
-    if field is not None:
-        assert field in body.get("errors", {}), body
-    return body
-
-
-def ingest(external_id: str, identifiers: tuple[tuple[str, str], ...], *, category: str, purchase: bool) -> uuid.UUID:
-    return record_ingest(
-        record=RecordInput(
-            source="pos",
-            external_id=external_id,
-            category=category,
-            identifiers=identifiers,
-            occurred_at=datetime(2026, 1, 15, tzinfo=UTC),
-            data={"total": "42.00"} if purchase else {"name": "Anna"},
-            merge_kinds=MERGE_KINDS,
-            purchase=purchase,
-        )
-    ).subject_id
-
-
 # ---------------------------------------------------------------------------------------------------------
 # The answer
 # ---------------------------------------------------------------------------------------------------------
 def test_send_answers_allowed_and_blocked_in_input_order_in_the_documented_shape(api: Api) -> None:
     # given Anna and Carla consented to the newsletter by SMS, Ben withdrew, and one address is unknown
-    anna = grant(api, {"email": "anna@example.de"})
-    ben = grant(api, {"email": "ben@example.de"})
+    anna = grant({"email": "anna@example.de"})
+    ben = grant({"email": "ben@example.de"})
     api.post(
         CONSENTS,
         {"subject": {"id": ben}, "purpose": "newsletter", "channel": "sms", "action": "withdraw", "source": "app"},
     )
-    carla = grant(api, {"email": "carla@example.de"})
+    carla = grant({"email": "carla@example.de"})
     recipients = [
         {"email": "Anna@Example.de "},
         {"email": "nobody@example.de"},
@@ -130,7 +86,7 @@ def test_send_answers_allowed_and_blocked_in_input_order_in_the_documented_shape
 
 
 def test_send_contract_first_allowed_is_index_0_and_an_unknown_recipient_is_blocked_unknown_subject(api: Api) -> None:
-    grant(api, {"email": "anna@example.de"})
+    grant({"email": "anna@example.de"})
 
     body = send(api, [{"email": "anna@example.de"}, {"phone": "+49 171 1234567"}]).json()
 
@@ -139,7 +95,7 @@ def test_send_contract_first_allowed_is_index_0_and_an_unknown_recipient_is_bloc
 
 
 def test_send_unsubscribe_link_names_the_recipient_and_the_send(api: Api) -> None:
-    anna = grant(api, {"email": "anna@example.de"})
+    anna = grant({"email": "anna@example.de"})
 
     body = send(api, [{"email": "anna@example.de"}]).json()
 
@@ -148,8 +104,8 @@ def test_send_unsubscribe_link_names_the_recipient_and_the_send(api: Api) -> Non
 
 
 def test_send_of_an_ambiguous_reference_is_blocked_not_an_error(api: Api) -> None:
-    anna = grant(api, {"email": "anna@example.de"})
-    grant(api, {"email": "ben@example.de"})
+    anna = grant({"email": "anna@example.de"})
+    grant({"email": "ben@example.de"})
 
     body = send(api, [{"id": anna, "email": "ben@example.de"}]).json()
 
@@ -160,7 +116,7 @@ def test_send_of_an_ambiguous_reference_is_blocked_not_an_error(api: Api) -> Non
 
 
 def test_send_blocks_a_pending_double_opt_in_by_email(api: Api) -> None:
-    grant(api, {"email": "anna@example.de"}, channel="email")  # UWG §7(2) Nr. 2: waits for the confirmation
+    grant({"email": "anna@example.de"}, channel="email")  # UWG §7(2) Nr. 2: waits for the confirmation
 
     body = send(api, [{"email": "anna@example.de"}], channel="email").json()
 
@@ -168,7 +124,7 @@ def test_send_blocks_a_pending_double_opt_in_by_email(api: Api) -> None:
 
 
 def test_send_blocks_everyone_after_an_objection_to_direct_marketing(api: Api) -> None:
-    anna = grant(api, {"email": "anna@example.de"})
+    anna = grant({"email": "anna@example.de"})
     consent_record(
         command=ConsentCommand(
             reference=parse_reference({"id": anna}), purpose="offers", action="object", source="callcenter"
@@ -184,7 +140,7 @@ def test_send_blocks_everyone_after_an_objection_to_direct_marketing(api: Api) -
 # The log
 # ---------------------------------------------------------------------------------------------------------
 def test_send_is_logged_with_the_client_and_each_decision_without_references(api: Api) -> None:
-    anna = grant(api, {"email": "anna@example.de"})
+    anna = grant({"email": "anna@example.de"})
 
     body = send(api, [{"email": "anna@example.de"}, {"email": "nobody@example.de"}]).json()
 
@@ -208,14 +164,14 @@ def test_send_is_logged_with_the_client_and_each_decision_without_references(api
 # Bad requests
 # ---------------------------------------------------------------------------------------------------------
 def test_send_for_a_purpose_that_is_not_marketing_is_400(api: Api) -> None:
-    grant(api, {"email": "anna@example.de"})
+    grant({"email": "anna@example.de"})
 
     assert_problem(send(api, [{"email": "anna@example.de"}], "order-updates", "email"), 400, "purpose_not_marketing")
     assert not Send.objects.exists()
 
 
 def test_send_on_a_channel_the_purpose_does_not_list_is_400_unlike_a_check(api: Api) -> None:
-    grant(api, {"email": "anna@example.de"})
+    grant({"email": "anna@example.de"})
 
     assert_problem(send(api, [{"email": "anna@example.de"}], "newsletter", "post"), 400, "channel_not_permitted")
     assert not Send.objects.exists()
@@ -291,7 +247,7 @@ def test_send_query_count_does_not_grow_with_the_number_of_recipients(
     # given five people who consented (by id and by e-mail) and many unknown addresses
     known: list[dict[str, Any]] = []
     for i in range(5):
-        subject = grant(api, {"email": f"known{i}@example.de"})
+        subject = grant({"email": f"known{i}@example.de"})
         known.append({"id": subject} if i % 2 else {"email": f"known{i}@example.de"})
     small = [*known, *({"email": f"small{i}@example.de"} for i in range(5))]
     large = [*known, *({"email": f"large{i}@example.de"} for i in range(995))]
@@ -318,7 +274,7 @@ def test_send_query_count_does_not_grow_with_the_number_of_recipients(
 
 
 def test_send_to_the_most_recipients_allowed_is_answered(api: Api) -> None:
-    grant(api, {"email": "anna@example.de"})
+    grant({"email": "anna@example.de"})
     recipients = [{"email": "anna@example.de"}, *({"email": f"p{i}@example.de"} for i in range(9_999))]
 
     started = time.perf_counter()
@@ -350,9 +306,13 @@ def test_unsubscribe_tokens_for_10000_recipients_are_built_fast() -> None:
 # ---------------------------------------------------------------------------------------------------------
 # UWG §7(3): e-mail on legitimate interest only to an existing customer's purchase address
 # ---------------------------------------------------------------------------------------------------------
+FORM: dict[str, Any] = {"data": {"name": "Anna"}, "occurred_at": datetime(2026, 1, 15, tzinfo=UTC)}
+RECEIPT: dict[str, Any] = {"data": {"total": "42.00"}, "occurred_at": datetime(2026, 1, 15, tzinfo=UTC)}
+
+
 def test_legitimate_interest_email_is_blocked_until_a_purchase_carries_the_address(api: Api) -> None:
     # given Anna, known from a contact form with her e-mail, and no purchase yet
-    anna = str(ingest("F-1", (("email", "anna@example.de"),), category="contact", purchase=False))
+    anna = str(ingest("pos", "F-1", {"email": "anna@example.de"}, category="contact", **FORM).subject_id)
 
     # then offers by e-mail (legitimate interest, uwg_7_3) are blocked, by post allowed
     body = send(api, [{"id": anna}], purpose="offers", channel="email").json()
@@ -360,13 +320,13 @@ def test_legitimate_interest_email_is_blocked_until_a_purchase_carries_the_addre
     assert len(send(api, [{"id": anna}], purpose="offers", channel="post").json()["allowed"]) == 1
 
     # when a purchase arrives that carries only her customer number, e-mail stays blocked
-    ingest("R-2", (("customer_number", "C-1"), ("email", "anna@example.de")), category="contact", purchase=False)
-    ingest("R-3", (("customer_number", "C-1"),), category="purchases", purchase=True)
+    ingest("pos", "R-2", {"customer_number": "C-1", "email": "anna@example.de"}, category="contact", **FORM)
+    ingest("pos", "R-3", {"customer_number": "C-1"}, category="purchases", purchase=True, **RECEIPT)
     body = send(api, [{"id": anna}], purpose="offers", channel="email").json()
     assert body["blocked"][0]["reason"] == "no_existing_customer"
 
     # when a purchase carries the e-mail address, it is an existing customer's address
-    ingest("R-4", (("email", "anna@example.de"),), category="purchases", purchase=True)
+    ingest("pos", "R-4", {"email": "anna@example.de"}, category="purchases", purchase=True, **RECEIPT)
     body = send(api, [{"id": anna}], purpose="offers", channel="email").json()
     assert [(a["index"], a["subject"]) for a in body["allowed"]] == [(0, anna)]
     check = api.post(CHECK, {"subject": {"id": anna}, "purpose": "offers", "channel": "email"}).json()

@@ -19,8 +19,8 @@ from consent.services import consent_record
 from subjects.identity import normalise, parse_reference
 from subjects.keys import blind_index
 from subjects.models import Suppression
-from subjects.records import RecordInput, record_ingest
-from tests.conftest import CATALOGUE, Api
+from tests.api import Api
+from tests.factories import ingest
 
 CONSENTS = "/api/v1/consents"
 CHECK = "/api/v1/consents/check"
@@ -104,16 +104,12 @@ def test_a_grant_for_an_address_that_is_not_suppressed_is_unaffected(api: Api) -
 
 def test_suppression_is_found_through_the_subjects_own_identifiers(api: Api) -> None:
     # given Anna, known from a till receipt with her phone, whose phone was later suppressed
-    anna = record_ingest(
-        record=RecordInput(
-            source="pos",
-            external_id="R-1",
-            category="purchases",
-            identifiers=(("customer_number", "C-1"), ("phone", normalise("phone", PHONE))),
-            occurred_at=datetime(2026, 1, 1, tzinfo=UTC),
-            data={"total": "1.00"},
-            merge_kinds=frozenset(CATALOGUE["merge_identifiers"]),
-        )
+    anna = ingest(
+        "pos",
+        "R-1",
+        {"customer_number": "C-1", "phone": PHONE},
+        data={"total": "1.00"},
+        occurred_at=datetime(2026, 1, 1, tzinfo=UTC),
     ).subject_id
     suppress("phone", PHONE)
 

@@ -23,29 +23,14 @@ from consent.ledger.chain import event_evidence
 from consent.models import ConsentEvent, Objection, Send
 from subjects.keys import data_key
 from subjects.models import Subject
-from tests.conftest import Api
+from tests.api import Api
+from tests.factories import grant
 
 CONSENTS = "/api/v1/consents"
 CHECK = "/api/v1/consents/check"
 ONE_CLICK = "List-Unsubscribe=One-Click"
+ANNA = {"email": "anna@example.de"}
 FORM = "application/x-www-form-urlencoded"
-
-
-def grant(api: Api, email: str = "anna@example.de", channel: str = "sms") -> str:
-    response = api.post(
-        CONSENTS,
-        {
-            "subject": {"email": email},
-            "purpose": "newsletter",
-            "channel": channel,
-            "action": "grant",
-            "notice_version": "2026-01",
-            "source": "webshop",
-        },
-    )
-    assert response.status_code == 201, response.content
-    subject: str = response.json()["subject"]
-    return subject
 
 
 def send_link(api: Api, subject: str, purpose: str = "newsletter", channel: str = "sms") -> str:
@@ -87,7 +72,7 @@ def page(response: Any) -> str:
 # GET changes nothing
 # ---------------------------------------------------------------------------------------------------------
 def test_get_shows_a_confirmation_page_and_changes_nothing(api: Api) -> None:
-    anna = grant(api)
+    anna = grant(ANNA)
     path = send_link(api, anna)
     events = ConsentEvent.objects.count()
 
@@ -107,7 +92,7 @@ def test_get_shows_a_confirmation_page_and_changes_nothing(api: Api) -> None:
 
 
 def test_head_changes_nothing_either(api: Api) -> None:
-    anna = grant(api)
+    anna = grant(ANNA)
     path = send_link(api, anna)
     events = ConsentEvent.objects.count()
 
@@ -116,7 +101,7 @@ def test_head_changes_nothing_either(api: Api) -> None:
 
 
 def test_get_of_a_link_already_used_says_so(api: Api) -> None:
-    anna = grant(api)
+    anna = grant(ANNA)
     path = send_link(api, anna)
     browser().post(path, ONE_CLICK, content_type=FORM)
 
@@ -127,7 +112,7 @@ def test_get_of_a_link_already_used_says_so(api: Api) -> None:
 # One-click POST (RFC 8058) and the page's button
 # ---------------------------------------------------------------------------------------------------------
 def test_one_click_post_withdraws_the_sends_purpose_on_the_sends_channel(api: Api) -> None:
-    anna = grant(api)
+    anna = grant(ANNA)
     path = send_link(api, anna)
 
     response = browser().post(path, ONE_CLICK, content_type=FORM)
@@ -151,7 +136,7 @@ def test_one_click_post_withdraws_the_sends_purpose_on_the_sends_channel(api: Ap
 
 
 def test_one_click_post_as_multipart_form_data_works_too(api: Api) -> None:
-    anna = grant(api)
+    anna = grant(ANNA)
     path = send_link(api, anna)
 
     response = browser().post(path, {"List-Unsubscribe": "One-Click"})  # the test client's default: multipart
@@ -162,7 +147,7 @@ def test_one_click_post_as_multipart_form_data_works_too(api: Api) -> None:
 
 
 def test_a_second_post_records_nothing_new_and_still_shows_success(api: Api) -> None:
-    anna = grant(api)
+    anna = grant(ANNA)
     path = send_link(api, anna)
     browser().post(path, ONE_CLICK, content_type=FORM)
     events = ConsentEvent.objects.count()
@@ -175,7 +160,7 @@ def test_a_second_post_records_nothing_new_and_still_shows_success(api: Api) -> 
 
 
 def test_the_pages_button_withdraws(api: Api) -> None:
-    anna = grant(api)
+    anna = grant(ANNA)
     path = send_link(api, anna)
 
     response = browser().post(path, "", content_type=FORM)
@@ -186,8 +171,8 @@ def test_the_pages_button_withdraws(api: Api) -> None:
 
 
 def test_unsubscribing_leaves_the_other_channels_as_they_are(api: Api) -> None:
-    anna = grant(api)
-    grant(api, channel="push")
+    anna = grant(ANNA)
+    grant(ANNA, channel="push")
     path = send_link(api, anna)
 
     browser().post(path, ONE_CLICK, content_type=FORM)
@@ -199,7 +184,7 @@ def test_unsubscribing_leaves_the_other_channels_as_they_are(api: Api) -> None:
 def test_unsubscribing_from_a_legitimate_interest_purpose_objects_to_it(api: Api) -> None:
     # A legitimate-interest purpose cannot be withdrawn, only objected to (Art. 21(2)); the objection is the opt-out
     # every such message must offer (UWG §7(3) Nr. 4).
-    anna = grant(api)
+    anna = grant(ANNA)
     path = send_link(api, anna, purpose="offers", channel="post")
 
     browser().post(path, ONE_CLICK, content_type=FORM)
@@ -217,8 +202,8 @@ def test_unsubscribing_from_a_legitimate_interest_purpose_objects_to_it(api: Api
 # No marketing at all
 # ---------------------------------------------------------------------------------------------------------
 def test_no_marketing_at_all_objects_to_every_marketing_purpose_on_every_channel(api: Api) -> None:
-    anna = grant(api)
-    grant(api, channel="push")
+    anna = grant(ANNA)
+    grant(ANNA, channel="push")
     path = send_link(api, anna)
 
     response = browser().post(path, "choice=no-marketing", content_type=FORM)
@@ -266,7 +251,7 @@ def _forged_paths(path: str) -> list[str]:
 
 @pytest.mark.parametrize("method", ["get", "post"])
 def test_a_tampered_or_foreign_link_is_a_404_page_and_writes_nothing(api: Api, method: str) -> None:
-    anna = grant(api)
+    anna = grant(ANNA)
     path = send_link(api, anna)
     events, objections = ConsentEvent.objects.count(), Objection.objects.count()
 
@@ -319,7 +304,7 @@ def test_the_providers_one_click_and_the_persons_click_at_once_record_one_withdr
 ) -> None:
     # given a link, and both POSTs held until each has read the link, so they meet at the subject's lock
     api = Api(make_client())
-    anna = grant(api)
+    anna = grant(ANNA)
     token = send_link(api, anna).rsplit("/", 1)[1]
     both_read = threading.Barrier(2)
     real_lock = unsubscribe.lock_subject

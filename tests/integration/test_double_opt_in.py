@@ -15,7 +15,7 @@ from django.utils import timezone
 from consent.double_opt_in import confirmation_url
 from consent.models import Confirmation, ConsentEvent, ConsentState
 from subjects.models import Subject
-from tests.conftest import Api
+from tests.api import Api
 from tests.integration.conftest import Worker, wait_for
 
 CONSENTS = "/api/v1/consents"

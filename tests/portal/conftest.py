@@ -10,9 +10,8 @@ import pytest
 from django.core import mail
 from django.test import Client
 
-from consent.ledger.recording import ConsentCommand
-from consent.services import consent_record
-from subjects.identity import Reference
+from consent.services import ConsentRecorded
+from tests.factories import ConsentFactory
 
 LINK = re.compile(r"http://testserver(/portal/signin/[A-Za-z0-9_:\-]+)")
 CSRF = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
@@ -57,16 +56,7 @@ def post_form(client: Client, path: str, data: dict[str, Any]) -> Any:
 
 def known_person(email: str, *, channel: str = "sms", source: str = "webshop") -> uuid.UUID:
     """A customer known from the web shop, with a newsletter consent on one channel."""
-    done = consent_record(
-        command=ConsentCommand(
-            reference=Reference(None, (("email", email),)),
-            purpose="newsletter",
-            action="grant",
-            source=source,
-            channel=channel,
-            notice_version="2026-01",
-        )
-    )
+    done: ConsentRecorded = ConsentFactory(email=email, channel=channel, source=source)
     return done.subject_id
 
 

@@ -20,8 +20,9 @@ from subjects.identity import Reference
 from subjects.models import IdentifierChange, RightsRequest
 from subjects.portal.signin import email_open
 from subjects.selectors import subject_resolve
+from tests.factories import ingest
 from tests.portal.conftest import csrf, post_form, sign_in
-from tests.rights.helpers import drain, ingest
+from tests.rights.helpers import drain, recorded_at
 
 pytestmark = pytest.mark.usefixtures("portal")
 
@@ -37,7 +38,15 @@ def _empty_sms_outbox() -> None:
 
 
 def customer(email: str, phone: str, name: str) -> uuid.UUID:
-    return ingest("pos", f"contact-{email}", "contact", {"email": email, "phone": phone}, {"name": name})
+    return ingest(
+        "pos",
+        f"contact-{email}",
+        {"email": email, "phone": phone},
+        category="contact",
+        data={"name": name},
+        occurred_at=recorded_at(),
+        profile=True,
+    ).subject_id
 
 
 def owner(kind: str, value: str) -> uuid.UUID | None:

@@ -14,7 +14,7 @@ from consent.ledger.chain import event_evidence
 from consent.models import Channel, Confirmation, ConsentEvent, Objection, Purpose
 from subjects.keys import data_key
 from subjects.models import Identifier, Subject
-from tests.conftest import Api
+from tests.api import Api
 from tests.portal.conftest import UA, csrf, known_person, sign_in
 
 pytestmark = pytest.mark.usefixtures("portal")

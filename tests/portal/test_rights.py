@@ -14,16 +14,30 @@ import pytest
 from django.test import Client
 
 from subjects.models import RightsRequest, Subject
+from tests.factories import ingest
 from tests.portal.conftest import csrf, known_person, post_form, sign_in
-from tests.rights.helpers import drain, ingest
+from tests.rights.helpers import drain, recorded_at
 
 pytestmark = pytest.mark.usefixtures("portal")
 
 
 def customer(email: str) -> uuid.UUID:
     """A till customer: a contact record and a purchase that the law makes the till system keep (§147 AO)."""
-    ingest("pos", f"contact-{email}", "contact", {"email": email, "phone": "+491715550101"}, {"name": "Anna Becker"})
-    return ingest("pos", f"receipt-{email}", "purchases", {"email": email}, {"total": "19.99"})
+    identifiers = {"email": email, "phone": "+491715550101"}
+    contact = {"name": "Anna Becker"}
+    ingest(
+        "pos",
+        f"contact-{email}",
+        identifiers,
+        category="contact",
+        data=contact,
+        occurred_at=recorded_at(),
+        profile=True,
+    )
+    receipt = {"total": "19.99"}
+    return ingest(
+        "pos", f"receipt-{email}", {"email": email}, data=receipt, occurred_at=recorded_at(), purchase=True
+    ).subject_id
 
 
 def without_csrf(response: Any) -> str:

@@ -7,14 +7,14 @@ from django.test import Client
 
 from subjects.models import Subject
 from tests.admin.conftest import dpo, make_staff, staff_groups  # noqa: F401 (fixtures)
-from tests.conftest import Api
+from tests.api import Api
 from tests.consent.test_check_undecidable import corrupt_state_of
+from tests.factories import customer
 from tests.portal.conftest import portal, sign_in  # noqa: F401 (fixture)
-from tests.subjects.test_row_binding import _person
 
 
 def test_the_portal_says_it_cannot_show_settings_it_cannot_read(api: Api, portal: None) -> None:  # noqa: F811
-    kim: Subject = _person(api)
+    kim: Subject = customer()
     client = sign_in("kim@example.org")
     assert client.get("/portal/preferences").status_code == 200
     corrupt_state_of(str(kim.pk))
@@ -27,7 +27,7 @@ def test_the_portal_says_it_cannot_show_settings_it_cannot_read(api: Api, portal
 
 
 def test_the_portal_says_so_in_german_too(api: Api, portal: None) -> None:  # noqa: F811
-    kim: Subject = _person(api)
+    kim: Subject = customer()
     client = sign_in("kim@example.org")
     corrupt_state_of(str(kim.pk))
 
@@ -38,7 +38,7 @@ def test_the_portal_says_so_in_german_too(api: Api, portal: None) -> None:  # no
 
 
 def test_the_admin_subject_page_answers_readably_instead_of_a_500(api: Api, dpo: Client) -> None:  # noqa: F811
-    kim: Subject = _person(api)
+    kim: Subject = customer()
     corrupt_state_of(str(kim.pk))
 
     page = dpo.get(f"/admin/subjects/subject/{kim.pk}/change/")

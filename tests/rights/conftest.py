@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -10,22 +9,18 @@ from typing import Any
 import pytest
 
 from config.celery import app
-from consent.catalogue.snapshot import catalogue_forget
-from tests.conftest import Api
+from tests.api import Api
+from tests.catalogue import rights_catalogue as rights_catalogue_document
+from tests.factories import apply_catalogue
 from tests.integration.conftest import Worker
-from tests.rights.catalogue import RIGHTS_CATALOGUE
 
 LEASE_SECONDS = "3"
 
 
 @pytest.fixture
 def rights_catalogue(db: None) -> dict[str, Any]:
-    from consent.catalogue.apply import catalogue_apply
-
-    document = json.loads(json.dumps(RIGHTS_CATALOGUE))
-    catalogue_apply(document=document)
-    catalogue_forget()
-    return document
+    """The rights tests' catalogue (tests/catalogue.py), applied."""
+    return apply_catalogue(rights_catalogue_document())
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
-"""Seeding people for the rights tests and benchmarks: records through the real ingest service, or (for
-thousands of records) bulk rows encrypted exactly as the ingest service encrypts them."""
+"""Seeding people for the rights tests and benchmarks: records through the real ingest service (tests/factories.py),
+or (for thousands of records) bulk rows encrypted exactly as the ingest service encrypts them."""
 
 from __future__ import annotations
 
@@ -15,15 +15,14 @@ from typing import Any
 from django.test import TestCase
 from django.utils import timezone
 
-from consent.catalogue.snapshot import catalogue_snapshot
 from subjects.columns import RECORD_DATA
 from subjects.keys import data_key, encrypt_field
 from subjects.models import LinkedRecord, RightsRequest, RightsRequestPart, Subject
-from subjects.records import RecordInput, record_ingest
 from subjects.rights.context import HandlerLookup
 from subjects.rights.registry import handler_for
 from subjects.rights.workflow import part_run
-from tests.rights.catalogue import FIVE_SOURCES, RIGHTS_CATALOGUE, SOURCE_CATEGORY  # noqa: F401 (re-exported)
+from tests.catalogue import FIVE_SOURCES, PURCHASE_CATEGORIES, SOURCE_CATEGORY
+from tests.factories import ingest
 
 
 @dataclass
@@ -33,29 +32,9 @@ class Person:
     secrets: list[str] = field(default_factory=list)  # every value that must vanish on erasure
 
 
-def ingest(
-    source: str,
-    external_id: str,
-    category: str,
-    identifiers: dict[str, str],
-    data: dict[str, Any],
-    occurred_at: datetime | None = None,
-) -> uuid.UUID:
-    snapshot = catalogue_snapshot()
-    result = record_ingest(
-        record=RecordInput(
-            source=source,
-            external_id=external_id,
-            category=category,
-            identifiers=tuple(sorted(identifiers.items())),
-            occurred_at=occurred_at or timezone.now() - timedelta(days=3),
-            data=data,
-            merge_kinds=snapshot.merge_identifiers,
-            profile=snapshot.categories.get(category, False),
-            purchase=category in ("purchases", "orders"),
-        )
-    )
-    return result.subject_id
+def recorded_at() -> datetime:
+    """When the rights tests' records happened: three days before the test."""
+    return timezone.now() - timedelta(days=3)
 
 
 def phone_of(tag: str) -> str:
@@ -74,10 +53,12 @@ def seed_person(
     subject_id = ingest(
         "shop",
         f"profile-{tag}",
-        "contact",
-        {"email": email, "customer_number": customer, "phone": phone},
-        {"name": name, "street": f"Street-{tag} 1"},
-    )
+        {"customer_number": customer, "email": email, "phone": phone},
+        category="contact",
+        data={"name": name, "street": f"Street-{tag} 1"},
+        occurred_at=recorded_at(),
+        profile=True,
+    ).subject_id
     secrets = [email, customer, name, f"Street-{tag}", phone]
     for source in sources:
         category = SOURCE_CATEGORY[source]
@@ -88,9 +69,11 @@ def seed_person(
                 ingest(
                     source,
                     f"{source}-{tag}-{i}",
-                    category,
                     {"customer_number": customer},
-                    {"item": f"item-{tag}-{source}-{i}", "amount": i},
+                    category=category,
+                    data={"item": f"item-{tag}-{source}-{i}", "amount": i},
+                    occurred_at=recorded_at(),
+                    purchase=category in PURCHASE_CATEGORIES,
                 )
         secrets.append(f"item-{tag}-{source}-0")
     return Person(subject_id, email, secrets)

@@ -19,8 +19,10 @@ from consent.models import ConsentEvent
 from subjects.models import RightsExport
 from subjects.rights import texts
 from subjects.rights.exports import export_path, exports_purge
-from tests.conftest import Api
-from tests.rights.helpers import FIVE_SOURCES, drain, phone_of, seed_person
+from tests.api import Api
+from tests.catalogue import FIVE_SOURCES
+from tests.factories import ingest
+from tests.rights.helpers import drain, phone_of, recorded_at, seed_person
 
 REQUESTS = "/api/v1/requests"
 pytestmark = pytest.mark.django_db
@@ -215,9 +217,8 @@ def test_exports_are_deleted_after_30_days(rapi: Api) -> None:
 
 
 def test_csv_cells_that_a_spreadsheet_would_run_are_quoted(rapi: Api) -> None:
-    from tests.rights.helpers import ingest
-
-    ingest("app", "evil-1", "app_usage", {"email": "evil@example.de"}, {"item": '=HYPERLINK("x")', "amount": -3})
+    evil = {"item": '=HYPERLINK("x")', "amount": -3}
+    ingest("app", "evil-1", {"email": "evil@example.de"}, category="app_usage", data=evil, occurred_at=recorded_at())
     archive = download(rapi, run(rapi, "access", {"email": "evil@example.de"})["result"]["export_url"])
     row = next(csv.DictReader(io.StringIO(archive.read("app_usage.csv").decode())))
     assert row["item"].startswith("'=")

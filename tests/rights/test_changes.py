@@ -22,8 +22,9 @@ from subjects.rights.mails import request_tell
 from subjects.rights.reminders import requests_flag_deadlines
 from subjects.rights.requests import Actor, request_extend, request_reject
 from subjects.rights.restriction import lift_restriction_run
-from tests.conftest import Api
-from tests.rights.helpers import drain, seed_person
+from tests.api import Api
+from tests.factories import ingest
+from tests.rights.helpers import drain, recorded_at, seed_person
 
 REQUESTS = "/api/v1/requests"
 DPO = Actor(label="staff:dpo")
@@ -128,9 +129,14 @@ def test_a_restriction_denies_every_use_until_lifted_and_lifting_tells_the_perso
 
 
 def test_a_restriction_is_not_lifted_without_a_way_to_tell_the_person(rapi: Api) -> None:
-    from tests.rights.helpers import ingest
-
-    subject_id = ingest("app", "noemail-1", "app_usage", {"customer_number": "C-noemail"}, {"item": "x"})
+    subject_id = ingest(
+        "app",
+        "noemail-1",
+        {"customer_number": "C-noemail"},
+        category="app_usage",
+        data={"item": "x"},
+        occurred_at=recorded_at(),
+    ).subject_id
     request_id = open_verified(rapi, "restriction", {"customer_number": "C-noemail"}, {"ground": "18(1)(d)"})
     drain(request_id)
     rapi.post(f"{REQUESTS}/{request_id}/lift", {})

@@ -16,7 +16,7 @@ from subjects.models import RightsRequest
 from subjects.rights.registry import handler_for
 from subjects.rights.workflow import part_run
 from subjects.selectors import subject_resolve
-from tests.conftest import Api
+from tests.api import Api
 from tests.rights.helpers import drain, phone_of, seed_person
 
 REQUESTS = "/api/v1/requests"

@@ -10,7 +10,8 @@ import pytest
 
 from subjects.models import RightsRequest, Subject
 from subjects.rights import texts
-from tests.conftest import Api
+from tests.api import Api
+from tests.rights.erasure_checks import assert_gone_from_every_table
 from tests.rights.helpers import drain, seed_person
 
 REQUESTS = "/api/v1/requests"
@@ -74,6 +75,7 @@ def test_an_erasure_waits_for_approval_and_approve_is_409_in_any_other_state(rap
     assert rapi.post(f"{REQUESTS}/{request_id}/approve", {}).status_code == 409  # processing
     drain(request_id)
     assert rapi.post(f"{REQUESTS}/{request_id}/approve", {}).status_code == 409  # completed
+    assert_gone_from_every_table(person, [person.subject_id])
 
 
 def test_other_kinds_never_wait_for_approval(rapi: Api) -> None:

@@ -24,11 +24,11 @@ from subjects.models import (
 )
 from subjects.rights import texts
 from subjects.rights.exports import export_path
-from tests.conftest import Api
+from tests.api import Api
 from tests.integration.conftest import Worker, wait_for
+from tests.rights.erasure_checks import assert_gone_from_every_table, busy_person
 from tests.rights.helpers import records_bulk, seed_person, wait_settled
 from tests.rights.test_access import download
-from tests.rights.test_erasure import busy_person
 
 REQUESTS = "/api/v1/requests"
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -184,3 +184,4 @@ def test_after_an_erasure_nothing_of_the_person_is_found_anywhere(
             assert secret not in text, f"{secret!r} found in {where}"
     assert not export_path(access).exists()
     assert not (var / "exports" / "parts" / access).exists()
+    assert_gone_from_every_table(person, [person.subject_id])

@@ -16,7 +16,7 @@ from subjects.rights.erasure import erase_records
 from subjects.rights.registry import handler_for
 from subjects.rights.requests import Actor, request_retry
 from subjects.rights.workflow import LeaseLostError, part_claim, part_run, parts_stalled
-from tests.conftest import Api
+from tests.api import Api
 from tests.rights.helpers import drain, records_bulk, seed_person
 
 REQUESTS = "/api/v1/requests"

@@ -28,17 +28,16 @@ from consent.services import consent_record
 from subjects import crypto, ports
 from subjects.columns import CONFIRMATION_EMAIL, IDENTIFIER_VALUE, RECORD_DATA
 from subjects.errors import AmbiguousSubjectError
-from subjects.identity import Reference, normalise, parse_reference
+from subjects.identity import Reference, parse_reference
 from subjects.keys import data_key, decrypt_field
 from subjects.locks import lock_subjects
 from subjects.merge import MergeConflictError, SplitConflictError, subject_merge, subject_split
 from subjects.models import Identifier, LinkedRecord, MergeAudit, Subject
 from subjects.profile import profile_read
-from subjects.records import RecordIngested, RecordInput, record_ingest
 from subjects.selectors import subject_get_survivor, subject_resolve
-from tests.conftest import Api
+from tests.api import Api
+from tests.factories import ingest
 
-MERGE_KINDS = frozenset({"email", "customer_number", "loyalty_card", "crm_id"})
 LANDLINE = "030 1234567"
 BASE = (timezone.now() - timedelta(days=30)).replace(microsecond=0)
 
@@ -49,29 +48,6 @@ def on_day(day: float) -> Iterator[datetime]:
     moment = BASE + timedelta(days=day)
     with freeze_time(moment):
         yield moment
-
-
-def ingest(
-    source: str,
-    external_id: str,
-    identifiers: dict[str, str],
-    *,
-    category: str = "purchases",
-    data: dict[str, Any] | None = None,
-    profile: bool = False,
-) -> RecordIngested:
-    return record_ingest(
-        record=RecordInput(
-            source=source,
-            external_id=external_id,
-            category=category,
-            identifiers=tuple((kind, normalise(kind, value)) for kind, value in identifiers.items()),
-            occurred_at=timezone.now(),
-            data=data or {"sku": "ROPE-60M"},
-            merge_kinds=MERGE_KINDS,
-            profile=profile,
-        )
-    )
 
 
 def consent(

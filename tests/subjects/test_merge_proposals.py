@@ -3,30 +3,27 @@ A merge that would give the survivor two values of a `one_per_person` kind becom
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from consent.catalogue.apply import catalogue_apply
-from consent.catalogue.snapshot import catalogue_forget
 from subjects.merge_proposals import (
     MergeProposalDecidedError,
     merge_proposal_approve,
     merge_proposal_reject,
 )
 from subjects.models import Identifier, LinkedRecord, MergeProposal, Subject
-from tests.conftest import CATALOGUE, Api
+from tests.api import Api
+from tests.catalogue import standard_catalogue
+from tests.factories import apply_catalogue
 
 NOW = "2026-11-20T10:00:00Z"
 
 
 @pytest.fixture
 def api(db: None, make_client: Callable[..., str]) -> Api:
-    document = json.loads(json.dumps(CATALOGUE)) | {"one_per_person": ["customer_number", "crm_id"]}
-    catalogue_apply(document=document)
-    catalogue_forget()
+    apply_catalogue(standard_catalogue(one_per_person=["customer_number", "crm_id"]))
     return Api(make_client())
 
 

@@ -15,7 +15,7 @@ from django.utils import timezone
 from subjects.models import Identifier, LinkedRecord, Subject
 from subjects.profile import children_recheck
 from subjects.tasks import purge_expired_records
-from tests.conftest import Api
+from tests.api import Api
 
 NOW = "2026-11-20T10:00:00Z"
 

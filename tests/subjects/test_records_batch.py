@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from subjects.models import LinkedRecord, MergeProposal, Subject
-from tests.conftest import Api
+from tests.api import Api
 from tests.subjects.test_merge_proposals import api, record, two_people  # noqa: F401 (fixture)
 
 

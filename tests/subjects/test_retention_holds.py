@@ -12,7 +12,7 @@ from subjects.models import LinkedRecord, Subject
 from subjects.ports import HoldingFacts
 from subjects.records import records_purge
 from subjects.tasks import purge_expired_records
-from tests.conftest import Api
+from tests.api import Api
 
 
 def record(email: str, external_id: str, category: str, days_old: int) -> dict[str, Any]:

@@ -24,53 +24,9 @@ from subjects.profile import profile_read
 from subjects.reencryption import ColumnProgress, fields_pending, fields_reencrypt
 from subjects.selectors import subject_identifiers
 from tests.admin.conftest import dpo, make_staff, staff_groups  # noqa: F401 (fixtures)
-from tests.conftest import Api
+from tests.api import Api
+from tests.factories import customer
 from tests.portal.conftest import portal, sign_in  # noqa: F401 (fixture)
-
-
-def _person(api: Api, email: str = "kim@example.org") -> Subject:
-    """A customer with an e-mail, a phone, a profile, two till receipts and a consent with evidence."""
-    subject_id = None
-    for n in (1, 2):
-        response = api.post(
-            "/api/v1/records",
-            {
-                "source": "pos",
-                "external_id": f"R-{email.split('@')[0]}-{n}",
-                "category": "purchases",
-                "identifiers": {"email": email, "phone": "0171 1234567"},
-                "occurred_at": f"2026-01-1{n}T10:00:00Z",
-                "data": {"total": f"{n}0.00", "store": "Berlin"},
-            },
-        )
-        assert response.status_code == 201, response.json()
-        subject_id = response.json()["subject"]
-    response = api.post(
-        "/api/v1/records",
-        {
-            "source": "pos",
-            "external_id": f"C-{email.split('@')[0]}",
-            "category": "contact",
-            "identifiers": {"email": email},
-            "occurred_at": "2026-01-09T10:00:00Z",
-            "data": {"name": "Kim"},
-        },
-    )
-    assert response.status_code == 201, response.json()
-    response = api.post(
-        "/api/v1/consents",
-        {
-            "subject": {"id": subject_id},
-            "purpose": "newsletter",
-            "channel": "sms",
-            "action": "grant",
-            "notice_version": "2026-01",
-            "source": "webshop",
-            "evidence": {"ip": "203.0.113.9", "form": "checkout"},
-        },
-    )
-    assert response.status_code == 201, response.json()
-    return Subject.objects.get(pk=subject_id)
 
 
 def _swap(table: str, column: str, first: Any, second: Any) -> None:
@@ -127,7 +83,7 @@ def _all_row_bound(subject: Subject) -> bool:
 
 
 def test_two_identifiers_swapped_between_rows_are_refused_on_read(api: Api) -> None:
-    kim = _person(api)
+    kim = customer()
     assert dict(subject_identifiers(subject=kim, key=data_key(kim))) == {
         "email": "kim@example.org",
         "phone": "+491711234567",
@@ -140,7 +96,7 @@ def test_two_identifiers_swapped_between_rows_are_refused_on_read(api: Api) -> N
 
 
 def test_the_api_answers_a_swapped_record_with_a_503_problem(api: Api) -> None:
-    kim = _person(api)
+    kim = customer()
     first, second = LinkedRecord.objects.filter(subject=kim, category="purchases").values_list("pk", flat=True)
     _swap("subjects_linkedrecord", "data_enc", first, second)
     response = api.get(f"/api/v1/subjects/{kim.pk}/profile?purpose=order-updates")
@@ -152,7 +108,7 @@ def test_the_api_answers_a_swapped_record_with_a_503_problem(api: Api) -> None:
 
 
 def test_the_portal_shows_a_readable_page_for_a_swapped_identifier(api: Api, portal: None) -> None:  # noqa: F811
-    kim = _person(api)
+    kim = customer()
     client = sign_in("kim@example.org")
     assert client.get("/portal/rights/rectification").status_code == 200
     _swap_identifiers(kim)
@@ -165,7 +121,7 @@ def test_the_portal_shows_a_readable_page_for_a_swapped_identifier(api: Api, por
 
 
 def test_the_admin_subject_page_names_the_failed_check_instead_of_a_500(api: Api, dpo: Client) -> None:  # noqa: F811
-    kim = _person(api)
+    kim = customer()
     _swap_identifiers(kim)
     page = dpo.get(f"/admin/subjects/subject/{kim.pk}/change/")
     assert page.status_code == 200
@@ -175,7 +131,7 @@ def test_the_admin_subject_page_names_the_failed_check_instead_of_a_500(api: Api
 
 
 def test_values_from_before_row_binding_still_read(api: Api) -> None:
-    kim = _person(api)
+    kim = customer()
     _downgrade(kim)
     kim.refresh_from_db()
     assert not _all_row_bound(kim)
@@ -188,7 +144,7 @@ def test_values_from_before_row_binding_still_read(api: Api) -> None:
 
 
 def test_reencrypt_fields_converts_every_value_and_resumes_after_an_interruption(api: Api) -> None:
-    kim, kai = _person(api), _person(api, "kai@example.org")
+    kim, kai = customer(), customer("kai@example.org")
     _downgrade(kim)
     _downgrade(kai)
     with pytest.raises(CommandError):
@@ -221,7 +177,7 @@ def test_reencrypt_fields_converts_every_value_and_resumes_after_an_interruption
 
 
 def test_reencryption_stops_at_a_tampered_old_value_without_showing_it(api: Api) -> None:
-    kim = _person(api)
+    kim = customer()
     _downgrade(kim)
     key = data_key(kim)
     identifier = Identifier.objects.filter(subject=kim).first()
@@ -233,7 +189,7 @@ def test_reencryption_stops_at_a_tampered_old_value_without_showing_it(api: Api)
 
 
 def test_rotate_master_key_also_binds_old_values_to_their_rows(api: Api, settings: Any) -> None:
-    kim = _person(api)
+    kim = customer()
     _downgrade(kim)
     old_entry = settings.ASSENT_MASTER_KEYS[0]
     new_entry = ("k2027", os.urandom(32))
@@ -250,7 +206,7 @@ def test_rotate_master_key_also_binds_old_values_to_their_rows(api: Api, setting
 
 
 def test_once_converted_an_old_value_replayed_from_a_backup_is_refused(api: Api, settings: Any) -> None:
-    kim = _person(api)
+    kim = customer()
     key = data_key(kim)
     email = Identifier.objects.get(subject=kim, kind="email")
     phone = Identifier.objects.get(subject=kim, kind="phone")

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from tests.conftest import Api
+from tests.api import Api
 
 CONSENTS = "/api/v1/consents"
 CHECK = "/api/v1/consents/check"

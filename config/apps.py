@@ -1,0 +1,15 @@
+"""The project's own app: start-up hooks that belong to no domain app."""
+
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+from config.db import configure_psycopg
+
+
+class ProjectConfig(AppConfig):
+    name = "config"
+    label = "assent_config"  # "config" says nothing in `apps.get_app_config()` and the admin
+
+    def ready(self) -> None:
+        configure_psycopg()

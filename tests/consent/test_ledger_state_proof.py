@@ -4,7 +4,6 @@ ledger table refuses UPDATE and DELETE at the database, and verification runs ar
 
 from __future__ import annotations
 
-import importlib
 import io
 import uuid
 from typing import Any
@@ -162,15 +161,3 @@ def test_incremental_verification_checks_only_subjects_with_new_events(
     full, result = verification_run(kind=LedgerVerification.Kind.FULL)
     assert full.subjects_checked == 2
     assert [p.subject_id for p in result.problems] == [ben]
-
-
-def test_the_migration_backfills_each_state_rows_event_from_its_seq(two_people: tuple[uuid.UUID, uuid.UUID]) -> None:
-    backfill = importlib.import_module("consent.migrations.0007_state_event_ledger_guard").BACKFILL
-    before = dict(ConsentState.objects.values_list("pk", "event_id"))
-    raw_sql("UPDATE consent_consentstate SET event_id = NULL", [])
-
-    for statement in backfill:
-        raw_sql(statement, [])
-
-    assert dict(ConsentState.objects.values_list("pk", "event_id")) == before
-    call_command("verify_ledger", stdout=io.StringIO(), stderr=io.StringIO())

@@ -1,0 +1,1 @@
+"""Schema of the subjects app: one initial migration (no release has shipped)."""

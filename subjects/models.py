@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from django.db import models
 from django.db.models.functions import Coalesce
@@ -244,6 +245,11 @@ class RightsRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} request {self.id}"
+
+    @property
+    def due_by(self) -> datetime:
+        """The extended due date (Art. 12(3)) where there is one, else the due date: `effective_due` in Python."""
+        return self.extended_until or self.due_at
 
 
 class RightsRequestEvent(models.Model):

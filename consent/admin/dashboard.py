@@ -9,11 +9,11 @@ from datetime import date, datetime, timedelta
 
 from django.db import connection
 from django.db.models import Count, Q
-from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from consent.models import ConsentEvent, ConsentState, Notice, Purpose
 from subjects.models import RightsRequest, Subject
+from subjects.rights.calendar import DUE_SOON
 
 GIVING = ("grant", "confirm")  # a consent stands after these
 ENDING = ("withdraw", "expire", "object")  # and no longer after these
@@ -182,9 +182,6 @@ def outdated_notice_consents() -> list[OutdatedConsents]:
 # ---------------------------------------------------------------------------------------------------------
 # Rights requests (Art. 12(3)): what is open, overdue or due soon, and how long requests take
 # ---------------------------------------------------------------------------------------------------------
-DUE_SOON = timedelta(days=7)
-
-
 @dataclass(frozen=True, slots=True)
 class RequestSummary:
     open: int
@@ -197,8 +194,7 @@ class RequestSummary:
 
 def request_summary(*, now: datetime, window_days: int = 180) -> RequestSummary:
     """Open requests are due at their extension if they have one, else at their due date."""
-    due = Coalesce("extended_until", "due_at")
-    open_requests = RightsRequest.objects.filter(status__in=RightsRequest.OPEN_STATUSES).annotate(effective_due=due)
+    open_requests = RightsRequest.objects.open().with_effective_due()
     counts = open_requests.aggregate(
         open=Count("pk"),
         overdue=Count("pk", filter=Q(effective_due__lt=now)),

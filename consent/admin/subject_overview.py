@@ -20,6 +20,7 @@ from subjects.columns import IDENTIFIER_VALUE, RECORD_DATA
 from subjects.keys import data_key, decrypt_field
 from subjects.models import Identifier, LinkedRecord, MergeAudit, Subject
 from subjects.profile import profile_read
+from subjects.selectors import subject_with_absorbed
 
 UNREADABLE = "(cannot be decrypted)"
 # A value copied in from another row or person (or changed) in the database: shown as such, never as data.
@@ -119,7 +120,7 @@ def subject_overview(*, subject: Subject, now: datetime) -> SubjectOverview:
             MergeAudit.objects.filter(survivor=subject).order_by("-merged_at")
             | MergeAudit.objects.filter(absorbed=subject).order_by("-merged_at")
         ),
-        absorbed=list(Subject.objects.filter(merged_into=subject).values_list("pk", flat=True)),
+        absorbed=subject_with_absorbed(subject_id=subject.pk)[1:],
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django import forms
@@ -13,7 +13,6 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import QuerySet
-from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
@@ -25,10 +24,10 @@ from consent.admin.search import PrivateSearchAdmin, subject_link, uuid_or_none
 from subjects.identity import parse_reference
 from subjects.models import Identifier, RightsRequest
 from subjects.rights import requests as rights
+from subjects.rights.calendar import DUE_SOON
 from subjects.rights.details import details_parse
 from subjects.rights.requests import Actor
 
-DUE_SOON = timedelta(days=7)
 OPEN = RightsRequest.OPEN_STATUSES
 
 
@@ -100,7 +99,7 @@ class RightsRequestAdmin(PrivateSearchAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[RightsRequest]:
         # An extended request is due at its extension (Art. 12(3)); annotated before the admin orders by it.
-        queryset = RightsRequest.objects.annotate(effective_due=Coalesce("extended_until", "due_at"))
+        queryset = RightsRequest.objects.with_effective_due()
         return queryset.order_by(*self.get_ordering(request))
 
     def get_search_results(
@@ -114,7 +113,7 @@ class RightsRequestAdmin(PrivateSearchAdmin):
     # ------------------------------------------------------------------ columns
     @admin.display(description="due", ordering="effective_due")
     def due(self, obj: RightsRequest) -> str:
-        due_at = obj.extended_until or obj.due_at
+        due_at = obj.due_by
         extended = " (extended)" if obj.extended_until else ""
         return f"{timezone.localtime(due_at):%Y-%m-%d}{extended}"
 
@@ -122,7 +121,7 @@ class RightsRequestAdmin(PrivateSearchAdmin):
     def days_left(self, obj: RightsRequest) -> str:
         if obj.status not in OPEN:
             return "-"
-        left = (obj.extended_until or obj.due_at) - timezone.now()
+        left = obj.due_by - timezone.now()
         days = math.floor(left.total_seconds() / 86400)
         if left.total_seconds() < 0:
             style, text = "background:#d1242f;color:#fff", f"overdue {abs(days)} d"
@@ -266,7 +265,7 @@ class RightsRequestAdmin(PrivateSearchAdmin):
         if isinstance(rights_request, HttpResponse):
             return rights_request  # no such object: Django's redirect
         now = timezone.now()
-        due_at = rights_request.extended_until or rights_request.due_at
+        due_at = rights_request.due_by
         is_open = rights_request.status in OPEN
         context = {
             "title": f"{rights_request.get_kind_display()} request",

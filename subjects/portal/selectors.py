@@ -17,7 +17,7 @@ from consent.selectors import consent_history_list, subject_states_for_policy
 from subjects.keys import data_key
 from subjects.models import LinkedRecord, RightsRequest, Subject
 from subjects.profile import profile_read
-from subjects.selectors import subject_identifiers
+from subjects.selectors import subject_identifiers, subject_with_absorbed
 
 # How a channel's switch shows (Art. 25, Planet49: off until the person chooses).
 ON = "on"  # granted and in force
@@ -186,7 +186,7 @@ def history_list(*, subject_id: uuid.UUID) -> list[HistoryRow]:
     """The person's consent events, newest first, including the chains of records merged into theirs."""
     purposes = names_of(Purpose)
     names = channel_names()
-    ids = [subject_id, *Subject.objects.filter(merged_into_id=subject_id).values_list("pk", flat=True)]
+    ids = subject_with_absorbed(subject_id=subject_id)
     events: list[ConsentEvent] = []
     for sid in ids:
         events.extend(consent_history_list(subject_id=sid))
@@ -215,7 +215,7 @@ def source_names() -> dict[str, str]:
 # Rights
 # ---------------------------------------------------------------------------------------------------------
 def _own_ids(subject_id: uuid.UUID) -> list[uuid.UUID]:
-    return [subject_id, *Subject.objects.filter(merged_into_id=subject_id).values_list("pk", flat=True)]
+    return subject_with_absorbed(subject_id=subject_id)
 
 
 def requests_of_person(*, subject_id: uuid.UUID) -> list[RightsRequest]:

@@ -35,6 +35,7 @@ from subjects.keys import data_key, decrypt_field
 from subjects.models import (
     ErasureLog,
     Identifier,
+    IdentifierChange,
     LinkedRecord,
     MergeAudit,
     RetainedRecord,
@@ -178,6 +179,8 @@ def _erase_identifiers(subject_ids: list[uuid.UUID], outcome: dict[str, Any], no
         now=now,
     )
     Identifier.objects.filter(pk__in=[row[0] for row in rows]).delete()
+    # A pending or settled address change keeps the keyed hash of an address and of its link's token: it goes too.
+    IdentifierChange.objects.filter(subject_id__in=subject_ids).delete()
     had_profile = any(s.profile_enc for s in subjects.values())
     Subject.objects.filter(pk__in=subject_ids).update(profile_enc=None)
     outcome["identifiers_deleted"] += len(rows)

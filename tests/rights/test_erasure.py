@@ -140,12 +140,6 @@ def test_erasure_also_removes_a_grant_waiting_for_its_double_opt_in(rapi: Api) -
     assert_gone_from_every_table(person, [person.subject_id])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG (reported, issue 10): erasure leaves the person's pending IdentifierChange row: the blind index of the "
-    "new address, its token hash and the subject id (the value itself is shredded with the data key)",
-)
 def test_erasure_also_removes_a_pending_address_change(rapi: Api) -> None:
     # given a person who asked in the portal to change her e-mail address, not yet confirmed
     person = seed_person("era10", records_per_source=1)

@@ -1,0 +1,201 @@
+"""The real processes an operator runs (API.md, "Processes"), started by tests against the test database:
+gunicorn serving config.wsgi, a Celery worker, Celery beat, and a Redis server of the test's own (so that a test
+may restart its broker without touching the machine's Redis that other runs share)."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from django.conf import settings
+
+PROJECT = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
+
+
+def wait_for(predicate: Callable[[], T], timeout: float = 30.0, every: float = 0.1, what: str = "condition") -> T:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def test_database_url() -> str:
+    db = settings.DATABASES["default"]
+    return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+class Process:
+    """One child process with its log file; stopped politely, killed if it will not stop."""
+
+    def __init__(self, name: str, log_path: Path, env: dict[str, str]) -> None:
+        self.name = name
+        self.log_path = log_path
+        self.env = env
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            self.command(), cwd=PROJECT, env=self.env, stdout=log, stderr=log, start_new_session=True
+        )
+        log.close()
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL to the whole process group: the worker's pool children die with it, as in an OOM kill."""
+        if self.alive():
+            assert self.process is not None
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.alive():
+            assert self.process is not None
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def django_env(**extra: str) -> dict[str, str]:
+    """The test run's environment (keys, queue name, cache prefix come from tests/_env.py) on the test database."""
+    return {**os.environ, "DATABASE_URL": test_database_url(), **extra}
+
+
+class Worker(Process):
+    """`celery -A config worker`, solo pool: one task at a time, so a SIGKILL lands inside a known task."""
+
+    def __init__(self, mail_dir: Path, log_path: Path, env: dict[str, str] | None = None) -> None:
+        self.mail_dir = mail_dir
+        base = django_env(
+            EMAIL_BACKEND="django.core.mail.backends.filebased.EmailBackend", EMAIL_FILE_PATH=str(mail_dir)
+        )
+        super().__init__("worker", log_path, {**base, **(env or {})})
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "-P",
+            "solo",
+            "-l",
+            "warning",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ]
+
+    def mails(self) -> str:
+        return "\n".join(p.read_text(errors="replace") for p in sorted(self.mail_dir.glob("*")))
+
+
+class Beat(Process):
+    """`celery -A config beat` with its schedule file in the test's directory."""
+
+    def __init__(self, log_path: Path, env: dict[str, str] | None = None) -> None:
+        super().__init__("beat", log_path, {**django_env(), **(env or {})})
+
+    def command(self) -> list[str]:
+        schedule = self.log_path.with_suffix(".schedule")
+        return [sys.executable, "-m", "celery", "-A", "config", "beat", "-l", "warning", "-s", str(schedule)]
+
+
+class Gunicorn(Process):
+    """`gunicorn config.wsgi` on a free loopback port; `base` is its URL."""
+
+    def __init__(self, log_path: Path, *, workers: int = 2, env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.workers = workers
+        base_env = django_env(ASSENT_BASE_URL=f"http://127.0.0.1:{self.port}")
+        super().__init__("gunicorn", log_path, {**base_env, **(env or {})})
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        gunicorn = str(Path(sys.executable).with_name("gunicorn"))
+        return [gunicorn, "config.wsgi", "-w", str(self.workers), "-b", f"127.0.0.1:{self.port}", "--timeout", "60"]
+
+    def start(self) -> None:
+        super().start()
+        wait_for(self._answers, timeout=60, every=0.2, what=f"gunicorn on {self.port}:\n{self.log()[-2000:]}")
+
+    def _answers(self) -> bool:
+        if not self.alive():
+            raise AssertionError(f"gunicorn exited:\n{self.log()[-2000:]}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+            conn.request("GET", "/api/v1/consents/check")  # DRF answers 401/405: the app is loaded
+            conn.getresponse().read()
+            conn.close()
+        except OSError:
+            return False
+        return True
+
+
+class RedisServer(Process):
+    """A Redis of the test's own on a free port, keeping nothing on disk (as the machine's): restarting it loses
+    whatever it held, which is exactly the fault the broker tests inject."""
+
+    def __init__(self, log_path: Path) -> None:
+        self.port = free_port()
+        super().__init__("redis", log_path, dict(os.environ))
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def command(self) -> list[str]:
+        server = shutil.which("redis-server") or "/usr/bin/redis-server"
+        return [server, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no"]
+
+    def start(self) -> None:
+        super().start()
+        wait_for(self._answers, timeout=20, what=f"redis on {self.port}")
+
+    def _answers(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -101,7 +102,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "subjects.portal.middleware.SecurityHeadersMiddleware",  # strict CSP on the portal, /u/ and /confirm/
+    "config.security.SecurityHeadersMiddleware",  # CSP by area (django-csp), Permissions-Policy, CORP
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -267,10 +268,26 @@ with contextlib.suppress(OSError):  # WhiteNoise warns about a missing STATIC_RO
     STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 WHITENOISE_AUTOREFRESH = DEBUG
 
+# Transport. Production is served over https (ASSENT_BASE_URL says so): cookies are Secure, HSTS is sent for a year
+# (ASSENT_HSTS_SECONDS; 0 switches it off) and plain http is redirected (ASSENT_SSL_REDIRECT). Behind a proxy that
+# ends TLS, ASSENT_PROXY_SSL_HEADER names the header by which the proxy says the request came over https (e.g.
+# X-Forwarded-Proto); without it, a redirecting Assent behind such a proxy would redirect forever. The proxy
+# must set or strip that header on every request. The security headers themselves: config/security.py.
+HTTPS = not (DEMO or DEBUG) and ASSENT_BASE_URL.startswith("https://")
 SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"  # links carry tokens in their path: never sent to another origin
 X_FRAME_OPTIONS = "DENY"
+SECURE_SSL_REDIRECT = envbool("ASSENT_SSL_REDIRECT", HTTPS)
+SECURE_HSTS_SECONDS = envint("ASSENT_HSTS_SECONDS", 365 * 24 * 3600 if HTTPS else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("ASSENT_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = envbool("ASSENT_HSTS_PRELOAD", True)  # the token only; listing is the domain owner's act
+_proxy_ssl_header = env("ASSENT_PROXY_SSL_HEADER", "")
+if _proxy_ssl_header and not re.fullmatch(r"[A-Za-z0-9-]+", _proxy_ssl_header):
+    raise ImproperlyConfigured(f"ASSENT_PROXY_SSL_HEADER: {_proxy_ssl_header!r} is not a header name")
+if _proxy_ssl_header:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https")
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SECURE = not (DEMO or DEBUG) and ASSENT_BASE_URL.startswith("https")
+SESSION_COOKIE_SECURE = HTTPS
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 
 # Portal (subjects/portal): sign-in by e-mail link, no passwords. A link is valid ASSENT_SIGNIN_MINUTES and works

@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from config import schema  # noqa: F401  (registers the Bearer scheme with drf-spectacular)
 from config.api import api_not_found
@@ -12,7 +12,7 @@ admin.site.__class__ = AssentAdminSite
 
 urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/v1/", include("consent.api.urls")),
     path("api/v1/", include("subjects.api.urls")),
     re_path(r"^api/", api_not_found),  # any other path under /api/ is a problem+json 404, never an HTML page

@@ -8,12 +8,14 @@ from typing import Any
 
 import pytest
 from django.core.cache import cache
+from django.test import Client
 
 from consent.catalogue.snapshot import catalogue_forget
 from consent.clients import clients_forget_cache
 from tests.api import Api
 from tests.catalogue import standard_catalogue
 from tests.factories import ALL_SCOPES, ApiClientFactory, apply_catalogue
+from tests.security_headers import security_header_problems
 
 
 @pytest.fixture(autouse=True)
@@ -56,3 +58,21 @@ def api_for(catalogue: dict[str, Any], make_client: Callable[..., str]) -> Calla
         return Api(make_client(*scopes, purposes=purposes))
 
     return build
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _security_headers_on_every_response() -> Iterator[None]:
+    """Every response any test receives through Django's test client (portal, admin, API, errors, redirects)
+    carries the security headers: a view or error path that loses them fails the test that met it."""
+    original = Client.request
+
+    def checked(self: Client, **request: Any) -> Any:
+        response = original(self, **request)
+        path = request.get("PATH_INFO", "")
+        problems = security_header_problems(path, response)
+        assert not problems, f"{request.get('REQUEST_METHOD', 'GET')} {path} -> {response.status_code}: {problems}"
+        return response
+
+    Client.request = checked  # type: ignore[method-assign]
+    yield
+    Client.request = original  # type: ignore[method-assign]

@@ -1,8 +1,5 @@
-"""Headers for the pages people see (portal, double opt-in, unsubscribe), and the language switch.
-
-The Content-Security-Policy is strict: nothing but this origin's style sheet and images, no script at all (the
-pages work without JavaScript), forms only to this origin, never framed. It applies to the people's pages only;
-the admin and the API docs bring scripts of their own."""
+"""The portal's middleware: the language switch, and a readable page for a value that fails its integrity check.
+(Security headers for every area, the people's pages included, are set in config/security.py.)"""
 
 from __future__ import annotations
 
@@ -18,32 +15,6 @@ from config.errors import UnavailableError
 from subjects.crypto import CiphertextIntegrityError
 
 log = logging.getLogger(__name__)
-
-CSP = (
-    "default-src 'none'; style-src 'self'; img-src 'self'; font-src 'self'; form-action 'self'; "
-    "frame-ancestors 'none'; base-uri 'none'"
-)
-PEOPLES_PAGES = ("/portal/", "/u/", "/confirm/")
-PERMISSIONS = "camera=(), microphone=(), geolocation=(), payment=(), usb=(), interest-cohort=()"
-
-
-class SecurityHeadersMiddleware:
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        response = self.get_response(request)
-        if request.path.startswith(PEOPLES_PAGES):
-            response.headers.setdefault("Content-Security-Policy", CSP)
-            response.headers.setdefault("Permissions-Policy", PERMISSIONS)
-            response.headers.setdefault("Cross-Origin-Resource-Policy", "same-origin")
-            response.headers.setdefault("X-Content-Type-Options", "nosniff")
-            response.headers.setdefault("X-Frame-Options", "DENY")
-            # Sign-in, confirmation and unsubscribe links carry their token in the path: never sent to another
-            # origin. Not "no-referrer": a browser then sends `Origin: null` with a form's POST, which Django's
-            # CSRF check rightly refuses (the unsubscribe page, which has no CSRF token, sets its own).
-            response.headers.setdefault("Referrer-Policy", "same-origin")
-        return response
 
 
 class LanguageParamMiddleware:

@@ -734,6 +734,11 @@ def main(argv: list[str] | None = None) -> int:
             results["bulk"] = phase_bulk(keys, token, args, workers)
         if "writes" in args.phases:
             results["writes"] = phase_writes(keys, token, args, workers)
+            if identity_phases.PHASES & set(args.phases):
+                # The writes changed seeded people's consents; the sends phase checks every decision against the
+                # seed's expectations, so the later phases start again from the template.
+                _, copy_seconds = prepare_run_db(template, keys)
+                log(f"run database restored from the template for the identity phases in {copy_seconds:.1f} s")
         identity_phases.run_phases(keys, args, workers, results)
     finally:
         for db in (envmod.REDIS_CACHE_DB, envmod.REDIS_BROKER_DB):

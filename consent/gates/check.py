@@ -14,7 +14,7 @@ from django.utils import timezone
 from consent.catalogue.snapshot import PurposeInfo, catalogue_snapshot, channel_check, purpose_get
 from consent.clients import client_purpose_check
 from consent.errors import undecidable
-from consent.policy import Action, Decision, Reason, decide
+from consent.policy import Action, Decision, Reason, decide_many
 from consent.selectors import policy_inputs
 from subjects.identity import Reference
 
@@ -57,15 +57,20 @@ def consent_check_many(
         logger.warning("check cannot read its inputs", exc_info=True)
         raise undecidable() from exc
     rule = info.rule
+    ambiguous = Decision.deny(Reason.AMBIGUOUS_SUBJECT, rule.legal_basis)
+    # Everyone the policy decides, in one call (fails closed itself, per subject: `unavailable`).
+    decidable = [r for r in resolutions if not r.ambiguous and r.subject_id not in unreadable]
+    decided = iter(
+        decide_many([states.get(r.subject_id) if r.subject_id else None for r in decidable], rule, channel, action, now)
+    )
     results: list[CheckResult] = []
     for resolution in resolutions:
         if resolution.ambiguous:
-            decision = Decision(False, Reason.AMBIGUOUS_SUBJECT, rule.legal_basis)
+            decision = ambiguous
         elif resolution.subject_id is not None and resolution.subject_id in unreadable:
             decision = UNDECIDABLE
         else:
-            state = states.get(resolution.subject_id) if resolution.subject_id else None
-            decision = decide(state, rule, channel, action, now)  # fails closed itself: `unavailable`
+            decision = next(decided)
         results.append(CheckResult(resolution.subject_id, decision))
     if results and all(r.decision.reason == Reason.UNAVAILABLE for r in results):
         raise undecidable()

@@ -32,6 +32,7 @@ from consent.policy import (
     Reason,
     SubjectState,
     decide,
+    decide_many,
     decide_read,
 )
 
@@ -945,3 +946,29 @@ def test_any_exception_raised_by_the_rules_is_an_unavailable_denial(
         assert decide(state, purpose, channel, action, NOW) == UNAVAILABLE
         if purpose.channels:
             assert decide_read(state, purpose, NOW) == UNAVAILABLE
+
+
+@given(
+    many=st.lists(st.none() | states, max_size=20),
+    purpose=purposes,
+    channel=channels,
+    action=st.sampled_from(Action),
+    now=aware_datetimes,
+)
+def test_deciding_many_subjects_at_once_answers_as_deciding_each(
+    many: list[SubjectState | None], purpose: PurposeRule, channel: str | None, action: Action, now: datetime
+) -> None:
+    assert decide_many(many, purpose, channel, action, now) == [decide(s, purpose, channel, action, now) for s in many]
+    assert decide_many(many, purpose, channel, action, now.replace(tzinfo=None)) == [UNAVAILABLE] * len(many)
+
+
+@given(state=states, purpose=purposes, channel=channels, action=st.sampled_from(Action))
+def test_one_broken_subject_among_many_fails_closed_alone(
+    state: SubjectState, purpose: PurposeRule, channel: str | None, action: Action
+) -> None:
+    exploding = ExplodingConsents()
+    decisions = decide_many([state, replace(state, consents=exploding), state], purpose, channel, action, NOW)
+
+    intact = decide(state, purpose, channel, action, NOW)
+    assert decisions[0] == decisions[2] == intact
+    assert decisions[1] == (UNAVAILABLE if exploding.touched else intact)

@@ -40,3 +40,14 @@ def security_header_problems(path: str, response: Any) -> list[str]:
     if headers.get("Referrer-Policy") not in ("same-origin", "no-referrer"):
         problems.append(f"Referrer-Policy is {headers.get('Referrer-Policy')!r}")
     return problems
+
+
+def watch_policy_violations(page: Any, into: list[str]) -> None:
+    """In a browser test: collect what the Content-Security-Policy refused (Chromium says so on the console), so
+    the test can fail on a page that needs something its policy forbids."""
+
+    def seen(message: Any) -> None:
+        if "Content Security Policy" in message.text:
+            into.append(f"{page.url}: {message.text}")
+
+    page.on("console", seen)

@@ -22,6 +22,7 @@ from consent.services import consent_record
 from subjects.identity import parse_reference
 from subjects.models import RightsRequest
 from tests.admin.conftest import PASSWORD, totp_token
+from tests.security_headers import watch_policy_violations
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
@@ -99,9 +100,13 @@ def page(live_server: Any, morning: Morning) -> Iterator[Any]:
             ],
         )
         context = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="en-GB")
-        yield context.new_page()
+        blocked: list[str] = []
+        opened = context.new_page()
+        watch_policy_violations(opened, blocked)
+        yield opened
         context.close()
         browser.close()
+        assert blocked == [], "the Content-Security-Policy refused parts of an admin page:\n" + "\n".join(blocked)
 
 
 def test_the_dpo_opens_the_queue_a_subject_and_the_dashboard(live_server: Any, morning: Morning, page: Any) -> None:

@@ -23,6 +23,7 @@ from tests.integration.conftest import (
     wait_for,
     worker,  # noqa: F401  (the real worker fixture, reused here)
 )
+from tests.security_headers import watch_policy_violations
 
 CHROMIUM = os.environ.get("ASSENT_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -80,12 +81,15 @@ class Site:
         self.base = base
         self.screenshots = screenshots
         self.contexts: list[BrowserContext] = []
+        self.blocked: list[str] = []  # what the Content-Security-Policy refused: a page that needs it is broken
 
     def new_page(self, locale: str = "de-DE") -> Page:
         context = self.browser.new_context(locale=locale, viewport={"width": 1000, "height": 800})
         context.set_default_timeout(15_000)
         self.contexts.append(context)
-        return context.new_page()
+        page = context.new_page()
+        watch_policy_violations(page, self.blocked)
+        return page
 
     def url(self, path: str) -> str:
         return self.base + path
@@ -135,6 +139,7 @@ def site(
     site = Site(chromium, live_server.url, screenshots)
     yield site
     site.close()
+    assert site.blocked == [], "the Content-Security-Policy refused parts of a page:\n" + "\n".join(site.blocked)
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from subjects.rights.exports import exports_purge
 from subjects.rights.mails import request_tell
 from subjects.rights.registry import handler_for
 from subjects.rights.reminders import requests_flag_deadlines
-from subjects.rights.restriction import lift_restriction_run
+from subjects.rights.restriction import lift_restriction_run, lifts_stalled
 from subjects.rights.workflow import part_fail, part_run, parts_stalled
 
 MAX_RETRIES = 8
@@ -78,11 +78,15 @@ def tell_person(self: Task, request_id: str, what: str) -> None:
 
 @shared_task(name=enqueue.RESUME_STALLED)
 def resume_stalled() -> int:
-    """Safety net: parts whose message was lost or whose worker died go to the broker again."""
+    """Safety net: parts whose message was lost or whose worker died go to the broker again, and so do liftings of
+    a restriction whose message was lost (the database is the source of truth, the broker may forget)."""
     ids = parts_stalled()
     for part_id in ids:
         run_part.delay(str(part_id))
-    return len(ids)
+    lifts = lifts_stalled()
+    for request_id in lifts:
+        lift_restriction.delay(str(request_id))
+    return len(ids) + len(lifts)
 
 
 @shared_task(name=enqueue.FLAG_DEADLINES)

@@ -22,4 +22,6 @@ class FastScheduler(PersistentScheduler):
         if missing:  # a renamed entry must fail the test, not make it wait for a schedule that does not exist
             raise LookupError(f"not in the beat schedule: {sorted(missing)}")
         seconds = float(os.environ.get("ASSENT_TEST_BEAT_SECONDS", "1"))
-        super().merge_inplace({key: {**entry, "schedule": seconds} if key in names else entry for key, entry in b.items()})
+        super().merge_inplace(
+            {key: {**entry, "schedule": seconds} if key in names else entry for key, entry in b.items()}
+        )

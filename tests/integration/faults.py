@@ -121,7 +121,7 @@ def statuses(cases: list[Case]) -> dict[str, str]:
     return {c.kind: RightsRequest.objects.get(pk=c.request_id).status for c in cases}
 
 
-def unfinished_parts() -> list[tuple[str, str]]:
+def unfinished_parts() -> list[tuple[str, str, str]]:
     return list(
         RightsRequestPart.objects.exclude(status__in=("done", "skipped")).values_list("request__kind", "name", "status")
     )

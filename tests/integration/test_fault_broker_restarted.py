@@ -13,6 +13,8 @@ waiting. Webhooks and send jobs do not exist yet (issues 12, 13): not covered he
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -24,12 +26,12 @@ import redis
 from django.db.models import F
 
 from consent.models import Confirmation, ConsentEvent
-from subjects.models import ErasureLog, RightsExport, RightsRequest, RightsRequestPart, Subject
+from subjects.models import ErasureLog, RightsExport, RightsRequest, RightsRequestEvent, RightsRequestPart, Subject
 from tests.catalogue import rights_catalogue
 from tests.factories import apply_catalogue
 from tests.integration.fast_beat import FastScheduler
 from tests.integration.faults import KINDS, SAFETY_NETS, leftovers, report_faults, unfinished_parts
-from tests.integration.processes import Beat, Gunicorn, RedisServer, Worker, wait_for
+from tests.integration.processes import PROJECT, Beat, Gunicorn, RedisServer, Worker, django_env, wait_for
 from tests.rights.helpers import drain, seed_person
 
 pytestmark = [pytest.mark.worker, pytest.mark.faults, pytest.mark.django_db(transaction=True)]
@@ -85,6 +87,14 @@ def stack(
         process.stop()
 
 
+def as_the_dpo(broker: RedisServer, *calls: str) -> None:
+    """Run rights services in a Django process of its own on the test's broker, as the admin would."""
+    code = "from subjects.rights.requests import Actor, request_extend, request_reject\n" + "\n".join(calls)
+    env = django_env(CELERY_BROKER_URL=broker.url)
+    done = subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=PROJECT, env=env, capture_output=True)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+
+
 def queued(broker: RedisServer) -> int:
     return int(redis.Redis.from_url(broker.url).llen(QUEUE))
 
@@ -132,12 +142,23 @@ def test_work_queued_when_the_broker_restarts_is_found_in_the_database_and_done_
         "source": "webshop",
     }
     assert http.post("/api/v1/consents", grant, 201)["state"] == "pending_confirmation"
+
+    # and the DPO extends the access request and rejects another request (in admin: a process of its own whose
+    # notices to the person go to the same broker)
+    refused = seed_person("broker-refused", records_per_source=0)
+    body = {"kind": "erasure", "subject": {"email": refused.email}, "channel": "api", "verified": False, "details": {}}
+    rejected = http.post("/api/v1/requests", body, 202)["id"]
+    as_the_dpo(
+        broker,
+        f"request_extend(request_id={requests['access']!r}, months=1, reason='many stores', actor=Actor('staff:dpo'))",
+        f"request_reject(request_id={rejected!r}, reason='manifestly unfounded', actor=Actor('staff:dpo'))",
+    )
     events = {kind: ConsentEvent.objects.filter(subject_id=p.subject_id).count() for kind, p in people.items()}
 
     # when the broker restarts, losing every message it held
     parts = RightsRequestPart.objects.filter(request_id__in=requests.values()).exclude(name="finish").count()
-    # the parts, the confirmation mail, the lifting (and the message of the restriction's part, run here already)
-    assert queued(broker) == parts + 3
+    # the parts, the confirmation mail, the lifting, two notices (and the restriction's part, run here already)
+    assert queued(broker) == parts + 5
     broker.kill()
     broker.start()
     assert queued(broker) == 0
@@ -147,6 +168,7 @@ def test_work_queued_when_the_broker_restarts_is_found_in_the_database_and_done_
     RightsRequestPart.objects.filter(request_id__in=requests.values()).update(enqueued_at=F("enqueued_at") - earlier)
     Confirmation.objects.update(created_at=F("created_at") - earlier)
     RightsRequest.objects.filter(pk=restriction).update(lift_requested_at=F("lift_requested_at") - earlier)
+    RightsRequestEvent.objects.filter(event__in=("extended", "rejected")).update(at=F("at") - earlier)
     worker.start()
     beat.start()
 
@@ -158,6 +180,7 @@ def test_work_queued_when_the_broker_restarts_is_found_in_the_database_and_done_
         ("every request to complete", completed),
         ("the confirmation mail", lambda: not Confirmation.objects.filter(mailed_at__isnull=True).exists()),
         ("the lifting", lambda: RightsRequest.objects.filter(pk=restriction, lifted_at__isnull=False).exists()),
+        ("the notices", lambda: RightsRequestEvent.objects.filter(event="person_told").count() >= 3),
     ):
         wait_for(condition, timeout=90, every=0.2, what=what)
     beat.stop()
@@ -165,7 +188,13 @@ def test_work_queued_when_the_broker_restarts_is_found_in_the_database_and_done_
     mails = [p.read_text(errors="replace") for p in sorted(worker.mail_dir.glob("*"))]
     assert sum(f"To: {DOI_EMAIL}" in m for m in mails) == 1
     assert sum(f"To: {lifted.email}" in m for m in mails) == 1
-    assert len(mails) == 2
+    assert sum(f"To: {people['access'].email}" in m for m in mails) == 1  # the extension
+    assert sum(f"To: {refused.email}" in m for m in mails) == 1  # the rejection
+    assert len(mails) == 4
+    told = RightsRequestEvent.objects.filter(event="person_told").values_list("request_id", "note")
+    assert sorted((str(r), n) for r, n in told if n in ("extension", "rejection")) == sorted(
+        [(requests["access"], "extension"), (rejected, "rejection")]
+    )
     assert Subject.objects.get(pk=lifted.subject_id).restricted_at is None
     for kind in ("access", "portability"):
         assert RightsExport.objects.filter(request_id=requests[kind]).count() == 1
@@ -173,4 +202,4 @@ def test_work_queued_when_the_broker_restarts_is_found_in_the_database_and_done_
     assert ConsentEvent.objects.filter(subject_id=people["objection"].subject_id).count() == events["objection"]
     assert unfinished_parts() == []
     assert leftovers(var) == []
-    report_faults("broker_restarted", faults_injected=1, messages_lost=parts + 2, recovered_from_database=parts + 2)
+    report_faults("broker_restarted", faults_injected=1, messages_lost=parts + 5, recovered_from_database=parts + 4)

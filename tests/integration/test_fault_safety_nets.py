@@ -11,14 +11,16 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.core import mail
 from django.db.models import F
 from django.test import TestCase, override_settings
 
 from subjects.identity import parse_reference
-from subjects.models import RightsRequest
+from subjects.models import RightsRequest, RightsRequestEvent
 from subjects.rights.details import details_parse
 from subjects.rights.exports import export_dir, exports_purge, files_remove_on_commit
-from subjects.rights.requests import Actor, request_lift, request_open
+from subjects.rights.mails import request_tell, tells_stalled
+from subjects.rights.requests import Actor, request_extend, request_lift, request_open, request_reject
 from subjects.rights.restriction import lift_restriction_run, lifts_stalled
 from tests.catalogue import rights_catalogue
 from tests.factories import apply_catalogue
@@ -84,3 +86,37 @@ def test_a_lifting_whose_message_was_lost_is_found_after_two_minutes_and_not_aft
     assert lift_restriction_run(request_id=request.pk) == "lifted"
     assert lifts_stalled() == []
     assert RightsRequest.objects.get(pk=request.pk).lifted_at is not None
+
+
+def test_a_notice_whose_message_was_lost_is_found_after_two_minutes_and_sent_once() -> None:
+    # given an extended request about a person with an e-mail address and a rejected one about nobody known
+    apply_catalogue(rights_catalogue())
+    person = seed_person("lost-notice", records_per_source=0)
+    extended = open_verified("access", person.email, verified=False)
+    nobody = open_verified("erasure", "nobody-lost-notice@example.de", verified=False)
+    request_extend(request_id=extended, months=1, reason="many stores", actor=Actor("staff:dpo"))
+    request_reject(request_id=nobody, reason="manifestly unfounded", actor=Actor("staff:dpo"))
+
+    # then the safety net leaves the notice to its message for two minutes, then queues it again; nobody known
+    # has no address to tell
+    assert tells_stalled() == []
+    RightsRequestEvent.objects.update(at=F("at") - timedelta(minutes=3))
+    assert tells_stalled() == [(extended, "extension")]
+
+    # and once sent, it is found no more and not sent again
+    assert request_tell(request_id=extended, what="extension") is True
+    assert tells_stalled() == []
+    assert request_tell(request_id=extended, what="extension") is False
+    assert len(mail.outbox) == 1
+
+
+def open_verified(kind: str, email: str, *, verified: bool) -> uuid.UUID:
+    request = request_open(
+        kind=kind,
+        reference=parse_reference({"email": email}),
+        channel="api",
+        verified=verified,
+        details=details_parse(kind=kind, raw={}),
+        actor=Actor("client:test"),
+    )
+    return request.pk

@@ -26,7 +26,7 @@ from tests.catalogue import rights_catalogue
 from tests.factories import apply_catalogue
 from tests.rights.helpers import drain, seed_person
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.faults, pytest.mark.django_db]
 
 
 def temporary_zip(request_id: uuid.UUID, *, age: timedelta = timedelta(0)) -> Path:

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PG_URL ?= postgres://postgres@127.0.0.1:5432
 
-.PHONY: demo test lint bench venv clean browser
+.PHONY: demo test lint bench venv clean browser faults
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,16 @@ browser:
 
 test: $(STAMP) lint browser
 	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+# Fault injection, full form: every kill point of every kind of rights request (FAULT_ROUNDS rounds) and the broker
+# restart; `make test` runs them once. The figures (faults injected, by kind and point) go to build/faults.jsonl.
+FAULT_ROUNDS ?= 5
+
+faults: $(STAMP)
+	@mkdir -p build && rm -f build/faults.jsonl
+	FAULT_ROUNDS=$(FAULT_ROUNDS) FAULTS_REPORT=$(CURDIR)/build/faults.jsonl \
+	  $(BIN)/python -m pytest -p no:cacheprovider -m faults tests/integration $(PYTEST_ARGS)
+	@cat build/faults.jsonl
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.benchmarks.run $(BENCH_ARGS)

@@ -151,6 +151,9 @@ def files_remove_on_commit(*, export_ids: list[uuid.UUID], request_ids: list[uui
             export_path(export_id).unlink(missing_ok=True)
         for request_id in request_ids:
             shutil.rmtree(parts_dir(request_id), ignore_errors=True)
+            # The temporary zip of a worker killed while writing it (SIGKILL skips sealed_writer's clean-up).
+            for temporary in export_dir().glob(f"{request_id}.zip.enc.*.tmp"):
+                temporary.unlink(missing_ok=True)
 
     transaction.on_commit(remove)
 
@@ -174,10 +177,16 @@ def exports_purge(*, now: datetime | None = None) -> int:
     if export_dir().exists():
         for path in export_dir().glob("*.zip.enc"):
             stem = path.name.removesuffix(".zip.enc")
-            stale = datetime.fromtimestamp(path.stat().st_mtime, tz=now.tzinfo) < now - timedelta(hours=1)
-            if _is_uuid(stem) and uuid.UUID(stem) not in known and stale:
+            if _is_uuid(stem) and uuid.UUID(stem) not in known and _stale(path, now):
+                path.unlink(missing_ok=True)
+        for path in export_dir().glob("*.zip.enc.*.tmp"):  # left by a worker killed mid-write
+            if _stale(path, now):
                 path.unlink(missing_ok=True)
     return len(expired)
+
+
+def _stale(path: Path, now: datetime) -> bool:
+    return datetime.fromtimestamp(path.stat().st_mtime, tz=now.tzinfo) < now - timedelta(hours=1)
 
 
 def _is_uuid(text: str) -> bool:

@@ -3,6 +3,7 @@ the person first (Art. 18(3)): `lift_restriction_run` mails, then lifts."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.core.mail import send_mail
@@ -49,6 +50,22 @@ def lift_restriction_run(*, request_id: Any) -> str:
         )
     _lift(request.pk)
     return "lifted"
+
+
+def lifts_stalled(*, older_than: timedelta = timedelta(minutes=2)) -> list[Any]:
+    """Liftings asked for that long ago and still not done: their message was lost (a broker restarted without
+    persistence) or their retries ran out. The database holds the request (`lift_requested_at`), so the safety net
+    queues it again; `lift_restriction_run` does nothing for one lifted meanwhile."""
+    return list(
+        RightsRequest.objects.filter(
+            kind=Kind.RESTRICTION,
+            status=RightsRequest.Status.COMPLETED,
+            lifted_at__isnull=True,
+            lift_requested_at__lt=timezone.now() - older_than,
+        )
+        .order_by("lift_requested_at")
+        .values_list("pk", flat=True)[:1000]
+    )
 
 
 @transaction.atomic(durable=True)

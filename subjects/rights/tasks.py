@@ -19,10 +19,10 @@ from subjects.rights import enqueue
 from subjects.rights.context import TRANSIENT
 from subjects.rights.erasure import retention_purge
 from subjects.rights.exports import exports_purge
-from subjects.rights.mails import request_tell
+from subjects.rights.mails import request_tell, tells_stalled
 from subjects.rights.registry import handler_for
 from subjects.rights.reminders import requests_flag_deadlines
-from subjects.rights.restriction import lift_restriction_run
+from subjects.rights.restriction import lift_restriction_run, lifts_stalled
 from subjects.rights.workflow import part_fail, part_run, parts_stalled
 
 MAX_RETRIES = 8
@@ -78,11 +78,19 @@ def tell_person(self: Task, request_id: str, what: str) -> None:
 
 @shared_task(name=enqueue.RESUME_STALLED)
 def resume_stalled() -> int:
-    """Safety net: parts whose message was lost or whose worker died go to the broker again."""
+    """Safety net: parts whose message was lost or whose worker died go to the broker again, and so do liftings of
+    a restriction and notices to the person (extension, rejection) whose message was lost: the database is the
+    source of truth, the broker may forget."""
     ids = parts_stalled()
     for part_id in ids:
         run_part.delay(str(part_id))
-    return len(ids)
+    lifts = lifts_stalled()
+    for request_id in lifts:
+        lift_restriction.delay(str(request_id))
+    tells = tells_stalled()
+    for request_id, what in tells:
+        tell_person.delay(str(request_id), what)
+    return len(ids) + len(lifts) + len(tells)
 
 
 @shared_task(name=enqueue.FLAG_DEADLINES)

@@ -128,14 +128,18 @@ class Worker(Process):
 
 
 class Beat(Process):
-    """`celery -A config beat` with its schedule file in the test's directory."""
+    """`celery -A config beat` with its schedule file in the test's directory. `scheduler`: a scheduler class
+    (`-S`), e.g. tests.integration.fast_beat.FastScheduler, which runs named entries of the product's schedule
+    every few seconds."""
 
-    def __init__(self, log_path: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, log_path: Path, env: dict[str, str] | None = None, scheduler: str | None = None) -> None:
+        self.scheduler = scheduler
         super().__init__("beat", log_path, {**django_env(), **(env or {})})
 
     def command(self) -> list[str]:
         schedule = self.log_path.with_suffix(".schedule")
-        return [sys.executable, "-m", "celery", "-A", "config", "beat", "-l", "warning", "-s", str(schedule)]
+        command = [sys.executable, "-m", "celery", "-A", "config", "beat", "-l", "warning", "-s", str(schedule)]
+        return [*command, "-S", self.scheduler] if self.scheduler else command
 
 
 class Gunicorn(Process):

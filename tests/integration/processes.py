@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+import psycopg
 from django.conf import settings
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -42,6 +43,66 @@ def free_port() -> int:
 def test_database_url() -> str:
     db = settings.DATABASES["default"]
     return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+class DatabaseFaults:
+    """Faults of the test's own database, injected from a connection to the `postgres` maintenance database:
+    backends terminated (`pg_terminate_backend`, only those of the test database, never the test's own) and the
+    database made unreachable for a while (`ALLOW_CONNECTIONS false`). Counts what it injected."""
+
+    def __init__(self) -> None:
+        db = settings.DATABASES["default"]
+        self.name: str = db["NAME"]
+        self.admin = psycopg.connect(
+            host=db["HOST"], port=db["PORT"], user=db["USER"], dbname="postgres", autocommit=True
+        )
+        self.terminated = 0
+        self.outages = 0
+        self._spared: set[int] = set()
+
+    def spare(self, pid: int) -> None:
+        """A backend never terminated: the test process's own connection, which reads the results."""
+        self._spared.add(pid)
+
+    def backends(self) -> list[int]:
+        rows = self.admin.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", [self.name]
+        ).fetchall()
+        return [pid for (pid,) in rows if pid not in self._spared]
+
+    def terminate(self, pids: list[int] | None = None) -> int:
+        """Terminate these backends of the test database (all but the spared ones when None); how many went."""
+        targets = [pid for pid in (self.backends() if pids is None else pids) if pid not in self._spared]
+        if not targets:
+            return 0
+        # The targets are fixed first (a materialized CTE): in one WHERE, PostgreSQL may evaluate the call before
+        # the filters, and would terminate backends of other databases.
+        rows = self.admin.execute(
+            """
+            WITH targets AS MATERIALIZED (
+                SELECT pid FROM pg_stat_activity
+                WHERE datname = %s AND pid = ANY(%s) AND pid <> pg_backend_pid()
+            )
+            SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM targets
+            """,
+            [self.name, targets],
+        ).fetchone()
+        done = int(rows[0]) if rows else 0
+        self.terminated += done
+        return done
+
+    def away(self) -> None:
+        """The database refuses new connections and loses its current ones (but the spared)."""
+        self.admin.execute(f'ALTER DATABASE "{self.name}" ALLOW_CONNECTIONS false')
+        self.outages += 1
+        self.terminate()
+
+    def back(self) -> None:
+        self.admin.execute(f'ALTER DATABASE "{self.name}" ALLOW_CONNECTIONS true')
+
+    def close(self) -> None:
+        self.back()  # whatever happened, the test database accepts connections again (teardown drops it)
+        self.admin.close()
 
 
 class Process:

@@ -245,6 +245,7 @@ def record_write(n: int, tag: str) -> Write:
         "external_id": f"{tag}-{n}",
         "category": "contact",
         "identifiers": {"customer_number": f"C-{tag}-{n}"},
+        "occurred_at": "2026-01-05T10:00:00+00:00",
         "data": {"name": f"Name {n}"},
     }
     return Write(RECORDS, body)
@@ -271,7 +272,7 @@ def test_writes_under_terminated_backends_are_all_or_nothing_and_a_retry_records
 ) -> None:
     # given four clients each posting consents and records, every write with its own Idempotency-Key
     http = Http(gunicorn.base, make_client("consent:write", "records:write"))
-    per_client = 30 * ROUNDS
+    per_client = 20 * ROUNDS
     plans = [
         [(consent_write if n % 2 else record_write)(n, f"w{c}") for n in range(per_client)] for c in range(4)
     ]
@@ -285,11 +286,17 @@ def test_writes_under_terminated_backends_are_all_or_nothing_and_a_retry_records
     for thread in threads:
         thread.start()
 
-    # when gunicorn's backends are terminated again and again while they write
+    # when gunicorn's backends are terminated again and again while they write: each time a few more writes
+    # were answered, so that the writes go on between the faults
+    def answered() -> int:
+        return sum(1 for writes in plans for write in writes if write.status is not None or write.answer)
+
     def terminator() -> None:
         while not done.is_set():
+            seen = answered()
+            while not done.is_set() and answered() < seen + 3:
+                done.wait(0.01)
             pg.terminate()
-            done.wait(0.05)
 
     killer = threading.Thread(target=terminator)
     killer.start()

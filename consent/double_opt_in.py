@@ -25,9 +25,12 @@ from subjects.columns import CONFIRMATION_EMAIL
 from subjects.identity import Reference
 from subjects.keys import data_key, decrypt_field
 from subjects.locks import lock_subject
+from subjects.mail_delivery import MailNotSentError, mail_delivered, mail_error_describe, mail_undelivered_record
+from subjects.models import UndeliveredMail
 from subjects.selectors import identifier_owners
 
 SALT = "assent.confirmation"
+MAIL_KIND = UndeliveredMail.Kind.CONFIRMATION
 
 
 def confirmation_token(confirmation_id: uuid.UUID) -> str:
@@ -111,7 +114,9 @@ def confirmation_confirm(*, token: str, evidence: dict[str, Any]) -> Confirmatio
 
 
 def confirmation_send(*, confirmation_id: uuid.UUID) -> bool:
-    """Mail the link; at least once. Slow I/O stays outside any transaction."""
+    """Mail the link; at least once. Slow I/O stays outside any transaction. A mail the server does not take is
+    recorded for the DPO and raised as MailNotSentError (the task retries it with backoff; beat's
+    resend_unsent_confirmations takes up one whose retries ran out); `mailed_at` is set only once it was taken."""
     row = Confirmation.objects.select_related("subject").filter(pk=confirmation_id).first()
     if row is None or row.mailed_at is not None or row.used_at is not None:
         return False
@@ -124,13 +129,19 @@ def confirmation_send(*, confirmation_id: uuid.UUID) -> bool:
         "url": confirmation_url(row.id),
         "days": settings.ASSENT_CONFIRMATION_DAYS,
     }
-    send_mail(
-        subject=render_to_string("consent/confirm_subject.txt", context).strip(),
-        message=render_to_string("consent/confirm_email.txt", context),
-        from_email=None,
-        recipient_list=[email],
-    )
+    try:
+        send_mail(
+            subject=render_to_string("consent/confirm_subject.txt", context).strip(),
+            message=render_to_string("consent/confirm_email.txt", context),
+            from_email=None,
+            recipient_list=[email],
+        )
+    except OSError as exc:  # refused or unreachable (SMTPException is an OSError): the task retries with backoff
+        error = mail_error_describe(exc)
+        mail_undelivered_record(kind=MAIL_KIND, reference=str(row.pk), subject_id=row.subject_id, error=error)
+        raise MailNotSentError(error) from None  # the server's text may hold the address: keep it out of logs
     Confirmation.objects.filter(pk=row.pk, mailed_at__isnull=True).update(mailed_at=timezone.now())
+    mail_delivered(kind=MAIL_KIND, reference=str(row.pk))
     return True
 
 

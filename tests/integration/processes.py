@@ -9,12 +9,14 @@ import os
 import shutil
 import signal
 import socket
+import socketserver
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import psycopg
 from django.conf import settings
@@ -105,6 +107,88 @@ class DatabaseFaults:
         self.admin.close()
 
 
+class SmtpServer:
+    """A mail server of the test's own on a loopback port, in threads of the test process. `mode` says how it
+    answers: "accept" takes every mail; "refuse" answers every RCPT with 550 (a permanent refusal); "defer"
+    accepts the recipient but answers DATA with 451 (a temporary one). Not started, its port refuses connections.
+    Counts what it refused and keeps what it took."""
+
+    MODES = ("accept", "refuse", "defer")
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.mode = "refuse"
+        self.refusals = 0
+        self.messages: list[tuple[list[str], str]] = []  # (recipients, message)
+        self._lock = threading.Lock()
+        self._server: socketserver.ThreadingTCPServer | None = None
+
+    def start(self, mode: str) -> None:
+        assert mode in self.MODES, mode
+        self.mode = mode
+        if self._server is None:
+            owner = self
+
+            class Handler(socketserver.StreamRequestHandler):
+                def handle(self) -> None:
+                    owner._session(self.rfile, self.wfile)
+
+            socketserver.ThreadingTCPServer.allow_reuse_address = True
+            self._server = socketserver.ThreadingTCPServer(("127.0.0.1", self.port), Handler)
+            self._server.daemon_threads = True
+            threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def to(self, address: str) -> list[str]:
+        with self._lock:
+            return [message for recipients, message in self.messages if address in recipients]
+
+    def _refused(self, reply: bytes, wfile: Any) -> None:
+        with self._lock:
+            self.refusals += 1
+        wfile.write(reply)
+
+    def _session(self, rfile: Any, wfile: Any) -> None:
+        wfile.write(b"220 test-smtp ready\r\n")
+        recipients: list[str] = []
+        while line := rfile.readline():
+            verb = line[:4].upper().decode(errors="replace")
+            if verb in ("EHLO", "HELO"):
+                wfile.write(b"250 test-smtp\r\n")
+            elif verb == "MAIL":
+                recipients = []
+                wfile.write(b"250 ok\r\n")
+            elif verb == "RCPT":
+                if self.mode == "refuse":
+                    # like a real server, the refusal repeats the address: it must not reach Assent's logs
+                    address = line.decode(errors="replace").partition(":")[2].strip()
+                    self._refused(f"550 5.1.1 {address}: mailbox unavailable\r\n".encode(), wfile)
+                else:
+                    recipients.append(line.decode(errors="replace").partition(":")[2].strip().strip("<>"))
+                    wfile.write(b"250 ok\r\n")
+            elif verb == "DATA":
+                if self.mode == "defer":
+                    self._refused(b"451 4.3.0 try again later\r\n", wfile)
+                    continue
+                wfile.write(b"354 go ahead\r\n")
+                body = []
+                while (data := rfile.readline()) not in (b".\r\n", b""):
+                    body.append(data.decode(errors="replace"))
+                with self._lock:
+                    self.messages.append((recipients, "".join(body)))
+                wfile.write(b"250 taken\r\n")
+            elif verb == "QUIT":
+                wfile.write(b"221 bye\r\n")
+                return
+            else:  # RSET, NOOP
+                wfile.write(b"250 ok\r\n")
+
+
 class Process:
     """One child process with its log file; stopped politely, killed if it will not stop."""
 
@@ -160,8 +244,11 @@ def django_env(**extra: str) -> dict[str, str]:
 class Worker(Process):
     """`celery -A config worker`, solo pool: one task at a time, so a SIGKILL lands inside a known task."""
 
-    def __init__(self, mail_dir: Path, log_path: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, mail_dir: Path, log_path: Path, env: dict[str, str] | None = None, *, loglevel: str = "warning"
+    ) -> None:
         self.mail_dir = mail_dir
+        self.loglevel = loglevel  # "info" logs every task and retry, as an operator's worker may
         base = django_env(
             EMAIL_BACKEND="django.core.mail.backends.filebased.EmailBackend", EMAIL_FILE_PATH=str(mail_dir)
         )
@@ -178,7 +265,7 @@ class Worker(Process):
             "-P",
             "solo",
             "-l",
-            "warning",
+            self.loglevel,
             "--without-gossip",
             "--without-mingle",
             "--without-heartbeat",

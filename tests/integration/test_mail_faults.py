@@ -149,7 +149,7 @@ def test_a_confirmation_the_mail_server_refuses_is_retried_shown_to_the_dpo_neve
     assert row is not None
     assert (row.reference, str(row.subject_id)) == (str(confirmation.pk), subject)
     section = undelivered_section(dashboard(dpo))
-    assert re.search(r'assent-figure[^>]*>\s*1\s*<', section), section
+    assert re.search(r"assent-figure[^>]*>\s*1\s*<", section), section
     assert "confirmation" in section
     assert f"<td>{row.attempts}</td>" in section
     assert row.last_error in section
@@ -250,4 +250,3 @@ def test_a_signin_mail_the_server_refuses_says_so_to_the_person_and_the_dpo_and_
     # and asking again at once sends nothing more (the link just mailed still works)
     assert browser.ask_for_link(ANNA).status_code == 302
     assert len(smtp.to(ANNA)) == 1
-

@@ -131,48 +131,23 @@ def assert_checks_answer(http: Http) -> None:
     assert decisions == [(True, "granted"), (False, "unknown_subject")]
 
 
-def test_checks_deny_with_503_while_the_database_is_away_and_answer_again_once_it_is_back(
+def test_checks_answer_the_decision_or_503_deny_while_the_database_fails_and_recover_with_no_restart(
     api: Api, make_client: Callable[..., str], gunicorn: Gunicorn, pg: DatabaseFaults
 ) -> None:
-    # given a granted consent and a client that checks it over HTTP against gunicorn
+    # given a granted consent, and four clients checking it (single and bulk) over HTTP as fast as they can
     grant(ANNA)
     http = Http(gunicorn.base, make_client("consent:check"))
     assert_checks_answer(http)
-
-    for _ in range(2 * ROUNDS):
-        # when the database refuses connections and every backend of gunicorn is terminated
-        pg.away()
-        try:
-            # then every check, single and bulk, in every gunicorn worker, denies with 503 and says why
-            for _ in range(4):
-                assert_deny_unavailable(single(http))
-                assert_deny_unavailable(bulk(http))
-                FAULTS["checks refused while away"] += 2
-        finally:
-            pg.back()
-
-        # when it accepts connections again, then the next checks answer, with no restart of anything
-        for _ in range(4):
-            assert_checks_answer(http)
-    assert gunicorn.alive()
-
-
-def test_checks_under_terminated_backends_answer_the_decision_or_503_deny_never_anything_else(
-    api: Api, make_client: Callable[..., str], gunicorn: Gunicorn, pg: DatabaseFaults
-) -> None:
-    # given four clients checking as fast as they can
-    grant(ANNA)
-    http = Http(gunicorn.base, make_client("consent:check"))
     answers: Counter[str] = Counter()
     wrong: list[str] = []
     stop = threading.Event()
 
-    def checker() -> None:
+    def checker(ask: Callable[[Http], httpx.Response | None], allowed: object) -> None:
         while not stop.is_set():
-            response = single(http)
+            response = ask(http)
             if response is not None and response.status_code == 200:
-                answers["granted"] += 1
-                if (response.json()["allowed"], response.json()["reason"]) != (True, "granted"):
+                answers["decided"] += 1
+                if allowed(response.json()) is not True:
                     wrong.append(response.text)
             elif response is not None and response.status_code == 503:
                 answers["503"] += 1
@@ -183,12 +158,19 @@ def test_checks_under_terminated_backends_answer_the_decision_or_503_deny_never_
             else:
                 wrong.append("no answer" if response is None else f"{response.status_code} {response.text}")
 
-    threads = [threading.Thread(target=checker) for _ in range(4)]
+    def one_granted(body: dict[str, Any]) -> bool:
+        return (body["allowed"], body["reason"]) == (True, "granted")
+
+    def bulk_decided(body: dict[str, Any]) -> bool:
+        return [r["allowed"] for r in body["results"]] == [True, False]
+
+    threads = [threading.Thread(target=checker, args=(single, one_granted)) for _ in range(3)]
+    threads.append(threading.Thread(target=checker, args=(bulk, bulk_decided)))
     for thread in threads:
         thread.start()
     try:
         # when gunicorn's backends are terminated again and again while they check
-        for _ in range(15 * ROUNDS):
+        for _ in range(12 * ROUNDS):
             wait_for(lambda: pg.terminate() > 0 or None, timeout=10, every=0.02, what="a backend to terminate")
             seen = sum(answers.values())
             wait_for(lambda seen=seen: sum(answers.values()) >= seen + 8, timeout=30, what="checks answered")
@@ -197,12 +179,28 @@ def test_checks_under_terminated_backends_answer_the_decision_or_503_deny_never_
         for thread in threads:
             thread.join(30)
 
-    # then each answer was the decision or a 503 deny with its problem body; and checks answer again afterwards
+    # then each answer was the decision or a 503 deny with its problem body, never an error or a wrong decision
     assert wrong == []
-    assert answers["granted"] > 0
-    FAULTS["checks answered under termination"] += answers["granted"]
+    assert answers["decided"] > 0
+    FAULTS["checks answered under termination"] += answers["decided"]
     FAULTS["checks refused under termination"] += answers["503"]
-    assert_checks_answer(http)
+
+    for _ in range(2 * ROUNDS):
+        # when the database refuses connections for a while and every backend of gunicorn is terminated
+        pg.away()
+        try:
+            # then every check, single and bulk, in every gunicorn worker, denies with 503 and says why
+            for _ in range(4):
+                assert_deny_unavailable(single(http))
+                assert_deny_unavailable(bulk(http))
+                FAULTS["checks refused while away"] += 2
+        finally:
+            pg.back()
+
+        # when it accepts connections again, then the very next checks answer, with no restart of anything
+        for _ in range(4):
+            assert_checks_answer(http)
+    assert gunicorn.alive()
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -276,7 +274,7 @@ def test_writes_under_terminated_backends_are_all_or_nothing_and_a_retry_records
 ) -> None:
     # given four clients each posting consents and records, every write with its own Idempotency-Key
     http = Http(gunicorn.base, make_client("consent:write", "records:write"))
-    per_client = 20 * ROUNDS
+    per_client = 15 * ROUNDS
     plans = [[(consent_write if n % 2 else record_write)(n, f"w{c}") for n in range(per_client)] for c in range(4)]
     done = threading.Event()
 
@@ -365,8 +363,8 @@ def test_an_erasure_whose_worker_loses_its_database_mid_way_resumes_and_complete
 ) -> None:
     # given a person with thousands of records: kept orders (re-encrypted under the retention key) and app records
     person = seed_person("pgkill", records_per_source=0)
-    records_bulk(person.subject_id, "shop", "orders", 3000, "pgkill")
-    records_bulk(person.subject_id, "app", "app_usage", 2000, "pgkill")
+    records_bulk(person.subject_id, "shop", "orders", 2000, "pgkill")
+    records_bulk(person.subject_id, "app", "app_usage", 1000, "pgkill")
     total = LinkedRecord.objects.filter(subject_id=person.subject_id).count()
 
     # when the erasure runs and the worker's database backend is terminated each time it has made progress
@@ -395,10 +393,10 @@ def test_an_erasure_whose_worker_loses_its_database_mid_way_resumes_and_complete
     assert not LinkedRecord.objects.filter(subject_id=person.subject_id).exists()
     shop = next(s for s in body["result"]["sources"] if s["source"] == "shop")
     app = next(s for s in body["result"]["sources"] if s["source"] == "app")
-    assert app["deleted"] == 2000
-    assert shop["kept"][0]["count"] == 3000
-    assert RetainedRecord.objects.filter(subject_id=person.subject_id).count() == 3000
-    assert sum(s["deleted"] for s in body["result"]["sources"]) + 3000 == total
+    assert app["deleted"] == 1000
+    assert shop["kept"][0]["count"] == 2000
+    assert RetainedRecord.objects.filter(subject_id=person.subject_id).count() == 2000
+    assert sum(s["deleted"] for s in body["result"]["sources"]) + 2000 == total
     assert ErasureLog.objects.filter(request_id=request_id).count() == 1
     assert Subject.objects.get(pk=person.subject_id).wrapped_key is None
     attempts = dict(RightsRequestPart.objects.filter(request_id=request_id).values_list("name", "attempts"))

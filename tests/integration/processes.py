@@ -113,7 +113,7 @@ class SmtpServer:
     accepts the recipient but answers DATA with 451 (a temporary one). Not started, its port refuses connections.
     Counts what it refused and keeps what it took."""
 
-    MODES = ("accept", "refuse", "defer")
+    MODES = ("accept", "refuse", "defer", "stall")  # stall: takes the message but answers only on `release()`
 
     def __init__(self) -> None:
         self.port = free_port()
@@ -121,6 +121,8 @@ class SmtpServer:
         self.refusals = 0
         self.messages: list[tuple[list[str], str]] = []  # (recipients, message)
         self._lock = threading.Lock()
+        self._released = threading.Event()
+        self.stalled = threading.Event()  # set while a message waits for `release()`
         self._server: socketserver.ThreadingTCPServer | None = None
 
     def start(self, mode: str) -> None:
@@ -138,7 +140,12 @@ class SmtpServer:
             self._server.daemon_threads = True
             threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
+    def release(self) -> None:
+        """Answer the stalled messages (taken) and every later one at once."""
+        self._released.set()
+
     def stop(self) -> None:
+        self._released.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -181,6 +188,9 @@ class SmtpServer:
                     body.append(data.decode(errors="replace"))
                 with self._lock:
                     self.messages.append((recipients, "".join(body)))
+                if self.mode == "stall":
+                    self.stalled.set()
+                    self._released.wait(60)
                 wfile.write(b"250 taken\r\n")
             elif verb == "QUIT":
                 wfile.write(b"221 bye\r\n")

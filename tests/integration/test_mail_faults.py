@@ -26,7 +26,7 @@ import pytest
 from django.test import Client
 
 from config.celery import app
-from consent.double_opt_in import confirmation_send
+from consent.double_opt_in import ConfirmationBusyError, confirmation_send
 from consent.models import Confirmation
 from subjects.models import UndeliveredMail
 from tests.admin.conftest import dpo, make_staff, staff_groups
@@ -63,8 +63,33 @@ def smtp_env(server: SmtpServer) -> dict[str, str]:
         "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
         "EMAIL_HOST": "127.0.0.1",
         "EMAIL_PORT": str(server.port),
-        "EMAIL_TIMEOUT": "10",
+        "EMAIL_TIMEOUT": "30",
     }
+
+
+def grant_by_email(api: Api) -> str:
+    """A double opt-in grant for Anna's newsletter by e-mail through the API; the subject's id."""
+    response = api.post(
+        "/api/v1/consents",
+        {
+            "subject": {"email": ANNA},
+            "purpose": "newsletter",
+            "channel": "email",
+            "action": "grant",
+            "notice_version": NEWSLETTER_NOTICE,
+            "source": "webshop",
+        },
+    )
+    assert response.status_code == 201, response.content
+    assert response.json()["state"] == "pending_confirmation"
+    subject: str = response.json()["subject"]
+    return subject
+
+
+def use_smtp(settings: Any, server: SmtpServer) -> None:
+    """This test process sends through the test's mail server too, as a second worker would."""
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", server.port, 5
 
 
 def open_mail(kind: str) -> UndeliveredMail | None:
@@ -112,19 +137,7 @@ def test_a_confirmation_the_mail_server_refuses_is_retried_shown_to_the_dpo_neve
     api: Api, smtp: SmtpServer, smtp_worker: Worker, dpo: Client, settings: Any
 ) -> None:
     # given a double opt-in grant by e-mail, while the mail server is not there
-    response = api.post(
-        "/api/v1/consents",
-        {
-            "subject": {"email": ANNA},
-            "purpose": "newsletter",
-            "channel": "email",
-            "action": "grant",
-            "notice_version": NEWSLETTER_NOTICE,
-            "source": "webshop",
-        },
-    )
-    assert response.status_code == 201, response.content
-    subject = response.json()["subject"]
+    subject = grant_by_email(api)
     confirmation = Confirmation.objects.get()
 
     # when the worker tries to mail the link: connection refused, then every recipient refused (550), then every
@@ -170,11 +183,33 @@ def test_a_confirmation_the_mail_server_refuses_is_retried_shown_to_the_dpo_neve
     assert UndeliveredMail.objects.get().delivered_at is not None
     assert "Every mail to a person was taken" in undelivered_section(dashboard(dpo))
     # and a late duplicate of the task (or beat's resend) sends nothing more
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", smtp.port
+    use_smtp(settings, smtp)
     assert confirmation_send(confirmation_id=confirmation.pk) is False
     assert len(smtp.to(ANNA)) == 1
     FAULTS["confirmation attempts failed"] += attempts
+
+
+def test_a_confirmation_is_handed_to_the_mail_server_by_one_task_at_a_time(
+    api: Api, smtp: SmtpServer, smtp_worker: Worker, settings: Any
+) -> None:
+    # given a mail server that takes the worker's mail but is slow to say so
+    smtp.start("stall")
+    grant_by_email(api)
+    confirmation = Confirmation.objects.get()
+    wait_for(smtp.stalled.is_set, what="the worker's mail waiting for the server's answer")
+
+    # when a second task (a retry, beat's resend or a redelivery) mails the same link meanwhile
+    use_smtp(settings, smtp)
+    with pytest.raises(ConfirmationBusyError):
+        confirmation_send(confirmation_id=confirmation.pk)
+
+    # then it hands nothing to the server, and says so by an error its task retries later
+    assert len(smtp.to(ANNA)) == 1
+    # and once the server answers, the link was mailed exactly once, and a later task sends nothing
+    smtp.release()
+    wait_for(lambda: Confirmation.objects.filter(pk=confirmation.pk, mailed_at__isnull=False).exists(), what="mail")
+    assert confirmation_send(confirmation_id=confirmation.pk) is False
+    assert len(smtp.to(ANNA)) == 1
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.core import signing
 from django.core.mail import send_mail
 from django.db import transaction
+from django.db.models import Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.translation import get_language
@@ -25,9 +26,18 @@ from subjects.columns import CONFIRMATION_EMAIL
 from subjects.identity import Reference
 from subjects.keys import data_key, decrypt_field
 from subjects.locks import lock_subject
+from subjects.mail_delivery import MailNotSentError, mail_delivered, mail_error_describe, mail_undelivered_record
+from subjects.models import UndeliveredMail
 from subjects.selectors import identifier_owners
 
 SALT = "assent.confirmation"
+MAIL_KIND = UndeliveredMail.Kind.CONFIRMATION
+SEND_LEASE = timedelta(seconds=60)  # longer than a mail server takes to answer (EMAIL_TIMEOUT)
+
+
+class ConfirmationBusyError(OSError):
+    """Another task holds a live claim on mailing this link. An OSError, so that the task retries it with backoff:
+    by then the other has sent it (and the retry does nothing) or died (and its claim has run out)."""
 
 
 def confirmation_token(confirmation_id: uuid.UUID) -> str:
@@ -111,26 +121,50 @@ def confirmation_confirm(*, token: str, evidence: dict[str, Any]) -> Confirmatio
 
 
 def confirmation_send(*, confirmation_id: uuid.UUID) -> bool:
-    """Mail the link; at least once. Slow I/O stays outside any transaction."""
+    """Mail the link; at least once, and never by two tasks at a time (a claim with a lease). Slow I/O stays outside
+    any transaction. A mail the server does not take is recorded for the DPO and raised as MailNotSentError (the
+    task retries it with backoff; beat's resend_unsent_confirmations takes up one whose retries ran out);
+    `mailed_at` is set only once the server took it."""
     row = Confirmation.objects.select_related("subject").filter(pk=confirmation_id).first()
     if row is None or row.mailed_at is not None or row.used_at is not None:
         return False
     email = decrypt_field(row.subject, data_key(row.subject), CONFIRMATION_EMAIL, bytes(row.email_enc), row_id=row.pk)
     if row.subject_id not in identifier_owners(identifiers=[("email", email)])[0]:
         return False  # detached since the grant: the link goes to the subject's own address or nowhere
+    now = timezone.now()
+    lease_until = now + SEND_LEASE
+    claimed = (
+        Confirmation.objects.filter(pk=row.pk, mailed_at__isnull=True, used_at__isnull=True)
+        .filter(Q(send_claimed_until__isnull=True) | Q(send_claimed_until__lt=now))
+        .update(send_claimed_until=lease_until)
+    )
+    if not claimed:
+        if Confirmation.objects.filter(pk=row.pk, mailed_at__isnull=True, used_at__isnull=True).exists():
+            raise ConfirmationBusyError("another task is mailing this link")  # retried: it may have died
+        return False
     info = catalogue_snapshot().purposes.get(row.purpose)
     context = {
         "purpose_name": info.display_name(get_language()) if info else row.purpose,
         "url": confirmation_url(row.id),
         "days": settings.ASSENT_CONFIRMATION_DAYS,
     }
-    send_mail(
-        subject=render_to_string("consent/confirm_subject.txt", context).strip(),
-        message=render_to_string("consent/confirm_email.txt", context),
-        from_email=None,
-        recipient_list=[email],
+    try:
+        send_mail(
+            subject=render_to_string("consent/confirm_subject.txt", context).strip(),
+            message=render_to_string("consent/confirm_email.txt", context),
+            from_email=None,
+            recipient_list=[email],
+        )
+    except OSError as exc:  # refused or unreachable (SMTPException is an OSError): the task retries with backoff
+        error = mail_error_describe(exc)
+        # Our claim ends now (if it is still ours): the next retry may claim it at once.
+        Confirmation.objects.filter(pk=row.pk, send_claimed_until=lease_until).update(send_claimed_until=None)
+        mail_undelivered_record(kind=MAIL_KIND, reference=str(row.pk), subject_id=row.subject_id, error=error)
+        raise MailNotSentError(error) from None  # the server's text may hold the address: keep it out of logs
+    Confirmation.objects.filter(pk=row.pk, mailed_at__isnull=True).update(
+        mailed_at=timezone.now(), send_claimed_until=None
     )
-    Confirmation.objects.filter(pk=row.pk, mailed_at__isnull=True).update(mailed_at=timezone.now())
+    mail_delivered(kind=MAIL_KIND, reference=str(row.pk))
     return True
 
 

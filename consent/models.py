@@ -265,6 +265,9 @@ class Confirmation(models.Model):
     expires_at = models.DateTimeField()
     mailed_at = models.DateTimeField(null=True)
     used_at = models.DateTimeField(null=True)
+    # Claimed by the task mailing the link, until then: two tasks (a retry and beat's resend, or a redelivery)
+    # never both hand it to the mail server.
+    send_claimed_until = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"confirmation {self.id}"

@@ -414,3 +414,34 @@ class IdentifierChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} change of {self.subject_id}"
+
+
+class UndeliveredMail(models.Model):
+    """A mail to a person that the mail server did not take (refused, or unreachable): kept for the DPO to see,
+    until a retry delivers it. Holds no address: the subject where one is known (a double opt-in confirmation), a
+    keyed hash of the address where not (a portal sign-in, which never looks the address up); the error is its
+    type and SMTP code only, since a server's message may echo the address."""
+
+    class Kind(models.TextChoices):
+        CONFIRMATION = "confirmation"  # double opt-in link (consent/double_opt_in.py), retried by its task
+        SIGNIN = "signin"  # portal sign-in link (subjects/portal/signin.py), retried by the person
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    reference = models.CharField(max_length=64)  # the confirmation's id, or the address's keyed hash
+    subject = models.ForeignKey(Subject, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=120)
+    first_failed_at = models.DateTimeField()
+    last_failed_at = models.DateTimeField()
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "reference"], condition=models.Q(delivered_at=None), name="undelivered_mail_open_once"
+            )
+        ]
+        indexes = [models.Index(fields=["delivered_at", "last_failed_at"], name="undelivered_mail_open")]
+
+    def __str__(self) -> str:
+        return f"undelivered {self.kind} mail {self.pk}"

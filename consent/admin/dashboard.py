@@ -1,4 +1,5 @@
-"""Reads for the DPO's dashboard: consent rates per purpose and channel over time, consents on outdated notices."""
+"""Reads for the DPO's dashboard: consent rates per purpose and channel over time, consents on outdated notices,
+the rights-request queue, and mails to people that the mail server did not take."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from consent.models import ConsentEvent, ConsentState, Notice, Purpose
-from subjects.models import RightsRequest, Subject
+from subjects.models import RightsRequest, Subject, UndeliveredMail
 from subjects.rights.calendar import DUE_SOON
 
 GIVING = ("grant", "confirm")  # a consent stands after these
@@ -217,3 +218,22 @@ def request_summary(*, now: datetime, window_days: int = 180) -> RequestSummary:
         median_days={kind: round(statistics.median(days), 1) for kind, days in sorted(durations.items())},
         window_days=window_days,
     )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Mails the mail server did not take (subjects/mail_delivery.py)
+# ---------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class UndeliveredMails:
+    count: int  # open: not delivered yet
+    by_kind: dict[str, int]
+    latest: list[UndeliveredMail]  # the most recently failed first, at most `limit`
+
+
+def undelivered_mails(*, limit: int = 50) -> UndeliveredMails:
+    """Double opt-in and sign-in mails that failed and were not delivered since: the DPO sees that a person was
+    not reached (never reported as sent), how often it was tried, and why, without the address."""
+    pending = UndeliveredMail.objects.filter(delivered_at=None)
+    by_kind = dict(pending.values_list("kind").annotate(n=Count("pk")).order_by("kind"))
+    latest = list(pending.order_by("-last_failed_at", "-pk")[:limit])
+    return UndeliveredMails(count=sum(by_kind.values()), by_kind=by_kind, latest=latest)

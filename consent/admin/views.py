@@ -15,7 +15,7 @@ from django.utils.safestring import mark_safe
 
 from consent.admin.audit import Action, audit_record
 from consent.admin.charts import Line, bar_chart, rate_chart
-from consent.admin.dashboard import consent_rates, outdated_notice_consents, request_summary
+from consent.admin.dashboard import consent_rates, outdated_notice_consents, request_summary, undelivered_mails
 from consent.admin.records_of_processing import records_as_csv, records_as_json, records_of_processing
 from consent.ledger.verification import verification_latest
 
@@ -56,6 +56,7 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
         "queue": queue,
         "median_svg": median_svg,
         "verification": verification_latest(),
+        "undelivered": undelivered_mails(),
         "now": now,
     }
     return TemplateResponse(request, "assent_admin/dashboard.html", context)

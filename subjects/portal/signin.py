@@ -42,6 +42,8 @@ from django.template.loader import render_to_string
 
 from config.errors import DomainError, UnavailableError
 from subjects import crypto
+from subjects.mail_delivery import mail_delivered, mail_error_describe, mail_undelivered_record
+from subjects.models import UndeliveredMail
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,7 @@ _PENDING = "portal:signin:"
 _LIMIT = "portal:signin-limit:"
 _LIMIT_WINDOW = 3600  # seconds: requests per client address are counted per hour; mails per address spread over it
 _EMAIL_AAD = b"assent/portal/email/v1"
+MAIL_KIND = UndeliveredMail.Kind.SIGNIN
 
 
 class SigninRateLimitedError(DomainError):
@@ -169,11 +172,17 @@ def signin_request(*, email: str, nonce: str, ip: str) -> None:
             from_email=None,
             recipient_list=[email],
         )
-    except OSError as exc:  # SMTP down: the same answer for every address
+    except OSError as exc:  # SMTP refused or down: the same answer for every address
         cache.delete(_PENDING + _hash(token_id))
         cache.delete(gap_key)  # nothing reached the mailbox: the next request must be able to send
-        log.warning("portal sign-in mail not sent: %s", type(exc).__name__)
+        error = mail_error_describe(exc)
+        log.warning("portal sign-in mail not sent: %s", error)
+        # Retried by the person, not by a task: they are at the page, which says it failed; a link retried later
+        # could arrive after its ASSENT_SIGNIN_MINUTES, and a task would carry the link through the broker. The DPO
+        # sees it under a keyed hash of the address (the sign-in never looks the address up).
+        mail_undelivered_record(kind=MAIL_KIND, reference=_hash(email), error=error)
         raise SigninMailError("the sign-in mail could not be sent; please try again later") from None
+    mail_delivered(kind=MAIL_KIND, reference=_hash(email))  # the same one query for every address
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -9,13 +9,16 @@ import os
 import shutil
 import signal
 import socket
+import socketserver
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
+import psycopg
 from django.conf import settings
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -42,6 +45,158 @@ def free_port() -> int:
 def test_database_url() -> str:
     db = settings.DATABASES["default"]
     return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+class DatabaseFaults:
+    """Faults of the test's own database, injected from a connection to the `postgres` maintenance database:
+    backends terminated (`pg_terminate_backend`, only those of the test database, never the test's own) and the
+    database made unreachable for a while (`ALLOW_CONNECTIONS false`). Counts what it injected."""
+
+    def __init__(self) -> None:
+        db = settings.DATABASES["default"]
+        self.name: str = db["NAME"]
+        self.admin = psycopg.connect(
+            host=db["HOST"], port=db["PORT"], user=db["USER"], dbname="postgres", autocommit=True
+        )
+        self.terminated = 0
+        self.outages = 0
+        self._spared: set[int] = set()
+
+    def spare(self, pid: int) -> None:
+        """A backend never terminated: the test process's own connection, which reads the results."""
+        self._spared.add(pid)
+
+    def backends(self) -> list[int]:
+        rows = self.admin.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", [self.name]
+        ).fetchall()
+        return [pid for (pid,) in rows if pid not in self._spared]
+
+    def terminate(self, pids: list[int] | None = None) -> int:
+        """Terminate these backends of the test database (all but the spared ones when None); how many went."""
+        targets = [pid for pid in (self.backends() if pids is None else pids) if pid not in self._spared]
+        if not targets:
+            return 0
+        # The targets are fixed first (a materialized CTE): in one WHERE, PostgreSQL may evaluate the call before
+        # the filters, and would terminate backends of other databases.
+        rows = self.admin.execute(
+            """
+            WITH targets AS MATERIALIZED (
+                SELECT pid FROM pg_stat_activity
+                WHERE datname = %s AND pid = ANY(%s) AND pid <> pg_backend_pid()
+            )
+            SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM targets
+            """,
+            [self.name, targets],
+        ).fetchone()
+        done = int(rows[0]) if rows else 0
+        self.terminated += done
+        return done
+
+    def away(self) -> None:
+        """The database refuses new connections and loses its current ones (but the spared)."""
+        self.admin.execute(f'ALTER DATABASE "{self.name}" ALLOW_CONNECTIONS false')
+        self.outages += 1
+        self.terminate()
+
+    def back(self) -> None:
+        self.admin.execute(f'ALTER DATABASE "{self.name}" ALLOW_CONNECTIONS true')
+
+    def close(self) -> None:
+        self.back()  # whatever happened, the test database accepts connections again (teardown drops it)
+        self.admin.close()
+
+
+class SmtpServer:
+    """A mail server of the test's own on a loopback port, in threads of the test process. `mode` says how it
+    answers: "accept" takes every mail; "refuse" answers every RCPT with 550 (a permanent refusal); "defer"
+    accepts the recipient but answers DATA with 451 (a temporary one). Not started, its port refuses connections.
+    Counts what it refused and keeps what it took."""
+
+    MODES = ("accept", "refuse", "defer", "stall")  # stall: takes the message but answers only on `release()`
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.mode = "refuse"
+        self.refusals = 0
+        self.messages: list[tuple[list[str], str]] = []  # (recipients, message)
+        self._lock = threading.Lock()
+        self._released = threading.Event()
+        self.stalled = threading.Event()  # set while a message waits for `release()`
+        self._server: socketserver.ThreadingTCPServer | None = None
+
+    def start(self, mode: str) -> None:
+        assert mode in self.MODES, mode
+        self.mode = mode
+        if self._server is None:
+            owner = self
+
+            class Handler(socketserver.StreamRequestHandler):
+                def handle(self) -> None:
+                    owner._session(self.rfile, self.wfile)
+
+            socketserver.ThreadingTCPServer.allow_reuse_address = True
+            self._server = socketserver.ThreadingTCPServer(("127.0.0.1", self.port), Handler)
+            self._server.daemon_threads = True
+            threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def release(self) -> None:
+        """Answer the stalled messages (taken) and every later one at once."""
+        self._released.set()
+
+    def stop(self) -> None:
+        self._released.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def to(self, address: str) -> list[str]:
+        with self._lock:
+            return [message for recipients, message in self.messages if address in recipients]
+
+    def _refused(self, reply: bytes, wfile: Any) -> None:
+        with self._lock:
+            self.refusals += 1
+        wfile.write(reply)
+
+    def _session(self, rfile: Any, wfile: Any) -> None:
+        wfile.write(b"220 test-smtp ready\r\n")
+        recipients: list[str] = []
+        while line := rfile.readline():
+            verb = line[:4].upper().decode(errors="replace")
+            if verb in ("EHLO", "HELO"):
+                wfile.write(b"250 test-smtp\r\n")
+            elif verb == "MAIL":
+                recipients = []
+                wfile.write(b"250 ok\r\n")
+            elif verb == "RCPT":
+                if self.mode == "refuse":
+                    # like a real server, the refusal repeats the address: it must not reach Assent's logs
+                    address = line.decode(errors="replace").partition(":")[2].strip()
+                    self._refused(f"550 5.1.1 {address}: mailbox unavailable\r\n".encode(), wfile)
+                else:
+                    recipients.append(line.decode(errors="replace").partition(":")[2].strip().strip("<>"))
+                    wfile.write(b"250 ok\r\n")
+            elif verb == "DATA":
+                if self.mode == "defer":
+                    self._refused(b"451 4.3.0 try again later\r\n", wfile)
+                    continue
+                wfile.write(b"354 go ahead\r\n")
+                body = []
+                while (data := rfile.readline()) not in (b".\r\n", b""):
+                    body.append(data.decode(errors="replace"))
+                with self._lock:
+                    self.messages.append((recipients, "".join(body)))
+                if self.mode == "stall":
+                    self.stalled.set()
+                    self._released.wait(60)
+                wfile.write(b"250 taken\r\n")
+            elif verb == "QUIT":
+                wfile.write(b"221 bye\r\n")
+                return
+            else:  # RSET, NOOP
+                wfile.write(b"250 ok\r\n")
 
 
 class Process:
@@ -99,8 +254,11 @@ def django_env(**extra: str) -> dict[str, str]:
 class Worker(Process):
     """`celery -A config worker`, solo pool: one task at a time, so a SIGKILL lands inside a known task."""
 
-    def __init__(self, mail_dir: Path, log_path: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, mail_dir: Path, log_path: Path, env: dict[str, str] | None = None, *, loglevel: str = "warning"
+    ) -> None:
         self.mail_dir = mail_dir
+        self.loglevel = loglevel  # "info" logs every task and retry, as an operator's worker may
         base = django_env(
             EMAIL_BACKEND="django.core.mail.backends.filebased.EmailBackend", EMAIL_FILE_PATH=str(mail_dir)
         )
@@ -117,7 +275,7 @@ class Worker(Process):
             "-P",
             "solo",
             "-l",
-            "warning",
+            self.loglevel,
             "--without-gossip",
             "--without-mingle",
             "--without-heartbeat",

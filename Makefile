@@ -38,8 +38,8 @@ browser:
 test: $(STAMP) lint browser
 	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
-# Fault injection, full form: every kill point of every kind of rights request (FAULT_ROUNDS rounds) and the broker
-# restart; `make test` runs them once. The figures (faults injected, by kind and point) go to build/faults.jsonl.
+# Fault injection, full form: every kill point of every kind of rights request (FAULT_ROUNDS rounds), the broker
+# restart, database connections cut and the database away, the mail server refusing; `make test` runs them once. The figures (faults injected, by kind and point) go to build/faults.jsonl.
 FAULT_ROUNDS ?= 5
 
 faults: $(STAMP)

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from django.db import connection
-from django.db.models import Count, Q
+from django.db.models import CharField, Count, Q
+from django.db.models.functions import Cast
 from django.utils import timezone
 
-from consent.models import ConsentEvent, ConsentState, Notice, Purpose
+from consent.models import Confirmation, ConsentEvent, ConsentState, Notice, Purpose
 from subjects.models import RightsRequest, Subject, UndeliveredMail
 from subjects.rights.calendar import DUE_SOON
 
@@ -230,10 +231,21 @@ class UndeliveredMails:
     latest: list[UndeliveredMail]  # the most recently failed first, at most `limit`
 
 
+UNDELIVERED_DAYS = 30
+
+
 def undelivered_mails(*, limit: int = 50) -> UndeliveredMails:
     """Double opt-in and sign-in mails that failed and were not delivered since: the DPO sees that a person was
     not reached (never reported as sent), how often it was tried, and why, without the address."""
-    pending = UndeliveredMail.objects.filter(delivered_at=None)
+    now = timezone.now()
+    # A confirmation link that was used (through another mail) or has expired needs no delivery any more; a failed
+    # sign-in older than UNDELIVERED_DAYS is history (the person has long asked again or given up).
+    moot = Confirmation.objects.filter(Q(used_at__isnull=False) | Q(expires_at__lte=now)).values("pk")
+    pending = UndeliveredMail.objects.filter(
+        delivered_at=None, last_failed_at__gte=now - timedelta(days=UNDELIVERED_DAYS)
+    ).exclude(
+        kind=UndeliveredMail.Kind.CONFIRMATION, reference__in=moot.annotate(ref=Cast("pk", CharField())).values("ref")
+    )
     by_kind = dict(pending.values_list("kind").annotate(n=Count("pk")).order_by("kind"))
     latest = list(pending.order_by("-last_failed_at", "-pk")[:limit])
     return UndeliveredMails(count=sum(by_kind.values()), by_kind=by_kind, latest=latest)

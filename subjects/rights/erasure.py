@@ -42,6 +42,7 @@ from subjects.models import (
     RightsExport,
     RightsRequest,
     Subject,
+    UndeliveredMail,
     VaultKey,
 )
 from subjects.rights import calendar, texts
@@ -181,6 +182,8 @@ def _erase_identifiers(subject_ids: list[uuid.UUID], outcome: dict[str, Any], no
     Identifier.objects.filter(pk__in=[row[0] for row in rows]).delete()
     # A pending or settled address change keeps the keyed hash of an address and of its link's token: it goes too.
     IdentifierChange.objects.filter(subject_id__in=subject_ids).delete()
+    # A mail that did not reach the person ties a failure to them: with the person gone, so is the tie.
+    UndeliveredMail.objects.filter(subject_id__in=subject_ids).delete()
     had_profile = any(s.profile_enc for s in subjects.values())
     Subject.objects.filter(pk__in=subject_ids).update(profile_enc=None)
     outcome["identifiers_deleted"] += len(rows)

@@ -11,13 +11,16 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
-from consent.admin.dashboard import consent_rates, outdated_notice_consents, request_summary
+from consent.admin.dashboard import consent_rates, outdated_notice_consents, request_summary, undelivered_mails
 from consent.catalogue.edit import catalogue_edit, edit_notice
 from consent.ledger.recording import ConsentCommand
-from consent.models import AuditEntry
+from consent.models import AuditEntry, Confirmation
 from consent.services import consent_record
 from subjects.identity import parse_reference
-from subjects.models import RightsRequest
+from subjects.mail_delivery import mail_undelivered_record
+from subjects.models import RightsRequest, UndeliveredMail
+from tests.catalogue import standard_catalogue
+from tests.factories import apply_catalogue
 
 
 def record(email: str, action: str, channel: str, when: datetime) -> None:
@@ -137,3 +140,26 @@ def test_the_dashboard_shows_the_last_verification_and_its_problems(dpo: Client,
     assert "1 problem(s)" in page
     assert f"subject {anna}" in page
     assert "differs from its chain" in page
+
+
+def test_undelivered_mails_leave_the_list_once_they_no_longer_matter(transactional_db: None) -> None:
+    apply_catalogue(standard_catalogue())
+    # given a double opt-in mail and a sign-in mail the mail server refused
+    record("mia@example.org", "grant", "email", timezone.now())
+    confirmation = Confirmation.objects.get()
+    mail_undelivered_record(
+        kind="confirmation",
+        reference=str(confirmation.pk),
+        error="SMTPRecipientsRefused 550",
+        subject_id=confirmation.subject_id,
+    )
+    mail_undelivered_record(kind="signin", reference="keyed-hash-of-an-address", error="ConnectionRefusedError")
+    assert undelivered_mails().by_kind == {"confirmation": 1, "signin": 1}
+
+    # when the person confirms through another way (or the link expires), that mail no longer needs delivering
+    Confirmation.objects.filter(pk=confirmation.pk).update(used_at=timezone.now())
+    assert undelivered_mails().by_kind == {"signin": 1}
+
+    # and a failed sign-in a month old is history
+    UndeliveredMail.objects.update(last_failed_at=timezone.now() - timedelta(days=31))
+    assert undelivered_mails().count == 0

@@ -46,7 +46,7 @@ CONSENTS = "/api/v1/consents"
 RECORDS = "/api/v1/records"
 FAULTS: Counter[str] = Counter()  # what this module injected, for the lead's figures (printed at the end)
 
-pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.worker, pytest.mark.faults, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -41,7 +41,7 @@ ANNA = "anna@example.de"
 DASHBOARD = "/admin/dashboard/"
 FAULTS: Counter[str] = Counter()
 
-pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.worker, pytest.mark.faults, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -33,6 +33,7 @@ from subjects.models import (
     RightsRequestPart,
     Subject,
     Suppression,
+    UndeliveredMail,
     VaultKey,
 )
 from subjects.portal.addresses import address_change_request
@@ -154,6 +155,31 @@ def test_erasure_also_removes_a_pending_address_change(rapi: Api) -> None:
     # then the change is gone, and nothing else of theirs is left
     assert rapi.get(f"{REQUESTS}/{request_id}").json()["status"] == "completed"
     assert not IdentifierChange.objects.filter(subject_id=person.subject_id).exists()
+    assert_gone_from_every_table(person, [person.subject_id])
+
+
+def test_erasure_also_removes_the_record_of_a_mail_that_did_not_reach_the_person(rapi: Api) -> None:
+    # given a person whose double opt-in mail the mail server refused (the DPO's dashboard lists it)
+    person = seed_person("era11", records_per_source=1)
+    ConsentFactory(email=person.email, channel="email")
+    confirmation = Confirmation.objects.get(subject_id=person.subject_id)
+    now = timezone.now()
+    UndeliveredMail.objects.create(
+        kind=UndeliveredMail.Kind.CONFIRMATION,
+        reference=str(confirmation.pk),
+        subject_id=person.subject_id,
+        attempts=2,
+        last_error="SMTPRecipientsRefused 550",
+        first_failed_at=now,
+        last_failed_at=now,
+    )
+
+    # when the person is erased
+    request_id = erase(rapi, {"email": person.email})
+
+    # then no failure is tied to them any more
+    assert rapi.get(f"{REQUESTS}/{request_id}").json()["status"] == "completed"
+    assert not UndeliveredMail.objects.filter(subject_id=person.subject_id).exists()
     assert_gone_from_every_table(person, [person.subject_id])
 
 

@@ -1,0 +1,50 @@
+"""The access matrix's world is built once per run inside an outer transaction, and every cell runs in its own
+transaction inside that one (pytest-django's `django_db` mark, which each module of this package carries) and is
+rolled back: the way Django's TestCase does setUpTestData. A cell that revokes, approves or deletes leaves the next
+cell the same world; nothing outlives the run."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.core.cache import cache
+from django.db import transaction
+
+from consent.clients import clients_forget_cache
+from tests.access.world import World, world_build
+
+
+def _atomic() -> Any:
+    atomic = transaction.atomic()
+    # As Django's TestCase marks its own: a durable service transaction may open inside it.
+    atomic._from_testcase = True
+    atomic.__enter__()
+    return atomic
+
+
+def _rollback(atomic: Any) -> None:
+    transaction.set_rollback(True)
+    atomic.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="package")
+def world(django_db_setup: None, django_db_blocker: Any) -> Iterator[World]:
+    with django_db_blocker.unblock():
+        outer = _atomic()
+        try:
+            yield world_build()
+        finally:
+            _rollback(outer)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_process_caches() -> Iterator[None]:
+    """Overrides tests/conftest.py's for the matrix: the shared cache (rate-limit counters, pending sign-ins) still
+    starts empty in every cell, but the process's catalogue snapshot is kept. The catalogue is the world's in every
+    cell (a cell's change to it is rolled back, and the snapshot never saw it: its reset runs on commit), and
+    reloading it in each of some thousand cells would cost more than the cells themselves."""
+    clients_forget_cache()
+    cache.delete_pattern("*")  # this run's keys only (the prefix is per process): never FLUSHDB
+    yield

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import json
 import re
-from http.cookies import SimpleCookie
 from collections.abc import Callable
 from dataclasses import dataclass
+from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,7 +20,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework.test import APIClient
 
 from consent.models import ApiClient, Channel, DataCategory, Notice, Purpose, Source, SourceCategory
-from subjects.models import RightsRequest
+from subjects.models import MergeAudit, MergeProposal, RightsRequest
 from subjects.rights.exports import export_url
 from tests.access.routes import ACTION
 from tests.access.world import ANNA, World, signin_link_of_anna
@@ -122,6 +122,7 @@ PORTAL_PATHS: dict[str, Callable[[World], str]] = {
     "portal/address/<uuid:change_id>/<str:token>": lambda w: w.paths["address_link"],
     "portal/rights/<str:request_id>": lambda w: f"/portal/rights/{w.ids['anna_copy']}",
     "portal/rights/<str:request_id>/export": lambda w: f"/portal/rights/{w.ids['anna_copy']}/export",
+    "api/v1/requests/<uuid:request_id>/export": _export_path,  # the API's link, opened in a portal session
 }
 PORTAL_FORMS: dict[str, dict[str, str]] = {"portal/rights/copy": {"kind": "portability"}}
 
@@ -231,9 +232,7 @@ ACTION_TARGETS: dict[str, ActionTarget] = {
     f"admin/consent/channel/{ACTION}delete_selected": _gone(Channel, _model_pk("consent.channel")),
     f"admin/consent/datacategory/{ACTION}delete_selected": _gone(DataCategory, _model_pk("consent.datacategory")),
     f"admin/consent/source/{ACTION}delete_selected": _gone(Source, _model_pk("consent.source")),
-    f"admin/consent/sourcecategory/{ACTION}delete_selected": _gone(
-        SourceCategory, _model_pk("consent.sourcecategory")
-    ),
+    f"admin/consent/sourcecategory/{ACTION}delete_selected": _gone(SourceCategory, _model_pk("consent.sourcecategory")),
     f"admin/consent/purpose/{ACTION}delete_selected": _gone(Purpose, _model_pk("consent.purpose")),
     f"admin/consent/notice/{ACTION}delete_selected": _gone(Notice, _model_pk("consent.notice")),
 }
@@ -246,6 +245,35 @@ for _model in (AccessAttempt, AccessLog, AccessFailureLog):
 ACTION_TARGETS[f"admin/axes/accessattempt/{ACTION}cleanup_expired_attempts"] = _gone(
     AccessAttempt, _model_pk("axes.accessattempt")
 )
+
+
+# The admin's buttons with views of their own (route, variant) -> whether their effect is there. A GET never has it.
+STEP = "admin/subjects/rightsrequest/<uuid:object_id>/step/<str:step>/"
+DECIDE = "admin/subjects/mergeproposal/<path:object_id>/decide/<str:decision>/"
+SPLIT = "admin/subjects/subject/<path:object_id>/split/<int:audit_id>/"
+REVOKE = "admin/consent/apiclient/<path:object_id>/revoke/"
+
+
+def _request_now(world: World, step: str) -> RightsRequest:
+    return RightsRequest.objects.get(pk=world.ids[STEP_REQUEST[step]])
+
+
+def _proposal_status(world: World) -> str:
+    return str(MergeProposal.objects.get(pk=world.ids["merge_proposal"]).status)
+
+
+BUTTON_EFFECTS: dict[tuple[str, str], Callable[[World], bool]] = {
+    (REVOKE, ""): (lambda w: ApiClient.objects.get(pk=w.ids["model"]["consent.apiclient"]).revoked_at is not None),
+    (STEP, "verify"): lambda w: _request_now(w, "verify").status != "received",
+    (STEP, "approve"): lambda w: _request_now(w, "approve").status != "awaiting_approval",
+    (STEP, "reject"): lambda w: _request_now(w, "reject").status == "rejected",
+    (STEP, "extend"): lambda w: _request_now(w, "extend").extended_until is not None,
+    (STEP, "lift"): lambda w: _request_now(w, "lift").lift_requested_at is not None,
+    (STEP, "retry"): lambda w: _request_now(w, "retry").status != "failed",
+    (DECIDE, "approve"): lambda w: _proposal_status(w) == "approved",
+    (DECIDE, "reject"): lambda w: _proposal_status(w) == "rejected",
+    (SPLIT, ""): (lambda w: MergeAudit.objects.get(pk=w.ids["merge_audit"]).split_at is not None),
+}
 
 
 def action_call(world: World, key: str, role: str) -> Any:

@@ -1,7 +1,10 @@
-"""The access matrix's world is built once per run inside an outer transaction, and every cell runs in its own
-transaction inside that one (pytest-django's `django_db` mark, which each module of this package carries) and is
-rolled back: the way Django's TestCase does setUpTestData. A cell that revokes, approves or deletes leaves the next
-cell the same world; nothing outlives the run."""
+"""The access matrix's world is built once per run inside an outer transaction, and every cell runs in a savepoint
+inside that one and is rolled back: the way Django's TestCase does setUpTestData. A cell that revokes, approves or
+deletes leaves the next cell the same world; nothing outlives the run.
+
+`db` is overridden here: pytest-django's wraps every test in a TestCase of its own (some 40 ms a test, a good part
+of a thousand cells' time), where a savepoint is all a cell needs. Asking for `db` still makes pytest-django create
+the test database."""
 
 from __future__ import annotations
 
@@ -39,12 +42,22 @@ def world(django_db_setup: None, django_db_blocker: Any) -> Iterator[World]:
             _rollback(outer)
 
 
+@pytest.fixture
+def db(world: World, django_db_blocker: Any) -> Iterator[None]:
+    """One cell's transaction: a savepoint in the world's, rolled back after the cell."""
+    with django_db_blocker.unblock():
+        inner = _atomic()
+        try:
+            yield
+        finally:
+            _rollback(inner)
+
+
 @pytest.fixture(autouse=True)
-def _fresh_process_caches() -> Iterator[None]:
+def _fresh_process_caches() -> None:
     """Overrides tests/conftest.py's for the matrix: the shared cache (rate-limit counters, pending sign-ins) still
     starts empty in every cell, but the process's catalogue snapshot is kept. The catalogue is the world's in every
     cell (a cell's change to it is rolled back, and the snapshot never saw it: its reset runs on commit), and
     reloading it in each of some thousand cells would cost more than the cells themselves."""
     clients_forget_cache()
     cache.delete_pattern("*")  # this run's keys only (the prefix is per process): never FLUSHDB
-    yield

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from django.urls import resolve
 
 from consent.models import ApiClient
 from tests.access import calls
@@ -27,7 +28,7 @@ from tests.access.routes import ACTION, all_routes
 from tests.access.world import World
 from tests.factories import ApiClientFactory
 
-pytestmark = pytest.mark.django_db
+pytestmark = pytest.mark.usefixtures("db")  # tests/access/conftest.py: a savepoint per cell
 
 LOGIN = "→ /admin/login/"
 CHANGE = "→ change page"
@@ -41,8 +42,9 @@ Expect = int | str
 
 # ---------------------------------------------------------------------------------------------------------
 # API (API.md): 401 no or invalid key, 403 scope or purpose not granted, 404 a request this client may not see.
-# `other` is a client holding every scope but limited (--purpose) to "offers"; the calls are for "newsletter".
-# `wrong` holds every scope but the one the route needs; `right` holds exactly that one.
+# Callers: `none` sends no key, `rev` a revoked key's; `wrng` holds every scope but the one the route needs; `othr`
+# holds every scope but is limited (--purpose) to "offers", while the calls are for "newsletter" (the profile read
+# for "order-updates"); `rght` holds exactly the route's scope.
 # ---------------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ApiRow:
@@ -58,26 +60,26 @@ class ApiRow:
 
 # fmt: off
 API_TABLE = [
-    #      route                                                  method  scope               none revoked wrong other right
-    ApiRow("api/schema/",                                         "GET",  None,               200, 200,    200,  200,  200),
-    ApiRow("api/docs/",                                           "GET",  None,               200, 200,    200,  200,  200),
-    ApiRow("^api/",                                               "GET",  None,               404, 404,    404,  404,  404),
-    ApiRow("api/v1/consents",                                     "POST", "consent:write",    401, 401,    403,  403,  201),
-    ApiRow("api/v1/consents/check",                               "POST", "consent:check",    401, 401,    403,  403,  200),
-    ApiRow("api/v1/consents/check-bulk",                          "POST", "consent:check",    401, 401,    403,  403,  200),
-    ApiRow("api/v1/subjects/<uuid:subject_id>/consents",          "GET",  "consent:read",     401, 401,    403,  200,  200),
-    ApiRow("api/v1/subjects/<uuid:subject_id>/consents/history",  "GET",  "consent:read",     401, 401,    403,  200,  200),
-    ApiRow("api/v1/subjects/<uuid:subject_id>/profile",           "GET",  "profile:read",     401, 401,    403,  403,  200),
-    ApiRow("api/v1/sends",                                        "POST", "sends:create",     401, 401,    403,  403,  201),
-    ApiRow("api/v1/records",                                      "POST", "records:write",    401, 401,    403,  201,  201),
-    ApiRow("api/v1/records/batch",                                "POST", "records:write",    401, 401,    403,  200,  200),
-    ApiRow("api/v1/merge-proposals/<uuid:proposal_id>",           "GET",  "records:write",    401, 401,    403,  200,  200),
-    ApiRow("api/v1/requests",                                     "POST", "requests:write",   401, 401,    403,  403,  202),
-    ApiRow("api/v1/requests/<uuid:request_id>",                   "GET",  "requests:read",    401, 401,    403,  404,  200),
-    ApiRow("api/v1/requests/<uuid:request_id>/verify",            "POST", "requests:write",   401, 401,    403,  404,  200),
-    ApiRow("api/v1/requests/<uuid:request_id>/approve",           "POST", "requests:approve", 401, 401,    403,  404,  202),
-    ApiRow("api/v1/requests/<uuid:request_id>/lift",              "POST", "requests:approve", 401, 401,    403,  404,  202),
-    ApiRow("api/v1/requests/<uuid:request_id>/export",            "GET",  "requests:read",    401, 401,    403,  404,  200),
+    #      route                                                   method  scope               none rev  wrng othr rght
+    ApiRow("api/schema/",                                          "GET",  None,               200, 200, 200, 200, 200),
+    ApiRow("api/docs/",                                            "GET",  None,               200, 200, 200, 200, 200),
+    ApiRow("^api/",                                                "GET",  None,               404, 404, 404, 404, 404),
+    ApiRow("api/v1/consents",                                      "POST", "consent:write",    401, 401, 403, 403, 201),
+    ApiRow("api/v1/consents/check",                                "POST", "consent:check",    401, 401, 403, 403, 200),
+    ApiRow("api/v1/consents/check-bulk",                           "POST", "consent:check",    401, 401, 403, 403, 200),
+    ApiRow("api/v1/subjects/<uuid:subject_id>/consents",           "GET",  "consent:read",     401, 401, 403, 200, 200),
+    ApiRow("api/v1/subjects/<uuid:subject_id>/consents/history",   "GET",  "consent:read",     401, 401, 403, 200, 200),
+    ApiRow("api/v1/subjects/<uuid:subject_id>/profile",            "GET",  "profile:read",     401, 401, 403, 403, 200),
+    ApiRow("api/v1/sends",                                         "POST", "sends:create",     401, 401, 403, 403, 201),
+    ApiRow("api/v1/records",                                       "POST", "records:write",    401, 401, 403, 201, 201),
+    ApiRow("api/v1/records/batch",                                 "POST", "records:write",    401, 401, 403, 200, 200),
+    ApiRow("api/v1/merge-proposals/<uuid:proposal_id>",            "GET",  "records:write",    401, 401, 403, 200, 200),
+    ApiRow("api/v1/requests",                                      "POST", "requests:write",   401, 401, 403, 403, 202),
+    ApiRow("api/v1/requests/<uuid:request_id>",                    "GET",  "requests:read",    401, 401, 403, 404, 200),
+    ApiRow("api/v1/requests/<uuid:request_id>/verify",             "POST", "requests:write",   401, 401, 403, 404, 200),
+    ApiRow("api/v1/requests/<uuid:request_id>/approve",            "POST", "requests:approve", 401, 401, 403, 404, 202),
+    ApiRow("api/v1/requests/<uuid:request_id>/lift",               "POST", "requests:approve", 401, 401, 403, 404, 202),
+    ApiRow("api/v1/requests/<uuid:request_id>/export",             "GET",  "requests:read",    401, 401, 403, 404, 200),
 ]
 # fmt: on
 
@@ -118,6 +120,8 @@ PORTAL_TABLE = [
     PortalRow("portal/rights/<str:request_id>/export",        "GET",  SIGNIN,   404,   200,    True),
     PortalRow("confirm/<str:token>",                          "GET",  200,      200,   200),
     PortalRow("u/<path:token>",                               "GET",  200,      200,   200),
+    # API.md: the export link "also needs a Bearer key with requests:read or the same person's portal session".
+    PortalRow("api/v1/requests/<uuid:request_id>/export",     "GET",  401,      401,   200,    True),
 ]
 # fmt: on
 
@@ -157,6 +161,7 @@ def model_rows(
     ]
 
 
+STEP, DECIDE, SPLIT, REVOKE = calls.STEP, calls.DECIDE, calls.SPLIT, calls.REVOKE
 BOTH = (200, 200)
 DPO_ONLY = (403, 200)
 NOBODY = (403, 403)
@@ -178,20 +183,20 @@ ADMIN_TABLE = [
     AdminRow("admin/records-of-processing.<str:fmt>",   "GET",  LOGIN,    LOGIN, 200,    200,  "csv"),
     AdminRow("admin/records-of-processing.<str:fmt>",   "GET",  LOGIN,    LOGIN, 200,    200,  "json"),
     # Buttons with views of their own: POST only, each checks its own permission.
-    AdminRow("admin/consent/apiclient/<path:object_id>/revoke/", "POST", LOGIN, LOGIN, 403, CHANGE),
-    AdminRow("admin/consent/apiclient/<path:object_id>/revoke/", "GET",  LOGIN, LOGIN, 403, 403),
-    AdminRow("admin/subjects/rightsrequest/<uuid:object_id>/step/<str:step>/", "POST", LOGIN, LOGIN, CHANGE, CHANGE, "verify"),
-    AdminRow("admin/subjects/rightsrequest/<uuid:object_id>/step/<str:step>/", "POST", LOGIN, LOGIN, 403, CHANGE, "approve"),
-    AdminRow("admin/subjects/rightsrequest/<uuid:object_id>/step/<str:step>/", "POST", LOGIN, LOGIN, 403, CHANGE, "reject"),
-    AdminRow("admin/subjects/rightsrequest/<uuid:object_id>/step/<str:step>/", "POST", LOGIN, LOGIN, 403, CHANGE, "extend"),
-    AdminRow("admin/subjects/rightsrequest/<uuid:object_id>/step/<str:step>/", "POST", LOGIN, LOGIN, 403, CHANGE, "lift"),
-    AdminRow("admin/subjects/rightsrequest/<uuid:object_id>/step/<str:step>/", "POST", LOGIN, LOGIN, 403, CHANGE, "retry"),
-    AdminRow("admin/subjects/rightsrequest/<uuid:object_id>/step/<str:step>/", "GET",  LOGIN, LOGIN, 403, 403,    "verify"),
-    AdminRow("admin/subjects/mergeproposal/<path:object_id>/decide/<str:decision>/", "POST", LOGIN, LOGIN, 403, CHANGE, "approve"),
-    AdminRow("admin/subjects/mergeproposal/<path:object_id>/decide/<str:decision>/", "POST", LOGIN, LOGIN, 403, CHANGE, "reject"),
-    AdminRow("admin/subjects/mergeproposal/<path:object_id>/decide/<str:decision>/", "GET",  LOGIN, LOGIN, 403, 403,    "approve"),
-    AdminRow("admin/subjects/subject/<path:object_id>/split/<int:audit_id>/", "POST", LOGIN, LOGIN, 403, CHANGE),
-    AdminRow("admin/subjects/subject/<path:object_id>/split/<int:audit_id>/", "GET",  LOGIN, LOGIN, 403, 403),
+    AdminRow(REVOKE, "POST", LOGIN, LOGIN, 403, CHANGE),
+    AdminRow(REVOKE, "GET",  LOGIN, LOGIN, 403, 403),
+    AdminRow(STEP, "POST", LOGIN, LOGIN, CHANGE, CHANGE, "verify"),
+    AdminRow(STEP, "POST", LOGIN, LOGIN, 403, CHANGE, "approve"),
+    AdminRow(STEP, "POST", LOGIN, LOGIN, 403, CHANGE, "reject"),
+    AdminRow(STEP, "POST", LOGIN, LOGIN, 403, CHANGE, "extend"),
+    AdminRow(STEP, "POST", LOGIN, LOGIN, 403, CHANGE, "lift"),
+    AdminRow(STEP, "POST", LOGIN, LOGIN, 403, CHANGE, "retry"),
+    AdminRow(STEP, "GET",  LOGIN, LOGIN, 403, 403,    "verify"),
+    AdminRow(DECIDE, "POST", LOGIN, LOGIN, 403, CHANGE, "approve"),
+    AdminRow(DECIDE, "POST", LOGIN, LOGIN, 403, CHANGE, "reject"),
+    AdminRow(DECIDE, "GET",  LOGIN, LOGIN, 403, 403,    "approve"),
+    AdminRow(SPLIT, "POST", LOGIN, LOGIN, 403, CHANGE),
+    AdminRow(SPLIT, "GET",  LOGIN, LOGIN, 403, 403),
     AdminRow("admin/otp_totp/totpdevice/<int:pk>/config/", "GET", LOGIN,  LOGIN, 403,    403),  # secrets: hidden
     AdminRow("admin/otp_totp/totpdevice/<int:pk>/qrcode/", "GET", LOGIN,  LOGIN, 403,    403),
     AdminRow("admin/auth/user/<id>/password/",          "GET",  LOGIN,    LOGIN, 403,    200),
@@ -304,6 +309,15 @@ def test_every_route_has_a_row_and_every_row_a_route() -> None:
     print(f"\naccess matrix: {len(routes)} routes, {CELL_COUNT} cells")
 
 
+def test_each_api_view_requires_the_scope_its_row_names(world: World) -> None:
+    """The scope column is the code's: a view whose `required_scope` changes (or goes: HasScope lets a view without
+    one through to any client) fails here as well as in its cells."""
+    for row in API_TABLE:
+        path, _ = calls.API_CALLS[row.route](world)
+        view = resolve(path.split("?")[0]).func
+        assert getattr(getattr(view, "view_class", None), "required_scope", None) == row.scope, row.route
+
+
 def _body(response: Any) -> str:
     """The text of a response; of a zip (an export), the text of every file in it."""
     content = b"".join(response.streaming_content) if response.streaming else response.content
@@ -373,11 +387,17 @@ def test_portal_cell(world: World, row: PortalRow, role: str) -> None:
 
 @pytest.mark.parametrize(("row", "role"), ADMIN_CELLS)
 def test_admin_cell(world: World, row: AdminRow, role: str) -> None:
+    effect = calls.BUTTON_EFFECTS.get((row.route, row.variant))
+    assert effect is None or not effect(world), "the world must start without the button's effect"
+
     response = calls.admin_call(world, row.route, row.method, role, row.variant)
 
-    _assert_answer(response, getattr(row, role), row.route)
+    expected = getattr(row, role)
+    _assert_answer(response, expected, row.route)
     if role in ("anonymous", "nototp"):
         _assert_nothing_of_annas(world, _body(response), role)
+    if effect is not None:  # a button: its effect is there exactly when the role may press it
+        assert effect(world) is (row.method == "POST" and expected == CHANGE), f"{role}: {response.status_code}"
 
 
 @pytest.mark.parametrize(("row", "role"), ACTION_CELLS)

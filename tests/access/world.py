@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import copy
 import uuid
-from http.cookies import SimpleCookie
 from dataclasses import dataclass, field
+from http.cookies import SimpleCookie
 from typing import Any
 
 from axes.models import AccessAttempt, AccessFailureLog, AccessLog
@@ -18,13 +18,11 @@ from django.contrib.auth.models import AbstractUser, Group
 from django.contrib.contenttypes.models import ContentType
 from django.core import mail
 from django.test import Client, TestCase, override_settings
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from consent.admin.staff import DPO, SUPPORT, staff_groups_setup, staff_totp_device_create
 from consent.clients import client_revoke
 from consent.double_opt_in import confirmation_token
 from consent.models import (
-    ApiClient,
     AuditEntry,
     CatalogueRevision,
     Channel,
@@ -42,7 +40,7 @@ from consent.models import (
     Source,
     SourceCategory,
 )
-from subjects.models import MergeAudit, MergeProposal, RightsRequest, Subject
+from subjects.models import MergeAudit, RightsRequest, Subject
 from subjects.portal.addresses import address_change_request
 from subjects.rights.context import Handler
 from subjects.rights.registry import handler_for
@@ -58,10 +56,10 @@ ANNA_NAME = "Annabell Zuckermann"  # unusual enough that no page shows it by cha
 ANNA_PHONE = "+491715550142"
 ANNA_CUSTOMER = "C-ANNA-7731"
 BEN = "ben.access@example.de"
-OTHER_PURPOSE = "offers"
+OTHER_PURPOSE = "offers"  # the purpose the "other purpose" API client is limited to; Anna's calls are for newsletter
 # Staff passwords are hashed with a fast hasher: the matrix is about who may see what once signed in, and a
 # million PBKDF2 rounds per account would cost seconds (the sign-in itself is tested in tests/admin).
-FAST_HASHER = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # the purpose the "other purpose" API client is limited to; Anna's calls are for newsletter
+FAST_HASHER = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @dataclass

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from django.test import override_settings
 from django.urls import resolve
 
 from consent.models import ApiClient
@@ -28,7 +29,8 @@ from tests.access.routes import ACTION, all_routes
 from tests.access.world import World
 from tests.factories import ApiClientFactory
 
-pytestmark = pytest.mark.usefixtures("db")  # tests/access/conftest.py: a savepoint per cell
+# Each cell runs in its own savepoint of the world's transaction: the `db` of tests/access/conftest.py.
+IN_THE_WORLD = pytest.mark.usefixtures("db")
 
 LOGIN = "→ /admin/login/"
 CHANGE = "→ change page"
@@ -296,19 +298,29 @@ ACTION_CELLS = _cells(ACTION_TABLE, ADMIN_ROLES, "key")
 CELL_COUNT = len(API_CELLS) + len(PORTAL_CELLS) + len(ADMIN_CELLS) + len(ACTION_CELLS)
 
 
-def test_every_route_has_a_row_and_every_row_a_route() -> None:
-    rows = (
+def _rows() -> set[str]:
+    return (
         {row.route for row in API_TABLE}
         | {row.route for row in PORTAL_TABLE}
         | {row.route for row in ADMIN_TABLE}
         | {row.key for row in ACTION_TABLE}
     )
+
+
+@override_settings(ROOT_URLCONF="tests.access.urls_with_a_new_route")
+def test_a_new_route_without_a_row_is_noticed() -> None:
+    assert all_routes() - _rows() == {"api/v1/forgotten"}
+
+
+def test_every_route_has_a_row_and_every_row_a_route() -> None:
+    rows = _rows()
     routes = all_routes()
     assert sorted(routes - rows) == [], "routes without a row in the access matrix"
     assert sorted(rows - routes) == [], "rows of the access matrix whose route is gone"
     print(f"\naccess matrix: {len(routes)} routes, {CELL_COUNT} cells")
 
 
+@IN_THE_WORLD
 def test_each_api_view_requires_the_scope_its_row_names(world: World) -> None:
     """The scope column is the code's: a view whose `required_scope` changes (or goes: HasScope lets a view without
     one through to any client) fails here as well as in its cells."""
@@ -348,6 +360,7 @@ def _assert_nothing_of_annas(world: World, text: str, who: str) -> None:
     assert not leaked, f"{who} was shown Anna's {leaked}"
 
 
+@IN_THE_WORLD
 @pytest.mark.parametrize(("row", "role"), API_CELLS)
 def test_api_cell(world: World, row: ApiRow, role: str) -> None:
     every_but = [s for s in ApiClient.Scope.values if s != row.scope]
@@ -371,6 +384,7 @@ def test_api_cell(world: World, row: ApiRow, role: str) -> None:
         assert "newsletter" not in _body(response), "a client limited to offers was shown newsletter states"
 
 
+@IN_THE_WORLD
 @pytest.mark.parametrize(("row", "role"), PORTAL_CELLS)
 def test_portal_cell(world: World, row: PortalRow, role: str) -> None:
     response = calls.portal_call(world, row.route, row.method, role)
@@ -385,6 +399,7 @@ def test_portal_cell(world: World, row: PortalRow, role: str) -> None:
         assert any(secret in text for secret in world.anna_secrets), "Anna's own page shows nothing of hers"
 
 
+@IN_THE_WORLD
 @pytest.mark.parametrize(("row", "role"), ADMIN_CELLS)
 def test_admin_cell(world: World, row: AdminRow, role: str) -> None:
     effect = calls.BUTTON_EFFECTS.get((row.route, row.variant))
@@ -400,6 +415,7 @@ def test_admin_cell(world: World, row: AdminRow, role: str) -> None:
         assert effect(world) is (row.method == "POST" and expected == CHANGE), f"{role}: {response.status_code}"
 
 
+@IN_THE_WORLD
 @pytest.mark.parametrize(("row", "role"), ACTION_CELLS)
 def test_admin_action_cell(world: World, row: ActionRow, role: str) -> None:
     target = calls.ACTION_TARGETS[row.key]

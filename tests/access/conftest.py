@@ -61,3 +61,14 @@ def _fresh_process_caches() -> None:
     reloading it in each of some thousand cells would cost more than the cells themselves."""
     clients_forget_cache()
     cache.delete_pattern("*")  # this run's keys only (the prefix is per process): never FLUSHDB
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The matrix's size, for the report: how many routes the URL configuration has and how many cells cover them."""
+    if not any(report.nodeid.startswith("tests/access/") for report in terminalreporter.stats.get("passed", [])):
+        return
+    # Imported here, not at the top: conftest files load before Django is set up, and these read the URL conf.
+    from tests.access.routes import all_routes
+    from tests.access.test_access_matrix import CELL_COUNT
+
+    terminalreporter.write_line(f"access matrix: {len(all_routes())} routes, {CELL_COUNT} cells")

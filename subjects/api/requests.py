@@ -11,13 +11,17 @@ from typing import Any
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import PROBLEM_RESPONSES, SubjectReferenceField, client_of
+from config.api import PROBLEM_RESPONSES, ApiKeyAuthentication, HasScope, SubjectReferenceField, client_of
 from config.errors import InvalidInputError
 from subjects.models import RightsRequest
+from subjects.portal.selectors import request_of_person
+from subjects.portal.session import portal_subject_id
 from subjects.rights.details import details_parse
 from subjects.rights.exports import export_open, export_url
 from subjects.rights.requests import Actor, request_approve, request_lift, request_open, request_verify
@@ -201,8 +205,40 @@ class RequestLiftApi(APIView):
         return _act(request, request_id, request_lift, 202)
 
 
+class PortalPerson:
+    """The person of a portal session, opening the export of their own request (API.md: the export link also opens
+    with "the same person's portal session" instead of a Bearer key)."""
+
+    def __init__(self, request_id: uuid.UUID) -> None:
+        self.request_id = request_id
+
+
+class OwnExportInPortal(BaseAuthentication):
+    """Tried before the key, only when no key is sent: the portal session's person, for their own request (a merge
+    followed). Anyone else (no session, another person's) falls through to the key, which answers 401."""
+
+    def authenticate(self, request: Request) -> tuple[PortalPerson, PortalPerson] | None:
+        if get_authorization_header(request):
+            return None
+        request_id = (request.parser_context or {}).get("kwargs", {}).get("request_id")
+        if not isinstance(request_id, uuid.UUID):
+            return None
+        own = request_of_person(request_id=request_id, subject_id=portal_subject_id(request._request))
+        if own is None:
+            return None
+        person = PortalPerson(own.pk)
+        return person, person
+
+
+class IsPortalPerson(BasePermission):
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        return isinstance(request.auth, PortalPerson)
+
+
 class RequestExportApi(APIView):
     required_scope = "requests:read"
+    authentication_classes = [OwnExportInPortal, ApiKeyAuthentication]
+    permission_classes = [IsPortalPerson | HasScope]
 
     @extend_schema(
         operation_id="rights_request_export",
@@ -212,10 +248,12 @@ class RequestExportApi(APIView):
             404: inline_serializer("ExportUnavailable", {"code": serializers.CharField()}),
             **PROBLEM_RESPONSES,
         },
-        description="Download an export through its signed `export_url` (valid 7 days), with a Bearer key.",
+        description="Download an export through its signed `export_url` (valid 7 days), with a Bearer key or in the "
+        "same person's portal session.",
     )
     def get(self, request: Request, request_id: uuid.UUID) -> StreamingHttpResponse:
-        request_get(request_id=request_id, actor=actor_of(request))
+        if not isinstance(request.auth, PortalPerson):  # the portal's person was matched to the request already
+            request_get(request_id=request_id, actor=actor_of(request))
         chunks, size = export_open(request_id=request_id, token=request.query_params.get("token", ""))
         response = StreamingHttpResponse(chunks, content_type="application/zip")
         response["Content-Disposition"] = f'attachment; filename="assent-export-{request_id}.zip"'

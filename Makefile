@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PG_URL ?= postgres://postgres@127.0.0.1:5432
 
-.PHONY: demo test lint bench venv clean browser faults
+.PHONY: demo test lint bench venv clean browser faults access
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ test: $(STAMP) lint browser
 # Fault injection, full form: every kill point of every kind of rights request (FAULT_ROUNDS rounds), the broker
 # restart, database connections cut and the database away, the mail server refusing; `make test` runs them once. The figures (faults injected, by kind and point) go to build/faults.jsonl.
 FAULT_ROUNDS ?= 5
+
+# The access matrix (tests/access): every route of the URL conf x every kind of caller; `make test` runs it too.
+access: $(STAMP)
+	$(BIN)/python -m pytest -p no:cacheprovider tests/access $(PYTEST_ARGS)
 
 faults: $(STAMP)
 	@mkdir -p build && rm -f build/faults.jsonl

@@ -76,15 +76,14 @@ def _enforce_rate_limit(client_id: int) -> None:
 
 
 class HasScope(BasePermission):
-    """A view declares `required_scope`; a client must hold it."""
+    """A view declares `required_scope`; a client must hold it. A view that forgot to declare one is open to no
+    client (fail closed): a public view says so with its own `permission_classes`."""
 
     message = "this API client lacks the scope for this endpoint"
 
     def has_permission(self, request: Request, view: APIView) -> bool:
         scope = getattr(view, "required_scope", None)
-        if scope is None:
-            return True
-        return scope in getattr(request.auth, "scopes", ())
+        return scope is not None and scope in getattr(request.auth, "scopes", ())
 
 
 def problem(

@@ -322,8 +322,8 @@ def test_every_route_has_a_row_and_every_row_a_route() -> None:
 
 @IN_THE_WORLD
 def test_each_api_view_requires_the_scope_its_row_names(world: World) -> None:
-    """The scope column is the code's: a view whose `required_scope` changes (or goes: HasScope lets a view without
-    one through to any client) fails here as well as in its cells."""
+    """The scope column is the code's: a view whose `required_scope` changes (or goes: HasScope then refuses every
+    client) fails here as well as in its cells."""
     for row in API_TABLE:
         path, _ = calls.API_CALLS[row.route](world)
         view = resolve(path.split("?")[0]).func

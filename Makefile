@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PG_URL ?= postgres://postgres@127.0.0.1:5432
 
-.PHONY: demo test lint bench venv clean browser
+.PHONY: demo test lint bench venv clean browser soak
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ browser:
 
 test: $(STAMP) lint browser
 	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+# The concurrency soak at full length (120 s of 8 client processes; `make test` runs it for 20 s).
+soak: $(STAMP)
+	ASSENT_SOAK_SECONDS=120 $(BIN)/python -m pytest -p no:cacheprovider -q -m soak tests/soak
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.benchmarks.run $(BENCH_ARGS)

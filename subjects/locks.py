@@ -42,11 +42,16 @@ def advisory_locks(names: set[str]) -> None:
             )
 
 
+def identifier_lock_names(digests: Iterable[bytes]) -> set[str]:
+    """The advisory lock names of identifiers (by blind index): one name per identifier for every writer that may
+    attach it (records, consent writes that create a subject, the portal, rectification). With two names a record
+    and a first consent write for the same new address both saw nobody and made two subjects (the soak found it)."""
+    return {"ident:" + bytes(d).hex() for d in digests}
+
+
 def lock_identifiers(digests: Iterable[bytes]) -> None:
-    """Serialise every writer that attaches one of these identifiers (by blind index), until the transaction ends.
-    Taken before the subject's row lock, as record_ingest and consent writes take theirs. Both names are taken:
-    record_ingest names an identifier's lock by the bare hex digest and consent writes by "ident:" + hex, so this
-    waits for either."""
-    hexes = {bytes(d).hex() for d in digests}
-    if hexes:
-        advisory_locks(hexes | {"ident:" + h for h in hexes})
+    """Serialise every writer that attaches one of these identifiers, until the transaction ends. Taken before the
+    subject's row lock."""
+    names = identifier_lock_names(digests)
+    if names:
+        advisory_locks(names)

@@ -20,7 +20,7 @@ from django.utils import timezone
 from subjects.columns import IDENTIFIER_VALUE, RECORD_DATA
 from subjects.errors import InvalidReferenceError
 from subjects.keys import blind_index, data_key, encrypt_field, next_ids
-from subjects.locks import advisory_locks, lock_subjects
+from subjects.locks import advisory_locks, identifier_lock_names, lock_subjects
 from subjects.merge import subject_merge
 from subjects.merge_proposals import merge_conflict_kinds, merge_proposal_open
 from subjects.models import Identifier, LinkedRecord, Subject
@@ -97,7 +97,7 @@ def record_ingest(*, record: RecordInput) -> RecordIngested:
     index = blind_index()
     digests = {(kind, value): index.lookup(kind, value) for kind, value in record.identifiers}
     # Writers of the same person, or of the same record, queue here; then resolution sees committed rows.
-    advisory_locks({d.hex() for d in digests.values()} | {f"record:{record.source}:{record.external_id}"})
+    advisory_locks(identifier_lock_names(digests.values()) | {f"record:{record.source}:{record.external_id}"})
     owners: dict[bytes, set[uuid.UUID]] = {}
     for digest, subject_id, survivor in Identifier.objects.filter(blind_index__in=list(digests.values())).values_list(
         "blind_index", "subject_id", "subject__merged_into_id"

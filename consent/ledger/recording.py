@@ -29,7 +29,7 @@ from subjects.columns import CONFIRMATION_EMAIL
 from subjects.errors import SubjectNotFoundError
 from subjects.identity import Reference
 from subjects.keys import blind_index, data_key, encrypt_field
-from subjects.locks import advisory_locks, lock_subject
+from subjects.locks import lock_identifiers, lock_subject
 from subjects.models import Subject
 from subjects.selectors import identifier_owners, subject_identifiers, subject_resolve
 from subjects.services import subject_create
@@ -75,7 +75,7 @@ def subject_for_write(reference: Reference, now: datetime) -> tuple[Subject, boo
     """The locked subject the reference names, created when nothing resolves (only from identifiers)."""
     index = blind_index()
     # Two first writes for the same new person must not create two subjects: lock on the identifiers first.
-    advisory_locks({"ident:" + index.lookup(kind, value).hex() for kind, value in reference.identifiers})
+    lock_identifiers(index.lookup(kind, value) for kind, value in reference.identifiers)
     subject_id = subject_resolve(reference=reference)
     if subject_id is None:
         if reference.subject_id is not None:

@@ -6,11 +6,16 @@ What counts as told: a 201 to POST /consents (its `event`, `subject`, `state`), 
 the first answer again, and must be identical to it when the first was a 201 (a first refusal stores nothing, so
 its replay is a new attempt and may be told a new event).
 
-What the ledger may hold that no client was told (the system's own events, exactly): events without an API client,
-recorded by Assent itself, that is a `merged` event (both chains of a merge: source `merge`), or an `object`
-event of an objection opened as a rights request (source `rights-request`; at most one per objection request).
-Nothing else: no expiry runs (consents are 730 days valid), nobody clicks a confirmation link, nothing is split
-or erased."""
+An approved erasure moves the person's events out of the ledger into the evidence store (EvidenceArchive): an event
+told and not in the ledger must be there, on the chain told, as asked (the archive keeps no event ids, so it is
+matched by chain, action, purpose, channel, source and client, each archived event once). The records of an erased
+person go (the till keeps its own copy under its legal hold), and nothing of theirs may stay behind.
+
+What the ledger (or the archive) may hold that no client was told (the system's own events, exactly): events without
+an API client, recorded by Assent itself, that is a `merged` event (both chains of a merge: source `merge`), an
+`object` event of an objection opened as a rights request (source `rights-request`; at most one per objection
+request), and in the archive the `erased` event that closes each erased chain. Nothing else: no expiry runs
+(consents are 730 days valid), nobody clicks a confirmation link, nothing is split."""
 
 from __future__ import annotations
 
@@ -21,18 +26,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from consent.adapters.evidence_archive import ARCHIVE_COLUMN
 from consent.ledger.verification import verify_full
-from consent.models import ConsentEvent
+from consent.models import ApiClient, ConsentEvent, ConsentState, EvidenceArchive
+from subjects import crypto
 from subjects.models import Identifier, LinkedRecord, MergeProposal, RightsRequest, Subject
+from subjects.rights.vault import vault_key_open
 from tests.soak.population import MERGE_KINDS
 
 CONSENT_WRITES = ("grant", "confirm", "withdraw", "object")
-SYSTEM_EVENTS = {("merged", "merge"), ("object", "rights-request")}
+SYSTEM_EVENTS = {("merged", "merge"), ("object", "rights-request"), ("erased", "rights-request")}
 STATE_AFTER = {"withdraw": {"withdrawn"}, "object": {"objected"}, "grant": {"granted", "pending_confirmation"}}
 STATE_AFTER["confirm"] = {"granted"}
 FINAL = {RightsRequest.Status.COMPLETED, RightsRequest.Status.REJECTED}
-# An erasure opened unverified waits for the identity check: open, legitimately, and nothing else is.
-LEGITIMATELY_OPEN = {("erasure", RightsRequest.Status.RECEIVED)}
+# An erasure opened unverified waits for the identity check, one not approved waits for approval: open, legitimately,
+# and nothing else is.
+LEGITIMATELY_OPEN = {("erasure", RightsRequest.Status.RECEIVED), ("erasure", RightsRequest.Status.AWAITING_APPROVAL)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +69,7 @@ class Told:
     records: dict[uuid.UUID, Line] = field(default_factory=dict)
     proposals: set[uuid.UUID] = field(default_factory=set)
     requests: dict[uuid.UUID, str] = field(default_factory=dict)  # id -> kind
+    approved: set[uuid.UUID] = field(default_factory=set)  # erasures
     objections_opened: int = 0
 
 
@@ -70,6 +80,7 @@ class Audit:
     findings: list[str] = field(default_factory=list)
     told: Told = field(default_factory=Told)
     events_checked: int = 0
+    archived_checked: int = 0
     subjects_verified: int = 0
 
     # --- the figures ----------------------------------------------------------------------------------------
@@ -103,7 +114,8 @@ class Audit:
         rows.append("  status codes: " + ", ".join(f"{s}: {n}" for s, n in sorted(self.statuses().items())))
         rows.append("  refusals: " + ", ".join(f"{s}: {n}" for s, n in sorted(self.refusals().items())))
         rows.append(
-            f"  ledger events checked against the clients' journals: {self.events_checked}; subjects verified: "
+            f"  ledger events checked against the clients' journals: {self.events_checked} (of them in the evidence "
+            f"store of erased people: {self.archived_checked}); subjects verified: "
             f"{self.subjects_verified}; records told: {len(self.told.records)}; rights requests told: "
             f"{len(self.told.requests)}; merge proposals told: {len(self.told.proposals)}"
         )
@@ -120,6 +132,7 @@ class Audit:
         self.records()
         self.requests()
         self.identifiers()
+        self.erased()
 
     def answers(self) -> None:
         """Zero 5xx and an answer to every call."""
@@ -148,19 +161,30 @@ class Audit:
             elif line.op.startswith("request-") and line.op != "request-read" and line.status == 202:
                 told.requests[uuid.UUID(got["id"])] = line.sent["kind"]
                 told.objections_opened += line.sent["kind"] == "objection"
+            elif line.op == "approve" and line.status == 202:
+                told.approved.add(uuid.UUID(line.sent["request"]))
 
     def events(self) -> None:
         """Zero lost writes: every event told is in the ledger as asked, on the subject told; nothing else is
         there but the system's own events."""
         stored = {e.id: e for e in ConsentEvent.objects.all()}
+        names = dict(ApiClient.objects.filter(pk__in=self.client_ids).values_list("pk", "name"))
+        archived = archived_events()
         for event_id, line in self.told.events.items():
             self.events_checked += 1
             event = stored.pop(event_id, None)
             asked, got = line.sent, line.got
             if event is None:
-                self.findings.append(
-                    f"lost write: client {line.client} was told event {event_id} ({asked}), not in the ledger"
-                )
+                chain = str(got["subject"])
+                key = (chain, asked["action"], asked["purpose"], asked["channel"] or "", asked["source"])
+                if archived[(*key, names[self.client_ids[line.client]])] > 0:
+                    archived[(*key, names[self.client_ids[line.client]])] -= 1
+                    self.archived_checked += 1
+                else:
+                    self.findings.append(
+                        f"lost write: client {line.client} was told event {event_id} ({asked}), in neither the "
+                        "ledger nor the evidence store"
+                    )
                 continue
             want = (
                 str(got["subject"]),
@@ -184,6 +208,12 @@ class Audit:
                 )
             system[event.source] += 1
             self.events_checked += 1
+        for (chain, action, purpose, channel, source, client), count in archived.items():
+            if count and (client is not None or (action, source) not in SYSTEM_EVENTS):
+                self.findings.append(
+                    f"{count} untold archived event(s) of chain {chain}: {action} {purpose}/{channel} from {source} "
+                    f"by {client}"
+                )
         if system["rights-request"] > self.told.objections_opened:
             self.findings.append(
                 f"{system['rights-request']} objection events from rights requests, only "
@@ -200,10 +230,17 @@ class Audit:
         """Every record told exists, on a live subject; every proposal told exists; no record nobody sent."""
         rows = {r.id: r for r in LinkedRecord.objects.select_related("subject")}
         sent = {(line.sent["source"], line.sent["external_id"]) for line in self.lines if line.op.startswith("ingest")}
+        erased = set(Subject.objects.filter(erased_at__isnull=False).values_list("pk", flat=True))
+        owners: dict[tuple[str, str], set[uuid.UUID]] = {}  # every subject told for a (source, external id)
+        for line in self.told.records.values():
+            owners.setdefault((line.sent["source"], line.sent["external_id"]), set()).add(
+                uuid.UUID(line.got["subject"])
+            )
         for record_id, line in self.told.records.items():
             row = rows.get(record_id)
             if row is None:
-                self.findings.append(f"lost record: client {line.client} was told record {record_id}, not stored")
+                if not owners[(line.sent["source"], line.sent["external_id"])] & erased:
+                    self.findings.append(f"lost record: client {line.client} was told record {record_id}, not stored")
             elif (row.source, row.external_id) != (line.sent["source"], line.sent["external_id"]):
                 self.findings.append(f"record {record_id} is {row.source}/{row.external_id}, told {line.sent}")
         for row in rows.values():
@@ -221,7 +258,9 @@ class Audit:
             row = rows.get(request_id)
             if row is None:
                 self.findings.append(f"lost rights request {request_id} ({kind})")
-            elif row.status not in FINAL and (row.kind, row.status) not in LEGITIMATELY_OPEN:
+            elif row.status not in FINAL and (
+                (row.kind, row.status) not in LEGITIMATELY_OPEN or request_id in self.told.approved
+            ):
                 self.findings.append(f"rights request {request_id} ({kind}) ended {row.status}: {row.result}")
         if untold := set(rows) - set(self.told.requests):
             self.findings.append(f"{len(untold)} rights requests no client was told of")
@@ -240,3 +279,30 @@ class Audit:
                     f"{kind} {digest.hex()[:12]} is held by {len(subjects)} subjects ({len(subjects & live)} live): "
                     + ", ".join(sorted(map(str, subjects)))
                 )
+
+    def erased(self) -> None:
+        """An erased person keeps nothing: no identifier, record, event or consent state, no data key."""
+        erased = Subject.objects.filter(erased_at__isnull=False)
+        left = {
+            "identifiers": Identifier.objects.filter(subject__in=erased).count(),
+            "records": LinkedRecord.objects.filter(subject__in=erased).count(),
+            "events": ConsentEvent.objects.filter(subject__in=erased).count(),
+            "consent states": ConsentState.objects.filter(subject__in=erased).count(),
+            "data keys": erased.filter(wrapped_key__isnull=False).count(),
+        }
+        self.findings.extend(f"{count} {what} left on erased subjects" for what, count in left.items() if count)
+
+
+def archived_events() -> Counter[tuple[str, str, str, str, str, str | None]]:
+    """Every event in the evidence store, opened with its vault key, as (chain, action, purpose, channel, source,
+    client name)."""
+    found: Counter[tuple[str, str, str, str, str, str | None]] = Counter()
+    for archive in EvidenceArchive.objects.select_related("vault"):
+        rows = json.loads(
+            crypto.open_sealed(
+                vault_key_open(archive.vault), bytes(archive.events_enc), archive.id.bytes + ARCHIVE_COLUMN.encode()
+            )
+        )
+        for row in rows:
+            found[(row["chain"], row["action"], row["purpose"], row["channel"], row["source"], row["client"])] += 1
+    return found

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from tests.soak.population import GENERATION_SECONDS, PEOPLE, identifiers, some_identifiers
+from tests.soak.population import GENERATION_SECONDS, HOT, PEOPLE, identifiers, some_identifiers
 
 NOTICE = "2026-01"
 NEWSLETTER_CHANNELS = ("sms", "push", "email")  # email needs double opt-in in the test catalogue
@@ -48,6 +48,7 @@ class Client:
     records: dict[tuple[int, int], list[str]] = field(default_factory=dict)  # external ids per person
     requests: list[str] = field(default_factory=list)  # rights requests opened
     restrictions: list[str] = field(default_factory=list)
+    erasures: list[str] = field(default_factory=list)  # awaiting approval
     counter: int = 0
 
     # --- the people ---------------------------------------------------------------------------------------
@@ -55,7 +56,8 @@ class Client:
         generation = int((time.time() - self.plan.started_at) // GENERATION_SECONDS)
         if generation > 0 and self.rng.random() < 0.2:
             generation -= 1  # the previous generation is still met now and then
-        return self.rng.randrange(PEOPLE), generation
+        person = self.rng.randrange(HOT) if self.rng.random() < 0.5 else self.rng.randrange(PEOPLE)
+        return person, generation
 
     def reference(self, person: int, generation: int, *, need: str | None = None) -> dict[str, str]:
         """Identifiers the touchpoint knows, or sometimes the subject id it was told before (it may have been
@@ -222,19 +224,22 @@ class Client:
     # --- rights requests -----------------------------------------------------------------------------------
     def rights(self) -> None:
         """Access, portability and restriction verified (they run at once), objections (in force at once), and
-        erasures left unverified: those stay open, legitimately, waiting for the identity check."""
+        erasures: most verified, then approved now or later (they run while the others keep writing to the
+        person), some left unverified (those stay open, legitimately, waiting for the identity check)."""
         person, generation = self.person()
-        kind = self.rng.choice(("access", "access", "portability", "restriction", "objection", "objection", "erasure"))
+        kinds = ("access", "access", "portability", "restriction", "objection", "objection", "erasure", "erasure")
+        kind = self.rng.choice(kinds)
         details: dict[str, Any] = {}
         if kind == "restriction":
             details = {"ground": "18(1)(a)"}
         elif kind == "objection":
             details = self.rng.choice(({"scope": "direct_marketing"}, {"purpose": "offers"}, {"purpose": "newsletter"}))
+        verified = kind != "erasure" or self.rng.random() < 0.7
         body = {
             "kind": kind,
             "subject": self.reference(person, generation),
             "channel": "soak-desk",
-            "verified": kind != "erasure",
+            "verified": verified,
             "details": details,
         }
         status, answer = self.call(f"request-{kind}", "POST", "/api/v1/requests", body, sent={"kind": kind})
@@ -242,6 +247,18 @@ class Client:
             self.requests.append(answer["id"])
             if kind == "restriction":
                 self.restrictions.append(answer["id"])
+            if kind == "erasure" and verified:
+                self.erasures.append(answer["id"])
+                if self.rng.random() < 0.5:
+                    self.approve()
+
+    def approve(self) -> None:
+        """Approve an erasure awaiting approval (as the DPO's desk would, through the API)."""
+        if not self.erasures:
+            return self.rights()
+        request_id = self.erasures.pop(self.rng.randrange(len(self.erasures)))
+        self.call("approve", "POST", f"/api/v1/requests/{request_id}/approve", {}, sent={"request": request_id})
+        return None
 
     def request_read(self) -> None:
         if not self.requests:
@@ -269,6 +286,7 @@ class Client:
             (self.ingest, 12),
             (lambda: self.ingest(cross=True), 3),
             (self.rights, 8),
+            (self.approve, 1),
             (self.request_read, 3),
             (self.lift, 1),
         ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 
 PEOPLE = 40
+HOT = 8  # half of all calls go to these few people: more calls on one person at the same moment
 GENERATION_SECONDS = 30.0  # long enough for a few calls per person at the machine's pace
 MERGE_KINDS = ("email", "customer_number", "loyalty_card")  # all three are in the catalogue's merge_identifiers
 ONE_PER_PERSON = ("customer_number",)  # two customer numbers are two people: a cross link is a merge proposal

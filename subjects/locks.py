@@ -17,6 +17,15 @@ def lock_subject(subject_id: uuid.UUID) -> Subject:
     return Subject.objects.select_for_update().get(pk=subject_id)
 
 
+def lock_survivor(subject_id: uuid.UUID) -> Subject:
+    """Lock the subject an id names now: the id's own row, then, if a merge absorbed it between a caller's
+    resolution and this lock, the survivor's (merged_into names the final survivor once the merge committed)."""
+    subject = lock_subject(subject_id)
+    while subject.merged_into_id is not None:
+        subject = lock_subject(subject.merged_into_id)
+    return subject
+
+
 def lock_subjects(subject_ids: list[uuid.UUID]) -> list[Subject]:
     # Sorted by id so that two transactions locking the same pair never deadlock.
     return list(Subject.objects.select_for_update().filter(pk__in=subject_ids).order_by("pk"))

@@ -107,6 +107,7 @@ class Client:
         """POST /consents; a third carry an Idempotency-Key, and some of those are replayed at once: the replay
         must answer the first status and body, and record nothing new."""
         sent = {k: body.get(k) for k in ("purpose", "channel", "action", "source")}
+        sent["identifiers"] = {k: v for k, v in body["subject"].items() if k != "id"}  # the audit's suppression check
         headers = None
         if self.rng.random() < 0.3:
             headers = {"Idempotency-Key": f"soak-{self.plan.index}-{uuid.uuid4()}"}

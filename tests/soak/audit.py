@@ -30,8 +30,10 @@ from consent.adapters.evidence_archive import ARCHIVE_COLUMN
 from consent.ledger.verification import verify_full
 from consent.models import ApiClient, ConsentEvent, ConsentState, EvidenceArchive
 from subjects import crypto
+from subjects.keys import data_key
 from subjects.models import Identifier, LinkedRecord, MergeProposal, RightsRequest, Subject
 from subjects.rights.vault import vault_key_open
+from subjects.selectors import subject_identifiers
 from subjects.suppression import identifiers_suppressed
 from tests.soak.population import MERGE_KINDS
 
@@ -223,14 +225,21 @@ class Audit:
 
     @staticmethod
     def suppressed_confirm(line: Line) -> bool:
-        """A client's confirm for an erased person's address waits for the person (DESIGN.md, Erasure: the
-        suppression list): pending is right when the address is on the list."""
+        """A client's confirm for a person any of whose identifiers belonged to an erased person waits for the
+        person (DESIGN.md, Erasure: the suppression list; recording checks the reference's identifiers and every one
+        the subject holds, and a state already held pending by the list stays so). Pending is right when the
+        reference's identifiers or the subject's (as it is now, following merges) meet the list."""
+        if line.sent["action"] != "confirm" or line.got["state"] != "pending_confirmation":
+            return False
         identifiers = list(line.sent["identifiers"].items())
-        return (
-            line.sent["action"] == "confirm"
-            and line.got["state"] == "pending_confirmation"
-            and identifiers_suppressed(identifiers=identifiers)
-        )
+        subject = Subject.objects.filter(pk=line.got["subject"]).first()
+        if subject is not None and subject.merged_into_id is not None:
+            subject = Subject.objects.get(pk=subject.merged_into_id)
+        if subject is not None and subject.wrapped_key is not None:
+            identifiers += subject_identifiers(subject=subject, key=data_key(subject))
+        elif subject is not None:
+            return True  # erased since: the list holds every identifier the person had, the audit cannot tell more
+        return identifiers_suppressed(identifiers=identifiers)
 
     def chains(self) -> None:
         """Every chain verifies, and every state row equals its re-projection (consent.ledger.verification)."""

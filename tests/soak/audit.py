@@ -3,8 +3,8 @@ sentence naming what differs; the test asserts there are none.
 
 What counts as told: a 201 to POST /consents (its `event`, `subject`, `state`), a 200/201/202 to POST /records
 (`record`, `subject`, `merge_proposal`), a 202 to POST /requests (`id`). A replay under an Idempotency-Key tells
-the first answer again, and must be identical to it when the first was a 201 (a first refusal stores nothing, so
-its replay is a new attempt and may be told a new event).
+the first answer again, and must be identical to it when the first was a 201 (a first refusal stores nothing, and an
+erasure of the person forgets the key, so such a replay is a new attempt and may be told a new event).
 
 An approved erasure moves the person's events out of the ledger into the evidence store (EvidenceArchive): an event
 told and not in the ledger must be there, on the chain told, as asked (the archive keeps no event ids, so it is
@@ -151,11 +151,14 @@ class Audit:
                 told.events[uuid.UUID(got["event"])] = line
             elif line.op == "replay":
                 first_status, first_got = line.sent["first"]
-                if first_status == 201 and (line.status, line.got) != (201, first_got):
+                # An erasure forgets the idempotency rows that name the person (consent's rights port): a replay
+                # after it is a new attempt, as a replay after a refusal is.
+                forgotten = first_status != 201 or erased_since(first_got["subject"])
+                if not forgotten and (line.status, line.got) != (201, first_got):
                     self.findings.append(
                         f"client {line.client} replay answered {line.status} {line.got}, first 201 {first_got}"
                     )
-                elif line.status == 201 and first_status != 201:
+                elif forgotten and line.status == 201:
                     told.events[uuid.UUID(got["event"])] = line
             elif line.op.startswith("ingest") and line.status in (200, 201, 202):
                 told.records[uuid.UUID(got["record"])] = line
@@ -312,6 +315,10 @@ class Audit:
             "data keys": erased.filter(wrapped_key__isnull=False).count(),
         }
         self.findings.extend(f"{count} {what} left on erased subjects" for what, count in left.items() if count)
+
+
+def erased_since(subject_id: str) -> bool:
+    return Subject.objects.filter(pk=subject_id, erased_at__isnull=False).exists()
 
 
 def archived_events() -> Counter[tuple[str, str, str, str, str, str | None]]:

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PG_URL ?= postgres://postgres@127.0.0.1:5432
 
-.PHONY: demo test lint bench venv clean browser faults access
+.PHONY: demo test lint bench venv clean browser faults access soak
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -38,19 +38,25 @@ browser:
 test: $(STAMP) lint browser
 	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
-# Fault injection, full form: every kill point of every kind of rights request (FAULT_ROUNDS rounds), the broker
-# restart, database connections cut and the database away, the mail server refusing; `make test` runs them once. The figures (faults injected, by kind and point) go to build/faults.jsonl.
-FAULT_ROUNDS ?= 5
-
 # The access matrix (tests/access): every route of the URL conf x every kind of caller; `make test` runs it too.
 access: $(STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider tests/access $(PYTEST_ARGS)
+
+# Fault injection, full form: every kill point of every kind of rights request (FAULT_ROUNDS rounds), the broker
+# restart, database connections cut and the database away, the mail server refusing; `make test` runs them once.
+# The figures (faults injected, by kind and point) go to build/faults.jsonl.
+FAULT_ROUNDS ?= 5
 
 faults: $(STAMP)
 	@mkdir -p build && rm -f build/faults.jsonl
 	FAULT_ROUNDS=$(FAULT_ROUNDS) FAULTS_REPORT=$(CURDIR)/build/faults.jsonl \
 	  $(BIN)/python -m pytest -p no:cacheprovider -m faults tests/integration $(PYTEST_ARGS)
 	@cat build/faults.jsonl
+
+# The concurrency soak at full length: 100 s of 8 client processes, about 2 minutes with start-up and the audit
+# (`make test` runs it for 20 s).
+soak: $(STAMP)
+	ASSENT_SOAK_SECONDS=100 $(BIN)/python -m pytest -p no:cacheprovider -q -s -m soak tests/soak
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.benchmarks.run $(BENCH_ARGS)

@@ -21,3 +21,11 @@ class AmbiguousSubjectError(ConflictError):
 class SubjectNotFoundError(NotFoundError):
     code = "unknown_subject"
     title = "Unknown subject"
+
+
+class SubjectErasedError(ConflictError):
+    """The id names a person whose data was erased (Art. 17): nothing can be recorded on them any more; a new
+    consent or record names the person by identifiers and starts a new subject."""
+
+    code = "subject_erased"
+    title = "The subject was erased"

@@ -17,6 +17,15 @@ def lock_subject(subject_id: uuid.UUID) -> Subject:
     return Subject.objects.select_for_update().get(pk=subject_id)
 
 
+def lock_survivor(subject_id: uuid.UUID) -> Subject:
+    """Lock the subject an id names now: the id's own row, then, if a merge absorbed it between a caller's
+    resolution and this lock, the survivor's (merged_into names the final survivor once the merge committed)."""
+    subject = lock_subject(subject_id)
+    while subject.merged_into_id is not None:
+        subject = lock_subject(subject.merged_into_id)
+    return subject
+
+
 def lock_subjects(subject_ids: list[uuid.UUID]) -> list[Subject]:
     # Sorted by id so that two transactions locking the same pair never deadlock.
     return list(Subject.objects.select_for_update().filter(pk__in=subject_ids).order_by("pk"))
@@ -42,11 +51,16 @@ def advisory_locks(names: set[str]) -> None:
             )
 
 
+def identifier_lock_names(digests: Iterable[bytes]) -> set[str]:
+    """The advisory lock names of identifiers (by blind index): one name per identifier for every writer that may
+    attach it (records, consent writes that create a subject, the portal, rectification). With two names a record
+    and a first consent write for the same new address both saw nobody and made two subjects (the soak found it)."""
+    return {"ident:" + bytes(d).hex() for d in digests}
+
+
 def lock_identifiers(digests: Iterable[bytes]) -> None:
-    """Serialise every writer that attaches one of these identifiers (by blind index), until the transaction ends.
-    Taken before the subject's row lock, as record_ingest and consent writes take theirs. Both names are taken:
-    record_ingest names an identifier's lock by the bare hex digest and consent writes by "ident:" + hex, so this
-    waits for either."""
-    hexes = {bytes(d).hex() for d in digests}
-    if hexes:
-        advisory_locks(hexes | {"ident:" + h for h in hexes})
+    """Serialise every writer that attaches one of these identifiers, until the transaction ends. Taken before the
+    subject's row lock."""
+    names = identifier_lock_names(digests)
+    if names:
+        advisory_locks(names)

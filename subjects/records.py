@@ -20,8 +20,8 @@ from django.utils import timezone
 from subjects.columns import IDENTIFIER_VALUE, RECORD_DATA
 from subjects.errors import InvalidReferenceError
 from subjects.keys import blind_index, data_key, encrypt_field, next_ids
-from subjects.locks import advisory_locks, lock_subjects
-from subjects.merge import subject_merge
+from subjects.locks import advisory_locks, identifier_lock_names, lock_subjects
+from subjects.merge import MergeConflictError, subject_merge
 from subjects.merge_proposals import merge_conflict_kinds, merge_proposal_open
 from subjects.models import Identifier, LinkedRecord, Subject
 from subjects.ports import HoldingFacts
@@ -30,6 +30,7 @@ from subjects.rights.calendar import BERLIN, hold_until
 from subjects.services import subject_create_empty
 
 PURCHASE_ADDRESS_KINDS = ("email", "phone")  # UWG §7(3): e-mail or SMS to an existing customer
+RESOLVE_ATTEMPTS = 5  # resolutions after a merge or an erasure overtook one (each needs a commit of another writer)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,28 +98,20 @@ def record_ingest(*, record: RecordInput) -> RecordIngested:
     index = blind_index()
     digests = {(kind, value): index.lookup(kind, value) for kind, value in record.identifiers}
     # Writers of the same person, or of the same record, queue here; then resolution sees committed rows.
-    advisory_locks({d.hex() for d in digests.values()} | {f"record:{record.source}:{record.external_id}"})
-    owners: dict[bytes, set[uuid.UUID]] = {}
-    for digest, subject_id, survivor in Identifier.objects.filter(blind_index__in=list(digests.values())).values_list(
-        "blind_index", "subject_id", "subject__merged_into_id"
-    ):
-        owners.setdefault(bytes(digest), set()).add(survivor or subject_id)
-    existing = (
-        LinkedRecord.objects.filter(source=record.source, external_id=record.external_id)
-        .only("pk", "subject_id")
-        .first()
-    )
-    choice = choose_target(
-        identifiers=record.identifiers,
-        merge_kinds=record.merge_kinds,
-        owners={pair: owners.get(digest, set()) for pair, digest in digests.items()},
-        existing_subject_id=existing.subject_id if existing is not None else None,
-    )
-
-    to_lock = set(choice.merge_of) | ({choice.subject_id} if choice.subject_id else set())
-    if existing is not None:
-        to_lock.add(existing.subject_id)
-    locked = {s.id: s for s in lock_subjects(sorted(to_lock))}
+    advisory_locks(identifier_lock_names(digests.values()) | {f"record:{record.source}:{record.external_id}"})
+    owners, existing, choice = _resolve(record, digests)
+    locked = {s.id: s for s in lock_subjects(sorted(_to_lock(choice, existing)))}
+    attempts = 0
+    while any(s.merged_into_id is not None or s.erased_at is not None for s in locked.values()):
+        # A merge absorbed one of them (or an erasure erased it) between resolution and its lock: those queue on
+        # their own identifiers, not this record's. Resolve again now that it committed (the survivors hold what
+        # was moved; an erased person holds nothing) and lock those; before, this record and its identifiers landed
+        # on the absorbed subject (the soak found it).
+        attempts += 1
+        if attempts > RESOLVE_ATTEMPTS:
+            raise MergeConflictError("the subjects of this record kept changing; send it again")
+        owners, existing, choice = _resolve(record, digests)
+        locked = {s.id: s for s in lock_subjects(sorted(_to_lock(choice, existing)))}
     proposal_id: uuid.UUID | None = None
     withheld: set[bytes] = set()  # identifiers of the other side of a proposal: never attached to this one
     if choice.merge_of:
@@ -135,6 +128,36 @@ def record_ingest(*, record: RecordInput) -> RecordIngested:
     if record.profile:
         profile_update(target, key, record.data, now)
     return RecordIngested(row_id, target.id, existing is None, proposal_id)
+
+
+def _resolve(
+    record: RecordInput, digests: dict[tuple[str, str], bytes]
+) -> tuple[dict[bytes, set[uuid.UUID]], LinkedRecord | None, Target]:
+    """Who holds the record's identifiers (surviving subjects), the record it replaces, and where it goes."""
+    owners: dict[bytes, set[uuid.UUID]] = {}
+    for digest, subject_id, survivor in Identifier.objects.filter(blind_index__in=list(digests.values())).values_list(
+        "blind_index", "subject_id", "subject__merged_into_id"
+    ):
+        owners.setdefault(bytes(digest), set()).add(survivor or subject_id)
+    existing = (
+        LinkedRecord.objects.filter(source=record.source, external_id=record.external_id)
+        .only("pk", "subject_id")
+        .first()
+    )
+    choice = choose_target(
+        identifiers=record.identifiers,
+        merge_kinds=record.merge_kinds,
+        owners={pair: owners.get(digest, set()) for pair, digest in digests.items()},
+        existing_subject_id=existing.subject_id if existing is not None else None,
+    )
+    return owners, existing, choice
+
+
+def _to_lock(choice: Target, existing: LinkedRecord | None) -> set[uuid.UUID]:
+    to_lock = set(choice.merge_of) | ({choice.subject_id} if choice.subject_id else set())
+    if existing is not None:
+        to_lock.add(existing.subject_id)
+    return to_lock
 
 
 def _merge_or_propose(

@@ -16,6 +16,7 @@ from typing import Any
 from celery import current_app
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from consent.catalogue.snapshot import PurposeInfo
 from consent.errors import EmailNotLinkedError, EmailRequiredError, NothingToConfirmError
@@ -26,10 +27,10 @@ from consent.ledger.state_rows import fact_of, state_values
 from consent.models import Confirmation, ConsentEvent, ConsentState, Objection
 from consent.task_names import SEND_CONFIRMATION
 from subjects.columns import CONFIRMATION_EMAIL
-from subjects.errors import SubjectNotFoundError
+from subjects.errors import SubjectErasedError, SubjectNotFoundError
 from subjects.identity import Reference
 from subjects.keys import blind_index, data_key, encrypt_field
-from subjects.locks import advisory_locks, lock_subject
+from subjects.locks import lock_identifiers, lock_survivor
 from subjects.models import Subject
 from subjects.selectors import identifier_owners, subject_identifiers, subject_resolve
 from subjects.services import subject_create
@@ -75,16 +76,18 @@ def subject_for_write(reference: Reference, now: datetime) -> tuple[Subject, boo
     """The locked subject the reference names, created when nothing resolves (only from identifiers)."""
     index = blind_index()
     # Two first writes for the same new person must not create two subjects: lock on the identifiers first.
-    advisory_locks({"ident:" + index.lookup(kind, value).hex() for kind, value in reference.identifiers})
+    lock_identifiers(index.lookup(kind, value) for kind, value in reference.identifiers)
     subject_id = subject_resolve(reference=reference)
     if subject_id is None:
         if reference.subject_id is not None:
             raise SubjectNotFoundError("no subject with this id", field="subject.id")
         return subject_create(reference=reference, now=now), True
-    subject = lock_subject(subject_id)
-    if subject.merged_into_id is not None:
-        # Merged between resolving and locking: its chain is closed, the survivor takes the write.
-        subject = lock_subject(subject.merged_into_id)
+    # Merged between resolving and locking: its chain is closed, the survivor takes the write.
+    subject = lock_survivor(subject_id)
+    if subject.erased_at is not None or subject.wrapped_key is None:
+        # Only an id still names an erased person (their identifiers are gone); their chain is in the evidence
+        # store and their key destroyed, so nothing more can be recorded on them (a 500 before; the soak found it).
+        raise SubjectErasedError("this subject was erased; name the person by an identifier", field="subject.id")
     return subject, False
 
 
@@ -92,6 +95,10 @@ def consent_event_record(command: ConsentCommand, info: PurposeInfo, now: dateti
     """Record a validated command: the event, its objection or lifted objection, the projection of every channel
     it covers, and the double opt-in a pending grant asks for."""
     subject, _created = subject_for_write(command.reference, now)
+    # Stamped again under the subject's lock, so that the chain's order (seq) and the state's (occurred_at) agree for
+    # every event its client does not date itself: stamped before the wait, a withdrawal queued behind a grant that
+    # came later was dated before it and answered "granted", the grant standing (the soak found it).
+    now = max(now, timezone.now())
     if client_confirms(command):
         # The confirmed address must be the person's: another's address in the reference proves nothing for them.
         email_linked(subject, command.reference, required=True)

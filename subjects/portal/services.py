@@ -15,7 +15,7 @@ from consent.ledger.recording import ConsentCommand
 from consent.services import consent_object_direct_marketing, consent_record
 from subjects.identity import Reference
 from subjects.keys import blind_index
-from subjects.locks import advisory_lock
+from subjects.locks import lock_identifiers
 from subjects.models import RightsRequest
 from subjects.portal.selectors import Preferences
 from subjects.portal.session import Person
@@ -120,7 +120,7 @@ def subject_for_address(*, email: str) -> uuid.UUID:
     person nobody knew yet, which must be remembered (Art. 21(3)) but is not a consent event that could create
     one. Serialised with consent_record's own creation on the same advisory lock name."""
     reference = Reference(None, (("email", email),))
-    advisory_lock("ident:" + blind_index().lookup("email", email).hex())
+    lock_identifiers([blind_index().lookup("email", email)])
     found = subject_resolve(reference=reference)
     if found is not None:
         return found

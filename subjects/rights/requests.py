@@ -22,7 +22,7 @@ from subjects import ports
 from subjects.columns import REQUEST_DETAILS
 from subjects.identity import Reference
 from subjects.keys import blind_index, data_key, encrypt_field
-from subjects.locks import advisory_lock, lock_identifiers, lock_subject
+from subjects.locks import advisory_lock, lock_identifiers, lock_subject, lock_survivor
 from subjects.models import LinkedRecord, RightsRequest, RightsRequestPart, Subject
 from subjects.rights import calendar, vault
 from subjects.rights.context import history_add, status_set
@@ -120,7 +120,12 @@ def _open(
     index = blind_index()
     digests = {name: index.lookup(name, value) for name, value in corrected.items()}
     lock_identifiers(digests.values())  # before the subject's lock, as every writer of identifiers
-    subject = lock_subject(subject_id) if subject_id else None
+    # Resolved before this transaction: a merge may have absorbed the subject since (its chain is closed, the
+    # survivor takes the request), or an erasure erased it (nothing of theirs is left: the request runs over
+    # nothing, as for a person nobody knows). Before, an objection then wrote onto the closed or erased chain.
+    subject = lock_survivor(subject_id) if subject_id else None
+    if subject is not None and subject.erased_at is not None:
+        subject = None
     for name, digest in sorted(digests.items()):
         # The client vouches for the person, not for a value that is someone else's: 409, whose is not said. The
         # part checks again when it applies the correction, under the same locks.

@@ -330,7 +330,8 @@ def json_object(data: Any) -> dict[str, Any]:
 
 def fast_json_body(request: Request) -> dict[str, Any]:
     """The JSON body of a hot endpoint, parsed with orjson instead of DRF's parser stack (same errors)."""
-    if request.content_type.split(";")[0].strip() != "application/json":
+    # Media types are case-insensitive (RFC 9110 8.3.1): `Application/JSON` is JSON, as DRF's parser agrees.
+    if request.content_type.split(";")[0].strip().lower() != "application/json":
         raise UnsupportedMediaType(request.content_type)
     return json_object(guarded_loads(request.body))
 

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PG_URL ?= postgres://postgres@127.0.0.1:5432
 
-.PHONY: demo test lint bench venv clean browser
+.PHONY: demo test lint bench venv clean browser fuzz
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ browser:
 
 test: $(STAMP) lint browser
 	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+# Hostile input (tests/fuzz): the full budget, fresh seeds, over 2,000 generated cases; `make test` runs a small
+# derandomized budget of the same tests. The last lines print how many cases were sent and how they were answered.
+fuzz: $(STAMP)
+	ASSENT_FUZZ=full $(BIN)/python -m pytest -p no:cacheprovider tests/fuzz $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.benchmarks.run $(BENCH_ARGS)

@@ -12,14 +12,15 @@ FULL = os.environ.get("ASSENT_FUZZ") == "full"
 
 # Cases per schemathesis operation test, per stateful run, and per form; the full form is above 2,000 in total.
 OPERATION_EXAMPLES = 150 if FULL else 12
-STATEFUL_EXAMPLES = 60 if FULL else 6
+STATEFUL_EXAMPLES = 60 if FULL else 5
+STATEFUL_STEPS = 50 if FULL else 10
 FORM_EXAMPLES = 60 if FULL else 8
 
 COUNTS: Counter[str] = Counter()  # "api", "api-stateful", "portal", "admin": cases actually sent
 STATUSES: Counter[int] = Counter()  # the status codes they were answered with
 
 
-def fuzz_settings(max_examples: int) -> settings:
+def fuzz_settings(max_examples: int, *, steps: int = 50) -> settings:
     """Derandomized (a seed fixed by the test) in the reduced run, so `make test` fails the same way every time;
     random in the full run, which should keep finding new cases. No deadline: a shared 2-core machine is slow."""
     return settings(
@@ -36,4 +37,5 @@ def fuzz_settings(max_examples: int) -> settings:
             HealthCheck.differing_executors,
         ],
         print_blob=True,
+        stateful_step_count=steps,
     )

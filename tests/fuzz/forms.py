@@ -129,6 +129,5 @@ def assert_readable(response: Any, where: str) -> None:
     content_type = response.get("Content-Type", "")
     assert content_type.startswith("text/html"), f"{where}: {response.status_code} {content_type}"
     text = b"".join(response).decode("utf-8") if response.streaming else response.content.decode("utf-8")
-    assert "<title>" in text and len(text) > 200, (
-        f"{where}: {response.status_code} is not a readable page: {text[:300]}"
-    )
+    assert "<title>" in text, f"{where}: {response.status_code} is not a page: {text[:300]}"
+    assert len(text) > 200, f"{where}: {response.status_code} says nothing a person can read: {text[:300]}"

@@ -10,7 +10,7 @@ from django.core.handlers.wsgi import WSGIHandler
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi import checks as openapi_checks
 
-from tests.fuzz.budget import COUNTS, STATEFUL_EXAMPLES, STATUSES, fuzz_settings
+from tests.fuzz.budget import COUNTS, STATEFUL_EXAMPLES, STATEFUL_STEPS, STATUSES, fuzz_settings
 from tests.fuzz.openapi import load_schema
 from tests.fuzz.realistic import realistic
 
@@ -48,5 +48,5 @@ def test_linked_operations_answer_within_the_schema(api_keys: dict[str, str | No
         def validate_response(self, response: Any, case: Any, additional_checks: Any = None, **kwargs: Any) -> None:
             case.validate_response(response, checks=CHECKS, transport_kwargs={"app": wsgi_app}, recorder=self.recorder)
 
-    Machine.run(settings=fuzz_settings(STATEFUL_EXAMPLES))
+    Machine.run(settings=fuzz_settings(STATEFUL_EXAMPLES, steps=STATEFUL_STEPS))
     print("\n".join(sent[-40:]))

@@ -210,6 +210,8 @@ HOSTILE_FORMS: list[tuple[str, str, bytes]] = [
     ("raw invalid UTF-8", FORM, b"email=\xff\xfe&username=\xc3"),
     ("NUL", FORM, b"email=a%00b%40example.de&username=%00&password=%00"),
     ("a megabyte e-mail", FORM, b"email=" + b"a" * 1_000_000 + b"%40example.de&username=" + b"a" * 1_000_000),
+    # Longer than any account's name, with a password: it reached the lockout's 255-character column (a 500).
+    ("a 300-character username", FORM, b"username=" + b"a" * 300 + b"&password=secret&otp_token=123456"),
     ("JSON", "application/json", b'{"email": "anna@example.de"}'),
     ("deep JSON", "application/json", b'{"a":' * 100_000 + b"1" + b"}" * 100_000),
     ("multipart without parts", "multipart/form-data; boundary=xyz", b"--xyz--\r\n"),

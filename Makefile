@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PG_URL ?= postgres://postgres@127.0.0.1:5432
 
-.PHONY: demo test lint bench venv clean browser faults access soak
+.PHONY: demo test lint bench venv clean browser faults access soak fuzz
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,11 @@ faults: $(STAMP)
 # (`make test` runs it for 20 s).
 soak: $(STAMP)
 	ASSENT_SOAK_SECONDS=100 $(BIN)/python -m pytest -p no:cacheprovider -q -s -m soak tests/soak
+
+# Hostile input (tests/fuzz): the full budget, fresh seeds, over 2,000 generated cases; `make test` runs a small
+# derandomized budget of the same tests. The last lines print how many cases were sent and how they were answered.
+fuzz: $(STAMP)
+	ASSENT_FUZZ=full $(BIN)/python -m pytest -p no:cacheprovider tests/fuzz $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.benchmarks.run $(BENCH_ARGS)

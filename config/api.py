@@ -270,13 +270,49 @@ class EvidenceField(serializers.DictField):
 # ---------------------------------------------------------------------------------------------------------
 # Shared by the views of every app: the documented problems, the calling client, JSON bodies, subject references
 # ---------------------------------------------------------------------------------------------------------
-PROBLEM_RESPONSES = {
-    400: OpenApiResponse(description="Problem details (RFC 9457): bad input, with `errors` per field"),
-    401: OpenApiResponse(description="Problem details: no or invalid API key"),
-    403: OpenApiResponse(description="Problem details: scope or purpose not granted (`code: forbidden`)"),
-    429: OpenApiResponse(description="Problem details: rate limited, with Retry-After"),
-    503: OpenApiResponse(description="Cannot decide now: `allowed: false, reason: unavailable`"),
+class ProblemSerializer(serializers.Serializer):
+    """Documents every error answer (RFC 9457) in the OpenAPI schema; `problem()` builds the bodies. Codes may add
+    members (`allowed` and `reason` on a 503, `retry_after` on a 429, the open request's `id` on a 409)."""
+
+    class Meta:
+        ref_name = "Problem"
+
+    type = serializers.CharField()
+    title = serializers.CharField()
+    status = serializers.IntegerField()
+    detail = serializers.CharField()
+    code = serializers.CharField()
+    errors = serializers.DictField(  # type: ignore[assignment]
+        child=serializers.ListField(child=serializers.CharField()), required=False, help_text="messages per field"
+    )
+
+
+# The problems any operation can answer; a request body adds 413 and 415. Each is documented with its body and its
+# media type, so a client (and the schema fuzzer, tests/fuzz) can hold every answer to the schema.
+COMMON_PROBLEMS = {
+    400: "Problem details (RFC 9457): bad input, with `errors` per field",
+    401: "Problem details: no or invalid API key",
+    403: "Problem details: scope or purpose not granted (`code: forbidden`)",
+    429: "Problem details: rate limited, with Retry-After",
+    503: "Cannot decide now: `allowed: false, reason: unavailable`",
 }
+BODY_PROBLEMS = {
+    413: "Problem details: the body is larger than the limit (`code: too_large`)",
+    415: "Problem details: the body is not `application/json` (`code: unsupported_media_type`)",
+}
+
+
+def problems(notes: dict[int, str] | None = None, *, body: bool = False) -> dict[Any, OpenApiResponse]:
+    """An operation's problem answers for `extend_schema(responses=...)`, as `application/problem+json`: the common
+    ones, a body's when it takes one, and its own `notes` (a status and what it means there)."""
+    described = {**COMMON_PROBLEMS, **(BODY_PROBLEMS if body else {}), **(notes or {})}
+    return {
+        (status, PROBLEM): OpenApiResponse(response=ProblemSerializer, description=text)
+        for status, text in sorted(described.items())
+    }
+
+
+PROBLEM_RESPONSES = problems()
 
 
 def client_of(request: Request) -> AuthenticatedClient:
@@ -293,7 +329,8 @@ def json_object(data: Any) -> dict[str, Any]:
 
 def fast_json_body(request: Request) -> dict[str, Any]:
     """The JSON body of a hot endpoint, parsed with orjson instead of DRF's parser stack (same errors)."""
-    if request.content_type.split(";")[0].strip() != "application/json":
+    # Media types are case-insensitive (RFC 9110 8.3.1): `Application/JSON` is JSON, as DRF's parser agrees.
+    if request.content_type.split(";")[0].strip().lower() != "application/json":
         raise UnsupportedMediaType(request.content_type)
     return json_object(guarded_loads(request.body))
 

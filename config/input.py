@@ -65,13 +65,18 @@ def _check(data: Any) -> None:
         elif isinstance(value, int):
             if abs(value) > MAX_SAFE_INTEGER:
                 raise MalformedInputError("integer outside ±(2^53-1)", field=where)
-        elif isinstance(value, float) and not math.isfinite(value):
-            raise MalformedInputError("number is not finite", field=where)
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                raise MalformedInputError("number is not finite", field=where)
+            # orjson reads an integer literal beyond 64 bits as a float: 2**64 arrives as 1.8446744073709552e19,
+            # its last digits silently gone. Any number past the safe range is refused, whatever its spelling.
+            if abs(value) > MAX_SAFE_INTEGER:
+                raise MalformedInputError("number outside ±(2^53-1)", field=where)
 
 
 def guarded_loads(body: bytes | str) -> Any:
     """Parse JSON and refuse what would crash or corrupt a layer below: deep nesting, NUL, lone surrogates,
-    unsafe integers, non-finite numbers, oversize bodies (413)."""
+    numbers beyond ±(2^53-1) or non-finite, oversize bodies (413)."""
     if len(body) > MAX_BODY_BYTES:
         raise BodyTooLargeError(f"the request body is larger than {MAX_BODY_BYTES // (1024 * 1024)} MiB")
     raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body

@@ -10,6 +10,8 @@ from consent.admin.site import AssentAdminSite
 # the dashboard and the records of processing. Every model registered on admin.site stays registered.
 admin.site.__class__ = AssentAdminSite
 
+handler400 = "config.pages.bad_request"  # a body too large or unreadable: a problem under /api/, else a readable page
+
 urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="swagger-ui"),

@@ -9,8 +9,9 @@ from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from django.contrib import admin
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.utils import unquote
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -47,6 +48,26 @@ class AuditedAdmin(admin.ModelAdmin):
     def log_deletions(self, request: HttpRequest, queryset: Any) -> Any:
         audit_record_many(user=request.user, action=Action.DELETE, objects=list(queryset))
         return super().log_deletions(request, queryset)
+
+    def response_action(self, request: HttpRequest, queryset: Any) -> Any:
+        """Django builds `pk__in=<the ticked ids>` from the form as posted; an id that is no id (an edited form,
+        `_selected_action=`) raised in the query and answered a 500. Such ids are dropped first: none left is
+        Django's own "Items must be selected" message."""
+        pk = self.model._meta.pk
+        assert pk is not None
+        selected = request.POST.getlist(ACTION_CHECKBOX_NAME)
+        valid = []
+        for value in selected:
+            try:
+                pk.to_python(value)
+            except (ValidationError, ValueError, TypeError):
+                continue
+            valid.append(value)
+        if len(valid) != len(selected):
+            posted = request.POST.copy()
+            posted.setlist(ACTION_CHECKBOX_NAME, valid)
+            request.POST = posted  # type: ignore[assignment]
+        return super().response_action(request, queryset)
 
     def audit_action(self, request: HttpRequest, name: str, objects: Sequence[models.Model]) -> None:
         """For admin actions and buttons: one entry per object, the action's name as detail."""

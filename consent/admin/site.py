@@ -35,7 +35,22 @@ LOGIN_FAILED = "Please enter the correct username, password and authentication c
 _SIGNED_IN_AT = "assent_admin_signed_in_at"
 
 
-class AssentLoginForm(OTPAdminAuthenticationForm):
+class BoundedUsernameMixin:
+    """Django's sign-in form advertises the username's maximum length (150) but never checks it. A longer one went
+    on to authentication, where the lockout (axes) stores it in a 255-character column: a 500 for any visitor.
+    It is refused here, with the one message, before anything is looked up or stored."""
+
+    fields: dict[str, Any]
+    cleaned_data: dict[str, Any]
+
+    def clean_username(self) -> str:
+        username: str = self.cleaned_data.get("username", "")
+        if len(username) > (self.fields["username"].max_length or 150):
+            raise ValidationError(LOGIN_FAILED, code="invalid_login")
+        return username
+
+
+class AssentLoginForm(BoundedUsernameMixin, OTPAdminAuthenticationForm):
     """The OTP login form, saying nothing about which factor failed: a wrong password, a missing code and a wrong
     code get one message and the same page (no device list, no password echoed back), so the form cannot be used
     to test passwords. A right password with a wrong code counts as a failed sign-in for the lockout (axes).
@@ -73,7 +88,7 @@ class AssentLoginForm(OTPAdminAuthenticationForm):
         return super()._verify_token(user, token, device)
 
 
-class PlainLoginForm(AdminAuthenticationForm):
+class PlainLoginForm(BoundedUsernameMixin, AdminAuthenticationForm):
     """The demo's password-only form, with the same single message."""
 
     def clean(self) -> dict[str, Any]:

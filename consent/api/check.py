@@ -13,11 +13,11 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from config.api import (
-    PROBLEM_RESPONSES,
     SubjectReferenceField,
     client_of,
     fast_json_body,
     fast_json_response,
+    problems,
     required_string,
 )
 from config.errors import InvalidInputError
@@ -61,7 +61,7 @@ class ConsentCheckApi(APIView):
     @extend_schema(
         operation_id="consent_check",
         request=InputSerializer,
-        responses={200: CheckOutputSerializer, **PROBLEM_RESPONSES},
+        responses={200: CheckOutputSerializer, **problems(body=True)},
     )
     def post(self, request: Request) -> HttpResponse:
         # Parsed by hand, not by the serializer above (which documents it): this is the hottest path of all.
@@ -91,7 +91,7 @@ class ConsentCheckBulkApi(APIView):
         request=InputSerializer,
         responses={
             200: inline_serializer("BulkCheckResults", {"results": CheckOutputSerializer(many=True)}),
-            **PROBLEM_RESPONSES,
+            **problems(body=True),
         },
     )
     def post(self, request: Request) -> HttpResponse:

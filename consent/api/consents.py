@@ -6,18 +6,18 @@ from __future__ import annotations
 import uuid
 
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api import (
-    PROBLEM_RESPONSES,
     EvidenceField,
     SubjectReferenceField,
     WindowedDateTimeField,
     client_of,
+    problems,
 )
 from config.errors import InvalidInputError
 from consent.catalogue.snapshot import catalogue_snapshot
@@ -60,11 +60,14 @@ class ConsentCreateApi(APIView):
         parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
         responses={
             201: OutputSerializer,
-            409: OpenApiResponse(
-                description="ambiguous subject, key reuse, nothing to confirm, or `email_not_linked` (a double "
-                "opt-in or a client's confirm for an address that is not the subject's)"
+            **problems(
+                {
+                    404: "Problem details: the reference's `id` names no subject",
+                    409: "Problem details: ambiguous subject, key reuse, nothing to confirm, or `email_not_linked` "
+                    "(a double opt-in or a client's confirm for an address that is not the subject's)",
+                },
+                body=True,
             ),
-            **PROBLEM_RESPONSES,
         },
     )
     def post(self, request: Request) -> Response:
@@ -117,8 +120,7 @@ class SubjectConsentsApi(APIView):
             200: inline_serializer(
                 "SubjectConsents", {"subject": serializers.UUIDField(), "states": StateOutputSerializer(many=True)}
             ),
-            404: OpenApiResponse(description="unknown subject"),
-            **PROBLEM_RESPONSES,
+            **problems({404: "Problem details: unknown subject"}),
         },
     )
     def get(self, request: Request, subject_id: uuid.UUID) -> Response:
@@ -170,8 +172,7 @@ class SubjectConsentHistoryApi(APIView):
         operation_id="subject_consent_history",
         responses={
             200: inline_serializer("ConsentHistory", {"results": EventOutputSerializer(many=True)}),
-            404: OpenApiResponse(description="unknown subject"),
-            **PROBLEM_RESPONSES,
+            **problems({404: "Problem details: unknown subject"}),
         },
     )
     def get(self, request: Request, subject_id: uuid.UUID) -> Response:

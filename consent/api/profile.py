@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import uuid
 
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import PROBLEM_RESPONSES, client_of
+from config.api import client_of, problems
 from config.errors import InvalidInputError
 from consent.gates.profile_reads import profile_read_for_purpose
 
@@ -43,12 +43,13 @@ class SubjectProfileApi(APIView):
         ],
         responses={
             200: OutputSerializer,
-            403: OpenApiResponse(
-                description="Problem details: purpose not granted to the client (`code: forbidden`), or a policy "
-                "denial (`code: policy_denied`, with `reason`)"
+            **problems(
+                {
+                    403: "Problem details: purpose not granted to the client (`code: forbidden`), or a policy "
+                    "denial (`code: policy_denied`, with `reason`)",
+                    404: "Problem details: unknown subject",
+                }
             ),
-            404: OpenApiResponse(description="Problem details: unknown subject"),
-            **{k: v for k, v in PROBLEM_RESPONSES.items() if k != 403},
         },
         description="Read a subject's data for one purpose. Logged as a read by this client (Art. 15(1)(c)).",
     )

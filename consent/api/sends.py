@@ -12,7 +12,7 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from config.api import PROBLEM_RESPONSES, client_of, fast_json_body, fast_json_response, required_string
+from config.api import client_of, fast_json_body, fast_json_response, problems, required_string
 from config.errors import InvalidInputError
 from consent.gates.sends import CAMPAIGN_MAX_LENGTH, send_create, send_target
 from consent.gates.unsubscribe import ONE_CLICK_BODY
@@ -68,7 +68,7 @@ class SendCreateApi(APIView):
                     "blocked": BlockedSerializer(many=True),
                 },
             ),
-            **PROBLEM_RESPONSES,
+            **problems(body=True),
         },
         description=(
             "Decide a marketing send for every recipient on one channel; logged with this client. 400 "

@@ -9,7 +9,8 @@ from collections.abc import Callable
 from typing import Any
 
 from django.http import StreamingHttpResponse
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.permissions import BasePermission
@@ -17,7 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import PROBLEM_RESPONSES, ApiKeyAuthentication, HasScope, SubjectReferenceField, client_of
+from config.api import ApiKeyAuthentication, HasScope, SubjectReferenceField, client_of, problems
 from config.errors import InvalidInputError
 from subjects.models import RightsRequest
 from subjects.portal.selectors import request_of_person
@@ -28,8 +29,8 @@ from subjects.rights.requests import Actor, request_approve, request_lift, reque
 from subjects.rights.selectors import RequestView, request_get
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
-CONFLICT = OpenApiResponse(description="Problem details: not possible in this state (`code: request_state`)")
-NOT_FOUND = OpenApiResponse(description="Problem details: unknown request")
+NOT_FOUND = {404: "Problem details: unknown request"}
+STATE_PROBLEMS = problems({**NOT_FOUND, 409: "Problem details: not possible in this state (`code: request_state`)"})
 
 
 def actor_of(request: Request) -> Actor:
@@ -115,10 +116,9 @@ class RequestCreateApi(APIView):
         request=InputSerializer,
         responses={
             202: OutputSerializer,
-            409: OpenApiResponse(
-                description="Problem details: an identical request is open (its `id`), or an ambiguous subject"
+            **problems(
+                {409: "Problem details: an identical request is open (its `id`), or an ambiguous subject"}, body=True
             ),
-            **PROBLEM_RESPONSES,
         },
         description=(
             'Open a rights request. `details`: objection `{"scope": "direct_marketing"}` or `{"purpose": KEY}`; '
@@ -148,9 +148,7 @@ class RequestCreateApi(APIView):
 class RequestDetailApi(APIView):
     required_scope = "requests:read"
 
-    @extend_schema(
-        operation_id="rights_request_get", responses={200: RequestOutputSerializer, 404: NOT_FOUND, **PROBLEM_RESPONSES}
-    )
+    @extend_schema(operation_id="rights_request_get", responses={200: RequestOutputSerializer, **problems(NOT_FOUND)})
     def get(self, request: Request, request_id: uuid.UUID) -> Response:
         view = request_get(request_id=request_id, actor=actor_of(request))
         return Response(RequestOutputSerializer(request_body(view)).data)
@@ -171,7 +169,7 @@ class RequestVerifyApi(APIView):
     @extend_schema(
         operation_id="rights_request_verify",
         request=None,
-        responses={200: RequestOutputSerializer, 404: NOT_FOUND, 409: CONFLICT, **PROBLEM_RESPONSES},
+        responses={200: RequestOutputSerializer, **STATE_PROBLEMS},
         description="Record that the calling client checked the person's identity (Art. 12(6)).",
     )
     def post(self, request: Request, request_id: uuid.UUID) -> Response:
@@ -184,7 +182,7 @@ class RequestApproveApi(APIView):
     @extend_schema(
         operation_id="rights_request_approve",
         request=None,
-        responses={202: RequestOutputSerializer, 404: NOT_FOUND, 409: CONFLICT, **PROBLEM_RESPONSES},
+        responses={202: RequestOutputSerializer, **STATE_PROBLEMS},
         description="Approve an erasure awaiting approval; 409 in any other state.",
     )
     def post(self, request: Request, request_id: uuid.UUID) -> Response:
@@ -197,7 +195,7 @@ class RequestLiftApi(APIView):
     @extend_schema(
         operation_id="rights_request_lift",
         request=None,
-        responses={202: RequestOutputSerializer, 404: NOT_FOUND, 409: CONFLICT, **PROBLEM_RESPONSES},
+        responses={202: RequestOutputSerializer, **STATE_PROBLEMS},
         description="End a restriction: the person is told first (Art. 18(3)), then it is lifted. 409 unless a "
         "completed restriction that is not lifted.",
     )
@@ -244,9 +242,8 @@ class RequestExportApi(APIView):
         operation_id="rights_request_export",
         parameters=[OpenApiParameter("token", str, OpenApiParameter.QUERY, required=True)],
         responses={
-            (200, "application/zip"): OpenApiResponse(description="the export (zip)"),
-            404: inline_serializer("ExportUnavailable", {"code": serializers.CharField()}),
-            **PROBLEM_RESPONSES,
+            (200, "application/zip"): OpenApiResponse(response=OpenApiTypes.BINARY, description="the export (zip)"),
+            **problems({404: "Problem details: unknown request, or no export behind this token"}),
         },
         description="Download an export through its signed `export_url` (valid 7 days), with a Bearer key or in the "
         "same person's portal session.",

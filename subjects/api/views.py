@@ -12,7 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import PROBLEM_RESPONSES, WindowedDateTimeField
+from config.api import WindowedDateTimeField, problems
 from config.errors import DomainError, InvalidInputError
 from consent.catalogue.snapshot import catalogue_snapshot
 from subjects.identity import KINDS, normalise
@@ -57,7 +57,12 @@ class RecordIngestApi(APIView):
     @extend_schema(
         operation_id="record_ingest",
         request=InputSerializer,
-        responses={201: OutputSerializer, 200: OutputSerializer, 202: OutputSerializer, **PROBLEM_RESPONSES},
+        responses={
+            201: OutputSerializer,
+            200: OutputSerializer,
+            202: OutputSerializer,
+            **problems(body=True),
+        },
     )
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
@@ -145,7 +150,7 @@ class RecordBatchApi(APIView):
     @extend_schema(
         operation_id="record_ingest_batch",
         request=InputSerializer,
-        responses={200: OutputSerializer, **PROBLEM_RESPONSES},
+        responses={200: OutputSerializer, **problems(body=True)},
     )
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
@@ -200,7 +205,10 @@ class MergeProposalDetailApi(APIView):
         subjects = serializers.ListField(child=serializers.UUIDField())
         survivor = serializers.UUIDField(allow_null=True)
 
-    @extend_schema(operation_id="merge_proposal_get", responses={200: OutputSerializer, **PROBLEM_RESPONSES})
+    @extend_schema(
+        operation_id="merge_proposal_get",
+        responses={200: OutputSerializer, **problems({404: "Problem details: unknown merge proposal"})},
+    )
     def get(self, request: Request, proposal_id: uuid.UUID) -> Response:
         proposal = merge_proposal_get(proposal_id=proposal_id)
         body = {

@@ -468,3 +468,25 @@ def test_every_reference_kind_resolves_in_a_check(api: Api) -> None:
 
     for kind, value in reference.items():
         assert check(api, {kind: value}).json()["subject"] == anna
+
+
+def test_a_bulk_answer_renders_each_result_as_a_single_answer_would() -> None:
+    import uuid
+
+    import orjson
+
+    from consent.api.check import decision_bodies, decision_body
+    from consent.gates.check import CheckResult
+    from consent.policy import Decision, LegalBasis, Reason
+
+    results = [
+        CheckResult(uuid.uuid4(), Decision.deny(Reason.NO_CONSENT, LegalBasis.CONSENT)),
+        CheckResult(None, Decision.deny(Reason.UNKNOWN_SUBJECT, LegalBasis.CONSENT)),
+        CheckResult(uuid.uuid4(), Decision(True, Reason.GRANTED, LegalBasis.CONSENT)),
+        CheckResult(uuid.uuid4(), Decision(False, Reason.UNAVAILABLE, None)),  # not a shared object: its own shape
+        CheckResult(uuid.uuid4(), Decision.deny(Reason.NO_CONSENT, LegalBasis.CONSENT)),
+    ]
+
+    bulk = orjson.loads(orjson.dumps(decision_bodies(results, "newsletter", "email")))
+
+    assert bulk == [decision_body(r, "newsletter", "email") for r in results]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from subjects.errors import InvalidIdentifierError, InvalidReferenceError
 from subjects.identity import normalise, parse_reference
@@ -58,3 +60,24 @@ def test_a_reference_holds_an_id_and_normalised_identifiers() -> None:
 def test_malformed_references_are_rejected(raw: object) -> None:
     with pytest.raises((InvalidReferenceError, InvalidIdentifierError)):
         parse_reference(raw)
+
+
+# Plain ASCII e-mail addresses take a fast path; a padded copy of the same text takes the general one (the padding
+# is trimmed there). Both must agree on every text: the same canonical form, or the same refusal.
+_email_text = st.text(alphabet="abcXYZ019._%+-@", min_size=1, max_size=40) | st.emails()
+
+
+def _normalised_or_refused(text: str) -> str | None:
+    try:
+        return normalise("email", text)
+    except InvalidIdentifierError:
+        return None
+
+
+@given(text=_email_text)
+def test_the_plain_email_fast_path_agrees_with_the_general_path(text: str) -> None:
+    assert _normalised_or_refused(text) == _normalised_or_refused(f" {text} ")
+
+
+def test_a_plain_email_is_lower_cased_whole() -> None:
+    assert normalise("email", "Bench.One+Tag@Example.ORG") == "bench.one+tag@example.org"

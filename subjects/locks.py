@@ -31,19 +31,22 @@ def lock_subjects(subject_ids: list[uuid.UUID]) -> list[Subject]:
     return list(Subject.objects.select_for_update().filter(pk__in=subject_ids).order_by("pk"))
 
 
+def _lock_number(name: str) -> int:
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
 def advisory_lock(name: str) -> None:
     """Serialise writers on a name (a new person's identifier, a record, an idempotency key) until the
     transaction ends. SQLite needs none: its IMMEDIATE transactions already serialise every writer."""
     if connection.vendor == "postgresql":
-        number = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [number])
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_lock_number(name)])
 
 
 def advisory_locks(names: set[str]) -> None:
     """Several advisory locks in one round trip, taken in a fixed (sorted) order so writers never deadlock."""
     if connection.vendor == "postgresql":
-        numbers = sorted(int.from_bytes(hashlib.sha256(n.encode()).digest()[:8], "big", signed=True) for n in names)
+        numbers = sorted(_lock_number(n) for n in names)
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) WITH ORDINALITY AS t(k, o) ORDER BY o",

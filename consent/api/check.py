@@ -22,16 +22,20 @@ from config.api import (
 )
 from config.errors import InvalidInputError
 from consent.gates.check import CheckResult, check_target, consent_check_many
-from consent.policy import Reason
+from consent.policy import Decision, Reason
 from subjects.identity import parse_reference
 
 
+def _decision_json(d: Decision) -> tuple[bool, str, str | None]:
+    return d.allowed, d.reason.value, d.legal_basis.value if d.legal_basis else None
+
+
 def decision_body(result: CheckResult, purpose: str, channel: str) -> dict[str, Any]:
-    d = result.decision
+    allowed, reason, legal_basis = _decision_json(result.decision)
     return {
-        "allowed": d.allowed,
-        "reason": d.reason.value,
-        "legal_basis": d.legal_basis.value if d.legal_basis else None,
+        "allowed": allowed,
+        "reason": reason,
+        "legal_basis": legal_basis,
         "subject": str(result.subject_id) if result.subject_id else None,
         "purpose": purpose,
         "channel": channel,
@@ -41,14 +45,11 @@ def decision_body(result: CheckResult, purpose: str, channel: str) -> dict[str, 
 def decision_bodies(results: list[CheckResult], purpose: str, channel: str) -> list[dict[str, Any]]:
     """`decision_body` for a whole bulk answer: the few distinct decisions are turned into JSON values once, and the
     subject's UUID goes to orjson as it is (it writes the same canonical text as str() does, faster)."""
-    shapes: dict[int, tuple[bool, str, str | None]] = {}
+    shapes: dict[int, tuple[bool, str, str | None]] = {}  # by id(): consent.policy builds each decision once
     bodies = []
     for result in results:
         d = result.decision
-        shape = shapes.get(id(d))  # decisions are shared objects (consent.policy builds each once)
-        if shape is None:
-            shape = shapes[id(d)] = (d.allowed, d.reason.value, d.legal_basis.value if d.legal_basis else None)
-        allowed, reason, legal_basis = shape
+        allowed, reason, legal_basis = shapes.get(id(d)) or shapes.setdefault(id(d), _decision_json(d))
         bodies.append(
             {
                 "allowed": allowed,

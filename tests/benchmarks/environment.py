@@ -31,7 +31,8 @@ BIN = Path(sys.executable).parent
 PG_BASE = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432").rstrip("/")
 REDIS_CACHE_DB = 11  # rate-limit counters of the bench server (flushed before each run)
 REDIS_BROKER_DB = 12  # confirmation mails the writes enqueue (nobody consumes them; flushed around each run)
-RUN_DB = "assent_bench"
+# Another work tree on the same server sets BENCH_RUN_DB so that two runs do not drop each other's copy.
+RUN_DB = os.environ.get("BENCH_RUN_DB", "assent_bench")
 TEMPLATE_PREFIX = "assent_bench_template_"
 # Bump when the seeded data's shape changes (forces a new template).
 SEED_VERSION = "3"

@@ -103,3 +103,34 @@ def over(*, bucket: str, limit: int, period: int = 60) -> int | None:
     if count > limit:
         return max(1, (window + 1) * period - int(now))
     return None
+
+
+def over_then_hit(
+    *, over_bucket: str, over_limit: int, hit_bucket: str, hit_limit: int, period: int = 60
+) -> tuple[int | None, int | None]:
+    """`over(over_bucket)` and `hit(hit_bucket)` in one round trip to Redis: a request's two counters (the
+    address's failed authentications, the caller's requests) cost one round trip instead of two. The seconds to
+    wait for each, None when under its limit. When `over` says wait the request is refused, and its hit stays
+    counted as a refused request's would."""
+    global _outage
+    client = _redis()
+    if client is not None and not _outage:
+        now = time.time()
+        window = int(now // period)
+        over_key, hit_key = _key(over_bucket, window), _key(hit_bucket, window)
+        try:
+            pipe = client.pipeline(transaction=False)
+            pipe.get(over_key)
+            pipe.incr(hit_key)
+            pipe.expire(hit_key, period * 2)
+            seen, count, _ = pipe.execute()
+        except redis.RedisError:
+            _outage = True
+            log.warning("rate limiter: Redis unreachable, counting per process until it is back")
+        else:
+            wait = max(1, (window + 1) * period - int(now))
+            return (wait if int(seen or 0) > over_limit else None), (wait if int(count) > hit_limit else None)
+    # No Redis, or it is out: the two counters of this process (`hit` notices when Redis is back).
+    return over(bucket=over_bucket, limit=over_limit, period=period), hit(
+        bucket=hit_bucket, limit=hit_limit, period=period
+    )

@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import orjson
+import psycopg
 from django.db import connection
 from psycopg.types.json import set_json_loads
 
@@ -34,7 +35,9 @@ def prepared_rows(sql: str, params: Mapping[str, Any] | Sequence[Any]) -> list[t
     raw = connection.connection
 
     def execute(sql: str, params: Any, many: bool, context: dict[str, Any]) -> list[tuple[Any, ...]]:
-        with raw.cursor() as cursor:
+        # A server-binding cursor: the connection's own cursor class (Django's) binds on the client and never
+        # prepares.
+        with psycopg.Cursor(raw) as cursor:
             cursor.execute(sql, params, prepare=True)
             return cursor.fetchall() if cursor.description else []
 

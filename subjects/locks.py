@@ -29,26 +29,33 @@ def lock_survivor(subject_id: uuid.UUID) -> Subject:
 
 _SUBJECT_COLUMNS = ", ".join(f"s.{f.column}" for f in Subject._meta.concrete_fields)
 _SUBJECT_NAMES = [f.attname for f in Subject._meta.concrete_fields]
-# The surviving subjects that an id or identifiers (by blind index) name, locked in id order. One prepared
-# statement: the hot path of a consent write, where resolving and then locking cost two round trips and two plans.
-_LOCK_NAMED = (
+# The surviving subject one identifier (by blind index) or one id names, locked. One prepared statement (an equality
+# each, so that PostgreSQL keeps one generic plan): the hot path of a consent write, where resolving and then
+# locking cost two round trips and two plans.
+_LOCK_BY = (
     f"SELECT {_SUBJECT_COLUMNS} FROM subjects_subject s WHERE s.id IN ("
     " SELECT COALESCE(o.merged_into_id, o.id) FROM subjects_identifier i"
-    "   JOIN subjects_subject o ON o.id = i.subject_id WHERE i.blind_index = ANY(%(digests)s::bytea[])"
-    " UNION SELECT COALESCE(o.merged_into_id, o.id) FROM subjects_subject o WHERE o.id = ANY(%(ids)s::uuid[])"
+    "   JOIN subjects_subject o ON o.id = i.subject_id WHERE i.blind_index = %(digest)s"
     ") ORDER BY s.id FOR UPDATE OF s"
+)
+_LOCK_BY_ID = (
+    f"SELECT {_SUBJECT_COLUMNS} FROM subjects_subject s WHERE s.id = ("
+    " SELECT COALESCE(o.merged_into_id, o.id) FROM subjects_subject o WHERE o.id = %(id)s"
+    ") FOR UPDATE OF s"
 )
 
 
-def lock_subjects_named(*, digests: list[bytes], subject_ids: list[uuid.UUID]) -> list[Subject] | None:
-    """Lock every surviving subject the ids or identifiers (blind indexes) name, resolved and locked in one
-    statement, in id order (no deadlock between two such writers). None where the vendor has no row locks in one
-    statement with a subquery (SQLite: the caller resolves, then locks). The subquery reads the statement's
-    snapshot: a merge that committed while this waited shows as a locked row whose merged_into is now set, which
-    the caller follows with lock_survivor."""
+def lock_subjects_named(*, digest: bytes | None = None, subject_id: uuid.UUID | None = None) -> list[Subject] | None:
+    """Lock every surviving subject that one identifier (its blind index) or one id names, resolved and locked in
+    one statement, in id order (no deadlock between two such writers). None where the vendor cannot (SQLite: the
+    caller resolves, then locks). The subquery reads the statement's snapshot: a merge that committed while this
+    waited shows as a locked row whose merged_into is now set, which the caller follows with lock_survivor."""
     if connection.vendor != "postgresql":
         return None
-    rows = prepared_rows(_LOCK_NAMED, {"digests": digests, "ids": subject_ids})
+    if digest is not None:
+        rows = prepared_rows(_LOCK_BY, {"digest": digest})
+    else:
+        rows = prepared_rows(_LOCK_BY_ID, {"id": subject_id})
     return [Subject.from_db(connection.alias, _SUBJECT_NAMES, row) for row in rows]
 
 

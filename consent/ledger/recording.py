@@ -81,7 +81,7 @@ def subject_for_write(reference: Reference, now: datetime) -> tuple[Subject, boo
     if len(digests) + len(ids) == 1:
         # One name (nearly every write): resolved and locked in one statement. With several names the resolution
         # rules (unknown identifiers ignored, all the known ones agreeing) need the owners of each: below.
-        locked = lock_subjects_named(digests=digests, subject_ids=ids)
+        locked = lock_subjects_named(digest=digests[0] if digests else None, subject_id=reference.subject_id)
         if locked is not None and len(locked) > 1:
             raise AmbiguousSubjectError("the id and identifiers name different subjects", field="subject")
         if locked:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from django.db import connection
 
 from config.db import prepared_rows
@@ -60,9 +61,9 @@ _WRITE = (
     " ON CONFLICT (subject_id) DO UPDATE SET last_seq = EXCLUDED.last_seq, last_hash = EXCLUDED.last_hash"
     ") INSERT INTO consent_consentstate (subject_id, purpose, channel, "
     + ", ".join(STATE_VALUES)
-    + ") SELECT %(subject)s, %(state_purpose)s, u.* FROM unnest(%(s_channel)s::text[], "
-    + ", ".join(f"%(s_{name})s::{kind}[]" for name, kind in zip(STATE_VALUES, _STATE_TYPES, strict=True))
-    + ") AS u ON CONFLICT (subject_id, purpose, channel) DO UPDATE SET "
+    + ") SELECT %(subject)s, %(state_purpose)s, r.* FROM jsonb_to_recordset(%(states)s::jsonb) AS r(channel text, "
+    + ", ".join(f"{name} {kind}" for name, kind in zip(STATE_VALUES, _STATE_TYPES, strict=True))
+    + ") ON CONFLICT (subject_id, purpose, channel) DO UPDATE SET "
     + ", ".join(f"{name} = EXCLUDED.{name}" for name in STATE_VALUES)
 )
 
@@ -146,10 +147,10 @@ def event_store(*, event: ConsentEvent, state_purpose: str, states: list[tuple[s
         "prev_hash": event.prev_hash,
         "hash": event.hash,
         "state_purpose": state_purpose,
-        "s_channel": [channel for channel, _ in states],
+        # One JSON parameter for any number of rows (an objection moves every channel): one statement shape, and
+        # orjson writes it faster than psycopg adapts a list per column.
+        "states": orjson.dumps([{"channel": channel, **values} for channel, values in states]).decode(),
     }
-    for name in STATE_VALUES:
-        params[f"s_{name}"] = [values[name] for _, values in states]
     prepared_rows(_WRITE, params)
 
 

@@ -9,8 +9,9 @@ view that reads one Subject row by primary key and answers a few of its columns 
 
 `bench/floor/write`: the floor of the consent write (the `writes` phase of tests/benchmarks/run.py): a bare POST
 view that reads the same JSON body and inserts one row of it into `bench_floor_write` (a plain table the run
-creates, FLOOR_WRITE_TABLE) in a durable transaction, answering 201 with the row's id. No authentication, rate
-limit, DRF, resolution, lock, encryption or hash chain: what any durable write over this stack costs."""
+creates: tests/benchmarks/environment.FLOOR_WRITE_TABLE) in a durable transaction, answering 201 with the row's id.
+No authentication, rate limit, DRF, resolution, lock, encryption or hash chain: what any durable write over this
+stack costs."""
 
 from __future__ import annotations
 
@@ -40,14 +41,6 @@ def floor_row(request: HttpRequest, subject_id: uuid.UUID) -> JsonResponse:
     if subject is None:
         return JsonResponse({"found": False}, status=404)
     return JsonResponse({"subject": str(subject.id), "status": subject.status, "created_at": subject.created_at})
-
-
-# Created by the run on its database (tests/benchmarks/run.py, phase_writes), not by a migration: a bench table.
-FLOOR_WRITE_TABLE = (
-    "CREATE TABLE IF NOT EXISTS bench_floor_write (id bigserial PRIMARY KEY, subject text NOT NULL, "
-    "purpose text NOT NULL, channel text NOT NULL, action text NOT NULL, body jsonb NOT NULL, "
-    "created_at timestamptz NOT NULL)"
-)
 
 
 @csrf_exempt

@@ -504,10 +504,8 @@ def phase_writes(keys: dict[str, str], token: str, args: argparse.Namespace, wor
     """Consent writes against their floor (bench/floor/write: a bare view, one row in a durable transaction) at
     --write-connections clients, in alternating slices as the single phase does; afterwards the chains and heads of
     every subject written to are verified."""
-    from tests.benchmarks.floor_urls import FLOOR_WRITE_TABLE
-
     with envmod.admin_connect(envmod.RUN_DB) as conn:
-        conn.execute(FLOOR_WRITE_TABLE)
+        conn.execute(envmod.FLOOR_WRITE_TABLE)
         row = conn.execute("SELECT now()").fetchone()
         assert row is not None
         since: datetime = row[0]

@@ -341,8 +341,9 @@ def fast_json_body(request: Request) -> dict[str, Any]:
 
 
 def fast_json_response(body: dict[str, Any], *, status: int = 200) -> HttpResponse:
-    """Rendered with orjson, bypassing DRF's renderer: a 10,000-result bulk check renders in milliseconds."""
-    return HttpResponse(orjson.dumps(body), content_type="application/json", status=status)
+    """Rendered with orjson, bypassing DRF's renderer: a 10,000-result bulk check renders in milliseconds. A UTC
+    date-time ends in `Z`, as DRF's renderer writes it."""
+    return HttpResponse(orjson.dumps(body, option=orjson.OPT_UTC_Z), content_type="application/json", status=status)
 
 
 def required_string(body: dict[str, Any], name: str, *, max_length: int = 64) -> str:

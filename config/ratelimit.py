@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Any
 
 import redis
 from django.conf import settings
@@ -105,6 +106,23 @@ def over(*, bucket: str, limit: int, period: int = 60) -> int | None:
     return None
 
 
+# One command (EVALSHA) instead of a pipeline of three: a request's counters in the least Python and one round trip.
+_OVER_THEN_HIT = """
+local seen = tonumber(redis.call('GET', KEYS[1]) or '0')
+local count = redis.call('INCR', KEYS[2])
+if count == 1 then redis.call('EXPIRE', KEYS[2], ARGV[1]) end
+return {seen, count}
+"""
+_scripts: dict[int, Any] = {}
+
+
+def _over_then_hit_script(client: redis.Redis) -> Any:
+    script = _scripts.get(id(client))
+    if script is None:
+        script = _scripts[id(client)] = client.register_script(_OVER_THEN_HIT)
+    return script
+
+
 def over_then_hit(
     *, over_bucket: str, over_limit: int, hit_bucket: str, hit_limit: int, period: int = 60
 ) -> tuple[int | None, int | None]:
@@ -119,11 +137,7 @@ def over_then_hit(
         window = int(now // period)
         over_key, hit_key = _key(over_bucket, window), _key(hit_bucket, window)
         try:
-            pipe = client.pipeline(transaction=False)
-            pipe.get(over_key)
-            pipe.incr(hit_key)
-            pipe.expire(hit_key, period * 2)
-            seen, count, _ = pipe.execute()
+            seen, count = _over_then_hit_script(client)(keys=[over_key, hit_key], args=[period * 2])
         except redis.RedisError:
             _outage = True
             log.warning("rate limiter: Redis unreachable, counting per process until it is back")

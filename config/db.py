@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 import psycopg
 from django.db import connection
+from psycopg.pq import ExecStatus
 from psycopg.types.json import set_json_loads
 
 
@@ -20,6 +21,9 @@ def configure_psycopg() -> None:
     The policy state arrives as PostgreSQL `json` aggregates (checks, sends): orjson decodes them faster.
     Django's own JSONFields are `jsonb`, which Django decodes itself, so they are unaffected."""
     set_json_loads(orjson.loads)
+
+
+TUPLES_OK = ExecStatus.TUPLES_OK
 
 
 def prepared_rows(sql: str, params: Mapping[str, Any] | Sequence[Any]) -> list[tuple[Any, ...]]:
@@ -39,7 +43,9 @@ def prepared_rows(sql: str, params: Mapping[str, Any] | Sequence[Any]) -> list[t
         # prepares.
         with psycopg.Cursor(raw) as cursor:
             cursor.execute(sql, params, prepare=True)
-            return cursor.fetchall() if cursor.description else []
+            # The result's status, not `description`: that builds a column object per column on every call.
+            result = cursor.pgresult
+            return cursor.fetchall() if result is not None and result.status == TUPLES_OK else []
 
     run: Callable[..., list[tuple[Any, ...]]] = execute
     for wrapper in reversed(connection.execute_wrappers):

@@ -17,7 +17,8 @@ from subjects.models import Suppression
 _ANY_SUPPRESSED = "SELECT EXISTS (SELECT 1 FROM subjects_suppression WHERE digest = ANY(%(digests)s::bytea[]))"
 
 
-def _digests(identifiers: Iterable[tuple[str, str]]) -> list[bytes]:
+def suppression_digests(identifiers: Iterable[tuple[str, str]]) -> list[bytes]:
+    """The keyed hashes the list holds for these (kind, normalised value) identifiers."""
     index = blind_index()
     return [index.suppression(kind, value) for kind, value in sorted(set(identifiers))]
 
@@ -35,7 +36,7 @@ def suppression_add(*, identifiers: Sequence[tuple[str, str]], now: datetime) ->
 
 def identifiers_suppressed(*, identifiers: Iterable[tuple[str, str]]) -> bool:
     """Whether any of these (kind, normalised value) identifiers belonged to an erased person. One query."""
-    digests = _digests(identifiers)
+    digests = suppression_digests(identifiers)
     if not digests:
         return False
     if connection.vendor == "postgresql":
@@ -46,6 +47,6 @@ def identifiers_suppressed(*, identifiers: Iterable[tuple[str, str]]) -> bool:
 
 def suppression_lift(*, identifiers: Iterable[tuple[str, str]]) -> None:
     """The person's own act takes these identifiers off the list."""
-    digests = _digests(identifiers)
+    digests = suppression_digests(identifiers)
     if digests:
         Suppression.objects.filter(digest__in=digests).delete()

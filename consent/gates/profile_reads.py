@@ -136,12 +136,12 @@ def _subject_with_records(subject_id: uuid.UUID, wanted: list[str]) -> tuple[Sub
     if connection.vendor != "postgresql":
         subject = subject_get_survivor(subject_id=subject_id)
         held = set(LinkedRecord.objects.filter(subject=subject).order_by().values_list("category", flat=True))
-        rows = LinkedRecord.objects.filter(subject=subject, category__in=wanted).order_by(
+        found = LinkedRecord.objects.filter(subject=subject, category__in=wanted).order_by(
             "occurred_at", "source", "external_id"
         )
         records = [
             (pk, category, source, external_id, occurred_at, bytes(blob))
-            for pk, category, source, external_id, occurred_at, blob in rows.values_list(
+            for pk, category, source, external_id, occurred_at, blob in found.values_list(
                 "pk", "category", "source", "external_id", "occurred_at", "data_enc"
             )
         ]

@@ -35,7 +35,7 @@ from subjects.locks import lock_identifiers, lock_subject, lock_subjects_named, 
 from subjects.models import Subject
 from subjects.selectors import subject_identifiers, subject_resolve
 from subjects.services import subject_create
-from subjects.suppression import identifiers_suppressed, suppression_lift
+from subjects.suppression import identifiers_suppressed, suppression_digests, suppression_lift
 
 # API.md reserves the first five; the rest are what Assent itself writes (expiry, merges, rights requests).
 RESERVED_SOURCES = frozenset(
@@ -73,20 +73,21 @@ def client_confirms(command: ConsentCommand) -> bool:
     return command.action == "confirm" and command.source not in RESERVED_SOURCES
 
 
-def subject_for_write(reference: Reference, now: datetime) -> tuple[Subject, bool]:
-    """The locked subject the reference names, created when nothing resolves (only from identifiers)."""
+def subject_for_write(reference: Reference, now: datetime) -> tuple[Subject, bool, list[tuple[int, str, bytes]] | None]:
+    """The locked subject the reference names, created when nothing resolves (only from identifiers); whether it
+    was created; its identifiers (id, kind, value_enc) as the locking statement read them, when it read them."""
     index = blind_index()
     digests = [index.lookup(kind, value) for kind, value in reference.identifiers]
-    ids = [reference.subject_id] if reference.subject_id is not None else []
-    if len(digests) + len(ids) == 1:
+    if len(digests) + (reference.subject_id is not None) == 1:
         # One name (nearly every write): resolved and locked in one statement. With several names the resolution
         # rules (unknown identifiers ignored, all the known ones agreeing) need the owners of each: below.
         locked = lock_subjects_named(digest=digests[0] if digests else None, subject_id=reference.subject_id)
         if locked is not None and len(locked) > 1:
             raise AmbiguousSubjectError("the id and identifiers name different subjects", field="subject")
         if locked:
-            return _writable(locked[0]), False
-        if locked is not None and ids:
+            subject = _writable(locked[0].subject)
+            return subject, False, locked[0].identifiers if subject is locked[0].subject else None
+        if locked is not None and reference.subject_id is not None:
             raise SubjectNotFoundError("no subject with this id", field="subject.id")
     # Two first writes for the same new person must not create two subjects: lock on the identifiers first.
     lock_identifiers(digests)
@@ -94,8 +95,8 @@ def subject_for_write(reference: Reference, now: datetime) -> tuple[Subject, boo
     if subject_id is None:
         if reference.subject_id is not None:
             raise SubjectNotFoundError("no subject with this id", field="subject.id")
-        return subject_create(reference=reference, now=now), True
-    return _writable(lock_subject(subject_id)), False
+        return subject_create(reference=reference, now=now), True, None
+    return _writable(lock_subject(subject_id)), False, None
 
 
 def _writable(subject: Subject) -> Subject:
@@ -114,21 +115,31 @@ def consent_event_record(command: ConsentCommand, info: PurposeInfo, now: dateti
     """Record a validated command: the event, its objection or lifted objection, the projection of every channel
     it covers, and the double opt-in a pending grant asks for. Reads in one statement and writes in one
     (consent.ledger.storage), under the subject's lock."""
-    subject, created = subject_for_write(command.reference, now)
+    subject, created, known = subject_for_write(command.reference, now)
     # Stamped again under the subject's lock, so that the chain's order (seq) and the state's (occurred_at) agree for
     # every event its client does not date itself: stamped before the wait, a withdrawal queued behind a grant that
     # came later was dated before it and answered "granted", the grant standing (the soak found it).
     now = max(now, timezone.now())
     channels = [command.channel] if command.channel else sorted(info.rule.channels)
+    key = data_key(subject)
     considered = _suppression_considered(command, info)
+    held: list[tuple[str, str]] = []  # the subject's identifiers, for the suppression list
+    if considered and not created:
+        # A subject this write created holds exactly the reference's identifiers.
+        held = _decrypted(subject, key, known) if known is not None else subject_identifiers(subject=subject, key=key)
     inputs = write_inputs(
         subject=subject,
         purpose=info.rule.key,
         channels=channels,
-        # A subject this write created holds exactly the reference's identifiers.
-        identifiers=considered and not created,
         email=command.reference.email,
+        suppression=suppression_digests([*command.reference.identifiers, *held]) if considered else None,
     )
+    suppressed = inputs.suppressed
+    if considered and known is not None and inputs.identifier_ids != [pk for pk, _, _ in known]:
+        # An identifier was attached or moved while the lock waited (the locking statement read them before): read
+        # them again, under the lock.
+        held = subject_identifiers(subject=subject, key=key)
+        suppressed = identifiers_suppressed(identifiers=[*command.reference.identifiers, *held])
     if client_confirms(command):
         # The confirmed address must be the person's: another's address in the reference proves nothing for them.
         email_linked(command.reference, inputs.email_linked, required=True)
@@ -137,11 +148,7 @@ def consent_event_record(command: ConsentCommand, info: PurposeInfo, now: dateti
         if pending is None or pending.status != projection.PENDING:
             # A bare confirm confirms a pending grant; without one it would record an event that changes nothing.
             raise NothingToConfirmError("nothing waits for confirmation on this purpose and channel", field="action")
-    key = data_key(subject)
     occurred_at = command.occurred_at or now
-    suppressed = considered and identifiers_suppressed(
-        identifiers=[*command.reference.identifiers, *_decrypted(subject, key, inputs.identifiers)]
-    )
     event = ledger_event(
         subject=subject,
         key=key,

@@ -15,7 +15,7 @@ from django.db import connection
 from config.db import prepared_rows
 from consent.models import ConsentEvent, ConsentState, LedgerHead
 from subjects.keys import blind_index
-from subjects.models import Identifier, Subject
+from subjects.models import Identifier, Subject, Suppression
 from subjects.selectors import identifier_owners
 
 _STATE_FIELDS = [f.attname for f in ConsentState._meta.concrete_fields]
@@ -38,12 +38,9 @@ _READ = (
     "SELECT h.last_seq, h.last_hash,"
     " EXISTS (SELECT 1 FROM subjects_identifier i JOIN subjects_subject o ON o.id = i.subject_id"
     "         WHERE i.blind_index = %(email)s AND COALESCE(o.merged_into_id, o.id) = %(subject)s),"
-    + "".join(
-        f" CASE WHEN %(identifiers)s THEN ARRAY(SELECT i.{column} FROM subjects_identifier i"
-        "   WHERE i.subject_id = %(subject)s ORDER BY i.created_at, i.id) END,"
-        for column in ("id", "kind", "value_enc")
-    )
-    + f" {_STATE_COLUMNS}"
+    " EXISTS (SELECT 1 FROM subjects_suppression p WHERE p.digest = ANY(%(suppression)s::bytea[])),"
+    " ARRAY(SELECT i.id FROM subjects_identifier i WHERE i.subject_id = %(subject)s ORDER BY i.created_at, i.id),"
+    f" {_STATE_COLUMNS}"
     " FROM (SELECT 1) AS one"
     " LEFT JOIN consent_ledgerhead h ON h.subject_id = %(subject)s"
     " LEFT JOIN consent_consentstate cs"
@@ -72,55 +69,47 @@ _WRITE = (
 class WriteInputs:
     head: tuple[int, str] | None  # the chain's last (seq, hash); None: no event yet
     states: dict[str, ConsentState]  # the purpose's state rows by channel, of the channels asked for
-    identifiers: list[tuple[int, str, bytes]] | None  # (id, kind, value_enc) in attach order, when asked for
+    identifier_ids: list[int]  # the subject's identifiers now, in attach order
     email_linked: bool  # the e-mail asked about is an identifier of the subject (merges followed)
+    suppressed: bool  # one of the suppression digests asked about is on the list
 
 
 def write_inputs(
-    *, subject: Subject, purpose: str, channels: list[str], identifiers: bool, email: str | None
+    *, subject: Subject, purpose: str, channels: list[str], email: str | None, suppression: list[bytes] | None
 ) -> WriteInputs:
-    """What recording one event on a locked subject needs to read (`email`: a normalised address to ask about).
-    Call it once the lock is held."""
+    """What recording one event on a locked subject needs to read (`email`: a normalised address to ask about,
+    `suppression`: keyed hashes to look up on the suppression list). Call it once the lock is held."""
     if connection.vendor != "postgresql":
-        return _write_inputs_orm(subject, purpose, channels, identifiers, email)
+        return _write_inputs_orm(subject, purpose, channels, email, suppression)
     params = {
         "subject": subject.id,
         "purpose": purpose,
         "channels": channels,
-        "identifiers": identifiers,
         "email": blind_index().lookup("email", email) if email is not None else None,
+        "suppression": suppression,
     }
     rows = prepared_rows(_READ, params)
     first = rows[0]
     head = (int(first[0]), str(first[1])) if first[0] is not None else None
     states = {}
     for row in rows:
-        if row[6] is not None:  # the state row's id: NULL when the LEFT JOIN found none
-            state = ConsentState.from_db(connection.alias, _STATE_FIELDS, row[6:])
+        if row[5] is not None:  # the state row's id: NULL when the LEFT JOIN found none
+            state = ConsentState.from_db(connection.alias, _STATE_FIELDS, row[5:])
             states[state.channel] = state
-    found = None
-    if first[3] is not None:
-        found = list(zip(first[3], first[4], [bytes(b) for b in first[5]], strict=True))
-    return WriteInputs(head, states, found, bool(first[2]))
+    return WriteInputs(head, states, list(first[4]), bool(first[2]), bool(first[3]))
 
 
 def _write_inputs_orm(
-    subject: Subject, purpose: str, channels: list[str], identifiers: bool, email: str | None
+    subject: Subject, purpose: str, channels: list[str], email: str | None, suppression: list[bytes] | None
 ) -> WriteInputs:
     head = LedgerHead.objects.filter(subject=subject).values_list("last_seq", "last_hash").first()
     states = {
         row.channel: row for row in ConsentState.objects.filter(subject=subject, purpose=purpose, channel__in=channels)
     }
-    found = None
-    if identifiers:
-        found = [
-            (pk, kind, bytes(blob))
-            for pk, kind, blob in Identifier.objects.filter(subject=subject)
-            .order_by("created_at", "pk")
-            .values_list("pk", "kind", "value_enc")
-        ]
+    ids = list(Identifier.objects.filter(subject=subject).order_by("created_at", "pk").values_list("pk", flat=True))
     linked = email is not None and subject.id in identifier_owners(identifiers=[("email", email)])[0]
-    return WriteInputs(head, states, found, linked)
+    suppressed = bool(suppression) and Suppression.objects.filter(digest__in=suppression).exists()
+    return WriteInputs(head, states, ids, linked, suppressed)
 
 
 def event_store(*, event: ConsentEvent, state_purpose: str, states: list[tuple[str, dict[str, Any]]]) -> None:

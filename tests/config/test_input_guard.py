@@ -1,76 +1,149 @@
-"""The body guard's fast path (ASCII bodies without \\u escapes skip the string checks) must refuse exactly what the
-full walk refuses: generated JSON bodies, hostile ones included, go through both and get the same verdict."""
+"""One input guard for every endpoint (issue 9 item 6): what would crash or corrupt a layer below is a 400 problem
+with a clear detail (413 for size), never a 500 or a 503 "cannot decide"."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import orjson
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from django.test import Client
 
-from config.input import MAX_DEPTH, MAX_SAFE_INTEGER, MalformedInputError, _check, guarded_loads
+from tests.api import Api
 
-_numbers = st.one_of(
-    st.integers(min_value=-(2**63), max_value=2**64 - 1),
-    st.floats(allow_nan=False, allow_infinity=False),
-    st.sampled_from([MAX_SAFE_INTEGER, MAX_SAFE_INTEGER + 1, -MAX_SAFE_INTEGER - 1, 2.0**53, 1e300]),
-)
-_strings = st.one_of(st.text(max_size=8), st.sampled_from(["a\x00b", "plain", "ümlaut", "\ud800", "x\\u0000"]))
-_json = st.recursive(
-    st.one_of(st.none(), st.booleans(), _numbers, _strings),
-    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(_strings, inner, max_size=4)),
-    max_leaves=30,
-)
-
-
-def _verdict(check: Any) -> str | None:
-    try:
-        check()
-    except MalformedInputError as exc:
-        return exc.detail if hasattr(exc, "detail") else str(exc)
-    return None
+CONSENTS = "/api/v1/consents"
+CHECK = "/api/v1/consents/check"
+RECORDS = "/api/v1/records"
+REQUESTS = "/api/v1/requests"
+GRANT: dict[str, Any] = {
+    "subject": {"phone": "+491711234567"},
+    "purpose": "newsletter",
+    "channel": "sms",  # no double opt-in: a valid grant is a 201
+    "action": "grant",
+    "notice_version": "2026-01",
+    "source": "webshop",
+}
 
 
-def _encode(value: Any) -> bytes | None:
-    try:
-        return orjson.dumps(value)
-    except (orjson.JSONEncodeError, TypeError):  # lone surrogates and integers beyond 64 bits cannot be encoded
-        return None
+def assert_problem(response: Any, status: int = 400) -> dict[str, Any]:
+    assert response.status_code == status, response.content[:500]
+    assert response["Content-Type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    assert body["detail"]
+    return body
 
 
-@settings(max_examples=400, deadline=None, derandomize=True)
-@given(_json)
-def test_the_fast_path_refuses_what_the_full_walk_refuses(value: Any) -> None:
-    raw = _encode(value)
-    if raw is None:
-        return
-    parsed = orjson.loads(raw)
-    assert (_verdict(lambda: guarded_loads(raw)) is None) == (_verdict(lambda: _check(parsed)) is None)
+def deep(depth: int) -> bytes:
+    return b'{"a":' * depth + b"1" + b"}" * depth
 
 
-def nested(depth: int) -> Any:
-    value: Any = "leaf"
-    for _ in range(depth):  # depth lists around one string
-        value = [value]
-    return value
+@pytest.mark.parametrize("path", [CONSENTS, RECORDS, REQUESTS, CHECK])
+def test_it_refuses_json_nested_5000_deep_with_a_400(api: Api, path: str) -> None:
+    body = assert_problem(api.post_raw(path, deep(5000)))
+    assert "nested deeper than 32" in body["detail"]
 
 
-@pytest.mark.parametrize(
-    ("body", "refused"),
-    [
-        (orjson.dumps({"subjects": [{"email": "a@example.org"}] * 1000}), False),
-        (orjson.dumps(nested(MAX_DEPTH)), False),
-        (orjson.dumps(nested(MAX_DEPTH + 1)), True),
-        (b'{"n": 9007199254740992}', True),
-        (b'{"n": 18446744073709551616}', True),
-        (b'{"n": -9007199254740991}', False),
-        (b'{"s": "a\\u0000b"}', True),
-        (b'{"s": "\\ud800"}', True),
-        (b'{"s\\u0000": 1}', True),
-        (b'{"s": "\\u00fc"}', False),
-    ],
-)
-def test_bodies_a_client_might_send(body: bytes, refused: bool) -> None:
-    assert (_verdict(lambda: guarded_loads(body)) is not None) == refused
+def test_it_refuses_json_nested_just_over_32_but_accepts_32_in_evidence(api: Api) -> None:
+    nested: Any = 1
+    for _ in range(31):  # the body object is level 1, evidence level 2
+        nested = {"a": nested}
+    assert_problem(api.post(CONSENTS, {**GRANT, "evidence": {"x": nested}}))
+    nested = 1
+    for _ in range(30):
+        nested = {"a": nested}
+    assert api.post(CONSENTS, {**GRANT, "evidence": {"x": nested}}).status_code == 201
+
+
+def test_it_refuses_an_integer_beyond_2_to_the_53_in_evidence(api: Api) -> None:
+    body = assert_problem(api.post(CONSENTS, {**GRANT, "evidence": {"n": 2**60}}))
+    assert "2^53" in body["detail"]
+
+
+def test_it_refuses_a_number_that_overflows_to_infinity(api: Api) -> None:
+    raw = b'{"subject":{"email":"anna@example.de"},"purpose":"newsletter","channel":"email","action":"grant",'
+    raw += b'"notice_version":"2026-01","source":"webshop","evidence":{"n":1e400}}'
+    assert_problem(api.post_raw(CONSENTS, raw))
+
+
+@pytest.mark.parametrize("literal", [b"NaN", b"Infinity", b"-Infinity"])
+def test_it_refuses_non_finite_literals(api: Api, literal: bytes) -> None:
+    assert_problem(api.post_raw(CONSENTS, b'{"evidence":{"n":' + literal + b"}}"))
+
+
+def test_it_refuses_a_lone_surrogate_in_evidence(api: Api) -> None:
+    raw = b'{"subject":{"email":"anna@example.de"},"purpose":"newsletter","channel":"email","action":"grant",'
+    raw += b'"notice_version":"2026-01","source":"webshop","evidence":{"note":"\\ud800"}}'
+    assert_problem(api.post_raw(CONSENTS, raw))
+
+
+def test_it_refuses_an_email_with_a_lone_surrogate(api: Api) -> None:
+    raw = b'{"subject":{"email":"anna\\ud800@example.de"},"purpose":"newsletter","channel":"email"}'
+    assert_problem(api.post_raw(CHECK, raw))
+
+
+def test_a_nul_in_a_check_identifier_is_a_400_not_a_503(api: Api) -> None:
+    body = assert_problem(
+        api.post(CHECK, {"subject": {"email": "anna\x00@example.de"}, "purpose": "newsletter", "channel": "email"})
+    )
+    assert "NUL" in body["detail"]
+    assert body.get("allowed") is None
+
+
+def test_a_nul_in_a_key_is_a_400(api: Api) -> None:
+    assert_problem(api.post(CONSENTS, {**GRANT, "evidence": {"a\x00": 1}}))
+
+
+def test_a_nul_in_a_query_string_is_a_400(api: Api) -> None:
+    body = assert_problem(api.get("/api/v1/requests/00000000-0000-0000-0000-000000000000?x=a%00b"))
+    assert "NUL" in body["detail"]
+
+
+def test_invalid_utf8_is_a_400(api: Api) -> None:
+    assert_problem(api.post_raw(CHECK, b'{"subject":{"email":"\xff\xfe@x.de"},"purpose":"a","channel":"b"}'))
+
+
+def test_a_body_over_8_mib_is_a_413(api: Api) -> None:
+    raw = b'{"evidence":{"pad":"' + b"x" * (8 * 1024 * 1024 + 10) + b'"}}'
+    assert_problem(api.post_raw(CONSENTS, raw), 413)
+    assert_problem(api.post_raw(CHECK, raw), 413)
+
+
+@pytest.mark.parametrize("when", ["0001-01-01T00:00:00Z", "2999-01-01T00:00:00Z"])
+def test_it_refuses_an_occurred_at_outside_1900_to_tomorrow(api: Api, when: str) -> None:
+    body = assert_problem(api.post(CONSENTS, {**GRANT, "occurred_at": when}))
+    assert "1900-01-01" in body["errors"]["occurred_at"][0]
+
+
+@pytest.mark.parametrize("when", ["0001-01-01T00:00:00Z", "2999-01-01T00:00:00Z"])
+def test_it_refuses_an_evidence_confirmed_at_outside_the_window(api: Api, when: str) -> None:
+    body = assert_problem(api.post(CONSENTS, {**GRANT, "evidence": {"confirmed_at": when, "method": "form"}}))
+    assert "1900-01-01" in body["detail"]
+
+
+@pytest.mark.parametrize("when", ["0001-01-01T00:00:00Z", "2999-01-01T00:00:00Z"])
+def test_it_refuses_a_record_occurred_at_outside_the_window(api: Api, when: str) -> None:
+    record = {
+        "source": "shop",
+        "external_id": "1",
+        "category": "contact",
+        "identifiers": {"email": "anna@example.de"},
+        "occurred_at": when,
+    }
+    body = assert_problem(api.post(RECORDS, record))
+    assert "1900-01-01" in body["errors"]["occurred_at"][0]
+
+
+def test_a_post_to_an_unknown_api_path_is_a_problem_404_not_a_csrf_403(db: None) -> None:
+    http = Client(enforce_csrf_checks=True)
+    response = http.post("/api/v2/nothing", b"{}", content_type="application/json")
+    assert_problem(response, 404)
+
+
+def test_the_portal_sign_in_form_answers_a_nul_without_a_500(db: None) -> None:
+    response = Client().post("/portal/", {"email": "anna\x00@example.de"})
+    assert response.status_code < 500
+
+
+def test_an_admin_search_with_a_nul_answers_without_a_500(admin_client: Client) -> None:
+    response = admin_client.get("/admin/consent/apiclient/", {"q": "a\x00b"})
+    assert response.status_code < 500

@@ -11,6 +11,7 @@ from typing import Any
 
 from django.db import connection
 
+from config.db import prepared_rows
 from consent.catalogue.snapshot import catalogue_snapshot
 from consent.errors import undecidable
 from consent.models import ConsentEvent, ConsentState
@@ -112,12 +113,9 @@ def policy_inputs(
     states: dict[uuid.UUID, SubjectState] = {}
     unreadable: set[uuid.UUID] = set()
     shapes: dict[str, SubjectState | None] = {}  # None: this shape cannot be read
-    connection.ensure_connection()
-    # A raw psycopg cursor with a server-side prepared statement: planning this statement costs more than
-    # running it for one person, and Django's client-side binding would plan it on every check.
-    with connection.wrap_database_errors, connection.connection.cursor() as cursor:
-        cursor.execute(_CHECK_SQL, params, prepare=True)
-        rows = cursor.fetchall()
+    # A server-side prepared statement (config.db.prepared_rows): planning this statement costs more than running
+    # it for one person, and Django's client-side binding would plan it on every check.
+    rows = prepared_rows(_CHECK_SQL, params)
     for digest, given_id, sid, shape, granted_us in rows:
         if digest is not None:
             owners.setdefault(digest, set()).add(sid)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
@@ -18,6 +19,7 @@ from config.api import (
     SubjectReferenceField,
     WindowedDateTimeField,
     client_of,
+    fast_json_response,
     problems,
 )
 from config.errors import InvalidInputError
@@ -72,7 +74,7 @@ class ConsentCreateApi(APIView):
             ),
         },
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: Request) -> HttpResponse:
         data = plain_input(request.data)
         if data is None:
             serializer = self.InputSerializer(data=request.data)
@@ -104,8 +106,8 @@ class ConsentCreateApi(APIView):
             status, body = consent_record_idempotent(
                 command=command, client_id=client.id, key=key, request_digest=request_digest(request.data)
             )
-            return Response(body, status=status)
-        return Response(consent_record(command=command).as_body(), status=201)
+            return fast_json_response(body, status=status)
+        return fast_json_response(consent_record(command=command).as_body(), status=201)
 
 
 # The InputSerializer's string fields and their limits; the required ones first.

@@ -50,17 +50,23 @@ def subject_states_for_policy(
         return {}
     wanted = list(purposes) if purposes is not None else None
     result: dict[uuid.UUID, SubjectState] = {}
-    with connection.cursor() as cursor:
-        sql, params = _state_query(ids, wanted)
-        cursor.execute(sql, params)  # type: ignore[arg-type]
-        for row in cursor:
-            sid = row[0] if isinstance(row[0], uuid.UUID) else uuid.UUID(str(row[0]))
-            try:
-                result[sid] = _state_of(row)
-            except (KeyError, ValueError, TypeError) as exc:
-                # A corrupt state row: no decision may rest on it (API.md: 503, allowed false, unavailable).
-                logger.warning("policy state of subject %s cannot be read", sid, exc_info=True)
-                raise undecidable() from exc
+    sql, params = _state_query(ids, wanted)
+    if connection.vendor == "postgresql":
+        # Prepared (config.db.prepared_rows): a profile read asks this for one person, where planning costs more than
+        # running it.
+        rows = prepared_rows(sql, params)
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)  # type: ignore[arg-type]
+            rows = cursor.fetchall()
+    for row in rows:
+        sid = row[0] if isinstance(row[0], uuid.UUID) else uuid.UUID(str(row[0]))
+        try:
+            result[sid] = _state_of(row)
+        except (KeyError, ValueError, TypeError) as exc:
+            # A corrupt state row: no decision may rest on it (API.md: 503, allowed false, unavailable).
+            logger.warning("policy state of subject %s cannot be read", sid, exc_info=True)
+            raise undecidable() from exc
     return result
 
 

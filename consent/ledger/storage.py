@@ -7,6 +7,7 @@ than every change made under that lock. Elsewhere (the SQLite demo) the same thr
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -138,9 +139,18 @@ def event_store(*, event: ConsentEvent, state_purpose: str, states: list[tuple[s
         "state_purpose": state_purpose,
         # One JSON parameter for any number of rows (an objection moves every channel): one statement shape, and
         # orjson writes it faster than psycopg adapts a list per column.
-        "states": orjson.dumps([{"channel": channel, **values} for channel, values in states]).decode(),
+        "states": orjson.dumps(
+            [{"channel": channel, **values} for channel, values in states], default=_iso_default
+        ).decode(),
     }
     prepared_rows(_WRITE, params)
+
+
+def _iso_default(value: object) -> str:
+    """orjson writes datetime itself, not its subclasses (a test clock's): ISO 8601 all the same."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def _event_store_orm(event: ConsentEvent, state_purpose: str, states: list[tuple[str, dict[str, Any]]]) -> None:

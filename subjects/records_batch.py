@@ -1,0 +1,469 @@
+"""Batch ingestion (API.md, `POST /api/v1/records/batch`): up to 10,000 records applied in order under the rules of
+a single record (subjects.records), written set-based.
+
+The items are cut into chunks of CHUNK, each one durable transaction. A chunk takes every advisory lock its items
+need at once (identifiers and records, sorted, one statement: as record_ingest does for one record, so batches and
+single writers queue on the same names and never deadlock), reads who holds its blind indexes and which of its
+(source, external id) exist in one query each, and locks those subjects. Then it plays the items in order against
+that picture in memory, with the same pure decision as a single record (choose_target), and collects the rows to
+write: new subjects, identifiers, records, updates of records, profiles, purchase flags. Each kind is written by one
+INSERT or UPDATE ... FROM unnest, the values sealed with one AESGCM object per data key.
+
+An item that would merge subjects (or propose a merge) is not played in memory: the rows collected so far are
+written first, then the item goes through record_apply (the single-record path) in a savepoint, which sees them,
+and the picture is read again. So a later item always sees an earlier item's subject, identifiers and merges, and
+an item that fails (a merge refused) is reported alone: its savepoint rolls back, the rest apply.
+
+Each item gets its own moment (the chunk's start plus its position in microseconds): the older of two subjects a
+later item merges is the one an earlier item created, exactly as when the records arrive one by one."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from django.db import connection, transaction
+from django.utils import timezone
+
+from config.errors import DomainError
+from subjects import crypto
+from subjects.columns import IDENTIFIER_VALUE, RECORD_DATA, SUBJECT_PROFILE
+from subjects.keys import blind_index, keyring, next_ids, open_field
+from subjects.locks import advisory_locks, identifier_lock_names, lock_subjects
+from subjects.models import Identifier, Subject
+from subjects.profile import is_child
+from subjects.records import (
+    PURCHASE_ADDRESS_KINDS,
+    RESOLVE_ATTEMPTS,
+    RecordIngested,
+    RecordInput,
+    choose_target,
+    record_apply,
+    record_ingest,
+    record_lock_name,
+    record_payload,
+)
+
+# Items per transaction. Bounds the advisory locks one transaction holds (about 2.5 per record): PostgreSQL keeps
+# them in one shared table of max_locks_per_transaction x max_connections slots (6,400 by default), shared by every
+# session, so two clients with 10,000-record transactions would exhaust it ("out of shared memory").
+CHUNK = 500
+
+Outcome = RecordIngested | DomainError
+RecordKey = tuple[str, str]  # (source, external id)
+
+
+def records_ingest_batch(*, records: Sequence[RecordInput]) -> list[Outcome]:
+    """Each record's result in input order: what record_ingest would have answered had the records come one by
+    one, or the DomainError it would have raised (a 4xx: the item's fault). A 5xx error ends the call; the chunks
+    before it stay committed, and a retry is idempotent per record."""
+    if connection.vendor != "postgresql":
+        # The demo's SQLite: one transaction per record, as the single endpoint (no arrays, no advisory locks).
+        return [_caught(lambda r=r: record_ingest(record=r)) for r in records]  # type: ignore[misc]
+    outcomes: list[Outcome] = []
+    last: datetime | None = None
+    for start in range(0, len(records), CHUNK):
+        chunk = records[start : start + CHUNK]
+        now = timezone.now()
+        if last is not None and now <= last:
+            now = last + timedelta(microseconds=1)  # the next chunk's items stay later than this one's
+        outcomes += _chunk_ingest(chunk, now)
+        last = now + timedelta(microseconds=len(chunk))
+    return outcomes
+
+
+def _caught(apply: Callable[[], RecordIngested]) -> Outcome:
+    try:
+        return apply()
+    except DomainError as exc:
+        if exc.status >= 500:
+            raise  # not the item's fault: the whole call answers the problem
+        return exc
+
+
+@transaction.atomic(durable=True)
+def _chunk_ingest(records: Sequence[RecordInput], now: datetime) -> list[Outcome]:
+    index = blind_index()
+    digests = [{(kind, value): index.lookup(kind, value) for kind, value in r.identifiers} for r in records]
+    advisory_locks(
+        identifier_lock_names(d for named in digests for d in named.values())
+        | {record_lock_name(r.source, r.external_id) for r in records}
+    )
+    outcomes: list[Outcome | None] = [None] * len(records)
+    keys: dict[uuid.UUID, bytes] = {}  # data keys unwrapped so far (they do not change within the transaction)
+    position = 0
+    while position < len(records):
+        picture = _picture(records[position:], digests[position:], keys)
+        if picture is not None:
+            position = _play(records, digests, position, picture, now, outcomes)
+        if position < len(records):
+            # A merge or a proposal (or subjects that kept changing under the picture): the single-record path,
+            # after the rows before it were written; a refusal rolls back this item alone.
+            record, at = records[position], now + timedelta(microseconds=position)
+
+            def apply(record: RecordInput = record, at: datetime = at) -> RecordIngested:
+                with transaction.atomic():
+                    return record_apply(record=record, now=at)
+
+            outcomes[position] = _caught(apply)
+            position += 1
+    return [o for o in outcomes if o is not None]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The picture: what the database holds for the items' identifiers and records, and what the items added
+# ---------------------------------------------------------------------------------------------------------
+@dataclass(slots=True)
+class _Picture:
+    owners: dict[bytes, set[uuid.UUID]]  # blind index -> the surviving subjects holding it
+    held: dict[uuid.UUID, set[bytes]]  # subject -> the blind indexes (of these items) it holds
+    records: dict[RecordKey, tuple[uuid.UUID, uuid.UUID]]  # -> (record id, its subject)
+    subjects: dict[uuid.UUID, Subject]  # the locked existing subjects
+    keys: dict[uuid.UUID, bytes]
+
+    def key(self, subject_id: uuid.UUID) -> bytes:
+        if subject_id not in self.keys:
+            self.unwrap([subject_id])
+        return self.keys[subject_id]
+
+    def unwrap(self, subject_ids: Sequence[uuid.UUID]) -> None:
+        subjects = [self.subjects[s] for s in subject_ids if s not in self.keys]
+        for subject in subjects:
+            if subject.wrapped_key is None:
+                raise crypto.DecryptionError("the subject's data key was destroyed")
+        unwrapped = keyring().unwrap_many([(s.key_kid, bytes(s.wrapped_key or b""), s.id) for s in subjects])
+        self.keys.update(zip((s.id for s in subjects), unwrapped, strict=True))
+
+
+def _picture(
+    records: Sequence[RecordInput], digests: Sequence[dict[tuple[str, str], bytes]], keys: dict[uuid.UUID, bytes]
+) -> _Picture | None:
+    """Resolve and lock, as record_apply does for one record; None when subjects kept being merged or erased
+    between the reads and the locks (then the items go one by one, each retrying on its own)."""
+    wanted = list({d for named in digests for d in named.values()})
+    sources, external_ids = zip(*{(r.source, r.external_id) for r in records}, strict=True)
+    for _attempt in range(RESOLVE_ATTEMPTS + 1):
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT i.blind_index, i.subject_id, COALESCE(s.merged_into_id, s.id) FROM subjects_identifier i "
+                "JOIN subjects_subject s ON s.id = i.subject_id WHERE i.blind_index = ANY(%s::bytea[])",
+                [wanted],
+            )
+            holders = cursor.fetchall()
+            cursor.execute(
+                "SELECT r.source, r.external_id, r.id, r.subject_id FROM subjects_linkedrecord r "
+                "JOIN unnest(%s::text[], %s::text[]) AS k(source, external_id) "
+                "ON r.source = k.source AND r.external_id = k.external_id",
+                [list(sources), list(external_ids)],
+            )
+            found = cursor.fetchall()
+        owners: dict[bytes, set[uuid.UUID]] = {}
+        held: dict[uuid.UUID, set[bytes]] = {}
+        for digest, subject_id, survivor in holders:
+            owners.setdefault(bytes(digest), set()).add(survivor)
+            held.setdefault(subject_id, set()).add(bytes(digest))
+        existing = {(source, external_id): (row_id, subject_id) for source, external_id, row_id, subject_id in found}
+        to_lock = {s for subjects in owners.values() for s in subjects} | {s for _, s in existing.values()}
+        locked = {s.id: s for s in lock_subjects(sorted(to_lock))}
+        if not any(s.merged_into_id is not None or s.erased_at is not None for s in locked.values()):
+            return _Picture(owners, held, existing, locked, keys)
+    return None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Playing the items in memory, collecting the rows
+# ---------------------------------------------------------------------------------------------------------
+@dataclass(slots=True)
+class _NewSubject:
+    created_at: datetime
+    key: bytes
+    profile: dict[str, Any] | None = None
+    profile_at: datetime | None = None
+
+
+@dataclass(slots=True)
+class _Record:
+    id: uuid.UUID
+    subject_id: uuid.UUID
+    category: str
+    data: Mapping[str, Any]
+    occurred_at: datetime
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(slots=True)
+class _Writes:
+    new_subjects: dict[uuid.UUID, _NewSubject] = field(default_factory=dict)
+    # (subject, blind index) -> [kind, value, created_at, purchase_at]
+    identifiers: dict[tuple[uuid.UUID, bytes], list[Any]] = field(default_factory=dict)
+    purchases: dict[tuple[uuid.UUID, bytes], datetime] = field(default_factory=dict)  # rows already stored
+    inserts: dict[RecordKey, _Record] = field(default_factory=dict)
+    updates: dict[RecordKey, _Record] = field(default_factory=dict)
+    profiles: dict[uuid.UUID, tuple[dict[str, Any], datetime]] = field(default_factory=dict)  # existing subjects
+
+
+def _play(
+    records: Sequence[RecordInput],
+    digests: Sequence[dict[tuple[str, str], bytes]],
+    position: int,
+    picture: _Picture,
+    now: datetime,
+    outcomes: list[Outcome | None],
+) -> int:
+    """Play the items from `position` until one needs a merge decision (or the end), write their rows, and
+    return that item's position."""
+    writes = _Writes()
+    while position < len(records):
+        record, named = records[position], digests[position]
+        at = now + timedelta(microseconds=position)
+        key = (record.source, record.external_id)
+        existing = picture.records.get(key)
+        choice = choose_target(
+            identifiers=record.identifiers,
+            merge_kinds=record.merge_kinds,
+            owners={pair: picture.owners.get(d, ()) for pair, d in named.items()},
+            existing_subject_id=existing[1] if existing is not None else None,
+        )
+        if len(choice.merge_of) > 1:
+            break
+        if choice.merge_of:
+            target = next(iter(choice.merge_of))  # one person holds them: no merge, as record_apply decides
+        elif choice.subject_id is not None:
+            target = choice.subject_id
+        else:
+            target = uuid.uuid4()
+            writes.new_subjects[target] = _NewSubject(created_at=at, key=crypto.new_data_key())
+        _attach(writes, picture, target, named, at, purchase=record.purchase)
+        record_id = _record(writes, picture, record, target, existing, at)
+        if record.profile:
+            _profile(writes, picture, target, record.data, at)
+        outcomes[position] = RecordIngested(record_id, target, existing is None)
+        position += 1
+    _flush(writes, picture)
+    return position
+
+
+def _attach(
+    writes: _Writes,
+    picture: _Picture,
+    target: uuid.UUID,
+    named: dict[tuple[str, str], bytes],
+    at: datetime,
+    *,
+    purchase: bool,
+) -> None:
+    """As subjects.records attaches identifiers: every one the target lacks; a purchase marks its e-mail and phone
+    as an existing customer's (the earliest purchase counts: a stored mark is kept)."""
+    have = picture.held.setdefault(target, set())
+    for (kind, value), digest in named.items():
+        purchase_address = purchase and kind in PURCHASE_ADDRESS_KINDS
+        if digest not in have:
+            writes.identifiers[(target, digest)] = [kind, value, at, at if purchase_address else None]
+            have.add(digest)
+            picture.owners.setdefault(digest, set()).add(target)
+        elif purchase_address:
+            pending = writes.identifiers.get((target, digest))
+            if pending is None:
+                writes.purchases.setdefault((target, digest), at)
+            elif pending[3] is None:
+                pending[3] = at
+
+
+def _record(
+    writes: _Writes,
+    picture: _Picture,
+    record: RecordInput,
+    target: uuid.UUID,
+    existing: tuple[uuid.UUID, uuid.UUID] | None,
+    at: datetime,
+) -> uuid.UUID:
+    key = (record.source, record.external_id)
+    if existing is None:
+        row = _Record(uuid.uuid4(), target, record.category, record.data, record.occurred_at, at, at)
+        writes.inserts[key] = row
+    else:
+        pending = writes.inserts.get(key)  # created earlier in this batch and not yet written: one insert
+        created_at = pending.created_at if pending is not None else at
+        row = _Record(existing[0], target, record.category, record.data, record.occurred_at, created_at, at)
+        (writes.inserts if pending is not None else writes.updates)[key] = row
+    picture.records[key] = (row.id, target)
+    return row.id
+
+
+def _profile(writes: _Writes, picture: _Picture, target: uuid.UUID, data: Mapping[str, Any], at: datetime) -> None:
+    """A record of a profile category: its attributes overwrite the profile's (subjects.profile.profile_update)."""
+    new = writes.new_subjects.get(target)
+    if new is not None:
+        new.profile = {**(new.profile or {}), **data}
+        new.profile_at = at
+        return
+    current = writes.profiles.get(target)
+    if current is not None:
+        profile = current[0]
+    else:
+        blob = picture.subjects[target].profile_enc
+        profile = orjson.loads(open_field(picture.key(target), blob, target, SUBJECT_PROFILE, target)) if blob else {}
+    profile.update(data)
+    writes.profiles[target] = (profile, at)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Writing the rows: one statement per kind
+# ---------------------------------------------------------------------------------------------------------
+class _Sealer:
+    """Collects values to encrypt per subject, then seals each subject's with one AESGCM object."""
+
+    def __init__(self) -> None:
+        self.fields: dict[uuid.UUID, list[tuple[str, crypto.RowId, bytes]]] = {}
+        self.slots: dict[uuid.UUID, list[tuple[list[Any], int]]] = {}
+
+    def add(
+        self, subject_id: uuid.UUID, column: str, row_id: crypto.RowId, plain: bytes, out: list[Any], i: int
+    ) -> None:
+        self.fields.setdefault(subject_id, []).append((column, row_id, plain))
+        self.slots.setdefault(subject_id, []).append((out, i))
+
+    def seal(self, keys: Callable[[uuid.UUID], bytes]) -> None:
+        for subject_id, fields in self.fields.items():
+            sealed = crypto.seal_fields(keys(subject_id), subject_id, fields)
+            for (out, i), value in zip(self.slots[subject_id], sealed, strict=True):
+                out[i] = value
+
+
+def _flush(writes: _Writes, picture: _Picture) -> None:
+    new = writes.new_subjects
+    new_keys = {subject_id: n.key for subject_id, n in new.items()}
+    touched = (
+        {s for s, _ in writes.identifiers}
+        | {r.subject_id for r in writes.inserts.values()}
+        | {r.subject_id for r in writes.updates.values()}
+        | set(writes.profiles)
+    )
+    picture.unwrap([s for s in touched if s not in new_keys])
+
+    def key(subject_id: uuid.UUID) -> bytes:
+        return new_keys.get(subject_id) or picture.keys[subject_id]
+
+    sealer = _Sealer()
+    subject_ids = list(new)
+    subject_profiles: list[bytes | None] = [None] * len(subject_ids)
+    subject_children = [False] * len(subject_ids)
+    for i, subject_id in enumerate(subject_ids):
+        n = new[subject_id]
+        if n.profile is not None:
+            assert n.profile_at is not None
+            subject_children[i] = is_child(n.profile.get("birth_date"), n.profile_at.date())
+            sealer.add(subject_id, SUBJECT_PROFILE, subject_id, _profile_json(n.profile), subject_profiles, i)
+
+    identifiers = list(writes.identifiers.items())
+    identifier_ids = next_ids(Identifier, len(identifiers))
+    identifier_values: list[bytes] = [b""] * len(identifiers)
+    for i, ((subject_id, _digest), (_kind, value, _at, _purchase)) in enumerate(identifiers):
+        sealer.add(subject_id, IDENTIFIER_VALUE, identifier_ids[i], value.encode(), identifier_values, i)
+
+    inserts, updates = list(writes.inserts.values()), list(writes.updates.values())
+    insert_data: list[bytes] = [b""] * len(inserts)
+    update_data: list[bytes] = [b""] * len(updates)
+    for rows, out in ((inserts, insert_data), (updates, update_data)):
+        for i, row in enumerate(rows):
+            sealer.add(row.subject_id, RECORD_DATA, row.id, record_payload(row.data), out, i)
+
+    profiles = list(writes.profiles.items())
+    profile_values: list[bytes] = [b""] * len(profiles)
+    for i, (subject_id, (profile, _at)) in enumerate(profiles):
+        sealer.add(subject_id, SUBJECT_PROFILE, subject_id, _profile_json(profile), profile_values, i)
+    sealer.seal(key)
+
+    with connection.cursor() as cursor:
+        if subject_ids:
+            kid, wrapped = keyring().wrap_many([(new[s].key, s) for s in subject_ids])
+            cursor.execute(
+                "INSERT INTO subjects_subject (id, created_at, status, key_kid, wrapped_key, is_child, profile_enc) "
+                "SELECT t.id, t.created_at, %s, %s, t.wrapped_key, t.is_child, t.profile_enc "
+                "FROM unnest(%s::uuid[], %s::timestamptz[], %s::bytea[], %s::boolean[], %s::bytea[]) "
+                "AS t(id, created_at, wrapped_key, is_child, profile_enc)",
+                [
+                    Subject.Status.ACTIVE.value,
+                    kid,
+                    subject_ids,
+                    [new[s].created_at for s in subject_ids],
+                    wrapped,
+                    subject_children,
+                    subject_profiles,
+                ],
+            )
+        if identifiers:
+            cursor.execute(
+                "INSERT INTO subjects_identifier (id, subject_id, kind, blind_index, value_enc, created_at, "
+                "purchase_at) SELECT * FROM unnest(%s::bigint[], %s::uuid[], %s::text[], %s::bytea[], %s::bytea[], "
+                "%s::timestamptz[], %s::timestamptz[])",
+                [
+                    identifier_ids,
+                    [s for (s, _), _ in identifiers],
+                    [v[0] for _, v in identifiers],
+                    [d for (_, d), _ in identifiers],
+                    identifier_values,
+                    [v[2] for _, v in identifiers],
+                    [v[3] for _, v in identifiers],
+                ],
+            )
+        if writes.purchases:
+            marks = list(writes.purchases.items())
+            cursor.execute(
+                "UPDATE subjects_identifier AS i SET purchase_at = t.at "
+                "FROM unnest(%s::uuid[], %s::bytea[], %s::timestamptz[]) AS t(subject_id, blind_index, at) "
+                "WHERE i.subject_id = t.subject_id AND i.blind_index = t.blind_index AND i.purchase_at IS NULL",
+                [[s for (s, _), _ in marks], [d for (_, d), _ in marks], [at for _, at in marks]],
+            )
+        if inserts:
+            cursor.execute(
+                "INSERT INTO subjects_linkedrecord (id, subject_id, source, external_id, category, data_enc, "
+                "occurred_at, created_at, updated_at) SELECT * FROM unnest(%s::uuid[], %s::uuid[], %s::text[], "
+                "%s::text[], %s::text[], %s::bytea[], %s::timestamptz[], %s::timestamptz[], %s::timestamptz[])",
+                [
+                    [r.id for r in inserts],
+                    [r.subject_id for r in inserts],
+                    [k[0] for k in writes.inserts],
+                    [k[1] for k in writes.inserts],
+                    [r.category for r in inserts],
+                    insert_data,
+                    [r.occurred_at for r in inserts],
+                    [r.created_at for r in inserts],
+                    [r.updated_at for r in inserts],
+                ],
+            )
+        if updates:
+            cursor.execute(
+                "UPDATE subjects_linkedrecord AS r SET subject_id = t.subject_id, category = t.category, "
+                "data_enc = t.data_enc, occurred_at = t.occurred_at, updated_at = t.updated_at "
+                "FROM unnest(%s::uuid[], %s::uuid[], %s::text[], %s::bytea[], %s::timestamptz[], %s::timestamptz[]) "
+                "AS t(id, subject_id, category, data_enc, occurred_at, updated_at) WHERE r.id = t.id",
+                [
+                    [r.id for r in updates],
+                    [r.subject_id for r in updates],
+                    [r.category for r in updates],
+                    update_data,
+                    [r.occurred_at for r in updates],
+                    [r.updated_at for r in updates],
+                ],
+            )
+        if profiles:
+            cursor.execute(
+                "UPDATE subjects_subject AS s SET profile_enc = t.profile_enc, is_child = t.is_child "
+                "FROM unnest(%s::uuid[], %s::bytea[], %s::boolean[]) AS t(id, profile_enc, is_child) WHERE s.id = t.id",
+                [
+                    [s for s, _ in profiles],
+                    profile_values,
+                    [is_child(p.get("birth_date"), at.date()) for _, (p, at) in profiles],
+                ],
+            )
+
+
+def _profile_json(profile: Mapping[str, Any]) -> bytes:
+    # The form subjects.profile writes (json.dumps, keys sorted): readers parse it, so only the content counts.
+    return orjson.dumps(dict(profile), option=orjson.OPT_SORT_KEYS)

@@ -29,6 +29,7 @@ import orjson
 from django.db import connection, transaction
 from django.utils import timezone
 
+from config.db import binary_cursor
 from config.errors import DomainError
 from subjects import crypto
 from subjects.columns import IDENTIFIER_VALUE, RECORD_DATA, SUBJECT_PROFILE
@@ -147,12 +148,12 @@ def _picture(
     wanted = list({d for named in digests for d in named.values()})
     sources, external_ids = zip(*{(r.source, r.external_id) for r in records}, strict=True)
     for _attempt in range(RESOLVE_ATTEMPTS + 1):
-        with connection.cursor() as cursor:
+        with binary_cursor() as cursor:
             # One index probe per value, whatever the statistics say: `OFFSET 0` keeps each LATERAL subquery a
             # subquery, so the planner cannot turn it into a hash join over the whole table (which it chose while
             # the tables grew faster than ANALYZE saw: 30 ms instead of 2 ms per chunk).
             cursor.execute(
-                "SELECT i.blind_index, i.subject_id, i.survivor FROM unnest(%s::bytea[]) AS d(blind_index) "
+                "SELECT i.blind_index, i.subject_id, i.survivor FROM unnest(%b::bytea[]) AS d(blind_index) "
                 "CROSS JOIN LATERAL (SELECT i.blind_index, i.subject_id, COALESCE(s.merged_into_id, s.id) AS survivor "
                 "FROM subjects_identifier i JOIN subjects_subject s ON s.id = i.subject_id "
                 "WHERE i.blind_index = d.blind_index OFFSET 0) AS i",
@@ -161,7 +162,7 @@ def _picture(
             holders = cursor.fetchall()
             cursor.execute(
                 "SELECT k.source, k.external_id, r.id, r.subject_id "
-                "FROM unnest(%s::text[], %s::text[]) AS k(source, external_id) "
+                "FROM unnest(%b::text[], %b::text[]) AS k(source, external_id) "
                 "CROSS JOIN LATERAL (SELECT r.id, r.subject_id FROM subjects_linkedrecord r "
                 "WHERE r.source = k.source AND r.external_id = k.external_id OFFSET 0) AS r",
                 [list(sources), list(external_ids)],
@@ -385,13 +386,13 @@ def _flush(writes: _Writes, picture: _Picture) -> None:
         sealer.add(subject_id, SUBJECT_PROFILE, subject_id, _profile_json(profile), profile_values, i)
     sealer.seal(key)
 
-    with connection.cursor() as cursor:
+    with binary_cursor() as cursor:
         if subject_ids:
             kid, wrapped = keyring().wrap_many([(new[s].key, s) for s in subject_ids])
             cursor.execute(
                 "INSERT INTO subjects_subject (id, created_at, status, key_kid, wrapped_key, is_child, profile_enc) "
-                "SELECT t.id, t.created_at, %s, %s, t.wrapped_key, t.is_child, t.profile_enc "
-                "FROM unnest(%s::uuid[], %s::timestamptz[], %s::bytea[], %s::boolean[], %s::bytea[]) "
+                "SELECT t.id, t.created_at, %b, %b, t.wrapped_key, t.is_child, t.profile_enc "
+                "FROM unnest(%b::uuid[], %b::timestamptz[], %b::bytea[], %b::boolean[], %b::bytea[]) "
                 "AS t(id, created_at, wrapped_key, is_child, profile_enc)",
                 [
                     Subject.Status.ACTIVE.value,
@@ -406,8 +407,8 @@ def _flush(writes: _Writes, picture: _Picture) -> None:
         if identifiers:
             cursor.execute(
                 "INSERT INTO subjects_identifier (id, subject_id, kind, blind_index, value_enc, created_at, "
-                "purchase_at) SELECT * FROM unnest(%s::bigint[], %s::uuid[], %s::text[], %s::bytea[], %s::bytea[], "
-                "%s::timestamptz[], %s::timestamptz[])",
+                "purchase_at) SELECT * FROM unnest(%b::bigint[], %b::uuid[], %b::text[], %b::bytea[], %b::bytea[], "
+                "%b::timestamptz[], %b::timestamptz[])",
                 [
                     identifier_ids,
                     [s for (s, _), _ in identifiers],
@@ -422,15 +423,15 @@ def _flush(writes: _Writes, picture: _Picture) -> None:
             marks = list(writes.purchases.items())
             cursor.execute(
                 "UPDATE subjects_identifier AS i SET purchase_at = t.at "
-                "FROM unnest(%s::uuid[], %s::bytea[], %s::timestamptz[]) AS t(subject_id, blind_index, at) "
+                "FROM unnest(%b::uuid[], %b::bytea[], %b::timestamptz[]) AS t(subject_id, blind_index, at) "
                 "WHERE i.subject_id = t.subject_id AND i.blind_index = t.blind_index AND i.purchase_at IS NULL",
                 [[s for (s, _), _ in marks], [d for (_, d), _ in marks], [at for _, at in marks]],
             )
         if inserts:
             cursor.execute(
                 "INSERT INTO subjects_linkedrecord (id, subject_id, source, external_id, category, data_enc, "
-                "occurred_at, created_at, updated_at) SELECT * FROM unnest(%s::uuid[], %s::uuid[], %s::text[], "
-                "%s::text[], %s::text[], %s::bytea[], %s::timestamptz[], %s::timestamptz[], %s::timestamptz[])",
+                "occurred_at, created_at, updated_at) SELECT * FROM unnest(%b::uuid[], %b::uuid[], %b::text[], "
+                "%b::text[], %b::text[], %b::bytea[], %b::timestamptz[], %b::timestamptz[], %b::timestamptz[])",
                 [
                     [r.id for r in inserts],
                     [r.subject_id for r in inserts],
@@ -447,7 +448,7 @@ def _flush(writes: _Writes, picture: _Picture) -> None:
             cursor.execute(
                 "UPDATE subjects_linkedrecord AS r SET subject_id = t.subject_id, category = t.category, "
                 "data_enc = t.data_enc, occurred_at = t.occurred_at, updated_at = t.updated_at "
-                "FROM unnest(%s::uuid[], %s::uuid[], %s::text[], %s::bytea[], %s::timestamptz[], %s::timestamptz[]) "
+                "FROM unnest(%b::uuid[], %b::uuid[], %b::text[], %b::bytea[], %b::timestamptz[], %b::timestamptz[]) "
                 "AS t(id, subject_id, category, data_enc, occurred_at, updated_at) WHERE r.id = t.id",
                 [
                     [r.id for r in updates],
@@ -461,7 +462,7 @@ def _flush(writes: _Writes, picture: _Picture) -> None:
         if profiles:
             cursor.execute(
                 "UPDATE subjects_subject AS s SET profile_enc = t.profile_enc, is_child = t.is_child "
-                "FROM unnest(%s::uuid[], %s::bytea[], %s::boolean[]) AS t(id, profile_enc, is_child) WHERE s.id = t.id",
+                "FROM unnest(%b::uuid[], %b::bytea[], %b::boolean[]) AS t(id, profile_enc, is_child) WHERE s.id = t.id",
                 [
                     [s for s, _ in profiles],
                     profile_values,

@@ -159,6 +159,22 @@ def test_an_invalid_item_between_two_of_one_person_changes_nothing_around_it(api
     assert sorted(Identifier.objects.values_list("kind", flat=True)) == ["customer_number", "email"]
 
 
+def test_contact_records_attach_addresses_without_making_an_existing_customer(api: Api) -> None:  # noqa: F811
+    contact = {"category": "contact", "data": {"name": "Anna", "birth_date": "2015-03-01"}}
+    response = batch(
+        api,
+        record("R-1", {"email": "anna@example.de", "phone": "+49 171 1234567"}, **contact),
+        record("R-2", {"email": "ben@example.de"}, category="contact", data={}),
+    )
+
+    results = response.json()["results"]
+    assert [r["status"] for r in results] == ["created", "created"]
+    assert not Identifier.objects.filter(purchase_at__isnull=False).exists()  # UWG §7(3): no purchase, no mark
+    anna = Subject.objects.get(pk=results[0]["subject"])
+    assert anna.is_child  # Art. 8: the birth date of the profile record decides
+    assert profile_read(anna, data_key(anna)) == {"name": "Anna", "birth_date": "2015-03-01"}
+
+
 def test_a_proposal_inside_a_batch_leaves_the_next_items_on_the_first_owner(api: Api) -> None:  # noqa: F811
     response = batch(
         api,

@@ -31,4 +31,6 @@ def binary_cursor() -> Iterator[CursorWrapper]:
     connection.ensure_connection()
     raw = psycopg.Cursor(connection.connection)
     with raw:
-        yield connection.make_debug_cursor(raw) if connection.queries_logged else connection.make_cursor(raw)
+        # django-stubs types the argument as Django's wrapper; Django itself passes the driver's cursor here.
+        wrap = connection.make_debug_cursor if connection.queries_logged else connection.make_cursor
+        yield wrap(raw)  # type: ignore[arg-type]

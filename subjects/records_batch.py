@@ -34,7 +34,7 @@ from config.errors import DomainError
 from subjects import crypto
 from subjects.columns import IDENTIFIER_VALUE, RECORD_DATA, SUBJECT_PROFILE
 from subjects.keys import blind_index, keyring, next_ids, open_field
-from subjects.locks import advisory_locks, identifier_lock_names, lock_subjects
+from subjects.locks import LockedSubject, advisory_locks, identifier_lock_names, lock_subjects_lean
 from subjects.models import Identifier, Subject
 from subjects.profile import is_child
 from subjects.records import (
@@ -123,7 +123,7 @@ class _Picture:
     owners: dict[bytes, set[uuid.UUID]]  # blind index -> the surviving subjects holding it
     held: dict[uuid.UUID, set[bytes]]  # subject -> the blind indexes (of these items) it holds
     records: dict[RecordKey, tuple[uuid.UUID, uuid.UUID]]  # -> (record id, its subject)
-    subjects: dict[uuid.UUID, Subject]  # the locked existing subjects
+    subjects: dict[uuid.UUID, LockedSubject]  # the locked existing subjects
     keys: dict[uuid.UUID, bytes]
 
     def key(self, subject_id: uuid.UUID) -> bytes:
@@ -175,8 +175,8 @@ def _picture(
             held.setdefault(subject_id, set()).add(bytes(digest))
         existing = {(source, external_id): (row_id, subject_id) for source, external_id, row_id, subject_id in found}
         to_lock = {s for subjects in owners.values() for s in subjects} | {s for _, s in existing.values()}
-        locked = {s.id: s for s in lock_subjects(sorted(to_lock))}
-        if not any(s.merged_into_id is not None or s.erased_at is not None for s in locked.values()):
+        locked = lock_subjects_lean(sorted(to_lock))
+        if all(s.current for s in locked.values()):
             return _Picture(owners, held, existing, locked, keys)
     return None
 

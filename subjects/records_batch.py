@@ -99,10 +99,9 @@ def _chunk_ingest(records: Sequence[RecordInput], now: datetime) -> list[Outcome
     position = 0
     while position < len(records):
         picture = _picture(records[position:], digests[position:], keys)
-        if picture is not None:
-            position = _play(records, digests, position, picture, now, outcomes)
+        position = _play(records, digests, position, picture, now, outcomes)
         if position < len(records):
-            # A merge or a proposal (or subjects that kept changing under the picture): the single-record path,
+            # A merge or a proposal (or a subject that kept changing under the picture): the single-record path,
             # after the rows before it were written; a refusal rolls back this item alone.
             record, at = records[position], now + timedelta(microseconds=position)
 
@@ -125,6 +124,7 @@ class _Picture:
     records: dict[RecordKey, tuple[uuid.UUID, uuid.UUID]]  # -> (record id, its subject)
     subjects: dict[uuid.UUID, LockedSubject]  # the locked existing subjects
     keys: dict[uuid.UUID, bytes]
+    stale: set[uuid.UUID]  # locked, but merged or erased meanwhile (see _picture)
 
     def key(self, subject_id: uuid.UUID) -> bytes:
         if subject_id not in self.keys:
@@ -142,12 +142,14 @@ class _Picture:
 
 def _picture(
     records: Sequence[RecordInput], digests: Sequence[dict[tuple[str, str], bytes]], keys: dict[uuid.UUID, bytes]
-) -> _Picture | None:
-    """Resolve and lock, as record_apply does for one record; None when subjects kept being merged or erased
-    between the reads and the locks (then the items go one by one, each retrying on its own)."""
+) -> _Picture:
+    """Resolve and lock, as record_apply does for one record: read again while a locked subject turns out merged or
+    erased meanwhile (its merge or erasure committed between the reads and the lock). Subjects still so after
+    RESOLVE_ATTEMPTS are `stale`: the items that touch them go through record_apply one by one, which retries (and
+    reports) on its own, and the others are not held up."""
     wanted = list({d for named in digests for d in named.values()})
     sources, external_ids = zip(*{(r.source, r.external_id) for r in records}, strict=True)
-    for _attempt in range(RESOLVE_ATTEMPTS + 1):
+    for attempt in range(RESOLVE_ATTEMPTS + 1):
         with binary_cursor() as cursor:
             # One index probe per value, whatever the statistics say: `OFFSET 0` keeps each LATERAL subquery a
             # subquery, so the planner cannot turn it into a hash join over the whole table (which it chose while
@@ -176,9 +178,10 @@ def _picture(
         existing = {(source, external_id): (row_id, subject_id) for source, external_id, row_id, subject_id in found}
         to_lock = {s for subjects in owners.values() for s in subjects} | {s for _, s in existing.values()}
         locked = lock_subjects_lean(sorted(to_lock))
-        if all(s.current for s in locked.values()):
-            return _Picture(owners, held, existing, locked, keys)
-    return None
+        stale = {s.id for s in locked.values() if not s.current}
+        if not stale or attempt == RESOLVE_ATTEMPTS:
+            return _Picture(owners, held, existing, locked, keys, stale)
+    raise AssertionError("unreachable: the last attempt returns")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -236,7 +239,8 @@ def _play(
             owners={pair: picture.owners.get(d, ()) for pair, d in named.items()},
             existing_subject_id=existing[1] if existing is not None else None,
         )
-        if len(choice.merge_of) > 1:
+        touched = set(choice.merge_of) | {choice.subject_id} | ({existing[1]} if existing is not None else set())
+        if len(choice.merge_of) > 1 or (picture.stale and touched & picture.stale):
             break
         if choice.merge_of:
             target = next(iter(choice.merge_of))  # one person holds them: no merge, as record_apply decides

@@ -193,6 +193,27 @@ def test_a_proposal_inside_a_batch_leaves_the_next_items_on_the_first_owner(api:
     assert not Subject.objects.filter(merged_into__isnull=False).exists()
 
 
+def test_an_item_whose_subject_stays_erased_under_it_is_refused_alone(api: Api) -> None:  # noqa: F811
+    # Given Anna's subject marked erased while her identifier and record are still in place (what a batch sees when
+    # an erasure commits between its reads and its locks, frozen here so that no re-read helps)
+    anna = batch(api, record("R-1", {"email": "anna@example.de"})).json()["results"][0]["subject"]
+    Subject.objects.filter(pk=anna).update(erased_at=timezone.now())
+
+    # When a batch names her between two other people
+    response = batch(
+        api,
+        record("R-2", {"email": "ben@example.de"}),
+        record("R-1", {"email": "anna@example.de"}, data={"sku": "TENT-2P"}),
+        record("R-3", {"email": "cara@example.de"}),
+    )
+
+    # Then her item is refused as the single endpoint refuses it, and the others apply
+    results = response.json()["results"]
+    assert [r["status"] for r in results] == ["created", "invalid", "created"]
+    assert results[1]["errors"] == {"record": ["the subjects of this record kept changing; send it again"]}
+    assert LinkedRecord.objects.get(external_id="R-1").subject_id == uuid.UUID(anna)
+
+
 def test_a_batch_of_new_people_takes_a_fixed_number_of_statements(api: Api) -> None:  # noqa: F811
     def people(prefix: str, count: int) -> list[RecordInput]:
         return [

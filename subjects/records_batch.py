@@ -121,6 +121,7 @@ def _chunk_ingest(records: Sequence[RecordInput], now: datetime) -> list[Outcome
 class _Picture:
     owners: dict[bytes, set[uuid.UUID]]  # blind index -> the surviving subjects holding it
     held: dict[uuid.UUID, set[bytes]]  # subject -> the blind indexes (of these items) it holds
+    unmarked: set[tuple[uuid.UUID, bytes]]  # held identifiers without a purchase mark yet
     records: dict[RecordKey, tuple[uuid.UUID, uuid.UUID]]  # -> (record id, its subject)
     subjects: dict[uuid.UUID, LockedSubject]  # the locked existing subjects
     keys: dict[uuid.UUID, bytes]
@@ -155,8 +156,9 @@ def _picture(
             # subquery, so the planner cannot turn it into a hash join over the whole table (which it chose while
             # the tables grew faster than ANALYZE saw: 30 ms instead of 2 ms per chunk).
             cursor.execute(
-                "SELECT i.blind_index, i.subject_id, i.survivor FROM unnest(%b::bytea[]) AS d(blind_index) "
-                "CROSS JOIN LATERAL (SELECT i.blind_index, i.subject_id, COALESCE(s.merged_into_id, s.id) AS survivor "
+                "SELECT i.blind_index, i.subject_id, i.survivor, i.unmarked FROM unnest(%b::bytea[]) AS d(blind_index) "
+                "CROSS JOIN LATERAL (SELECT i.blind_index, i.subject_id, COALESCE(s.merged_into_id, s.id) AS survivor, "
+                "i.purchase_at IS NULL AS unmarked "
                 "FROM subjects_identifier i JOIN subjects_subject s ON s.id = i.subject_id "
                 "WHERE i.blind_index = d.blind_index OFFSET 0) AS i",
                 [wanted],
@@ -172,7 +174,8 @@ def _picture(
             found = cursor.fetchall()
         owners: dict[bytes, set[uuid.UUID]] = {}
         held: dict[uuid.UUID, set[bytes]] = {}
-        for digest, subject_id, survivor in holders:
+        unmarked = {(subject_id, bytes(digest)) for digest, subject_id, _, flag in holders if flag}
+        for digest, subject_id, survivor, _ in holders:
             owners.setdefault(bytes(digest), set()).add(survivor)
             held.setdefault(subject_id, set()).add(bytes(digest))
         existing = {(source, external_id): (row_id, subject_id) for source, external_id, row_id, subject_id in found}
@@ -180,7 +183,7 @@ def _picture(
         locked = lock_subjects_lean(sorted(to_lock))
         stale = {s.id for s in locked.values() if not s.current}
         if not stale or attempt == RESOLVE_ATTEMPTS:
-            return _Picture(owners, held, existing, locked, keys, stale)
+            return _Picture(owners, held, unmarked, existing, locked, keys, stale)
     raise AssertionError("unreachable: the last attempt returns")
 
 
@@ -279,10 +282,14 @@ def _attach(
             picture.owners.setdefault(digest, set()).add(target)
         elif purchase_address:
             pending = writes.identifiers.get((target, digest))
-            if pending is None:
-                writes.purchases.setdefault((target, digest), at)
-            elif pending[3] is None:
-                pending[3] = at
+            if pending is not None:
+                if pending[3] is None:
+                    pending[3] = at
+            elif (target, digest) in picture.unmarked:
+                # Stored without a mark: marked now. One already marked is left (the first purchase counts) and costs
+                # no statement.
+                picture.unmarked.discard((target, digest))
+                writes.purchases[(target, digest)] = at
 
 
 def _record(

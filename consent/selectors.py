@@ -6,7 +6,7 @@ import json
 import logging
 import uuid
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import connection
@@ -15,7 +15,7 @@ from consent.catalogue.snapshot import catalogue_snapshot
 from consent.errors import undecidable
 from consent.models import ConsentEvent, ConsentState
 from consent.policy import Actor as PolicyActor
-from consent.policy import ConsentFact, ConsentStatus, SubjectState
+from consent.policy import ConsentFact, ConsentStatus, PurposeRule, SubjectState, consent_expiry_cutoff
 from subjects.identity import Reference
 from subjects.models import Subject
 from subjects.selectors import Resolution, reference_digests, resolve_with, subject_resolve_many
@@ -88,56 +88,127 @@ _DIRECT_MARKETING = frozenset({""})
 
 
 def policy_inputs(
-    *, references: Sequence[Reference], purposes: list[str]
+    *, references: Sequence[Reference], rule: PurposeRule, channel: str, now: datetime
 ) -> tuple[list[Resolution], dict[uuid.UUID, SubjectState], frozenset[uuid.UUID]]:
-    """Who each reference names, the state the policy needs, and the subjects whose state cannot be read (a
-    corrupt row: their checks cannot decide, the others still can), for checks and sends. On PostgreSQL this is
-    ONE statement for any number of references (the single check is the hottest path of the service); elsewhere
-    the two-step path of resolution, then states."""
+    """Who each reference names, the state the policy needs to decide `rule` on `channel`, and the subjects whose
+    state cannot be read (a corrupt row: their checks cannot decide, the others still can), for checks and sends.
+
+    Each state is narrowed to this one purpose and channel, which is all such a decision reads, and subjects whose
+    rows are alike share one SubjectState object: `decide_many` then decides each distinct state once (the policy
+    is pure, so reusing its answer is exact). On PostgreSQL this is ONE statement, a state shape per row, for any
+    number of references (the single check is the hottest path of the service); elsewhere resolution, then states."""
     if connection.vendor != "postgresql":
         resolutions = subject_resolve_many(references=references)
         found = {r.subject_id for r in resolutions if r.subject_id is not None}
-        return resolutions, subject_states_for_policy(subject_ids=found, purposes=purposes), frozenset()
+        return resolutions, subject_states_for_policy(subject_ids=found, purposes=[rule.key]), frozenset()
     digests = reference_digests(references)
     wanted = list({d for ds in digests for d in ds})
     given = [str(ref.subject_id) for ref in references if ref.subject_id is not None]
-    params: list[object] = [wanted, given]
-    state_sql, state_params = _state_query([], purposes, lateral=True, customer=_needs_customer(purposes))
-    sql = (
-        "WITH hit AS ("
-        " SELECT i.blind_index AS digest, NULL::uuid AS given, COALESCE(s.merged_into_id, s.id) AS sid"
-        "   FROM subjects_identifier i JOIN subjects_subject s ON s.id = i.subject_id"
-        "  WHERE i.blind_index = ANY(%b::bytea[])"
-        " UNION ALL"
-        " SELECT NULL, s.id, COALESCE(s.merged_into_id, s.id) FROM subjects_subject s WHERE s.id = ANY(%s::uuid[])"
-        f") SELECT h.digest, h.given, st.* FROM hit h CROSS JOIN LATERAL ({state_sql}) st"
-    )
+    customer_kind = _PURCHASE_KIND_OF_CHANNEL.get(channel) if rule.uwg_7_3 else None
+    cutoff = consent_expiry_cutoff(rule, now)
+    params = (len(wanted), b"".join(wanted), given, rule.key, customer_kind, cutoff, cutoff, rule.key, channel)
     owners: dict[bytes, set[uuid.UUID]] = {}
     survivors: dict[uuid.UUID, uuid.UUID] = {}
     states: dict[uuid.UUID, SubjectState] = {}
     unreadable: set[uuid.UUID] = set()
+    shapes: dict[str, SubjectState | None] = {}  # None: this shape cannot be read
     connection.ensure_connection()
     # A raw psycopg cursor with a server-side prepared statement: planning this statement costs more than
     # running it for one person, and Django's client-side binding would plan it on every check.
     with connection.wrap_database_errors, connection.connection.cursor() as cursor:
-        cursor.execute(sql, [*params, *state_params], prepare=True)
-        for digest, given_id, *row in cursor:
-            sid = row[0]
-            if digest is not None:
-                owners.setdefault(bytes(digest), set()).add(sid)
-            else:
-                survivors[given_id] = sid
-            if sid not in states and sid not in unreadable:
-                try:
-                    states[sid] = _state_of(row)
-                except (KeyError, ValueError, TypeError):
-                    logger.warning("policy state of subject %s cannot be read", sid, exc_info=True)
-                    unreadable.add(sid)
+        cursor.execute(_CHECK_SQL, params, prepare=True)
+        rows = cursor.fetchall()
+    for digest, given_id, sid, shape, granted_us in rows:
+        if digest is not None:
+            owners.setdefault(digest, set()).add(sid)
+        else:
+            survivors[given_id] = sid
+        if shape in shapes:
+            state = shapes[shape]
+        else:
+            state = shapes[shape] = _narrow_state_of(shape, granted_us, rule.key, channel, sid)
+        if state is None:
+            unreadable.add(sid)
+        else:
+            states[sid] = state
     return resolve_with(references, digests, owners, survivors), states, frozenset(unreadable)
+
+
+# The blind indexes travel as one bytea of 32-byte digests cut apart by the server: an array parameter of 10,000
+# values costs the client more to build than the whole statement costs the server to run.
+_DIGEST_BYTES = 32
+_CHECK_SQL = f"""
+WITH hit AS (
+  SELECT i.blind_index AS digest, NULL::uuid AS given, COALESCE(s.merged_into_id, s.id) AS sid
+    FROM generate_series(0, %s::int - 1) g
+    JOIN subjects_identifier i ON i.blind_index = substring(%b::bytea FROM g * {_DIGEST_BYTES} + 1 FOR {_DIGEST_BYTES})
+    JOIN subjects_subject s ON s.id = i.subject_id
+  UNION ALL
+  SELECT NULL, s.id, COALESCE(s.merged_into_id, s.id) FROM subjects_subject s WHERE s.id = ANY(%s::uuid[])
+)
+SELECT h.digest, h.given, h.sid,
+       concat_ws('|',
+         (s.status = 'erased' OR s.erased_at IS NOT NULL)::int, (s.erasure_started_at IS NOT NULL)::int,
+         (s.restricted_at IS NOT NULL)::int, s.is_child::int,
+         EXISTS (SELECT 1 FROM consent_objection o WHERE o.subject_id = s.id AND o.purpose = '')::int,
+         EXISTS (SELECT 1 FROM consent_objection o WHERE o.subject_id = s.id AND o.purpose = %s)::int,
+         EXISTS (SELECT 1 FROM subjects_identifier c
+                  WHERE c.subject_id = s.id AND c.purchase_at IS NOT NULL AND c.kind = %s)::int,
+         COALESCE(cs.status, ''), COALESCE(cs.confirmed::int::text, ''), COALESCE(cs.actor, ''),
+         COALESCE(cs.suppressed::int::text, ''), COALESCE((cs.granted_at <= %s::timestamptz)::int::text, ''),
+         COALESCE(cs.notice_version, '')),
+       CASE WHEN %s::timestamptz IS NOT NULL THEN (extract(epoch FROM cs.granted_at) * 1000000)::int8 END
+  FROM hit h JOIN subjects_subject s ON s.id = h.sid
+  LEFT JOIN consent_consentstate cs ON cs.subject_id = s.id AND cs.purpose = %s AND cs.channel = %s
+"""
+# Each row's state as one text, its shape: subjects whose shapes are equal are alike for this decision, so the text
+# is the key under which they share one SubjectState, taken apart once per shape rather than once per subject. A
+# grant's time is in the shape only as its side of the policy's expiry cutoff (compared by PostgreSQL, exactly), or
+# every person with an expiring grant would be a shape of their own; the time itself comes beside the shape for the
+# one state built per shape. The notice version comes last: it is the only free text.
+_SHAPE_PARTS = 13
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _narrow_state_of(
+    shape: str, granted_us: int | None, purpose: str, channel: str, sid: uuid.UUID
+) -> SubjectState | None:
+    """The state one shape of _CHECK_SQL stands for (None when it cannot be read)."""
+    try:
+        parts = shape.split("|", _SHAPE_PARTS - 1)
+        if len(parts) != _SHAPE_PARTS:
+            raise ValueError(f"a state shape of {len(parts)} parts")
+        erased, erasing, restricted, child, objects_dm, objects_purpose, customer = (p == "1" for p in parts[:7])
+        status, confirmed, actor, suppressed, _side, version = parts[7:]
+        fact = None
+        if status:
+            fact = ConsentFact(
+                status=_STATUSES[status],  # an unknown status raises: the caller's check then fails closed
+                notice_version=version or None,
+                granted_at=None if granted_us is None else _EPOCH + timedelta(microseconds=granted_us),
+                confirmed=confirmed == "1",
+                actor=_ACTORS.get(actor, PolicyActor.AGENT),
+                suppressed=suppressed == "1",
+            )
+        return SubjectState(
+            erased=erased,
+            erasure_in_progress=erasing,
+            restricted=restricted,
+            is_child=child,
+            objects_to_direct_marketing=objects_dm,
+            objected_purposes=frozenset({purpose}) if objects_purpose else _NONE,
+            consents={(purpose, channel): fact} if fact is not None else {},
+            existing_customer_channels=frozenset({channel}) if customer else _NONE,
+        )
+    except (KeyError, ValueError, TypeError):
+        # A corrupt state row: no decision may rest on it (API.md: 503, allowed false, unavailable).
+        logger.warning("policy state of subject %s cannot be read", sid, exc_info=True)
+        return None
 
 
 # UWG §7(3): an address that came from a purchase lets a legitimate-interest purpose use the channel it reaches.
 _PURCHASE_ADDRESS_CHANNELS = {"email": "email", "phone": "sms"}
+_PURCHASE_KIND_OF_CHANNEL = {channel: kind for kind, channel in _PURCHASE_ADDRESS_CHANNELS.items()}
 
 # One statement, two dialects: PostgreSQL in production and tests, SQLite in the demo.
 _STATE_SQL = """

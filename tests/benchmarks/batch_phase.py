@@ -172,7 +172,9 @@ def _post(port: int, token: str, body: bytes) -> tuple[int, Any, float]:
     raw = response.read()
     elapsed = time.perf_counter() - started
     conn.close()
-    return response.status, orjson.loads(raw) if raw else None, elapsed
+    if response.status != 200:  # a worker killed by gunicorn's timeout answers no JSON
+        return response.status, raw[:400].decode(errors="replace"), elapsed
+    return response.status, orjson.loads(raw), elapsed
 
 
 def _parallel(port: int, token: str, bodies: list[list[bytes]]) -> tuple[list[list[Any]], float, list[float]]:

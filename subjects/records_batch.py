@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -32,11 +32,9 @@ from django.utils import timezone
 from config.db import binary_cursor
 from config.errors import DomainError
 from subjects import crypto
-from subjects.columns import IDENTIFIER_VALUE, RECORD_DATA, SUBJECT_PROFILE
-from subjects.keys import blind_index, keyring, next_ids, open_field
+from subjects.columns import SUBJECT_PROFILE
+from subjects.keys import blind_index, keyring, open_field
 from subjects.locks import LockedSubject, advisory_locks, identifier_lock_names, lock_subjects_lean
-from subjects.models import Identifier, Subject
-from subjects.profile import is_child
 from subjects.records import (
     PURCHASE_ADDRESS_KINDS,
     RESOLVE_ATTEMPTS,
@@ -46,8 +44,8 @@ from subjects.records import (
     record_apply,
     record_ingest,
     record_lock_name,
-    record_payload,
 )
+from subjects.records_rows import BatchRows, NewSubject, RecordKey, RecordRow, rows_write
 
 # Items per transaction. Bounds the advisory locks one transaction holds (about 2.5 per record): PostgreSQL keeps
 # them in one shared table of max_locks_per_transaction x max_connections slots (6,400 by default), shared by every
@@ -55,7 +53,6 @@ from subjects.records import (
 CHUNK = 500
 
 Outcome = RecordIngested | DomainError
-RecordKey = tuple[str, str]  # (source, external id)
 
 
 def records_ingest_batch(*, records: Sequence[RecordInput]) -> list[Outcome]:
@@ -190,36 +187,6 @@ def _picture(
 # ---------------------------------------------------------------------------------------------------------
 # Playing the items in memory, collecting the rows
 # ---------------------------------------------------------------------------------------------------------
-@dataclass(slots=True)
-class _NewSubject:
-    created_at: datetime
-    key: bytes
-    profile: dict[str, Any] | None = None
-    profile_at: datetime | None = None
-
-
-@dataclass(slots=True)
-class _Record:
-    id: uuid.UUID
-    subject_id: uuid.UUID
-    category: str
-    data: Mapping[str, Any]
-    occurred_at: datetime
-    created_at: datetime
-    updated_at: datetime
-
-
-@dataclass(slots=True)
-class _Writes:
-    new_subjects: dict[uuid.UUID, _NewSubject] = field(default_factory=dict)
-    # (subject, blind index) -> [kind, value, created_at, purchase_at]
-    identifiers: dict[tuple[uuid.UUID, bytes], list[Any]] = field(default_factory=dict)
-    purchases: dict[tuple[uuid.UUID, bytes], datetime] = field(default_factory=dict)  # rows already stored
-    inserts: dict[RecordKey, _Record] = field(default_factory=dict)
-    updates: dict[RecordKey, _Record] = field(default_factory=dict)
-    profiles: dict[uuid.UUID, tuple[dict[str, Any], datetime]] = field(default_factory=dict)  # existing subjects
-
-
 def _play(
     records: Sequence[RecordInput],
     digests: Sequence[dict[tuple[str, str], bytes]],
@@ -230,7 +197,7 @@ def _play(
 ) -> int:
     """Play the items from `position` until one needs a merge decision (or the end), write their rows, and
     return that item's position."""
-    writes = _Writes()
+    rows = BatchRows()
     while position < len(records):
         record, named = records[position], digests[position]
         at = now + timedelta(microseconds=position)
@@ -251,19 +218,19 @@ def _play(
             target = choice.subject_id
         else:
             target = uuid.uuid4()
-            writes.new_subjects[target] = _NewSubject(created_at=at, key=crypto.new_data_key())
-        _attach(writes, picture, target, named, at, purchase=record.purchase)
-        record_id = _record(writes, picture, record, target, existing, at)
+            rows.new_subjects[target] = NewSubject(created_at=at, key=crypto.new_data_key())
+        _attach(rows, picture, target, named, at, purchase=record.purchase)
+        record_id = _record(rows, picture, record, target, existing, at)
         if record.profile:
-            _profile(writes, picture, target, record.data, at)
+            _profile(rows, picture, target, record.data, at)
         outcomes[position] = RecordIngested(record_id, target, existing is None)
         position += 1
-    _flush(writes, picture)
+    _flush(rows, picture)
     return position
 
 
 def _attach(
-    writes: _Writes,
+    rows: BatchRows,
     picture: _Picture,
     target: uuid.UUID,
     named: dict[tuple[str, str], bytes],
@@ -277,11 +244,11 @@ def _attach(
     for (kind, value), digest in named.items():
         purchase_address = purchase and kind in PURCHASE_ADDRESS_KINDS
         if digest not in have:
-            writes.identifiers[(target, digest)] = [kind, value, at, at if purchase_address else None]
+            rows.identifiers[(target, digest)] = [kind, value, at, at if purchase_address else None]
             have.add(digest)
             picture.owners.setdefault(digest, set()).add(target)
         elif purchase_address:
-            pending = writes.identifiers.get((target, digest))
+            pending = rows.identifiers.get((target, digest))
             if pending is not None:
                 if pending[3] is None:
                     pending[3] = at
@@ -289,11 +256,11 @@ def _attach(
                 # Stored without a mark: marked now. One already marked is left (the first purchase counts) and costs
                 # no statement.
                 picture.unmarked.discard((target, digest))
-                writes.purchases[(target, digest)] = at
+                rows.purchases[(target, digest)] = at
 
 
 def _record(
-    writes: _Writes,
+    rows: BatchRows,
     picture: _Picture,
     record: RecordInput,
     target: uuid.UUID,
@@ -302,186 +269,34 @@ def _record(
 ) -> uuid.UUID:
     key = (record.source, record.external_id)
     if existing is None:
-        row = _Record(uuid.uuid4(), target, record.category, record.data, record.occurred_at, at, at)
-        writes.inserts[key] = row
+        row = RecordRow(uuid.uuid4(), target, record.category, record.data, record.occurred_at, at, at)
+        rows.inserts[key] = row
     else:
-        pending = writes.inserts.get(key)  # created earlier in this batch and not yet written: one insert
+        pending = rows.inserts.get(key)  # created earlier in this batch and not yet written: one insert
         created_at = pending.created_at if pending is not None else at
-        row = _Record(existing[0], target, record.category, record.data, record.occurred_at, created_at, at)
-        (writes.inserts if pending is not None else writes.updates)[key] = row
+        row = RecordRow(existing[0], target, record.category, record.data, record.occurred_at, created_at, at)
+        (rows.inserts if pending is not None else rows.updates)[key] = row
     picture.records[key] = (row.id, target)
     return row.id
 
 
-def _profile(writes: _Writes, picture: _Picture, target: uuid.UUID, data: Mapping[str, Any], at: datetime) -> None:
+def _profile(rows: BatchRows, picture: _Picture, target: uuid.UUID, data: Mapping[str, Any], at: datetime) -> None:
     """A record of a profile category: its attributes overwrite the profile's (subjects.profile.profile_update)."""
-    new = writes.new_subjects.get(target)
+    new = rows.new_subjects.get(target)
     if new is not None:
         new.profile = {**(new.profile or {}), **data}
         new.profile_at = at
         return
-    current = writes.profiles.get(target)
+    current = rows.profiles.get(target)
     if current is not None:
         profile = current[0]
     else:
         blob = picture.subjects[target].profile_enc
         profile = orjson.loads(open_field(picture.key(target), blob, target, SUBJECT_PROFILE, target)) if blob else {}
     profile.update(data)
-    writes.profiles[target] = (profile, at)
+    rows.profiles[target] = (profile, at)
 
 
-# ---------------------------------------------------------------------------------------------------------
-# Writing the rows: one statement per kind
-# ---------------------------------------------------------------------------------------------------------
-class _Sealer:
-    """Collects values to encrypt per subject, then seals each subject's with one AESGCM object."""
-
-    def __init__(self) -> None:
-        self.fields: dict[uuid.UUID, list[tuple[str, crypto.RowId, bytes]]] = {}
-        self.slots: dict[uuid.UUID, list[tuple[list[Any], int]]] = {}
-
-    def add(
-        self, subject_id: uuid.UUID, column: str, row_id: crypto.RowId, plain: bytes, out: list[Any], i: int
-    ) -> None:
-        self.fields.setdefault(subject_id, []).append((column, row_id, plain))
-        self.slots.setdefault(subject_id, []).append((out, i))
-
-    def seal(self, keys: Callable[[uuid.UUID], bytes]) -> None:
-        for subject_id, fields in self.fields.items():
-            sealed = crypto.seal_fields(keys(subject_id), subject_id, fields)
-            for (out, i), value in zip(self.slots[subject_id], sealed, strict=True):
-                out[i] = value
-
-
-def _flush(writes: _Writes, picture: _Picture) -> None:
-    new = writes.new_subjects
-    new_keys = {subject_id: n.key for subject_id, n in new.items()}
-    touched = (
-        {s for s, _ in writes.identifiers}
-        | {r.subject_id for r in writes.inserts.values()}
-        | {r.subject_id for r in writes.updates.values()}
-        | set(writes.profiles)
-    )
-    picture.unwrap([s for s in touched if s not in new_keys])
-
-    def key(subject_id: uuid.UUID) -> bytes:
-        return new_keys.get(subject_id) or picture.keys[subject_id]
-
-    sealer = _Sealer()
-    subject_ids = list(new)
-    subject_profiles: list[bytes | None] = [None] * len(subject_ids)
-    subject_children = [False] * len(subject_ids)
-    for i, subject_id in enumerate(subject_ids):
-        n = new[subject_id]
-        if n.profile is not None:
-            assert n.profile_at is not None
-            subject_children[i] = is_child(n.profile.get("birth_date"), n.profile_at.date())
-            sealer.add(subject_id, SUBJECT_PROFILE, subject_id, _profile_json(n.profile), subject_profiles, i)
-
-    identifiers = list(writes.identifiers.items())
-    identifier_ids = next_ids(Identifier, len(identifiers))
-    identifier_values: list[bytes] = [b""] * len(identifiers)
-    for i, ((subject_id, _digest), (_kind, value, _at, _purchase)) in enumerate(identifiers):
-        sealer.add(subject_id, IDENTIFIER_VALUE, identifier_ids[i], value.encode(), identifier_values, i)
-
-    inserts, updates = list(writes.inserts.values()), list(writes.updates.values())
-    insert_data: list[bytes] = [b""] * len(inserts)
-    update_data: list[bytes] = [b""] * len(updates)
-    for rows, out in ((inserts, insert_data), (updates, update_data)):
-        for i, row in enumerate(rows):
-            sealer.add(row.subject_id, RECORD_DATA, row.id, record_payload(row.data), out, i)
-
-    profiles = list(writes.profiles.items())
-    profile_values: list[bytes] = [b""] * len(profiles)
-    for i, (subject_id, (profile, _at)) in enumerate(profiles):
-        sealer.add(subject_id, SUBJECT_PROFILE, subject_id, _profile_json(profile), profile_values, i)
-    sealer.seal(key)
-
-    with binary_cursor() as cursor:
-        if subject_ids:
-            kid, wrapped = keyring().wrap_many([(new[s].key, s) for s in subject_ids])
-            cursor.execute(
-                "INSERT INTO subjects_subject (id, created_at, status, key_kid, wrapped_key, is_child, profile_enc) "
-                "SELECT t.id, t.created_at, %b, %b, t.wrapped_key, t.is_child, t.profile_enc "
-                "FROM unnest(%b::uuid[], %b::timestamptz[], %b::bytea[], %b::boolean[], %b::bytea[]) "
-                "AS t(id, created_at, wrapped_key, is_child, profile_enc)",
-                [
-                    Subject.Status.ACTIVE.value,
-                    kid,
-                    subject_ids,
-                    [new[s].created_at for s in subject_ids],
-                    wrapped,
-                    subject_children,
-                    subject_profiles,
-                ],
-            )
-        if identifiers:
-            cursor.execute(
-                "INSERT INTO subjects_identifier (id, subject_id, kind, blind_index, value_enc, created_at, "
-                "purchase_at) SELECT * FROM unnest(%b::bigint[], %b::uuid[], %b::text[], %b::bytea[], %b::bytea[], "
-                "%b::timestamptz[], %b::timestamptz[])",
-                [
-                    identifier_ids,
-                    [s for (s, _), _ in identifiers],
-                    [v[0] for _, v in identifiers],
-                    [d for (_, d), _ in identifiers],
-                    identifier_values,
-                    [v[2] for _, v in identifiers],
-                    [v[3] for _, v in identifiers],
-                ],
-            )
-        if writes.purchases:
-            marks = list(writes.purchases.items())
-            cursor.execute(
-                "UPDATE subjects_identifier AS i SET purchase_at = t.at "
-                "FROM unnest(%b::uuid[], %b::bytea[], %b::timestamptz[]) AS t(subject_id, blind_index, at) "
-                "WHERE i.subject_id = t.subject_id AND i.blind_index = t.blind_index AND i.purchase_at IS NULL",
-                [[s for (s, _), _ in marks], [d for (_, d), _ in marks], [at for _, at in marks]],
-            )
-        if inserts:
-            cursor.execute(
-                "INSERT INTO subjects_linkedrecord (id, subject_id, source, external_id, category, data_enc, "
-                "occurred_at, created_at, updated_at) SELECT * FROM unnest(%b::uuid[], %b::uuid[], %b::text[], "
-                "%b::text[], %b::text[], %b::bytea[], %b::timestamptz[], %b::timestamptz[], %b::timestamptz[])",
-                [
-                    [r.id for r in inserts],
-                    [r.subject_id for r in inserts],
-                    [k[0] for k in writes.inserts],
-                    [k[1] for k in writes.inserts],
-                    [r.category for r in inserts],
-                    insert_data,
-                    [r.occurred_at for r in inserts],
-                    [r.created_at for r in inserts],
-                    [r.updated_at for r in inserts],
-                ],
-            )
-        if updates:
-            cursor.execute(
-                "UPDATE subjects_linkedrecord AS r SET subject_id = t.subject_id, category = t.category, "
-                "data_enc = t.data_enc, occurred_at = t.occurred_at, updated_at = t.updated_at "
-                "FROM unnest(%b::uuid[], %b::uuid[], %b::text[], %b::bytea[], %b::timestamptz[], %b::timestamptz[]) "
-                "AS t(id, subject_id, category, data_enc, occurred_at, updated_at) WHERE r.id = t.id",
-                [
-                    [r.id for r in updates],
-                    [r.subject_id for r in updates],
-                    [r.category for r in updates],
-                    update_data,
-                    [r.occurred_at for r in updates],
-                    [r.updated_at for r in updates],
-                ],
-            )
-        if profiles:
-            cursor.execute(
-                "UPDATE subjects_subject AS s SET profile_enc = t.profile_enc, is_child = t.is_child "
-                "FROM unnest(%b::uuid[], %b::bytea[], %b::boolean[]) AS t(id, profile_enc, is_child) WHERE s.id = t.id",
-                [
-                    [s for s, _ in profiles],
-                    profile_values,
-                    [is_child(p.get("birth_date"), at.date()) for _, (p, at) in profiles],
-                ],
-            )
-
-
-def _profile_json(profile: Mapping[str, Any]) -> bytes:
-    # The form subjects.profile writes (json.dumps, keys sorted): readers parse it, so only the content counts.
-    return orjson.dumps(dict(profile), option=orjson.OPT_SORT_KEYS)
+def _flush(rows: BatchRows, picture: _Picture) -> None:
+    picture.unwrap(sorted(rows.subjects_written()))
+    rows_write(rows, key_of=picture.key)

@@ -205,8 +205,10 @@ def _cyclic_gc_paused() -> Iterator[None]:
         gc.enable()
 
 
-# A moment as nearly every client writes it; any other form goes through DRF's field.
-_PLAIN_MOMENT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:Z|[+-]\d\d:\d\d)")
+# A moment as nearly every client writes it (ASCII digits only); any other form goes through DRF's field.
+_PLAIN_MOMENT = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?(?:Z|[+-][0-9]{2}:[0-9]{2})"
+)
 
 
 def _plain_item(item: object) -> dict[str, Any] | None:

@@ -175,6 +175,26 @@ def test_contact_records_attach_addresses_without_making_an_existing_customer(ap
     assert profile_read(anna, data_key(anna)) == {"name": "Anna", "birth_date": "2015-03-01"}
 
 
+def test_a_batch_reads_each_form_of_a_moment_as_the_single_endpoint_does(api: Api) -> None:  # noqa: F811
+    forms = [
+        "2026-11-20T10:00:00Z",
+        "2026-11-20T10:00:00.5+01:00",
+        "2026-11-20 10:00:00Z",  # not the batch's plain form: read by DRF's field, as the single endpoint does
+        "2026-11-20T10:00:00",  # no offset: the server's time zone, as the single endpoint does
+    ]
+    for n, moment in enumerate(forms):
+        single = api.post("/api/v1/records", record(f"S-{n}", {"email": f"s{n}@example.de"}, occurred_at=moment))
+        assert single.status_code == 201, single.content
+    response = batch(
+        api, *(record(f"B-{n}", {"email": f"b{n}@example.de"}, occurred_at=m) for n, m in enumerate(forms))
+    )
+
+    assert [r["status"] for r in response.json()["results"]] == ["created"] * len(forms)
+    for n in range(len(forms)):
+        one, other = (LinkedRecord.objects.get(external_id=f"{p}-{n}").occurred_at for p in ("S", "B"))
+        assert one == other, forms[n]
+
+
 def test_a_proposal_inside_a_batch_leaves_the_next_items_on_the_first_owner(api: Api) -> None:  # noqa: F811
     response = batch(
         api,

@@ -139,13 +139,17 @@ def policy_inputs(
 
 
 # The blind indexes travel as one bytea of 32-byte digests cut apart by the server: an array parameter of 10,000
-# values costs the client more to build than the whole statement costs the server to run.
+# values costs the client more to build than the whole statement costs the server to run. Each is looked up by the
+# index on its own (the LATERAL ... OFFSET 0): for a call of 10,000 the planner would otherwise hash the whole
+# identifier table, a million rows, to find them.
 _DIGEST_BYTES = 32
 _CHECK_SQL = f"""
 WITH hit AS (
   SELECT i.blind_index AS digest, NULL::uuid AS given, COALESCE(s.merged_into_id, s.id) AS sid
     FROM generate_series(0, %s::int - 1) g
-    JOIN subjects_identifier i ON i.blind_index = substring(%b::bytea FROM g * {_DIGEST_BYTES} + 1 FOR {_DIGEST_BYTES})
+    CROSS JOIN LATERAL (
+      SELECT i.blind_index, i.subject_id FROM subjects_identifier i
+       WHERE i.blind_index = substring(%b::bytea FROM g * {_DIGEST_BYTES} + 1 FOR {_DIGEST_BYTES}) OFFSET 0) i
     JOIN subjects_subject s ON s.id = i.subject_id
   UNION ALL
   SELECT NULL, s.id, COALESCE(s.merged_into_id, s.id) FROM subjects_subject s WHERE s.id = ANY(%s::uuid[])

@@ -13,6 +13,8 @@
   run on the same server (bench/floor/write: a bare Django view that inserts one row in a durable transaction), in
   alternating slices. Target: the writes at >= 0.5 of the floor's requests/s; server CPU per write printed beside
   the floor's. Afterwards the chains and heads of every subject written to are verified.
+- batch: POST /api/v1/records/batch, 2 clients x --batch-calls calls of --batch-size realistic records beside a COPY
+  baseline, every answer checked against the database (tests/benchmarks/batch_phase.py).
 - records, sends, profile: the identity issue's figures (record ingestion beside a COPY baseline, a 100,000-recipient
   marketing send, the gated profile read against a one-row floor): see tests/benchmarks/identity_phases.py.
 

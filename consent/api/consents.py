@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 
 from config.api import (
     EvidenceField,
+    JsonOnlyNegotiation,
     SubjectReferenceField,
     WindowedDateTimeField,
     client_of,
@@ -35,6 +36,7 @@ from subjects.selectors import subject_get_survivor
 
 class ConsentCreateApi(APIView):
     required_scope = "consent:write"
+    content_negotiation_class = JsonOnlyNegotiation
 
     class InputSerializer(serializers.Serializer):
         class Meta:

@@ -10,13 +10,14 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from config.api import client_of, fast_json_response, problems
+from config.api import JsonOnlyNegotiation, client_of, fast_json_response, problems
 from config.errors import InvalidInputError
 from consent.gates.profile_reads import profile_read_for_purpose
 
 
 class SubjectProfileApi(APIView):
     required_scope = "profile:read"
+    content_negotiation_class = JsonOnlyNegotiation
 
     class OutputSerializer(serializers.Serializer):
         class Meta:

@@ -234,6 +234,17 @@ _CUSTOMER_SQL = """(SELECT {agg}(DISTINCT i.kind) FROM subjects_identifier i
          WHERE i.subject_id = s.id AND i.purchase_at IS NOT NULL AND i.kind IN ('email', 'phone'))"""
 
 
+def subject_state_lateral(*, purposes: list[str]) -> tuple[str, list[object]]:
+    """The policy-state statement of subject_states_for_policy for the subject `h.sid` of an enclosing query (for a
+    LATERAL join), with its parameters; `subject_state_of_row` reads the nine columns it selects."""
+    return _state_query([], purposes, lateral=True, customer=_needs_customer(purposes))
+
+
+def subject_state_of_row(row: Sequence[Any]) -> SubjectState:
+    """The SubjectState of a row of `subject_state_lateral`; KeyError, ValueError or TypeError for a corrupt one."""
+    return _state_of(row)
+
+
 def _needs_customer(purposes: list[str] | None) -> bool:
     """Only UWG §7(3) purposes read the existing-customer addresses: the others skip that subquery."""
     if purposes is None:

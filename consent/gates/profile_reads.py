@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.utils import timezone
 
 from config.db import prepared_rows
@@ -20,8 +20,8 @@ from consent.catalogue.snapshot import PurposeInfo, catalogue_snapshot, purpose_
 from consent.clients import client_purpose_check
 from consent.errors import PolicyDeniedError, undecidable
 from consent.models import ReadLog
-from consent.policy import Reason, decide_read
-from consent.selectors import subject_states_for_policy
+from consent.policy import Reason, SubjectState, decide_read
+from consent.selectors import subject_state_lateral, subject_state_of_row, subject_states_for_policy
 from subjects.columns import RECORD_DATA
 from subjects.errors import SubjectNotFoundError
 from subjects.keys import data_key, decrypt_field
@@ -61,9 +61,9 @@ def profile_read_for_purpose(
     client_purpose_check(purpose=purpose, client_purposes=client_purposes)
     profile_categories = {key for key, profile in snapshot.categories.items() if profile}
     wanted = sorted(set(info.data_categories) - profile_categories)
-    subject, record_categories, records = _subject_with_records(subject_id, wanted)
+    subject, state, record_categories, records = _subject_with_records(subject_id, purpose, wanted)
     # Decided before anything is decrypted: an erased subject's key is gone, and a denial discloses nothing.
-    _read_decide(subject, purpose, info, now)
+    _read_decide(state, purpose, info, now)
     data, held = _declared_data(subject, profile_categories, info, record_categories, records)
     disclosed = sorted(category for category, value in data.items() if value)
     # One insert in autocommit: the read is logged before the data leaves, and nothing else rides on it.
@@ -98,12 +98,8 @@ def read_log_add(
     )
 
 
-def _read_decide(subject: Subject, purpose: str, info: PurposeInfo, now: datetime) -> None:
+def _read_decide(state: SubjectState | None, purpose: str, info: PurposeInfo, now: datetime) -> None:
     """The policy's answer for the read: nothing (allowed), 503 when it cannot decide, else 403 with the reason."""
-    try:
-        state = subject_states_for_policy(subject_ids=[subject.id], purposes=[purpose]).get(subject.id)
-    except Exception as exc:  # a state that cannot be read (or the database gone): fail closed, 503
-        raise undecidable() from exc
     decision = decide_read(state, info.rule, now)
     if decision.reason == Reason.UNAVAILABLE:
         raise undecidable()
@@ -115,24 +111,30 @@ def _read_decide(subject: Subject, purpose: str, info: PurposeInfo, now: datetim
 
 
 _SUBJECT_FIELDS = [f.attname for f in Subject._meta.concrete_fields]
-# The surviving subject an id names, every category it holds records in, and its records of the wanted categories
-# in the order a reader gets them: one prepared statement (one row per record, or one without a record).
+_STATE_WIDTH = 9  # the columns of consent.selectors.subject_state_lateral
+# The surviving subject an id names, its policy state for the purpose, every category it holds records in, and its
+# records of the wanted categories in the order a reader gets them: one prepared statement (one row per record, or
+# one without a record).
 _SUBJECT_WITH_RECORDS = (
     "SELECT "
     + ", ".join(f"s.{f.column}" for f in Subject._meta.concrete_fields)
-    + ", ARRAY(SELECT DISTINCT c.category FROM subjects_linkedrecord c WHERE c.subject_id = s.id),"
+    + ", ARRAY(SELECT DISTINCT c.category FROM subjects_linkedrecord c WHERE c.subject_id = s.id), st.*,"
     " r.id, r.category, r.source, r.external_id, r.occurred_at, r.data_enc"
-    " FROM subjects_subject s"
-    " LEFT JOIN subjects_linkedrecord r ON r.subject_id = s.id AND r.category = ANY(%(wanted)s::text[])"
-    " WHERE s.id = (SELECT COALESCE(o.merged_into_id, o.id) FROM subjects_subject o WHERE o.id = %(id)s)"
+    " FROM (SELECT COALESCE(o.merged_into_id, o.id) AS sid FROM subjects_subject o WHERE o.id = %s) AS h"
+    " JOIN subjects_subject s ON s.id = h.sid"
+    " CROSS JOIN LATERAL ({state}) AS st"
+    " LEFT JOIN subjects_linkedrecord r ON r.subject_id = s.id AND r.category = ANY(%s::text[])"
     " ORDER BY r.occurred_at, r.source, r.external_id"
 )
 _RecordRow = tuple[uuid.UUID, str, str, str, datetime, bytes]
 
 
-def _subject_with_records(subject_id: uuid.UUID, wanted: list[str]) -> tuple[Subject, set[str], list[_RecordRow]]:
-    """The subject (404 when the id names none; an absorbed id reads the survivor), the categories it holds
-    records in, and its records in the wanted categories, still encrypted."""
+def _subject_with_records(
+    subject_id: uuid.UUID, purpose: str, wanted: list[str]
+) -> tuple[Subject, SubjectState | None, set[str], list[_RecordRow]]:
+    """The subject (404 when the id names none; an absorbed id reads the survivor), its policy state for the
+    purpose (503 when it cannot be read: fail closed), the categories it holds records in, and its records in the
+    wanted categories, still encrypted."""
     if connection.vendor != "postgresql":
         subject = subject_get_survivor(subject_id=subject_id)
         held = set(LinkedRecord.objects.filter(subject=subject).order_by().values_list("category", flat=True))
@@ -145,15 +147,32 @@ def _subject_with_records(subject_id: uuid.UUID, wanted: list[str]) -> tuple[Sub
                 "pk", "category", "source", "external_id", "occurred_at", "data_enc"
             )
         ]
-        return subject, held, records
-    rows = prepared_rows(_SUBJECT_WITH_RECORDS, {"id": subject_id, "wanted": wanted})
+        try:
+            state = subject_states_for_policy(subject_ids=[subject.id], purposes=[purpose]).get(subject.id)
+        except Exception as exc:  # a state that cannot be read: fail closed, 503
+            raise undecidable() from exc
+        return subject, state, held, records
+    state_sql, state_params = subject_state_lateral(purposes=[purpose])
+    try:
+        rows = prepared_rows(_SUBJECT_WITH_RECORDS.format(state=state_sql), [subject_id, *state_params, wanted])
+    except DatabaseError as exc:  # the database gone: nothing can be decided
+        raise undecidable() from exc
     if not rows:
         raise SubjectNotFoundError("no subject with this id")
     width = len(_SUBJECT_FIELDS)
-    subject = Subject.from_db(connection.alias, _SUBJECT_FIELDS, rows[0][:width])
-    held = set(rows[0][width])
-    records = [(r[0], r[1], r[2], r[3], r[4], bytes(r[5])) for r in (row[width + 1 :] for row in rows) if r[0]]
-    return subject, held, records
+    first = rows[0]
+    subject = Subject.from_db(connection.alias, _SUBJECT_FIELDS, first[:width])
+    held = set(first[width])
+    try:
+        state = subject_state_of_row(first[width + 1 : width + 1 + _STATE_WIDTH])
+    except (KeyError, ValueError, TypeError) as exc:  # a corrupt state row: no decision may rest on it
+        raise undecidable() from exc
+    records = [
+        (r[0], r[1], r[2], r[3], r[4], bytes(r[5]))
+        for r in (row[width + 1 + _STATE_WIDTH :] for row in rows)
+        if r[0] is not None
+    ]
+    return subject, state, held, records
 
 
 def _declared_data(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import BinaryIO
@@ -195,6 +196,42 @@ def _chunk_commit(claim: Claim, send_id: uuid.UUID, outcome: ChunkOutcome, end: 
     return current
 
 
+class _Committer:
+    """Commits chunks in order, one at a time. In a worker it commits on a thread of its own (its own database
+    connection), so that a chunk's COPY, fsync and commit run while the next chunk is gated: the database and the
+    worker's Python then use the two cores at once. Inside a caller's transaction (tests, in process) it commits
+    inline, where that transaction's data is visible."""
+
+    def __init__(self, claim: Claim, send_id: uuid.UUID) -> None:
+        self.claim, self.send_id = claim, send_id
+        self.pool = None if connection.in_atomic_block else ThreadPoolExecutor(1, thread_name_prefix="send-job")
+        self.pending: Future[SendJob] | None = None
+
+    def submit(self, outcome: ChunkOutcome, end: int) -> SendJob | None:
+        """Queue this chunk's commit after the previous one's; the previous one's job row, if it was waited for."""
+        done = self.wait()
+        if self.pool is None:
+            return _chunk_commit(self.claim, self.send_id, outcome, end)
+        self.pending = self.pool.submit(self._commit, outcome, end)
+        return done
+
+    def _commit(self, outcome: ChunkOutcome, end: int) -> SendJob:
+        try:
+            return _chunk_commit(self.claim, self.send_id, outcome, end)
+        finally:
+            connection.close_if_unusable_or_obsolete()
+
+    def wait(self) -> SendJob | None:
+        """The last queued commit's job row (its errors raised here), None when nothing was queued."""
+        pending, self.pending = self.pending, None
+        return pending.result() if pending is not None else None
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.submit(connection.close).result()  # the thread's connection ends with the thread
+            self.pool.shutdown()
+
+
 def send_job_run(*, job_id: uuid.UUID) -> RunResult:
     """Claim the job and gate it to the end, chunk by chunk from its checkpoint. Transient errors (the database
     away) propagate for the task to retry; a job that cannot be gated at all (its purpose gone from the catalogue)
@@ -210,31 +247,37 @@ def send_job_run(*, job_id: uuid.UUID) -> RunResult:
         send_job_fail(job_id=job_id, token=claim.token, error=f"{exc.code}: {exc.detail}")
         return RunResult()
     assert job.send_id is not None
+    committer = _Committer(claim, job.send_id)
     try:
         with job_path(job.upload_file).open("rb") as stream:
             stream.seek(job.checkpoint["input"])
-            while job.status == SendJob.Status.RUNNING:
-                lines = _read_chunk(stream, settings.ASSENT_SEND_JOB_CHUNK_LINES)
+            index = job.processed
+            while index < job.total:
+                lines = _read_chunk(stream, min(settings.ASSENT_SEND_JOB_CHUNK_LINES, job.total - index))
                 if not lines:  # the upload ended before its counted lines: it was changed under us
+                    committer.wait()
                     send_job_fail(job_id=job_id, token=claim.token, error="the upload is shorter than counted")
-                    break
+                    return RunResult()
                 with transaction.atomic():  # the temporary table lives for the chunk's reads
                     outcome = chunk_gate(
                         lines=lines,
-                        first_index=job.processed,
+                        first_index=index,
                         info=info,
                         channel=job.channel,
                         send_id=job.send_id,
                         now=timezone.now(),
                     )
-                job = _chunk_commit(claim, job.send_id, outcome, stream.tell())
-        if job.status == SendJob.Status.COMPLETED:
-            files_remove(job.upload_file)  # the references are not kept once gated (the result file has them)
+                committer.submit(outcome, stream.tell())
+                index += len(lines)
+            committer.wait()
+        files_remove(job.upload_file)  # the references are not kept once gated (the result file has them)
     except LeaseLostError:
         logger.info("send job %s: lease lost to another worker", job_id)
     except (OperationalError, InterfaceError, OSError):
         send_job_release(job_id=job_id, token=claim.token)  # the retry takes it at once, not after the lease
         raise
+    finally:
+        committer.close()
     return RunResult()
 
 

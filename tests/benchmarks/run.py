@@ -41,7 +41,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tests.benchmarks import cpu, identity_phases, load, profiling
+from tests.benchmarks import cpu, identity_phases, load, profiling, sendjobs_bench
 from tests.benchmarks import environment as envmod
 from tests.benchmarks.environment import VAR, log
 from tests.benchmarks.seed import email, expected_reason
@@ -621,6 +621,7 @@ def report(results: dict[str, Any]) -> str:
             f"{writes['events_minus_2xx']} (in flight at stop) (no target)"
         )
     lines += identity_phases.report_lines(results)
+    lines += sendjobs_bench.report_lines(results)
     noise = [p for p in ("single", "writes") if results.get(p)]
     shares = identity_phases.noise_shares(results)
     if noise or shares:
@@ -680,9 +681,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="also measure the lean prototypes of tests/benchmarks/whatif.py (estimates)",
     )
     identity_phases.add_arguments(parser)
+    sendjobs_bench.add_arguments(parser)
     args = parser.parse_args(argv)
     args.phases = [p.strip() for p in args.only.split(",") if p.strip()]
-    unknown = set(args.phases) - {"single", "bulk", "writes", "rights", *identity_phases.PHASES}
+    unknown = set(args.phases) - {"single", "bulk", "writes", "rights", *identity_phases.PHASES, *sendjobs_bench.PHASES}
     if unknown:
         parser.error(f"--only: unknown phase(s) {', '.join(sorted(unknown))}")
     args.workers = [int(w) for w in str(args.workers).split(",") if w.strip()]
@@ -740,6 +742,8 @@ def main(argv: list[str] | None = None) -> int:
                 _, copy_seconds = prepare_run_db(template, keys)
                 log(f"run database restored from the template for the identity phases in {copy_seconds:.1f} s")
         identity_phases.run_phases(keys, args, workers, results)
+        if sendjobs_bench.PHASES & set(args.phases):
+            sendjobs_bench.run_phase(keys, identity_phases.create_client(keys), args, workers, results)
     finally:
         for db in (envmod.REDIS_CACHE_DB, envmod.REDIS_BROKER_DB):
             envmod.redis_flush(db)

@@ -63,7 +63,10 @@ soak: $(STAMP)
 fuzz: $(STAMP)
 	ASSENT_FUZZ=full $(BIN)/python -m pytest -p no:cacheprovider tests/fuzz $(PYTEST_ARGS)
 
+# wrk (Debian's package) drives the HTTP load; without it the benchmarks fall back to slower Python clients.
 bench: $(STAMP)
+	@command -v wrk >/dev/null 2>&1 || { echo "installing wrk for the benchmarks"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 	$(BIN)/python -m tests.benchmarks.run $(BENCH_ARGS)
 
 clean:

@@ -171,6 +171,14 @@ def _validity(days: int) -> timedelta:
     return timedelta(days=days)
 
 
+def consent_expiry_cutoff(purpose: PurposeRule, now: datetime) -> datetime | None:
+    """A grant that became effective at or before this instant is too old for `purpose` at `now`; None: the
+    purpose's grants never expire by age. The policy reads a grant's time through this comparison only, so two
+    grants on the same side of the cutoff decide alike (consent.selectors relies on it to share states)."""
+    days = purpose.consent_valid_days
+    return None if days is None else now - _validity(days)
+
+
 def decide(
     state: SubjectState | None,
     purpose: PurposeRule,
@@ -205,13 +213,21 @@ def decide_many(
     except Exception:
         logger.warning("policy check failed closed", exc_info=True)
         return [_UNAVAILABLE] * len(states)
+    # The policy is pure: one state object decided once is decided for every subject that shares it. Callers
+    # share a SubjectState between subjects whose rows are alike (consent.selectors.policy_inputs), so a call of
+    # 10,000 subjects asks `_decide` a few dozen times. Keyed by identity: the objects live until we return.
+    by_state: dict[int, Decision] = {}
     decisions = []
     for state in states:
-        try:
-            decisions.append(_decide(state, purpose, channel, action, now))
-        except Exception:
-            logger.warning("policy check failed closed", exc_info=True)
-            decisions.append(_UNAVAILABLE)
+        decision = by_state.get(id(state))
+        if decision is None:
+            try:
+                decision = _decide(state, purpose, channel, action, now)
+            except Exception:
+                logger.warning("policy check failed closed", exc_info=True)
+                decision = _UNAVAILABLE
+            by_state[id(state)] = decision
+        decisions.append(decision)
     return decisions
 
 
@@ -317,8 +333,8 @@ def _decide_consent(
         return denials[Reason.PENDING_CONFIRMATION]
     # Checked here at `now`, not only by the expiry task, so that a grant is no longer valid the moment
     # it is too old, whether or not the task has recorded an expiry event.
-    valid_days = purpose.consent_valid_days
-    if valid_days is not None and (fact.granted_at is None or now >= fact.granted_at + _validity(valid_days)):
+    cutoff = consent_expiry_cutoff(purpose, now)
+    if cutoff is not None and (fact.granted_at is None or fact.granted_at <= cutoff):
         return denials[Reason.EXPIRED]
     if fact.notice_version in purpose.outdated_notice_versions:
         return denials[Reason.NOTICE_OUTDATED]

@@ -6,7 +6,7 @@ import json
 import logging
 import uuid
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import connection
@@ -15,7 +15,7 @@ from consent.catalogue.snapshot import catalogue_snapshot
 from consent.errors import undecidable
 from consent.models import ConsentEvent, ConsentState
 from consent.policy import Actor as PolicyActor
-from consent.policy import ConsentFact, ConsentStatus, SubjectState
+from consent.policy import ConsentFact, ConsentStatus, PurposeRule, SubjectState, consent_expiry_cutoff
 from subjects.identity import Reference
 from subjects.models import Subject
 from subjects.selectors import Resolution, reference_digests, resolve_with, subject_resolve_many
@@ -88,56 +88,121 @@ _DIRECT_MARKETING = frozenset({""})
 
 
 def policy_inputs(
-    *, references: Sequence[Reference], purposes: list[str]
+    *, references: Sequence[Reference], rule: PurposeRule, channel: str, now: datetime
 ) -> tuple[list[Resolution], dict[uuid.UUID, SubjectState], frozenset[uuid.UUID]]:
-    """Who each reference names, the state the policy needs, and the subjects whose state cannot be read (a
-    corrupt row: their checks cannot decide, the others still can), for checks and sends. On PostgreSQL this is
-    ONE statement for any number of references (the single check is the hottest path of the service); elsewhere
-    the two-step path of resolution, then states."""
+    """Who each reference names, the state the policy needs to decide `rule` on `channel`, and the subjects whose
+    state cannot be read (a corrupt row: their checks cannot decide, the others still can), for checks and sends.
+
+    Each state is narrowed to this one purpose and channel, which is all such a decision reads, and subjects whose
+    rows are alike share one SubjectState object: `decide_many` then decides each distinct state once (the policy
+    is pure, so reusing its answer is exact). On PostgreSQL this is ONE statement of flat columns for any number of
+    references (the single check is the hottest path of the service); elsewhere resolution, then states."""
     if connection.vendor != "postgresql":
         resolutions = subject_resolve_many(references=references)
         found = {r.subject_id for r in resolutions if r.subject_id is not None}
-        return resolutions, subject_states_for_policy(subject_ids=found, purposes=purposes), frozenset()
+        return resolutions, subject_states_for_policy(subject_ids=found, purposes=[rule.key]), frozenset()
     digests = reference_digests(references)
     wanted = list({d for ds in digests for d in ds})
     given = [str(ref.subject_id) for ref in references if ref.subject_id is not None]
-    params: list[object] = [wanted, given]
-    state_sql, state_params = _state_query([], purposes, lateral=True, customer=_needs_customer(purposes))
-    sql = (
-        "WITH hit AS ("
-        " SELECT i.blind_index AS digest, NULL::uuid AS given, COALESCE(s.merged_into_id, s.id) AS sid"
-        "   FROM subjects_identifier i JOIN subjects_subject s ON s.id = i.subject_id"
-        "  WHERE i.blind_index = ANY(%b::bytea[])"
-        " UNION ALL"
-        " SELECT NULL, s.id, COALESCE(s.merged_into_id, s.id) FROM subjects_subject s WHERE s.id = ANY(%s::uuid[])"
-        f") SELECT h.digest, h.given, st.* FROM hit h CROSS JOIN LATERAL ({state_sql}) st"
+    customer_kind = _PURCHASE_KIND_OF_CHANNEL.get(channel) if rule.uwg_7_3 else None
+    cutoff = consent_expiry_cutoff(rule, now)
+    params = (
+        len(wanted),
+        b"".join(wanted),
+        given,
+        rule.key,
+        customer_kind,
+        cutoff is not None,
+        rule.key,
+        channel,
     )
+    # A grant's time matters only as before or after the policy's expiry cutoff: the shape holds that side, not the
+    # time, or every person with an expiring grant would be a shape of their own.
+    cutoff_us = None if cutoff is None else (cutoff - _EPOCH) // _MICROSECOND
     owners: dict[bytes, set[uuid.UUID]] = {}
     survivors: dict[uuid.UUID, uuid.UUID] = {}
     states: dict[uuid.UUID, SubjectState] = {}
     unreadable: set[uuid.UUID] = set()
+    shapes: dict[tuple[Any, ...], SubjectState | None] = {}  # None: this shape cannot be read
     connection.ensure_connection()
     # A raw psycopg cursor with a server-side prepared statement: planning this statement costs more than
     # running it for one person, and Django's client-side binding would plan it on every check.
     with connection.wrap_database_errors, connection.connection.cursor() as cursor:
-        cursor.execute(sql, [*params, *state_params], prepare=True)
-        for digest, given_id, *row in cursor:
-            sid = row[0]
-            if digest is not None:
-                owners.setdefault(bytes(digest), set()).add(sid)
-            else:
-                survivors[given_id] = sid
-            if sid not in states and sid not in unreadable:
-                try:
-                    states[sid] = _state_of(row)
-                except (KeyError, ValueError, TypeError):
-                    logger.warning("policy state of subject %s cannot be read", sid, exc_info=True)
-                    unreadable.add(sid)
+        cursor.execute(_CHECK_SQL, params, prepare=True)
+        rows = cursor.fetchall()
+    for digest, given_id, sid, *shape in rows:
+        if digest is not None:
+            owners.setdefault(digest, set()).add(sid)
+        else:
+            survivors[given_id] = sid
+        granted_us = shape[_GRANTED_AT]
+        key = (*shape[:_GRANTED_AT], None if granted_us is None else granted_us <= cutoff_us, *shape[_GRANTED_AT + 1 :])
+        if key in shapes:
+            state = shapes[key]
+        else:
+            state = shapes[key] = _narrow_state_of(shape, rule.key, channel, sid)
+        if state is None:
+            unreadable.add(sid)
+        else:
+            states[sid] = state
     return resolve_with(references, digests, owners, survivors), states, frozenset(unreadable)
+
+
+# The blind indexes travel as one bytea of 32-byte digests cut apart by the server: an array parameter of 10,000
+# values costs the client more to build than the whole statement costs the server to run.
+_DIGEST_BYTES = 32
+_CHECK_SQL = f"""
+WITH hit AS (
+  SELECT i.blind_index AS digest, NULL::uuid AS given, COALESCE(s.merged_into_id, s.id) AS sid
+    FROM generate_series(0, %s::int - 1) g
+    JOIN subjects_identifier i ON i.blind_index = substring(%b::bytea FROM g * {_DIGEST_BYTES} + 1 FOR {_DIGEST_BYTES})
+    JOIN subjects_subject s ON s.id = i.subject_id
+  UNION ALL
+  SELECT NULL, s.id, COALESCE(s.merged_into_id, s.id) FROM subjects_subject s WHERE s.id = ANY(%s::uuid[])
+)
+SELECT h.digest, h.given, h.sid,
+       s.status = 'erased' OR s.erased_at IS NOT NULL, s.erasure_started_at IS NOT NULL,
+       s.restricted_at IS NOT NULL, s.is_child,
+       EXISTS (SELECT 1 FROM consent_objection o WHERE o.subject_id = s.id AND o.purpose = ''),
+       EXISTS (SELECT 1 FROM consent_objection o WHERE o.subject_id = s.id AND o.purpose = %s),
+       EXISTS (SELECT 1 FROM subjects_identifier c
+                WHERE c.subject_id = s.id AND c.purchase_at IS NOT NULL AND c.kind = %s),
+       cs.status, cs.notice_version, CASE WHEN %s THEN (extract(epoch FROM cs.granted_at) * 1000000)::int8 END,
+       cs.confirmed, cs.actor, cs.suppressed
+  FROM hit h JOIN subjects_subject s ON s.id = h.sid
+  LEFT JOIN consent_consentstate cs ON cs.subject_id = s.id AND cs.purpose = %s AND cs.channel = %s
+"""
+
+
+_GRANTED_AT = 9  # the grant time's place in a row's shape (the columns after h.sid)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _narrow_state_of(shape: Sequence[Any], purpose: str, channel: str, sid: uuid.UUID) -> SubjectState | None:
+    """The state of one flat row of _CHECK_SQL (None when it cannot be read). The grant time comes only when the
+    purpose's consent expires (else every row would be a shape of its own, for a value the policy never reads)."""
+    erased, erasing, restricted, is_child, objects_dm, objects_purpose, customer, status, *fact = shape
+    try:
+        return SubjectState(
+            erased=erased,
+            erasure_in_progress=erasing,
+            restricted=restricted,
+            is_child=is_child,
+            objects_to_direct_marketing=objects_dm,
+            objected_purposes=frozenset({purpose}) if objects_purpose else _NONE,
+            consents={(purpose, channel): _narrow_fact(status, *fact)} if status is not None else {},
+            existing_customer_channels=frozenset({channel}) if customer else _NONE,
+        )
+    except (KeyError, ValueError, TypeError):
+        # A corrupt state row: no decision may rest on it (API.md: 503, allowed false, unavailable).
+        logger.warning("policy state of subject %s cannot be read", sid, exc_info=True)
+        return None
 
 
 # UWG §7(3): an address that came from a purchase lets a legitimate-interest purpose use the channel it reaches.
 _PURCHASE_ADDRESS_CHANNELS = {"email": "email", "phone": "sms"}
+_PURCHASE_KIND_OF_CHANNEL = {channel: kind for kind, channel in _PURCHASE_ADDRESS_CHANNELS.items()}
 
 # One statement, two dialects: PostgreSQL in production and tests, SQLite in the demo.
 _STATE_SQL = """
@@ -211,6 +276,19 @@ def _json_list(value: object) -> list[Any]:
 
 _STATUSES: dict[str, ConsentStatus] = {s.value: s for s in ConsentStatus}
 _ACTORS: dict[str, PolicyActor] = {a.value: a for a in PolicyActor}
+
+
+def _narrow_fact(
+    status: str, version: str | None, granted_us: int | None, confirmed: bool, actor: str, suppressed: bool
+) -> ConsentFact:
+    return ConsentFact(
+        status=_STATUSES[status],  # an unknown status raises: the caller's check then fails closed
+        notice_version=version or None,
+        granted_at=None if granted_us is None else _EPOCH + timedelta(microseconds=granted_us),
+        confirmed=bool(confirmed),
+        actor=_ACTORS.get(actor, PolicyActor.AGENT),
+        suppressed=bool(suppressed),
+    )
 
 
 def _fact(row: list[Any]) -> ConsentFact:

@@ -92,6 +92,11 @@ def resolve_with(
 def _resolve_one(
     ref: Reference, digests: list[bytes], owners: dict[bytes, set[uuid.UUID]], survivors: dict[uuid.UUID, uuid.UUID]
 ) -> Resolution:
+    if ref.subject_id is None and len(digests) == 1:  # nearly every reference of a bulk check or a send
+        known = owners.get(digests[0])
+        if not known:
+            return UNKNOWN
+        return Resolution(next(iter(known))) if len(known) == 1 else AMBIGUOUS
     candidates: set[uuid.UUID] | None = None
     if ref.subject_id is not None:
         survivor = survivors.get(ref.subject_id)

@@ -52,7 +52,7 @@ def consent_check_many(
     can be decided, UnavailableError; a reference that alone cannot be decided is a denial `unavailable`."""
     now = now or timezone.now()
     try:
-        resolutions, states, unreadable = policy_inputs(references=references, purposes=[info.rule.key])
+        resolutions, states, unreadable = policy_inputs(references=references, rule=info.rule, channel=channel, now=now)
     except Exception as exc:  # DatabaseError included: whatever it was, nothing can be decided
         logger.warning("check cannot read its inputs", exc_info=True)
         raise undecidable() from exc

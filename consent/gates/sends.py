@@ -62,7 +62,8 @@ class SendCreated:
 
 
 def _log_recipients(send_id: uuid.UUID, results: list[CheckResult]) -> None:
-    """One statement for 10,000 recipients on PostgreSQL (arrays through unnest), no model instances."""
+    """The send's decisions, one row per recipient: COPY on PostgreSQL (no statement to plan, no array to build),
+    no model instances."""
     if connection.vendor != "postgresql":
         SendRecipient.objects.bulk_create(
             SendRecipient(
@@ -76,17 +77,11 @@ def _log_recipients(send_id: uuid.UUID, results: list[CheckResult]) -> None:
         )
         return
     with connection.cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO consent_sendrecipient (send_id, index, subject_id, allowed, reason) "
-            "SELECT %s, * FROM unnest(%s::int[], %s::uuid[], %s::bool[], %s::text[])",
-            [
-                send_id,
-                list(range(len(results))),
-                [str(r.subject_id) if r.subject_id else None for r in results],
-                [r.decision.allowed for r in results],
-                [r.decision.reason.value for r in results],
-            ],
-        )
+        copy_sql = "COPY consent_sendrecipient (send_id, index, subject_id, allowed, reason) FROM STDIN"
+        with cursor.cursor.copy(copy_sql) as copy:
+            for index, result in enumerate(results):
+                d = result.decision
+                copy.write_row((send_id, index, result.subject_id, d.allowed, d.reason.value))
 
 
 def _destinations_checked(
@@ -98,10 +93,11 @@ def _destinations_checked(
     kind = DESTINATION_KINDS.get(channel)
     if kind is None:
         return results
+    # A reference that is nothing but the destination resolved through it, to its one holder: already proven.
     named = [
         (index, (kind, value))
         for index, (result, reference) in enumerate(zip(results, references, strict=True))
-        if result.decision.allowed
+        if result.decision.allowed and (reference.subject_id is not None or len(reference.identifiers) > 1)
         for ref_kind, value in reference.identifiers
         if ref_kind == kind
     ]

@@ -1,0 +1,105 @@
+"""Checks and sends read each person's state narrowed to the one purpose and channel asked about, and decide each
+distinct state once. Both shortcuts must be exact: for a crowd of people in every situation the policy knows, every
+purpose and every channel, the check answers what the policy says of the person's full state."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from consent.catalogue.snapshot import catalogue_snapshot
+from consent.gates.check import consent_check_many
+from consent.models import ConsentState, Objection
+from consent.policy import Action, decide
+from consent.selectors import policy_inputs, subject_states_for_policy
+from subjects.identity import Reference, normalise
+from subjects.models import Subject
+from tests.factories import ConsentFactory, ingest
+
+
+def ref(email: str) -> Reference:
+    return Reference(None, (("email", normalise("email", email)),))
+
+
+def person(email: str, *events: dict[str, str], purchase: bool = True) -> uuid.UUID:
+    """Someone known from a till receipt (or, without `purchase`, another record), then the consent events given."""
+    subject_id = ingest("pos", f"R-{email}", {"email": email}, purchase=purchase).subject_id
+    for event in events:
+        ConsentFactory(reference=ref(email), **event)
+    return subject_id
+
+
+SMS_GRANT = {"purpose": "newsletter", "channel": "sms"}
+MAIL_GRANT = {"purpose": "newsletter", "channel": "email"}  # double opt-in: pending until confirmed
+
+
+@pytest.fixture
+def crowd(catalogue: object) -> list[str]:
+    """People in every situation a decision turns on; returns their e-mails (and one nobody has)."""
+    plain = [person(f"granted{n}@example.de", SMS_GRANT) for n in range(3)]
+    person("pending@example.de", MAIL_GRANT)
+    person("withdrawn@example.de", SMS_GRANT, {**SMS_GRANT, "action": "withdraw"})
+    objects_purpose = person("objects-newsletter@example.de", SMS_GRANT)
+    objects_all = person("objects-all@example.de", SMS_GRANT)
+    person("nothing@example.de", purchase=False)
+    child = person("child@example.de", SMS_GRANT)
+    restricted = person("restricted@example.de", SMS_GRANT)
+    erasing = person("erasing@example.de", SMS_GRANT)
+    old = person("old-grant@example.de", SMS_GRANT)
+    Subject.objects.filter(pk=child).update(is_child=True)
+    Subject.objects.filter(pk=restricted).update(restricted_at=timezone.now())
+    Subject.objects.filter(pk=erasing).update(erasure_started_at=timezone.now())
+    for subject_id, purpose in ((objects_purpose, "newsletter"), (objects_all, "")):
+        Objection.objects.create(subject_id=subject_id, purpose=purpose, since=timezone.now(), seq=1)
+    ConsentState.objects.filter(subject_id=old).update(granted_at=timezone.now() - timedelta(days=800))
+    assert len(plain) == 3
+    return [
+        *(f"granted{n}@example.de" for n in range(3)),
+        "pending@example.de",
+        "withdrawn@example.de",
+        "objects-newsletter@example.de",
+        "objects-all@example.de",
+        "nothing@example.de",
+        "child@example.de",
+        "restricted@example.de",
+        "erasing@example.de",
+        "old-grant@example.de",
+        "stranger@example.de",
+    ]
+
+
+@pytest.mark.django_db
+def test_every_check_answers_what_the_policy_says_of_the_full_state(crowd: list[str]) -> None:
+    snapshot = catalogue_snapshot()
+    references = [ref(email) for email in crowd]
+    now = timezone.now()
+    for info in snapshot.purposes.values():
+        for channel in sorted(snapshot.channels):
+            for action in (Action.CHECK, Action.SEND):
+                results = consent_check_many(references=references, info=info, channel=channel, action=action, now=now)
+                ids = [r.subject_id for r in results]
+                full = subject_states_for_policy(subject_ids=[i for i in ids if i is not None])
+                expected = [decide(full.get(i) if i else None, info.rule, channel, action, now) for i in ids]
+                got = [r.decision for r in results]
+                assert got == expected, (info.rule.key, channel, action)
+
+
+@pytest.mark.django_db
+def test_people_alike_share_one_state_and_different_people_do_not(crowd: list[str]) -> None:
+    info = catalogue_snapshot().purposes["newsletter"]
+    references = [ref(email) for email in crowd]
+    resolutions, states, unreadable = policy_inputs(
+        references=references, rule=info.rule, channel="sms", now=timezone.now()
+    )
+    by_email = {email: states[r.subject_id] for email, r in zip(crowd, resolutions, strict=True) if r.subject_id}
+    alike = {id(by_email[f"granted{n}@example.de"]) for n in range(3)}
+    assert len(alike) == 1
+    # Alike for this purpose and channel: a pending e-mail grant says nothing about SMS.
+    assert by_email["pending@example.de"] is by_email["nothing@example.de"]
+    others = {e: id(by_email[e]) for e in by_email if not e.startswith(("granted", "pending"))}
+    assert len(set(others.values())) == len(others)
+    assert alike.isdisjoint(others.values())
+    assert not unreadable

@@ -14,17 +14,26 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from django.db import connection
+from django.db import connection, transaction
 
 from config.errors import DomainError
 from consent.catalogue.snapshot import PurposeInfo
 from consent.gates.sends import DESTINATION_KINDS
 from consent.gates.unsubscribe import ONE_CLICK_BODY, unsubscribe_tokens, unsubscribe_url
-from consent.policy import Action, ConsentFact, ConsentStatus, Decision, Reason, SubjectState, decide_many
+from consent.policy import (
+    Action,
+    ConsentFact,
+    ConsentStatus,
+    Decision,
+    Reason,
+    SubjectState,
+    consent_expiry_cutoff,
+    decide_many,
+)
 from consent.policy import Actor as PolicyActor
 from subjects.identity import Reference, parse_reference
 from subjects.keys import blind_index
@@ -34,13 +43,15 @@ INVALID_REFERENCE = "invalid_reference"  # the reason of a malformed line (not a
 
 _STATUSES: dict[str, ConsentStatus] = {s.value: s for s in ConsentStatus}
 _ACTORS: dict[str, PolicyActor] = {a.value: a for a in PolicyActor}
-# UWG §7(3): an address that came from a purchase lets a legitimate-interest purpose use the channel it reaches.
-_PURCHASE_ADDRESS_CHANNELS = {"email": "email", "phone": "sms"}
+# UWG §7(3): the identifier kind whose purchase address lets a legitimate-interest purpose use a channel.
+_PURCHASE_KIND_OF_CHANNEL = {"email": "email", "sms": "phone"}
 _NONE: frozenset[str] = frozenset()
 _UNAVAILABLE = Decision(False, Reason.UNAVAILABLE, None)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_GRANTED_AT = 9  # the grant time's place in a subject's flat row
 
-# Flat columns, one row per hit (a digest or a given id that names a subject), the subject's state beside it: only
-# the one (purpose, channel) of the send can matter to the policy, so the consent is a LEFT JOIN, not an aggregate.
+# Flat columns, one row per hit (a digest or a given id that names a subject), the subject's state beside it,
+# narrowed to the one purpose and channel of the send: all such a decision reads (as consent.selectors does it).
 _RESOLVE_SQL = """
 WITH hit AS MATERIALIZED (
     SELECT r.digest, NULL::uuid AS given, COALESCE(s.merged_into_id, s.id) AS sid
@@ -53,23 +64,27 @@ WITH hit AS MATERIALIZED (
       FROM send_job_ref r JOIN subjects_subject s ON s.id = r.given
      WHERE r.given IS NOT NULL
 ), state AS (
-    SELECT s.id, s.status, s.is_child, s.restricted_at IS NOT NULL, s.erasure_started_at IS NOT NULL,
-           s.erased_at IS NOT NULL,
-           cs.status, cs.notice_version, extract(epoch FROM cs.granted_at), cs.confirmed, cs.actor, cs.suppressed,
-           o.purposes,
-           {customer}
+    SELECT s.id,
+           s.status = 'erased' OR s.erased_at IS NOT NULL, s.erasure_started_at IS NOT NULL,
+           s.restricted_at IS NOT NULL, s.is_child,
+           COALESCE(o.direct_marketing, false), COALESCE(o.this_purpose, false),
+           {customer},
+           cs.status, cs.notice_version, (extract(epoch FROM cs.granted_at) * 1000000)::int8,
+           cs.confirmed, cs.actor, cs.suppressed
       FROM (SELECT DISTINCT sid FROM hit) w
       JOIN subjects_subject s ON s.id = w.sid
       LEFT JOIN consent_consentstate cs
              ON cs.subject_id = s.id AND cs.purpose = %(purpose)s AND cs.channel = %(channel)s
       -- Objections are few: aggregated once and hashed, not looked up per subject.
-      LEFT JOIN (SELECT subject_id, array_agg(purpose ORDER BY purpose) AS purposes FROM consent_objection
-                  WHERE purpose = '' OR purpose = %(purpose)s GROUP BY subject_id) o ON o.subject_id = s.id
+      LEFT JOIN (SELECT subject_id, bool_or(purpose = '') AS direct_marketing,
+                        bool_or(purpose = %(purpose)s) AS this_purpose
+                   FROM consent_objection WHERE purpose = '' OR purpose = %(purpose)s GROUP BY subject_id) o
+             ON o.subject_id = s.id
 )
 SELECT h.digest, h.given, st.* FROM hit h JOIN state st ON st.id = h.sid
 """
-_CUSTOMER_SQL = """ARRAY(SELECT DISTINCT i.kind FROM subjects_identifier i
-          WHERE i.subject_id = s.id AND i.purchase_at IS NOT NULL AND i.kind IN ('email', 'phone') ORDER BY i.kind)"""
+_CUSTOMER_SQL = """EXISTS (SELECT 1 FROM subjects_identifier c
+                    WHERE c.subject_id = s.id AND c.purchase_at IS NOT NULL AND c.kind = %(customer_kind)s)"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,114 +133,130 @@ def _copy_refs(digests: set[bytes], given: set[uuid.UUID]) -> None:
         cursor.execute("ANALYZE send_job_ref")
 
 
-def _state(row: Sequence[Any], info: PurposeInfo, channel: str) -> SubjectState:
-    """The SubjectState consent.selectors would build for this subject, for the send's one purpose and channel."""
-    (status, is_child, restricted, erasing, erased, cs_status, version, epoch, confirmed, actor, suppressed) = row[:11]
-    objections, kinds = row[11], row[12]
+@dataclass(slots=True)
+class Resolved:
+    """A chunk's lines parsed, and who their references name with each subject's flat state row: what the database
+    says, read at once; deciding waits for the moment of the decision (chunk_render)."""
+
+    parsed: list[_Line]
+    references: list[Reference]
+    digests: list[list[bytes]]
+    owners: dict[bytes, set[uuid.UUID]]
+    survivors: dict[uuid.UUID, uuid.UUID]
+    rows: dict[uuid.UUID, tuple[Any, ...]]
+
+
+def chunk_resolve(*, lines: Sequence[tuple[bytes, bool]], info: PurposeInfo, channel: str) -> Resolved:
+    """Parse `lines` ((line, too long) pairs), blind-index their identifiers, and resolve them with their subjects'
+    states in ONE statement over a temporary table (its own short transaction)."""
+    parsed = [_parse(line, too_long) for line, too_long in lines]
+    references = [line.reference for line in parsed if line.reference is not None]
+    lookup = blind_index().lookup
+    digests = [[lookup(kind, value) for kind, value in ref.identifiers] for ref in references]
+    owners: dict[bytes, set[uuid.UUID]] = {}
+    survivors: dict[uuid.UUID, uuid.UUID] = {}
+    rows: dict[uuid.UUID, tuple[Any, ...]] = {}
+    if references:
+        customer_kind = _PURCHASE_KIND_OF_CHANNEL.get(channel) if info.rule.uwg_7_3 else None
+        sql = _RESOLVE_SQL.format(customer=_CUSTOMER_SQL if customer_kind else "false")
+        params = {"purpose": info.rule.key, "channel": channel, "customer_kind": customer_kind}
+        with transaction.atomic():  # the temporary table lives for this transaction
+            _copy_refs({d for ds in digests for d in ds}, {r.subject_id for r in references if r.subject_id})
+            with connection.connection.cursor() as cursor:
+                cursor.execute(sql, params)
+                fetched = cursor.fetchall()
+        for digest, given_id, sid, *state in fetched:
+            if digest is not None:
+                owners.setdefault(digest, set()).add(sid)
+            else:
+                survivors[given_id] = sid
+            rows[sid] = tuple(state)
+    return Resolved(parsed, references, digests, owners, survivors, rows)
+
+
+def _state(row: Sequence[Any], purpose: str, channel: str) -> SubjectState:
+    """The SubjectState consent.selectors builds for a subject, narrowed to the send's one purpose and channel."""
+    erased, erasing, restricted, is_child, objects_dm, objects_purpose, customer, status, *fact = row
     consents: dict[tuple[str, str], ConsentFact] = {}
-    if cs_status is not None:
-        consents[(info.rule.key, channel)] = ConsentFact(
-            status=_STATUSES[cs_status],  # an unknown status raises: this subject's decision fails closed
+    if status is not None:
+        version, granted_us, confirmed, actor, suppressed = fact
+        consents[(purpose, channel)] = ConsentFact(
+            status=_STATUSES[status],  # an unknown status raises: this subject's decision fails closed
             notice_version=version or None,
-            granted_at=datetime.fromtimestamp(float(epoch), tz=UTC) if epoch is not None else None,
+            granted_at=_EPOCH + timedelta(microseconds=granted_us) if granted_us is not None else None,
             confirmed=bool(confirmed),
             actor=_ACTORS.get(actor, PolicyActor.AGENT),
             suppressed=bool(suppressed),
         )
-    objected = frozenset(objections) if objections else _NONE
     return SubjectState(
-        erased=status == "erased" or bool(erased),
+        erased=bool(erased),
         erasure_in_progress=bool(erasing),
         restricted=bool(restricted),
         is_child=bool(is_child),
-        objects_to_direct_marketing="" in objected,
-        objected_purposes=objected - {""} if objected else _NONE,
+        objects_to_direct_marketing=bool(objects_dm),
+        objected_purposes=frozenset({purpose}) if objects_purpose else _NONE,
         consents=consents,
-        existing_customer_channels=frozenset(
-            _PURCHASE_ADDRESS_CHANNELS[k] for k in kinds if k in _PURCHASE_ADDRESS_CHANNELS
-        )
-        if kinds
-        else _NONE,
+        existing_customer_channels=frozenset({channel}) if customer else _NONE,
     )
 
 
 def _decisions(
-    lines: list[_Line], info: PurposeInfo, channel: str, now: datetime
-) -> tuple[list[Resolution], list[Decision], dict[bytes, set[uuid.UUID]]]:
-    """Who each parsed line names and the policy's decision for them (before the destination check)."""
-    index = blind_index()
-    references = [line.reference for line in lines if line.reference is not None]
-    digests = [[index.lookup(kind, value) for kind, value in ref.identifiers] for ref in references]
-    given = {ref.subject_id for ref in references if ref.subject_id is not None}
-    owners: dict[bytes, set[uuid.UUID]] = {}
-    survivors: dict[uuid.UUID, uuid.UUID] = {}
-    shape_of: dict[uuid.UUID, tuple[Any, ...]] = {}
-    if references:
-        _copy_refs({d for ds in digests for d in ds}, given)
-        customer = _CUSTOMER_SQL if info.rule.uwg_7_3 else "NULL"
-        with connection.connection.cursor() as cursor:
-            cursor.execute(_RESOLVE_SQL.format(customer=customer), {"purpose": info.rule.key, "channel": channel})
-            for digest, given_id, sid, *state in cursor:
-                if digest is not None:
-                    owners.setdefault(bytes(digest), set()).add(sid)
-                else:
-                    survivors[given_id] = sid
-                if sid not in shape_of:
-                    objections, kinds = state[11], state[12]  # arrays: hashable as tuples
-                    shape_of[sid] = (
-                        *state[:11],
-                        tuple(objections) if objections else None,
-                        tuple(kinds) if kinds else None,
-                    )
-    # The policy is pure: one decision per distinct state shape, whatever the number of subjects sharing it.
-    shapes: dict[tuple[Any, ...], Decision] = {}
-    new: list[tuple[Any, ...]] = []
+    resolved: Resolved, info: PurposeInfo, channel: str, now: datetime
+) -> tuple[list[Resolution], list[Decision]]:
+    """Who each reference names and the policy's decision, destination check included (consent.gates.sends)."""
+    rule = info.rule
+    # A grant's time matters only as before or after the policy's expiry cutoff: the shape holds that side, so
+    # that people whose rows are alike share one state and the pure policy decides it once.
+    cutoff = consent_expiry_cutoff(rule, now)
+    cutoff_us = None if cutoff is None else (cutoff - _EPOCH) // timedelta(microseconds=1)
+    decision_of: dict[uuid.UUID, Decision] = {}
+    shapes: dict[tuple[Any, ...], list[uuid.UUID]] = {}
+    for sid, row in resolved.rows.items():
+        granted = row[_GRANTED_AT]
+        side = None if granted is None or cutoff_us is None else granted <= cutoff_us
+        shapes.setdefault((*row[:_GRANTED_AT], side, *row[_GRANTED_AT + 1 :]), []).append(sid)
     states: list[SubjectState | None] = [None]  # the unknown subject's decision first
-    for shape in set(shape_of.values()):
+    decidable: list[list[uuid.UUID]] = []
+    for sids in shapes.values():
         try:
-            states.append(_state(shape, info, channel))
-            new.append(shape)
+            states.append(_state(resolved.rows[sids[0]], rule.key, channel))
+            decidable.append(sids)
         except (KeyError, ValueError, TypeError):
-            shapes[shape] = _UNAVAILABLE  # a corrupt state row: no decision may rest on it
-    decided = decide_many(states, info.rule, channel, Action.SEND, now)
-    unknown = decided[0]
-    shapes.update(zip(new, decided[1:], strict=True))
-    ambiguous = Decision.deny(Reason.AMBIGUOUS_SUBJECT, info.rule.legal_basis)
-    resolutions = resolve_with(references, digests, owners, survivors)
+            decision_of.update(dict.fromkeys(sids, _UNAVAILABLE))  # a corrupt state row: no decision rests on it
+    decided = decide_many(states, rule, channel, Action.SEND, now)
+    for sids, decision in zip(decidable, decided[1:], strict=True):
+        decision_of.update(dict.fromkeys(sids, decision))
+    unknown, ambiguous = decided[0], Decision.deny(Reason.AMBIGUOUS_SUBJECT, rule.legal_basis)
+    resolutions = resolve_with(resolved.references, resolved.digests, resolved.owners, resolved.survivors)
     decisions = [
-        ambiguous if r.ambiguous else unknown if r.subject_id is None else shapes[shape_of[r.subject_id]]
+        ambiguous if r.ambiguous else unknown if r.subject_id is None else decision_of[r.subject_id]
         for r in resolutions
     ]
-    # The destination check of the send gate (consent.gates.sends): the address the client will deliver to must
-    # be the subject's own, or the recipient is blocked as unknown at that address.
+    # The address the client will deliver to must be the subject's own, or the recipient is blocked as unknown at
+    # that address. A reference that is nothing but that address resolved through it: already proven.
     kind = DESTINATION_KINDS.get(channel)
     if kind is not None:
-        for i, (ref, resolution, decision) in enumerate(zip(references, resolutions, decisions, strict=True)):
-            if not decision.allowed:
+        owners = resolved.owners
+        for i, (ref, resolution) in enumerate(zip(resolved.references, resolutions, strict=True)):
+            decision = decisions[i]
+            if not decision.allowed or (ref.subject_id is None and len(ref.identifiers) == 1):
                 continue
-            for (ref_kind, _value), digest in zip(ref.identifiers, digests[i], strict=True):
+            for (ref_kind, _value), digest in zip(ref.identifiers, resolved.digests[i], strict=True):
                 if ref_kind == kind and resolution.subject_id not in owners.get(digest, _NO_OWNERS):
                     decisions[i] = Decision(False, Reason.UNKNOWN_SUBJECT, decision.legal_basis)
-    return resolutions, decisions, owners
+    return resolutions, decisions
 
 
 _NO_OWNERS: set[uuid.UUID] = set()
 
 
-def chunk_gate(
-    *,
-    lines: Sequence[tuple[bytes, bool]],
-    first_index: int,
-    info: PurposeInfo,
-    channel: str,
-    send_id: uuid.UUID,
-    now: datetime,
+def chunk_render(
+    *, resolved: Resolved, first_index: int, info: PurposeInfo, channel: str, send_id: uuid.UUID, now: datetime
 ) -> ChunkOutcome:
-    """Gate `lines` ((line, too long) pairs; the first is input line `first_index`) in a fixed number of statements.
-    Reads only: the caller writes the outcome. Runs inside the caller's transaction (the temporary table)."""
-    parsed = [_parse(line, too_long) for line, too_long in lines]
-    good = [p for p in parsed if p.reference is not None]
-    resolutions, decisions, _owners = _decisions(good, info, channel, now)
+    """Decide a resolved chunk at `now` and render its result lines and log rows (the first is input line
+    `first_index`). No database: the caller writes the outcome."""
+    parsed = resolved.parsed
+    resolutions, decisions = _decisions(resolved, info, channel, now)
     allowed_ids = [
         r.subject_id for r, d in zip(resolutions, decisions, strict=True) if d.allowed and r.subject_id is not None
     ]
@@ -286,4 +317,20 @@ def chunk_gate(
         log=bytes(log),
         allowed=allowed_count,
         blocked=len(parsed) - allowed_count,
+    )
+
+
+def chunk_gate(
+    *,
+    lines: Sequence[tuple[bytes, bool]],
+    first_index: int,
+    info: PurposeInfo,
+    channel: str,
+    send_id: uuid.UUID,
+    now: datetime,
+) -> ChunkOutcome:
+    """Resolve and render one chunk at once (the worker does the two on two threads, see services)."""
+    resolved = chunk_resolve(lines=lines, info=info, channel=channel)
+    return chunk_render(
+        resolved=resolved, first_index=first_index, info=info, channel=channel, send_id=send_id, now=now
     )

@@ -16,10 +16,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 from celery import current_app
 from django.conf import settings
@@ -39,10 +40,15 @@ from consent.send_jobs.files import (
     result_write,
     upload_store,
 )
-from consent.send_jobs.gate import ChunkOutcome, chunk_gate
+from consent.send_jobs.gate import ChunkOutcome, Resolved, chunk_render, chunk_resolve
 from consent.task_names import RUN_SEND_JOB
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class UploadShortError(Exception):
+    """The upload holds fewer lines than were counted when it arrived: it was changed under the job."""
 
 
 class LeaseLostError(Exception):
@@ -196,40 +202,45 @@ def _chunk_commit(claim: Claim, send_id: uuid.UUID, outcome: ChunkOutcome, end: 
     return current
 
 
-class _Committer:
-    """Commits chunks in order, one at a time. In a worker it commits on a thread of its own (its own database
-    connection), so that a chunk's COPY, fsync and commit run while the next chunk is gated: the database and the
-    worker's Python then use the two cores at once. Inside a caller's transaction (tests, in process) it commits
-    inline, where that transaction's data is visible."""
+class _Lane:
+    """One thread of its own (with its own database connection) that runs calls in order, so that a worker's database
+    waits overlap its Python: the next chunk is read and resolved, and the last one committed, while this one is
+    decided and rendered. Inside a caller's transaction (tests, in process) calls run inline instead, where that
+    transaction's data is visible."""
 
-    def __init__(self, claim: Claim, send_id: uuid.UUID) -> None:
-        self.claim, self.send_id = claim, send_id
-        self.pool = None if connection.in_atomic_block else ThreadPoolExecutor(1, thread_name_prefix="send-job")
-        self.pending: Future[SendJob] | None = None
+    def __init__(self, name: str) -> None:
+        self.pool = None if connection.in_atomic_block else ThreadPoolExecutor(1, thread_name_prefix=name)
 
-    def submit(self, outcome: ChunkOutcome, end: int) -> SendJob | None:
-        """Queue this chunk's commit after the previous one's; the previous one's job row, if it was waited for."""
-        done = self.wait()
-        if self.pool is None:
-            return _chunk_commit(self.claim, self.send_id, outcome, end)
-        self.pending = self.pool.submit(self._commit, outcome, end)
+    def run(self, fn: Callable[..., T], *args: Any) -> Future[T]:
+        if self.pool is not None:
+            return self.pool.submit(self._call, fn, *args)
+        done: Future[T] = Future()
+        done.set_result(fn(*args))  # an error raises here, as .result() would
         return done
 
-    def _commit(self, outcome: ChunkOutcome, end: int) -> SendJob:
+    @staticmethod
+    def _call(fn: Callable[..., T], *args: Any) -> T:
         try:
-            return _chunk_commit(self.claim, self.send_id, outcome, end)
+            return fn(*args)
         finally:
             connection.close_if_unusable_or_obsolete()
-
-    def wait(self) -> SendJob | None:
-        """The last queued commit's job row (its errors raised here), None when nothing was queued."""
-        pending, self.pending = self.pending, None
-        return pending.result() if pending is not None else None
 
     def close(self) -> None:
         if self.pool is not None:
             self.pool.submit(connection.close).result()  # the thread's connection ends with the thread
             self.pool.shutdown()
+
+
+@dataclass(frozen=True, slots=True)
+class _Chunk:
+    lines: int
+    end: int  # the upload's byte offset after it
+    resolved: Resolved
+
+
+def _next_chunk(stream: BinaryIO, limit: int, info: PurposeInfo, channel: str) -> _Chunk:
+    lines = _read_chunk(stream, limit)
+    return _Chunk(len(lines), stream.tell(), chunk_resolve(lines=lines, info=info, channel=channel))
 
 
 def send_job_run(*, job_id: uuid.UUID) -> RunResult:
@@ -247,36 +258,47 @@ def send_job_run(*, job_id: uuid.UUID) -> RunResult:
         send_job_fail(job_id=job_id, token=claim.token, error=f"{exc.code}: {exc.detail}")
         return RunResult()
     assert job.send_id is not None
-    committer = _Committer(claim, job.send_id)
+    reader, committer = _Lane("send-job-read"), _Lane("send-job-commit")
+    committed: Future[SendJob] | None = None
     try:
         with job_path(job.upload_file).open("rb") as stream:
             stream.seek(job.checkpoint["input"])
+            size = settings.ASSENT_SEND_JOB_CHUNK_LINES
             index = job.processed
+            ahead = reader.run(_next_chunk, stream, size, info, job.channel)
             while index < job.total:
-                lines = _read_chunk(stream, min(settings.ASSENT_SEND_JOB_CHUNK_LINES, job.total - index))
-                if not lines:  # the upload ended before its counted lines: it was changed under us
-                    committer.wait()
-                    send_job_fail(job_id=job_id, token=claim.token, error="the upload is shorter than counted")
-                    return RunResult()
-                with transaction.atomic():  # the temporary table lives for the chunk's reads
-                    outcome = chunk_gate(
-                        lines=lines,
-                        first_index=index,
-                        info=info,
-                        channel=job.channel,
-                        send_id=job.send_id,
-                        now=timezone.now(),
-                    )
-                committer.submit(outcome, stream.tell())
-                index += len(lines)
-            committer.wait()
+                chunk = ahead.result()
+                if not chunk.lines:  # the upload ended before its counted lines: it was changed under us
+                    raise UploadShortError(str(job_id))
+                if index + chunk.lines < job.total:
+                    ahead = reader.run(_next_chunk, stream, size, info, job.channel)
+                outcome = chunk_render(
+                    resolved=chunk.resolved,
+                    first_index=index,
+                    info=info,
+                    channel=job.channel,
+                    send_id=job.send_id,
+                    now=timezone.now(),
+                )
+                if committed is not None:
+                    committed.result()  # in order: a lost lease stops here, before the next chunk is written
+                committed = committer.run(_chunk_commit, claim, job.send_id, outcome, chunk.end)
+                index += chunk.lines
+            if committed is not None:
+                committed.result()
         files_remove(job.upload_file)  # the references are not kept once gated (the result file has them)
     except LeaseLostError:
         logger.info("send job %s: lease lost to another worker", job_id)
+    except UploadShortError:
+        send_job_fail(job_id=job_id, token=claim.token, error="the upload is shorter than counted")
     except (OperationalError, InterfaceError, OSError):
         send_job_release(job_id=job_id, token=claim.token)  # the retry takes it at once, not after the lease
         raise
+    except Exception as exc:  # a bug, not the weather: fail the job instead of retrying it forever
+        logger.exception("send job %s failed", job_id)
+        send_job_fail(job_id=job_id, token=claim.token, error=f"internal error: {type(exc).__name__}")
     finally:
+        reader.close()
         committer.close()
     return RunResult()
 

@@ -20,6 +20,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from tests.benchmarks import cpu
 from tests.benchmarks import environment as envmod
 from tests.benchmarks.environment import VAR, log
 from tests.benchmarks.seed import email, expected_reason
@@ -152,6 +153,7 @@ def phase_sendjobs(keys: dict[str, str], token: str, args: argparse.Namespace, w
     try:
         with envmod.gunicorn(envmod.RUN_DB, keys, workers=workers, tag="sendjobs") as server:
             cpu_before = _cpu_seconds(worker.pid)
+            machine_before = cpu.snapshot()
             query = f"campaign=bench-sendjob&purpose={PURPOSE}&channel={CHANNEL}"
             started = time.perf_counter()
             conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=600)
@@ -183,6 +185,9 @@ def phase_sendjobs(keys: dict[str, str], token: str, args: argparse.Namespace, w
                 time.sleep(0.1)
             wall = time.perf_counter() - started
             worker_cpu = _cpu_seconds(worker.pid) - cpu_before
+            used = cpu.usage(
+                machine_before, cpu.snapshot(), app_pids={worker.pid, *server.worker_pids()}, database=envmod.RUN_DB
+            )
             peak_kib = _tree_peak_rss_kib(worker.pid)
             if job["status"] != "completed":
                 raise RuntimeError(f"sendjobs: the job failed: {job}")
@@ -212,6 +217,10 @@ def phase_sendjobs(keys: dict[str, str], token: str, args: argparse.Namespace, w
         "worker_lines_per_s": round(lines / worker_seconds, 1),
         "worker_cpu_seconds": round(worker_cpu, 2),
         "worker_peak_rss_mb": round(peak_kib / 1024, 1),
+        # CPU per line, which holds on any machine: the worker (and gunicorn's upload), PostgreSQL, and how much of
+        # the machine other processes took meanwhile (a shared machine's noise).
+        "cpu_us_per_line": {g: round(v / lines * 1e6, 1) for g, v in used.items()},
+        "other_share": round(used["other"] / used["machine"], 2) if used["machine"] else 0.0,
         "allowed": job["allowed"],
         "blocked": job["blocked"],
         "logged": row[3],
@@ -262,4 +271,7 @@ def report_lines(results: dict[str, Any]) -> list[str]:
         f"{job['ratio_seconds']:.2f} {ok}",
         f"               worker peak RSS {job['worker_peak_rss_mb']:.0f} MB | target < {SENDJOB_TARGET_RSS_MB:.0f} "
         f"MB: ratio {job['ratio_rss']:.2f} {ok_rss}; {job['logged']:,} log rows, every line checked",
+        f"               CPU per line: worker+gunicorn {job['cpu_us_per_line']['app']:.1f} us, PostgreSQL "
+        f"{job['cpu_us_per_line']['db']:.1f} us; other processes took {100 * job['other_share']:.0f}% of the "
+        "machine's CPU meanwhile",
     ]

@@ -218,6 +218,15 @@ def test_a_gzipped_upload_is_gated_like_a_plain_one(api: Api) -> None:
     assert [line["allowed"] for line in result_of(api, str(job.id))] == [True, False] * 500
 
 
+def test_an_upload_larger_than_the_request_memory_limit_streams_to_disk(api: Api) -> None:
+    # Django's DATA_UPLOAD_MAX_MEMORY_SIZE guards request.body; the job never reads the body whole
+    lines = ndjson(*([{"email": "anna@example.de"}] * 2000))
+    with override_settings(DATA_UPLOAD_MAX_MEMORY_SIZE=1024):
+        queued = upload(api, lines)
+    assert queued.status_code == 202, queued.content
+    assert SendJob.objects.get(pk=queued.json()["id"]).total == 2000
+
+
 def test_malformed_lines_are_blocked_invalid_reference_and_the_rest_of_the_job_goes_on(api: Api) -> None:
     anna = grant({"email": "anna@example.de"})
     body = ndjson(

@@ -12,7 +12,7 @@ from consent.double_opt_in import confirmation_send, confirmations_unsent
 from consent.expiry import consents_expire
 from consent.ledger.verification import verification_run
 from consent.models import LedgerVerification
-from consent.send_jobs.services import send_job_fail, send_job_run, send_jobs_stalled
+from consent.send_jobs.services import send_job_fail, send_job_run, send_jobs_purge, send_jobs_stalled
 from consent.services import idempotency_keys_purge
 from consent.task_names import RUN_SEND_JOB, SEND_CONFIRMATION
 from subjects.rights.context import TRANSIENT
@@ -82,3 +82,8 @@ def resume_send_jobs() -> int:
     for job_id in ids:
         run_send_job.delay(str(job_id))
     return len(ids)
+
+
+@shared_task
+def purge_send_jobs() -> int:
+    return send_jobs_purge()

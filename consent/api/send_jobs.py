@@ -147,6 +147,7 @@ class SendJobResultApi(APIView):
                 {
                     404: "Problem details: no such job of this client",
                     409: "Problem details: the job is not completed (`code: job_not_completed`)",
+                    410: "Problem details: the result was deleted, some days after the job ended (`code: result_gone`)",
                 }
             ),
         },

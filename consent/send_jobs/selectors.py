@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from config.errors import ConflictError, NotFoundError
+from config.errors import ConflictError, DomainError, NotFoundError
 from consent.models import SendJob
 from consent.send_jobs.files import job_path
 
@@ -17,6 +17,12 @@ class SendJobNotFoundError(NotFoundError):
 class SendJobNotCompletedError(ConflictError):
     code = "job_not_completed"
     title = "The send job has no result yet"
+
+
+class SendJobResultGoneError(DomainError):
+    code = "result_gone"
+    status = 410
+    title = "The send job's result was deleted"
 
 
 def send_job_get(*, job_id: uuid.UUID, client_id: int) -> SendJob:
@@ -32,4 +38,6 @@ def send_job_result_path(*, job_id: uuid.UUID, client_id: int) -> str:
     job = send_job_get(job_id=job_id, client_id=client_id)
     if job.status != SendJob.Status.COMPLETED:
         raise SendJobNotCompletedError(f"the job is {job.status}: its result exists once it is completed")
+    if not job.result_file:
+        raise SendJobResultGoneError("the result is deleted some days after the job ended (it names addresses)")
     return str(job_path(job.result_file))

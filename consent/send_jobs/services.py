@@ -35,6 +35,7 @@ from consent.models import Send, SendJob
 from consent.send_jobs.files import (
     MAX_LINE_BYTES,
     files_remove,
+    job_dir,
     job_path,
     result_name,
     result_write,
@@ -349,3 +350,26 @@ def send_jobs_stalled(*, older_than: timedelta = timedelta(minutes=2)) -> list[u
     if ids:
         SendJob.objects.filter(pk__in=ids).update(enqueued_at=now)
     return ids
+
+
+def send_jobs_purge(*, now: datetime | None = None) -> int:
+    """The files of jobs that ended more than ASSENT_SEND_JOB_KEEP_DAYS ago are deleted: the result echoes each
+    reference as sent (addresses), which must not outlive its use. The job and its send log stay (Art. 15(1)(c));
+    the result is then gone (410). Upload temporaries a killed request left behind go after a day."""
+    now = now or timezone.now()
+    ended = list(
+        SendJob.objects.filter(
+            status__in=(SendJob.Status.COMPLETED, SendJob.Status.FAILED),
+            finished_at__lt=now - timedelta(days=settings.ASSENT_SEND_JOB_KEEP_DAYS),
+        )
+        .exclude(result_file="")
+        .values_list("pk", "upload_file", "result_file")
+    )
+    for job_id, upload, result in ended:
+        SendJob.objects.filter(pk=job_id).update(upload_file="", result_file="")
+        files_remove(upload, result)
+    if job_dir().exists():
+        for path in job_dir().glob("*.tmp"):
+            if now.timestamp() - path.stat().st_mtime > 24 * 3600:
+                path.unlink(missing_ok=True)
+    return len(ended)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -372,3 +373,16 @@ def test_a_job_whose_worker_died_mid_chunk_is_resumed_and_each_line_counts_once(
     assert Send.objects.count() == 1
     send = Send.objects.get()
     assert (send.allowed_count, send.blocked_count) == (4, 8)
+
+
+def test_a_jobs_files_are_deleted_some_days_after_it_ended_and_its_log_stays(api: Api, job_dir: Path) -> None:
+    job = run_job(upload(api, ndjson({"email": "anna@example.de"})).json()["id"])
+    assert services.send_jobs_purge() == 0  # a fresh result stays
+
+    later = job.finished_at + timedelta(days=settings.ASSENT_SEND_JOB_KEEP_DAYS, seconds=1)
+    assert services.send_jobs_purge(now=later) == 1
+
+    assert list(job_dir.glob("*")) == []
+    assert_problem(api.get(f"{JOBS}/{job.id}/result"), 410, "result_gone")
+    assert api.get(f"{JOBS}/{job.id}").json()["status"] == "completed"
+    assert SendRecipient.objects.filter(send_id=job.send_id).count() == 1

@@ -31,6 +31,7 @@ from django.utils import timezone
 
 from config.errors import DomainError
 from consent.catalogue.snapshot import PurposeInfo, catalogue_snapshot, channel_check, purpose_get
+from consent.gates.sends import PurposeNotMarketingError
 from consent.models import Send, SendJob
 from consent.send_jobs.files import (
     MAX_LINE_BYTES,
@@ -244,6 +245,38 @@ def _next_chunk(stream: BinaryIO, limit: int, info: PurposeInfo, channel: str) -
     return _Chunk(len(lines), stream.tell(), chunk_resolve(lines=lines, info=info, channel=channel))
 
 
+def _gate_to_the_end(
+    job: SendJob, info: PurposeInfo, claim: Claim, stream: BinaryIO, reader: _Lane, committer: _Lane
+) -> None:
+    """Chunk after chunk from the checkpoint: the next one read and resolved ahead, this one decided and rendered,
+    the last one committed, each commit after the one before (a lost lease stops the run there)."""
+    assert job.send_id is not None
+    size = settings.ASSENT_SEND_JOB_CHUNK_LINES
+    index = job.processed
+    ahead = reader.run(_next_chunk, stream, size, info, job.channel)
+    committed: Future[SendJob] | None = None
+    while index < job.total:
+        chunk = ahead.result()
+        if not chunk.lines:  # the upload ended before its counted lines: it was changed under us
+            raise UploadShortError(str(job.id))
+        if index + chunk.lines < job.total:
+            ahead = reader.run(_next_chunk, stream, size, info, job.channel)
+        outcome = chunk_render(
+            resolved=chunk.resolved,
+            first_index=index,
+            info=info,
+            channel=job.channel,
+            send_id=job.send_id,
+            now=timezone.now(),
+        )
+        if committed is not None:
+            committed.result()
+        committed = committer.run(_chunk_commit, claim, job.send_id, outcome, chunk.end)
+        index += chunk.lines
+    if committed is not None:
+        committed.result()
+
+
 def send_job_run(*, job_id: uuid.UUID) -> RunResult:
     """Claim the job and gate it to the end, chunk by chunk from its checkpoint. Transient errors (the database
     away) propagate for the task to retry; a job that cannot be gated at all (its purpose gone from the catalogue)
@@ -255,38 +288,17 @@ def send_job_run(*, job_id: uuid.UUID) -> RunResult:
     try:
         snapshot, info = purpose_get(catalogue_snapshot(), job.purpose)
         channel_check(snapshot, info, job.channel)
+        if not info.rule.marketing:  # changed in the catalogue since the upload: no longer a send
+            raise PurposeNotMarketingError(f"purpose '{job.purpose}' is no longer direct marketing")
     except DomainError as exc:
         send_job_fail(job_id=job_id, token=claim.token, error=f"{exc.code}: {exc.detail}")
         return RunResult()
     assert job.send_id is not None
+    stream = job_path(job.upload_file).open("rb")
     reader, committer = _Lane("send-job-read"), _Lane("send-job-commit")
-    committed: Future[SendJob] | None = None
     try:
-        with job_path(job.upload_file).open("rb") as stream:
-            stream.seek(job.checkpoint["input"])
-            size = settings.ASSENT_SEND_JOB_CHUNK_LINES
-            index = job.processed
-            ahead = reader.run(_next_chunk, stream, size, info, job.channel)
-            while index < job.total:
-                chunk = ahead.result()
-                if not chunk.lines:  # the upload ended before its counted lines: it was changed under us
-                    raise UploadShortError(str(job_id))
-                if index + chunk.lines < job.total:
-                    ahead = reader.run(_next_chunk, stream, size, info, job.channel)
-                outcome = chunk_render(
-                    resolved=chunk.resolved,
-                    first_index=index,
-                    info=info,
-                    channel=job.channel,
-                    send_id=job.send_id,
-                    now=timezone.now(),
-                )
-                if committed is not None:
-                    committed.result()  # in order: a lost lease stops here, before the next chunk is written
-                committed = committer.run(_chunk_commit, claim, job.send_id, outcome, chunk.end)
-                index += chunk.lines
-            if committed is not None:
-                committed.result()
+        stream.seek(job.checkpoint["input"])
+        _gate_to_the_end(job, info, claim, stream, reader, committer)
         files_remove(job.upload_file)  # the references are not kept once gated (the result file has them)
     except LeaseLostError:
         logger.info("send job %s: lease lost to another worker", job_id)
@@ -299,8 +311,9 @@ def send_job_run(*, job_id: uuid.UUID) -> RunResult:
         logger.exception("send job %s failed", job_id)
         send_job_fail(job_id=job_id, token=claim.token, error=f"internal error: {type(exc).__name__}")
     finally:
-        reader.close()
+        reader.close()  # the lanes end first: a read ahead may still use the stream
         committer.close()
+        stream.close()
     return RunResult()
 
 

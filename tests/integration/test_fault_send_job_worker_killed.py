@@ -68,7 +68,8 @@ def kill_inside(worker: Worker, job: Job, point: str) -> None:
         if hold is not None:
             hold.release()
     row = SendJob.objects.get(pk=job.id)
-    assert row.status == "running" and 0 < row.processed < LINES, (point, row.status, row.processed)
+    assert row.status == "running", (point, row.status)
+    assert 0 < row.processed < LINES, (point, row.processed)
 
 
 def test_a_worker_killed_inside_a_send_job_is_replaced_and_every_effect_happens_once(

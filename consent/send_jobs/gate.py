@@ -15,10 +15,10 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import orjson
 from django.db import connection, transaction
+from django.utils import timezone
 
 from config.errors import DomainError
 from consent.catalogue.snapshot import PurposeInfo
@@ -48,7 +48,7 @@ _PURCHASE_KIND_OF_CHANNEL = {"email": "email", "sms": "phone"}
 _NONE: frozenset[str] = frozenset()
 _UNAVAILABLE = Decision(False, Reason.UNAVAILABLE, None)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_GRANTED_AT = 9  # the grant time's place in a subject's flat row
+_SHAPE_PARTS = 13
 
 # Flat columns, one row per hit (a digest or a given id that names a subject), the subject's state beside it,
 # narrowed to the one purpose and channel of the send: all such a decision reads (as consent.selectors does it).
@@ -64,13 +64,20 @@ WITH hit AS MATERIALIZED (
       FROM send_job_ref r JOIN subjects_subject s ON s.id = r.given
      WHERE r.given IS NOT NULL
 ), state AS (
+    -- Each subject's state as one text, its shape (as consent.selectors builds it): subjects whose shapes are equal
+    -- are alike for this decision. A grant's time is in it only as its side of the policy's expiry cutoff; the time
+    -- itself comes beside it, for the one state built per shape. The notice version, free text, comes last.
     SELECT s.id,
-           s.status = 'erased' OR s.erased_at IS NOT NULL, s.erasure_started_at IS NOT NULL,
-           s.restricted_at IS NOT NULL, s.is_child,
-           COALESCE(o.direct_marketing, false), COALESCE(o.this_purpose, false),
-           {customer},
-           cs.status, cs.notice_version, (extract(epoch FROM cs.granted_at) * 1000000)::int8,
-           cs.confirmed, cs.actor, cs.suppressed
+           concat_ws('|',
+             (s.status = 'erased' OR s.erased_at IS NOT NULL)::int, (s.erasure_started_at IS NOT NULL)::int,
+             (s.restricted_at IS NOT NULL)::int, s.is_child::int,
+             COALESCE(o.direct_marketing, false)::int, COALESCE(o.this_purpose, false)::int, ({customer})::int,
+             COALESCE(cs.status, ''), COALESCE(cs.confirmed::int::text, ''), COALESCE(cs.actor, ''),
+             COALESCE(cs.suppressed::int::text, ''),
+             COALESCE((cs.granted_at <= %(cutoff)s::timestamptz)::int::text, ''),
+             COALESCE(cs.notice_version, '')) AS shape,
+           CASE WHEN %(cutoff)s::timestamptz IS NOT NULL
+                THEN (extract(epoch FROM cs.granted_at) * 1000000)::int8 END AS granted_us
       FROM (SELECT DISTINCT sid FROM hit) w
       JOIN subjects_subject s ON s.id = w.sid
       LEFT JOIN consent_consentstate cs
@@ -81,7 +88,7 @@ WITH hit AS MATERIALIZED (
                    FROM consent_objection WHERE purpose = '' OR purpose = %(purpose)s GROUP BY subject_id) o
              ON o.subject_id = s.id
 )
-SELECT h.digest, h.given, st.* FROM hit h JOIN state st ON st.id = h.sid
+SELECT h.digest, h.given, st.id, st.shape, st.granted_us FROM hit h JOIN state st ON st.id = h.sid
 """
 _CUSTOMER_SQL = """EXISTS (SELECT 1 FROM subjects_identifier c
                     WHERE c.subject_id = s.id AND c.purchase_at IS NOT NULL AND c.kind = %(customer_kind)s)"""
@@ -136,17 +143,20 @@ def _copy_refs(digests: set[bytes], given: set[uuid.UUID]) -> None:
 @dataclass(slots=True)
 class Resolved:
     """A chunk's lines parsed, and who their references name with each subject's flat state row: what the database
-    says, read at once; deciding waits for the moment of the decision (chunk_render)."""
+    says, read at once at `now`, the moment of the decision (chunk_render decides at it)."""
 
     parsed: list[_Line]
     references: list[Reference]
     digests: list[list[bytes]]
     owners: dict[bytes, set[uuid.UUID]]
     survivors: dict[uuid.UUID, uuid.UUID]
-    rows: dict[uuid.UUID, tuple[Any, ...]]
+    rows: dict[uuid.UUID, tuple[str, int | None]]  # subject -> (shape, grant time in microseconds)
+    now: datetime  # the moment of the decision: the expiry cutoff was compared at it
 
 
-def chunk_resolve(*, lines: Sequence[tuple[bytes, bool]], info: PurposeInfo, channel: str) -> Resolved:
+def chunk_resolve(
+    *, lines: Sequence[tuple[bytes, bool]], info: PurposeInfo, channel: str, now: datetime | None = None
+) -> Resolved:
     """Parse `lines` ((line, too long) pairs), blind-index their identifiers, and resolve them with their subjects'
     states in ONE statement over a temporary table (its own short transaction)."""
     parsed = [_parse(line, too_long) for line, too_long in lines]
@@ -155,75 +165,73 @@ def chunk_resolve(*, lines: Sequence[tuple[bytes, bool]], info: PurposeInfo, cha
     digests = [[lookup(kind, value) for kind, value in ref.identifiers] for ref in references]
     owners: dict[bytes, set[uuid.UUID]] = {}
     survivors: dict[uuid.UUID, uuid.UUID] = {}
-    rows: dict[uuid.UUID, tuple[Any, ...]] = {}
+    rows: dict[uuid.UUID, tuple[str, int | None]] = {}
+    now = now or timezone.now()
     if references:
         customer_kind = _PURCHASE_KIND_OF_CHANNEL.get(channel) if info.rule.uwg_7_3 else None
         sql = _RESOLVE_SQL.format(customer=_CUSTOMER_SQL if customer_kind else "false")
-        params = {"purpose": info.rule.key, "channel": channel, "customer_kind": customer_kind}
+        cutoff = consent_expiry_cutoff(info.rule, now)
+        params = {"purpose": info.rule.key, "channel": channel, "customer_kind": customer_kind, "cutoff": cutoff}
         with transaction.atomic():  # the temporary table lives for this transaction
             _copy_refs({d for ds in digests for d in ds}, {r.subject_id for r in references if r.subject_id})
             with connection.connection.cursor() as cursor:
                 cursor.execute(sql, params)
                 fetched = cursor.fetchall()
-        for digest, given_id, sid, *state in fetched:
+        for digest, given_id, sid, shape, granted_us in fetched:
             if digest is not None:
                 owners.setdefault(digest, set()).add(sid)
             else:
                 survivors[given_id] = sid
-            rows[sid] = tuple(state)
-    return Resolved(parsed, references, digests, owners, survivors, rows)
+            rows[sid] = (shape, granted_us)
+    return Resolved(parsed, references, digests, owners, survivors, rows, now)
 
 
-def _state(row: Sequence[Any], purpose: str, channel: str) -> SubjectState:
-    """The SubjectState consent.selectors builds for a subject, narrowed to the send's one purpose and channel."""
-    erased, erasing, restricted, is_child, objects_dm, objects_purpose, customer, status, *fact = row
+def _state(shape: str, granted_us: int | None, purpose: str, channel: str) -> SubjectState:
+    """The SubjectState a shape stands for, narrowed to the send's one purpose and channel (as consent.selectors
+    builds it). A shape that cannot be read raises: its subjects' decisions fail closed."""
+    parts = shape.split("|", _SHAPE_PARTS - 1)
+    if len(parts) != _SHAPE_PARTS:
+        raise ValueError(f"a state shape of {len(parts)} parts")
+    erased, erasing, restricted, child, objects_dm, objects_purpose, customer = (p == "1" for p in parts[:7])
+    status, confirmed, actor, suppressed, _side, version = parts[7:]
     consents: dict[tuple[str, str], ConsentFact] = {}
-    if status is not None:
-        version, granted_us, confirmed, actor, suppressed = fact
+    if status:
         consents[(purpose, channel)] = ConsentFact(
-            status=_STATUSES[status],  # an unknown status raises: this subject's decision fails closed
+            status=_STATUSES[status],  # an unknown status raises KeyError
             notice_version=version or None,
-            granted_at=_EPOCH + timedelta(microseconds=granted_us) if granted_us is not None else None,
-            confirmed=bool(confirmed),
+            granted_at=None if granted_us is None else _EPOCH + timedelta(microseconds=granted_us),
+            confirmed=confirmed == "1",
             actor=_ACTORS.get(actor, PolicyActor.AGENT),
-            suppressed=bool(suppressed),
+            suppressed=suppressed == "1",
         )
     return SubjectState(
-        erased=bool(erased),
-        erasure_in_progress=bool(erasing),
-        restricted=bool(restricted),
-        is_child=bool(is_child),
-        objects_to_direct_marketing=bool(objects_dm),
+        erased=erased,
+        erasure_in_progress=erasing,
+        restricted=restricted,
+        is_child=child,
+        objects_to_direct_marketing=objects_dm,
         objected_purposes=frozenset({purpose}) if objects_purpose else _NONE,
         consents=consents,
         existing_customer_channels=frozenset({channel}) if customer else _NONE,
     )
 
 
-def _decisions(
-    resolved: Resolved, info: PurposeInfo, channel: str, now: datetime
-) -> tuple[list[Resolution], list[Decision]]:
+def _decisions(resolved: Resolved, info: PurposeInfo, channel: str) -> tuple[list[Resolution], list[Decision]]:
     """Who each reference names and the policy's decision, destination check included (consent.gates.sends)."""
     rule = info.rule
-    # A grant's time matters only as before or after the policy's expiry cutoff: the shape holds that side, so
-    # that people whose rows are alike share one state and the pure policy decides it once.
-    cutoff = consent_expiry_cutoff(rule, now)
-    cutoff_us = None if cutoff is None else (cutoff - _EPOCH) // timedelta(microseconds=1)
     decision_of: dict[uuid.UUID, Decision] = {}
-    shapes: dict[tuple[Any, ...], list[uuid.UUID]] = {}
-    for sid, row in resolved.rows.items():
-        granted = row[_GRANTED_AT]
-        side = None if granted is None or cutoff_us is None else granted <= cutoff_us
-        shapes.setdefault((*row[:_GRANTED_AT], side, *row[_GRANTED_AT + 1 :]), []).append(sid)
+    shapes: dict[str, list[uuid.UUID]] = {}  # people whose rows are alike share one state, decided once
+    for sid, (shape, _granted) in resolved.rows.items():
+        shapes.setdefault(shape, []).append(sid)
     states: list[SubjectState | None] = [None]  # the unknown subject's decision first
     decidable: list[list[uuid.UUID]] = []
     for sids in shapes.values():
         try:
-            states.append(_state(resolved.rows[sids[0]], rule.key, channel))
+            states.append(_state(*resolved.rows[sids[0]], rule.key, channel))
             decidable.append(sids)
         except (KeyError, ValueError, TypeError):
             decision_of.update(dict.fromkeys(sids, _UNAVAILABLE))  # a corrupt state row: no decision rests on it
-    decided = decide_many(states, rule, channel, Action.SEND, now)
+    decided = decide_many(states, rule, channel, Action.SEND, resolved.now)
     for sids, decision in zip(decidable, decided[1:], strict=True):
         decision_of.update(dict.fromkeys(sids, decision))
     unknown, ambiguous = decided[0], Decision.deny(Reason.AMBIGUOUS_SUBJECT, rule.legal_basis)
@@ -251,12 +259,12 @@ _NO_OWNERS: set[uuid.UUID] = set()
 
 
 def chunk_render(
-    *, resolved: Resolved, first_index: int, info: PurposeInfo, channel: str, send_id: uuid.UUID, now: datetime
+    *, resolved: Resolved, first_index: int, info: PurposeInfo, channel: str, send_id: uuid.UUID
 ) -> ChunkOutcome:
-    """Decide a resolved chunk at `now` and render its result lines and log rows (the first is input line
-    `first_index`). No database: the caller writes the outcome."""
+    """Decide a resolved chunk (at the moment its states were read) and render its result lines and log rows (the
+    first is input line `first_index`). No database: the caller writes the outcome."""
     parsed = resolved.parsed
-    resolutions, decisions = _decisions(resolved, info, channel, now)
+    resolutions, decisions = _decisions(resolved, info, channel)
     allowed_ids = [
         r.subject_id for r, d in zip(resolutions, decisions, strict=True) if d.allowed and r.subject_id is not None
     ]
@@ -330,7 +338,5 @@ def chunk_gate(
     now: datetime,
 ) -> ChunkOutcome:
     """Resolve and render one chunk at once (the worker does the two on two threads, see services)."""
-    resolved = chunk_resolve(lines=lines, info=info, channel=channel)
-    return chunk_render(
-        resolved=resolved, first_index=first_index, info=info, channel=channel, send_id=send_id, now=now
-    )
+    resolved = chunk_resolve(lines=lines, info=info, channel=channel, now=now)
+    return chunk_render(resolved=resolved, first_index=first_index, info=info, channel=channel, send_id=send_id)

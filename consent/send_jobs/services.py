@@ -262,12 +262,7 @@ def _gate_to_the_end(
         if index + chunk.lines < job.total:
             ahead = reader.run(_next_chunk, stream, size, info, job.channel)
         outcome = chunk_render(
-            resolved=chunk.resolved,
-            first_index=index,
-            info=info,
-            channel=job.channel,
-            send_id=job.send_id,
-            now=timezone.now(),
+            resolved=chunk.resolved, first_index=index, info=info, channel=job.channel, send_id=job.send_id
         )
         if committed is not None:
             committed.result()

@@ -182,7 +182,7 @@ def phase_sendjobs(keys: dict[str, str], token: str, args: argparse.Namespace, w
                 job = json.loads(raw)
                 if job["status"] in ("completed", "failed"):
                     break
-                time.sleep(0.1)
+                time.sleep(0.2)
             wall = time.perf_counter() - started
             worker_cpu = _cpu_seconds(worker.pid) - cpu_before
             used = cpu.usage(

@@ -54,14 +54,19 @@ _SHAPE_PARTS = 13
 # narrowed to the one purpose and channel of the send: all such a decision reads (as consent.selectors does it).
 _RESOLVE_SQL = """
 WITH hit AS MATERIALIZED (
-    SELECT r.digest, NULL::uuid AS given, COALESCE(s.merged_into_id, s.id) AS sid
+    -- Each digest and id looked up by its index on its own (LATERAL ... OFFSET 0): for a chunk of 20,000 the
+    -- planner would otherwise hash the whole identifier table, millions of rows, once per chunk.
+    SELECT r.digest, NULL::uuid AS given, s.sid
       FROM send_job_ref r
-      JOIN subjects_identifier i ON i.blind_index = r.digest
-      JOIN subjects_subject s ON s.id = i.subject_id
+     CROSS JOIN LATERAL (SELECT i.subject_id FROM subjects_identifier i WHERE i.blind_index = r.digest OFFSET 0) i
+     CROSS JOIN LATERAL (SELECT COALESCE(s.merged_into_id, s.id) AS sid FROM subjects_subject s
+                          WHERE s.id = i.subject_id OFFSET 0) s
      WHERE r.digest IS NOT NULL
     UNION ALL
-    SELECT NULL, s.id, COALESCE(s.merged_into_id, s.id)
-      FROM send_job_ref r JOIN subjects_subject s ON s.id = r.given
+    SELECT NULL, r.given, s.sid
+      FROM send_job_ref r
+     CROSS JOIN LATERAL (SELECT COALESCE(s.merged_into_id, s.id) AS sid FROM subjects_subject s
+                          WHERE s.id = r.given OFFSET 0) s
      WHERE r.given IS NOT NULL
 ), state AS (
     -- Each subject's state as one text, its shape (as consent.selectors builds it): subjects whose shapes are equal

@@ -11,6 +11,8 @@
   Target: >= 100,000 decisions/s (= 100,000 decisions / the 10 calls' total time).
 - writes: POST /api/v1/consents at 16 clients (hash chain included); afterwards the chains and heads of every
   subject written to are verified.
+- batch: POST /api/v1/records/batch, 2 clients x --batch-calls calls of --batch-size realistic records beside a COPY
+  baseline, every answer checked against the database (tests/benchmarks/batch_phase.py).
 - records, sends, profile: the identity issue's figures (record ingestion beside a COPY baseline, a 100,000-recipient
   marketing send, the gated profile read against a one-row floor): see tests/benchmarks/identity_phases.py.
 

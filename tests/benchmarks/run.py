@@ -15,6 +15,8 @@
   baseline, every answer checked against the database (tests/benchmarks/batch_phase.py).
 - records, sends, profile: the identity issue's figures (record ingestion beside a COPY baseline, a 100,000-recipient
   marketing send, the gated profile read against a one-row floor): see tests/benchmarks/identity_phases.py.
+- sendjobs: a 1,000,000-line send job (--sendjob-lines) end to end with one worker, its wall time and the worker's
+  peak RSS (tests/benchmarks/sendjobs_bench.py).
 
 Load: wrk (`apt-get install wrk`) with Lua scripts for rotating bodies; without it (or with BENCH_LOAD=python)
 several Python processes with keep-alive connections. `--workers 2,4,6` sweeps gunicorn's sync workers and keeps

@@ -15,6 +15,8 @@
   baseline, every answer checked against the database (tests/benchmarks/batch_phase.py).
 - records, sends, profile: the identity issue's figures (record ingestion beside a COPY baseline, a 100,000-recipient
   marketing send, the gated profile read against a one-row floor): see tests/benchmarks/identity_phases.py.
+- sendjobs: a 1,000,000-line send job (--sendjob-lines) end to end with one worker, its wall time and the worker's
+  peak RSS (tests/benchmarks/sendjobs_bench.py).
 
 Load: wrk (`apt-get install wrk`) with Lua scripts for rotating bodies; without it (or with BENCH_LOAD=python)
 several Python processes with keep-alive connections. `--workers 2,4,6` sweeps gunicorn's sync workers and keeps
@@ -43,7 +45,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tests.benchmarks import cpu, fides_compare, identity_phases, load, profiling
+from tests.benchmarks import cpu, fides_compare, identity_phases, load, profiling, sendjobs_bench
 from tests.benchmarks import environment as envmod
 from tests.benchmarks.environment import VAR, log
 from tests.benchmarks.seed import email, expected_reason
@@ -704,6 +706,7 @@ def report(results: dict[str, Any]) -> str:
             f"{writes['events_minus_2xx']} (in flight at stop) (no target)"
         )
     lines += identity_phases.report_lines(results)
+    lines += sendjobs_bench.report_lines(results)
     lines += fides_compare.report_lines(results)
     noise = [p for p in ("single", "writes") if results.get(p)]
     shares = identity_phases.noise_shares(results)
@@ -764,9 +767,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="also measure the lean prototypes of tests/benchmarks/whatif.py (estimates)",
     )
     identity_phases.add_arguments(parser)
+    sendjobs_bench.add_arguments(parser)
     args = parser.parse_args(argv)
     args.phases = [p.strip() for p in args.only.split(",") if p.strip()]
-    unknown = set(args.phases) - {"single", "bulk", "writes", "rights", "fides", *identity_phases.PHASES}
+    phases = {"single", "bulk", "writes", "rights", "fides", *identity_phases.PHASES, *sendjobs_bench.PHASES}
+    unknown = set(args.phases) - phases
     if unknown:
         parser.error(f"--only: unknown phase(s) {', '.join(sorted(unknown))}")
     args.workers = [int(w) for w in str(args.workers).split(",") if w.strip()]
@@ -824,6 +829,8 @@ def main(argv: list[str] | None = None) -> int:
                 _, copy_seconds = prepare_run_db(template, keys)
                 log(f"run database restored from the template for the identity phases in {copy_seconds:.1f} s")
         identity_phases.run_phases(keys, args, workers, results)
+        if sendjobs_bench.PHASES & set(args.phases):  # checks every line against the seed: before fides
+            sendjobs_bench.run_phase(keys, identity_phases.create_client(keys), args, workers, results)
         if "fides" in args.phases:  # last: its saves change seeded people's consents
             results["fides"] = fides_compare.phase_fides(keys, token, args, workers)
     finally:

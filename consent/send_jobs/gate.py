@@ -14,7 +14,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 import orjson
 from django.db import connection, transaction
@@ -26,29 +26,20 @@ from consent.gates.sends import DESTINATION_KINDS
 from consent.gates.unsubscribe import ONE_CLICK_BODY, unsubscribe_tokens, unsubscribe_url
 from consent.policy import (
     Action,
-    ConsentFact,
-    ConsentStatus,
     Decision,
     Reason,
     SubjectState,
     consent_expiry_cutoff,
     decide_many,
 )
-from consent.policy import Actor as PolicyActor
+from consent.selectors import PURCHASE_KIND_OF_CHANNEL, narrow_state
 from subjects.identity import Reference, parse_reference
 from subjects.keys import blind_index
 from subjects.selectors import Resolution, resolve_with
 
 INVALID_REFERENCE = "invalid_reference"  # the reason of a malformed line (not a policy reason: nobody was decided)
 
-_STATUSES: dict[str, ConsentStatus] = {s.value: s for s in ConsentStatus}
-_ACTORS: dict[str, PolicyActor] = {a.value: a for a in PolicyActor}
-# UWG §7(3): the identifier kind whose purchase address lets a legitimate-interest purpose use a channel.
-_PURCHASE_KIND_OF_CHANNEL = {"email": "email", "sms": "phone"}
-_NONE: frozenset[str] = frozenset()
 _UNAVAILABLE = Decision(False, Reason.UNAVAILABLE, None)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_SHAPE_PARTS = 13
 
 # Flat columns, one row per hit (a digest or a given id that names a subject), the subject's state beside it,
 # narrowed to the one purpose and channel of the send: all such a decision reads (as consent.selectors does it).
@@ -173,7 +164,7 @@ def chunk_resolve(
     rows: dict[uuid.UUID, tuple[str, int | None]] = {}
     now = now or timezone.now()
     if references:
-        customer_kind = _PURCHASE_KIND_OF_CHANNEL.get(channel) if info.rule.uwg_7_3 else None
+        customer_kind = PURCHASE_KIND_OF_CHANNEL.get(channel) if info.rule.uwg_7_3 else None
         sql = _RESOLVE_SQL.format(customer=_CUSTOMER_SQL if customer_kind else "false")
         cutoff = consent_expiry_cutoff(info.rule, now)
         params = {"purpose": info.rule.key, "channel": channel, "customer_kind": customer_kind, "cutoff": cutoff}
@@ -191,36 +182,6 @@ def chunk_resolve(
     return Resolved(parsed, references, digests, owners, survivors, rows, now)
 
 
-def _state(shape: str, granted_us: int | None, purpose: str, channel: str) -> SubjectState:
-    """The SubjectState a shape stands for, narrowed to the send's one purpose and channel (as consent.selectors
-    builds it). A shape that cannot be read raises: its subjects' decisions fail closed."""
-    parts = shape.split("|", _SHAPE_PARTS - 1)
-    if len(parts) != _SHAPE_PARTS:
-        raise ValueError(f"a state shape of {len(parts)} parts")
-    erased, erasing, restricted, child, objects_dm, objects_purpose, customer = (p == "1" for p in parts[:7])
-    status, confirmed, actor, suppressed, _side, version = parts[7:]
-    consents: dict[tuple[str, str], ConsentFact] = {}
-    if status:
-        consents[(purpose, channel)] = ConsentFact(
-            status=_STATUSES[status],  # an unknown status raises KeyError
-            notice_version=version or None,
-            granted_at=None if granted_us is None else _EPOCH + timedelta(microseconds=granted_us),
-            confirmed=confirmed == "1",
-            actor=_ACTORS.get(actor, PolicyActor.AGENT),
-            suppressed=suppressed == "1",
-        )
-    return SubjectState(
-        erased=erased,
-        erasure_in_progress=erasing,
-        restricted=restricted,
-        is_child=child,
-        objects_to_direct_marketing=objects_dm,
-        objected_purposes=frozenset({purpose}) if objects_purpose else _NONE,
-        consents=consents,
-        existing_customer_channels=frozenset({channel}) if customer else _NONE,
-    )
-
-
 def _decisions(resolved: Resolved, info: PurposeInfo, channel: str) -> tuple[list[Resolution], list[Decision]]:
     """Who each reference names and the policy's decision, destination check included (consent.gates.sends)."""
     rule = info.rule
@@ -232,7 +193,7 @@ def _decisions(resolved: Resolved, info: PurposeInfo, channel: str) -> tuple[lis
     decidable: list[list[uuid.UUID]] = []
     for sids in shapes.values():
         try:
-            states.append(_state(*resolved.rows[sids[0]], rule.key, channel))
+            states.append(narrow_state(*resolved.rows[sids[0]], rule.key, channel))
             decidable.append(sids)
         except (KeyError, ValueError, TypeError):
             decision_of.update(dict.fromkeys(sids, _UNAVAILABLE))  # a corrupt state row: no decision rests on it

@@ -5,3 +5,4 @@ from __future__ import annotations
 
 # The names the tasks always had (their module path), so queued messages and the beat schedule still match.
 SEND_CONFIRMATION = "consent.tasks.send_confirmation"
+RUN_SEND_JOB = "consent.tasks.run_send_job"

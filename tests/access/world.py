@@ -40,6 +40,7 @@ from consent.models import (
     Source,
     SourceCategory,
 )
+from consent.send_jobs.services import send_job_run
 from subjects.models import MergeAudit, RightsRequest, Subject
 from subjects.portal.addresses import address_change_request
 from subjects.rights.context import Handler
@@ -239,6 +240,15 @@ def _portal(world: World, api: Api) -> None:
     assert send.status_code == 201, send.content
     world.ids["send"] = send.json()["send"]
     world.paths["unsubscribe"] = "/u/" + send.json()["allowed"][0]["unsubscribe_url"].rsplit("/u/", 1)[1]
+    job = api.http.post(
+        "/api/v1/send-jobs?campaign=access&purpose=newsletter&channel=sms",
+        b'{"email": "%s"}\n' % ANNA.encode(),
+        content_type="application/x-ndjson",
+        **api._headers(None),
+    )
+    assert job.status_code == 202, job.content
+    world.ids["send_job"] = job.json()["id"]
+    send_job_run(job_id=uuid.UUID(world.ids["send_job"]))  # the worker's part, in process: the job completes
 
 
 def signin_link_of_anna() -> str:
@@ -276,6 +286,7 @@ def _admin_objects(world: World) -> None:
         "consent.notice": Notice.objects.filter(purpose__key="newsletter").first().pk,  # type: ignore[union-attr]
         "consent.send": ids["send"],
         "consent.sendrecipient": SendRecipient.objects.get(send_id=ids["send"]).pk,
+        "consent.sendjob": ids["send_job"],
         "subjects.mergeaudit": ids["merge_audit"],
         "subjects.mergeproposal": ids["merge_proposal"],
         "subjects.rightsrequest": ids["anna_copy"],

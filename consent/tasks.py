@@ -11,7 +11,8 @@ from consent.expiry import consents_expire
 from consent.ledger.verification import verification_run
 from consent.models import LedgerVerification
 from consent.services import idempotency_keys_purge
-from consent.task_names import SEND_CONFIRMATION
+from consent.task_names import DELIVER_WEBHOOKS, SEND_CONFIRMATION
+from consent.webhooks.delivery import deliveries_run
 
 
 @shared_task(
@@ -50,3 +51,11 @@ def verify_ledger_incremental() -> None:
 @shared_task
 def verify_ledger_full() -> None:
     verification_run(kind=LedgerVerification.Kind.FULL)
+
+
+@shared_task(name=DELIVER_WEBHOOKS, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def deliver_webhooks() -> None:
+    """Send every due webhook delivery. Enqueued after each outbox write commits and every few seconds by beat;
+    runs that overlap share the work (each delivery is claimed with a lease)."""
+    if deliveries_run().more:
+        deliver_webhooks.delay()

@@ -26,6 +26,7 @@ from consent.ledger.replay import state_refold
 from consent.ledger.state_rows import fact_of, state_values
 from consent.models import Confirmation, ConsentEvent, ConsentState, Objection
 from consent.task_names import SEND_CONFIRMATION
+from consent.webhooks.outbox import outbox_consent_changed
 from subjects.columns import CONFIRMATION_EMAIL
 from subjects.errors import SubjectErasedError, SubjectNotFoundError
 from subjects.identity import Reference
@@ -148,6 +149,9 @@ def consent_event_record(command: ConsentCommand, info: PurposeInfo, now: dateti
         confirmation_request(
             subject, key, command, event, now, required=command.channel in info.rule.double_opt_in or not suppressed
         )
+    outbox_consent_changed(
+        subject_id=subject.id, purpose=command.purpose, channel=command.channel, state=state, event_id=event.id
+    )
     return ConsentRecorded(event.id, subject.id, state or "")
 
 
@@ -196,6 +200,9 @@ def direct_marketing_objection_record(
         recorded_at=now,
     )
     Objection.objects.create(subject=subject, purpose="", since=now, seq=event.seq)
+    outbox_consent_changed(
+        subject_id=subject.id, purpose="", channel=None, state=projection.OBJECTED, event_id=event.id
+    )
     return event
 
 

@@ -1,0 +1,318 @@
+"""Delivery of the outbox (API.md, Webhooks; Standard Webhooks): each due delivery is claimed with a lease, POSTed
+outside any transaction, signed with its subscription's secret, and its answer recorded. Any 2xx acknowledges;
+anything else (an error status, a refused address, a timeout) is retried after about 5 s, 30 s and 2 minutes, then
+doubling up to an hour, with jitter, until 24 hours have passed since the first attempt: then the delivery is dead
+(a dead letter, replayed from admin).
+
+Order per subject: a delivery is due only when no earlier event of the same subject waits for the same endpoint
+(delivered or dead ends the wait). A subject's events are written under its row lock, so their ids are in commit
+order; a claim takes at most the head of each (endpoint, subject) line, so a batch can be sent in parallel."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import urllib3
+from celery import current_app
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from standardwebhooks.webhooks import Webhook
+
+from config.errors import DomainError
+from consent.task_names import DELIVER_WEBHOOKS
+from consent.webhooks.models import WebhookDelivery, WebhookEvent, WebhookSubscription
+from consent.webhooks.subscriptions import secret_open
+from consent.webhooks.urls import Target, url_resolve
+
+Status = WebhookDelivery.Status
+RETRY_WINDOW = timedelta(hours=24)
+FIRST_DELAYS = (5.0, 30.0, 120.0)  # seconds, after the 1st, 2nd and 3rd failed attempt
+MAX_DELAY = 3600.0
+JITTER = 0.2  # each delay is drawn from +-20% around its nominal value
+LEASE = timedelta(seconds=60)  # longer than a batch's sends can take (timeouts below), so no delivery goes twice
+CONNECT_TIMEOUT = 5.0
+READ_TIMEOUT = 10.0
+USER_AGENT = "Assent-Webhooks/1"
+
+
+def retry_delay(failures: int, *, rng: Callable[[], float] = random.random) -> timedelta:
+    """The wait after the `failures`-th failed attempt (1-based): 5 s, 30 s, 2 min, then doubling up to an hour,
+    each with jitter so that endpoints coming back are not hit by every retry at once."""
+    if failures <= len(FIRST_DELAYS):
+        nominal = FIRST_DELAYS[failures - 1]
+    else:
+        nominal = min(MAX_DELAY, FIRST_DELAYS[-1] * 2 ** (failures - len(FIRST_DELAYS)))
+    return timedelta(seconds=nominal * (1 - JITTER + 2 * JITTER * rng()))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Claiming
+# ---------------------------------------------------------------------------------------------------------
+_CLAIM_SQL = """
+WITH due AS (
+    SELECT d.id FROM consent_webhookdelivery d
+    WHERE d.status = 'pending' AND d.next_attempt_at <= %(now)s
+      AND (d.claimed_until IS NULL OR d.claimed_until < %(now)s)
+      AND (d.subject_id IS NULL OR NOT EXISTS (
+          SELECT 1 FROM consent_webhookdelivery e
+          WHERE e.subscription_id = d.subscription_id AND e.subject_id = d.subject_id
+            AND e.status = 'pending' AND e.event_id < d.event_id))
+    ORDER BY d.next_attempt_at, d.id
+    LIMIT %(limit)s
+    FOR UPDATE OF d SKIP LOCKED
+)
+UPDATE consent_webhookdelivery d
+SET claimed_until = %(until)s, first_attempt_at = COALESCE(d.first_attempt_at, %(now)s)
+FROM due WHERE d.id = due.id
+RETURNING d.id
+"""
+
+
+def deliveries_claim(*, limit: int, now: datetime) -> list[int]:
+    """Lease up to `limit` due deliveries, each the head of its (endpoint, subject) line. SKIP LOCKED: two senders
+    never wait for, nor take, each other's rows; the lease (the row's own column, re-checked under the lock) keeps
+    a claimed delivery from a second sender until it runs out."""
+    until = now + LEASE
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(_CLAIM_SQL, {"now": now, "until": until, "limit": limit})
+                return sorted(row[0] for row in cursor.fetchall())
+        return _claim_portable(limit, now, until)
+
+
+def _claim_portable(limit: int, now: datetime, until: datetime) -> list[int]:
+    """The demo's SQLite (one writer at a time): the same rule through the ORM."""
+    due = (
+        WebhookDelivery.objects.filter(status=Status.PENDING, next_attempt_at__lte=now)
+        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+        .order_by("next_attempt_at", "pk")
+    )
+    claimed: list[int] = []
+    for delivery in due[: limit * 4]:
+        earlier = WebhookDelivery.objects.filter(
+            subscription_id=delivery.subscription_id,
+            subject_id=delivery.subject_id,
+            status=Status.PENDING,
+            event_id__lt=delivery.event_id,
+        )
+        if delivery.subject_id is not None and earlier.exists():
+            continue
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(
+            claimed_until=until, first_attempt_at=delivery.first_attempt_at or now
+        )
+        claimed.append(delivery.pk)
+        if len(claimed) >= limit:
+            break
+    return claimed
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Sending (no transaction open: network I/O)
+# ---------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    delivery_id: int
+    subscription_id: uuid.UUID
+    ok: bool
+    status: int | None
+    error: str
+
+
+_pools: dict[tuple[str, str, int, str], urllib3.HTTPConnectionPool] = {}
+
+
+def _pool(target: Target) -> urllib3.HTTPConnectionPool:
+    """A keep-alive pool per checked address: the connection goes to the address url_resolve allowed, the host
+    name goes in the Host header and, for https, in SNI and the certificate check."""
+    key = (target.scheme, target.address, target.port, target.host)
+    pool = _pools.get(key)
+    if pool is None:
+        timeout = urllib3.Timeout(connect=CONNECT_TIMEOUT, read=READ_TIMEOUT)
+        if target.scheme == "https":
+            pool = urllib3.HTTPSConnectionPool(
+                target.address,
+                target.port,
+                timeout=timeout,
+                maxsize=4,
+                server_hostname=target.host,
+                assert_hostname=target.host,
+                cert_reqs="CERT_REQUIRED",
+            )
+        else:
+            pool = urllib3.HTTPConnectionPool(target.address, target.port, timeout=timeout, maxsize=4)
+        _pools[key] = pool
+    return pool
+
+
+def message_body(event: WebhookEvent) -> str:
+    """The Standard Webhooks payload: the same bytes for every endpoint and every attempt."""
+    stamp = event.created_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return json.dumps({"type": event.type, "timestamp": stamp, "data": event.data}, separators=(",", ":"))
+
+
+def message_id(event: WebhookEvent) -> str:
+    # One id per event, the same on every attempt: the receiver's key for dropping a repeat.
+    return f"msg_{event.pk}"
+
+
+def _send(delivery_id: int, event: WebhookEvent, subscription: WebhookSubscription, signer: Webhook) -> Attempt:
+    body = message_body(event)
+    msg_id = message_id(event)
+    try:
+        target = url_resolve(subscription.url)
+        sent_at = datetime.now(UTC)
+        headers = {
+            "content-type": "application/json",
+            "user-agent": USER_AGENT,
+            "host": target.host if target.port in (80, 443) else f"{target.host}:{target.port}",
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(int(sent_at.timestamp())),
+            "webhook-signature": signer.sign(msg_id, sent_at, body),
+        }
+        response = _pool(target).urlopen(
+            "POST", target.path, body=body.encode(), headers=headers, retries=False, redirect=False
+        )
+        response.drain_conn()
+    except DomainError as exc:
+        return Attempt(delivery_id, subscription.pk, False, None, f"refused: {exc.detail}"[:300])
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        return Attempt(delivery_id, subscription.pk, False, None, type(exc).__name__[:300])
+    ok = 200 <= response.status < 300
+    return Attempt(delivery_id, subscription.pk, ok, response.status, "" if ok else f"HTTP {response.status}")
+
+
+def deliveries_send(delivery_ids: list[int]) -> list[Attempt]:
+    """POST each claimed delivery; in parallel (each is the head of its own line, so order is not at stake)."""
+    rows = list(WebhookDelivery.objects.filter(pk__in=delivery_ids).select_related("event", "subscription"))
+    signers: dict[uuid.UUID, Webhook] = {}
+    jobs = []
+    for row in rows:
+        if row.subscription.pk not in signers:
+            signers[row.subscription.pk] = Webhook(secret_open(row.subscription))
+        jobs.append((row.pk, row.event, row.subscription, signers[row.subscription.pk]))
+    workers = min(settings.ASSENT_WEBHOOK_CONCURRENCY, len(jobs))
+    if workers <= 1:
+        return [_send(*job) for job in jobs]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(lambda job: _send(*job), jobs))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Recording the answers
+# ---------------------------------------------------------------------------------------------------------
+def attempts_record(attempts: list[Attempt], *, now: datetime, rng: Callable[[], float] = random.random) -> None:
+    """Each answer on its delivery, in one transaction: delivered, retried later, or dead once the next attempt
+    would fall past 24 hours after the first. Only a delivery still pending is written (an admin may have acted)."""
+    with transaction.atomic():
+        rows = {
+            row.pk: row
+            for row in WebhookDelivery.objects.filter(pk__in=[a.delivery_id for a in attempts], status=Status.PENDING)
+        }
+        failing: set[uuid.UUID] = set()
+        recovered: set[uuid.UUID] = set()
+        for attempt in attempts:
+            row = rows.get(attempt.delivery_id)
+            if row is None:
+                continue
+            values: dict[str, Any] = {
+                "attempts": F("attempts") + 1,
+                "last_attempt_at": now,
+                "last_status": attempt.status,
+                "last_error": attempt.error,
+                "claimed_until": None,
+            }
+            if attempt.ok:
+                values.update(status=Status.DELIVERED, delivered_at=now)
+                recovered.add(attempt.subscription_id)
+            else:
+                failing.add(attempt.subscription_id)
+                next_at = now + retry_delay(row.attempts + 1, rng=rng)
+                if next_at > (row.first_attempt_at or now) + RETRY_WINDOW:
+                    values.update(status=Status.DEAD)
+                else:
+                    values.update(next_attempt_at=next_at)
+            WebhookDelivery.objects.filter(pk=row.pk).update(**values)
+        if recovered:
+            WebhookSubscription.objects.filter(pk__in=recovered).update(failing_since=None)
+        still_failing = failing - recovered
+        if still_failing:
+            WebhookSubscription.objects.filter(pk__in=still_failing, failing_since__isnull=True).update(
+                failing_since=now
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    sent: int
+    delivered: int
+    more: bool  # the time budget ran out with work left
+
+
+def deliveries_run(*, batch: int = 100, budget_seconds: float = 20.0) -> RunResult:
+    """Send what is due, batch by batch, until nothing is or the budget is spent (the task then queues itself
+    again, so one long backlog does not hold a worker for ever)."""
+    started = time.monotonic()
+    sent = delivered = 0
+    while True:
+        claimed = deliveries_claim(limit=batch, now=timezone.now())
+        if not claimed:
+            return RunResult(sent, delivered, False)
+        attempts = deliveries_send(claimed)
+        attempts_record(attempts, now=timezone.now())
+        sent += len(attempts)
+        delivered += sum(1 for a in attempts if a.ok)
+        if time.monotonic() - started > budget_seconds:
+            return RunResult(sent, delivered, True)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Dead letters (admin)
+# ---------------------------------------------------------------------------------------------------------
+def _replay(rows: Any) -> int:
+    now = timezone.now()
+    count = int(
+        rows.filter(status=Status.DEAD).update(
+            status=Status.PENDING,
+            attempts=0,
+            first_attempt_at=None,
+            next_attempt_at=now,
+            claimed_until=None,
+            last_error="",
+        )
+    )
+    return count
+
+
+@transaction.atomic(durable=True)
+def delivery_replay(*, delivery_id: int) -> int:
+    """Send a dead letter again, with a fresh 24-hour window. 1 if it was dead, else 0."""
+    count = _replay(WebhookDelivery.objects.filter(pk=delivery_id, subscription__ended_at__isnull=True))
+    if count:
+        transaction.on_commit(_enqueue)
+    return count
+
+
+@transaction.atomic(durable=True)
+def deliveries_replay_dead(*, subscription_id: uuid.UUID) -> int:
+    """Every dead letter of one endpoint, again (after it was repaired). Replayed in event order, as always."""
+    count = _replay(
+        WebhookDelivery.objects.filter(subscription_id=subscription_id, subscription__ended_at__isnull=True)
+    )
+    if count:
+        transaction.on_commit(_enqueue)
+    return count
+
+
+def _enqueue() -> None:
+    current_app.signature(DELIVER_WEBHOOKS).apply_async()

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from consent.api import check, consents, profile, sends
+from consent.api import check, consents, profile, sends, webhooks
 
 urlpatterns = [
     path("consents", consents.ConsentCreateApi.as_view(), name="consent-create"),
@@ -14,4 +14,6 @@ urlpatterns = [
     ),
     path("subjects/<uuid:subject_id>/profile", profile.SubjectProfileApi.as_view(), name="subject-profile"),
     path("sends", sends.SendCreateApi.as_view(), name="send-create"),
+    path("webhooks", webhooks.WebhookListCreateApi.as_view(), name="webhooks"),
+    path("webhooks/<uuid:webhook_id>", webhooks.WebhookEndApi.as_view(), name="webhook-end"),
 ]

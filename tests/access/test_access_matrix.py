@@ -82,6 +82,11 @@ API_TABLE = [
     ApiRow("api/v1/requests/<uuid:request_id>/approve",            "POST", "requests:approve", 401, 401, 403, 404, 202),
     ApiRow("api/v1/requests/<uuid:request_id>/lift",               "POST", "requests:approve", 401, 401, 403, 404, 202),
     ApiRow("api/v1/requests/<uuid:request_id>/export",             "GET",  "requests:read",    401, 401, 403, 404, 200),
+    # webhooks are no purpose's: `othr` may subscribe; the world's subscription is `othr`'s, so `rght` (another
+    # client) does not find it to end it
+    ApiRow("api/v1/webhooks",                                      "POST", "webhooks:manage",  401, 401, 403, 201, 201),
+    ApiRow("api/v1/webhooks",                                      "GET",  "webhooks:manage",  401, 401, 403, 200, 200),
+    ApiRow("api/v1/webhooks/<uuid:webhook_id>",                  "DELETE", "webhooks:manage", 401, 401, 403, 204, 404),
 ]
 # fmt: on
 

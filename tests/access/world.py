@@ -40,6 +40,7 @@ from consent.models import (
     Source,
     SourceCategory,
 )
+from consent.webhooks.subscriptions import subscription_create
 from subjects.models import MergeAudit, RightsRequest, Subject
 from subjects.portal.addresses import address_change_request
 from subjects.rights.context import Handler
@@ -183,9 +184,11 @@ def _api_clients(world: World) -> None:
     revoked, key = ApiClientFactory(name="access-revoked", scopes=list(ALL_SCOPES), purposes=[])
     client_revoke(client=revoked)
     world.keys["revoked"] = key
-    _, world.keys["other_purpose"] = ApiClientFactory(
+    other, world.keys["other_purpose"] = ApiClientFactory(
         name="access-other-purpose", scopes=list(ALL_SCOPES), purposes=[OTHER_PURPOSE]
     )
+    hook = subscription_create(client_id=other.pk, url="https://93.184.216.34/hooks/world", events=["*"])
+    world.ids["webhook"] = hook.subscription.pk
 
 
 @override_settings(PASSWORD_HASHERS=FAST_HASHER)

@@ -50,7 +50,9 @@ def test_a_withdrawal_reaches_the_subscriber_signed_and_in_the_standard_webhooks
 
     assert (result.sent, result.delivered) == (2, 2)
     first, second = receiver.at("/crm")
-    assert first.payload is not None and second.payload is not None  # both signatures verified
+    # both signatures verified
+    assert first.payload is not None
+    assert second.payload is not None
     assert first.payload["type"] == "consent.changed"
     assert first.payload["data"] == {
         "subject": str(granted.subject_id),
@@ -130,7 +132,9 @@ def test_a_receiver_failing_three_times_gets_the_event_once_more_after_each_fail
 
     assert [r.status for r in receiver.at("/flaky")] == [500, 503, 502, 204]
     assert len({r.msg_id for r in receiver.at("/flaky")}) == 1  # the same message each time
-    assert 4 <= waits[0] <= 6 and 24 <= waits[1] <= 36 and 96 <= waits[2] <= 144
+    assert 4 <= waits[0] <= 6
+    assert 24 <= waits[1] <= 36
+    assert 96 <= waits[2] <= 144
     delivery = WebhookDelivery.objects.get()
     assert (delivery.status, delivery.attempts, delivery.last_status) == (Status.DELIVERED, 4, 204)
     time_passes()

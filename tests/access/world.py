@@ -39,7 +39,9 @@ from consent.models import (
     SendRecipient,
     Source,
     SourceCategory,
+    WebhookDelivery,
 )
+from consent.webhooks.outbox import outbox_record
 from consent.webhooks.subscriptions import subscription_create
 from subjects.models import MergeAudit, RightsRequest, Subject
 from subjects.portal.addresses import address_change_request
@@ -189,6 +191,12 @@ def _api_clients(world: World) -> None:
     )
     hook = subscription_create(client_id=other.pk, url="https://93.184.216.34/hooks/world", events=["*"])
     world.ids["webhook"] = hook.subscription.pk
+    # A dead letter for the admin's pages and replay action: an event for that endpoint whose day of failed attempts
+    # is not waited for here.
+    outbox_record(type="subject.rectified", subject_id=world.anna, data={"subject": str(world.anna), "changed": {}})
+    dead = WebhookDelivery.objects.filter(subscription_id=hook.subscription.pk).latest("pk")
+    WebhookDelivery.objects.filter(pk=dead.pk).update(status=WebhookDelivery.Status.DEAD, attempts=9)
+    world.ids["dead_letter"] = dead.pk
 
 
 @override_settings(PASSWORD_HASHERS=FAST_HASHER)
@@ -279,6 +287,8 @@ def _admin_objects(world: World) -> None:
         "consent.notice": Notice.objects.filter(purpose__key="newsletter").first().pk,  # type: ignore[union-attr]
         "consent.send": ids["send"],
         "consent.sendrecipient": SendRecipient.objects.get(send_id=ids["send"]).pk,
+        "consent.webhooksubscription": ids["webhook"],
+        "consent.webhookdelivery": ids["dead_letter"],
         "subjects.mergeaudit": ids["merge_audit"],
         "subjects.mergeproposal": ids["merge_proposal"],
         "subjects.rightsrequest": ids["anna_copy"],

@@ -5,6 +5,7 @@ statuses to answer in turn (the last one repeats), 200 by default."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ class Received:
     msg_id: str
     status: int  # what the receiver answered
     payload: dict[str, Any] | None  # None: the signature did not verify
+    at: float = 0.0  # time.time() when it arrived (benchmarks)
 
 
 @dataclass
@@ -53,7 +55,7 @@ class Receiver:
             status = queue.pop(0) if len(queue) > 1 else (queue[0] if queue else 200)
             if payload is None:
                 status = 400  # an unsigned or wrongly signed message is refused, as a real receiver would
-            self.received.append(Received(path, headers.get("webhook-id", ""), status, payload))
+            self.received.append(Received(path, headers.get("webhook-id", ""), status, payload, time.time()))
             return status
 
 

@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -127,6 +127,8 @@ class Attempt:
     ok: bool
     status: int | None
     error: str
+    attempts_before: int = 0
+    first_attempt_at: datetime | None = None
 
 
 _pools: dict[tuple[str, str, int, str], urllib3.HTTPConnectionPool] = {}
@@ -166,7 +168,12 @@ def message_id(event: WebhookEvent) -> str:
     return f"msg_{event.pk}"
 
 
-def _send(delivery_id: int, event: WebhookEvent, subscription: WebhookSubscription, signer: Webhook) -> Attempt:
+def _send(row: WebhookDelivery, signer: Webhook) -> Attempt:
+    attempt = _post(row.pk, row.event, row.subscription, signer)
+    return replace(attempt, attempts_before=row.attempts, first_attempt_at=row.first_attempt_at)
+
+
+def _post(delivery_id: int, event: WebhookEvent, subscription: WebhookSubscription, signer: Webhook) -> Attempt:
     body = message_body(event)
     msg_id = message_id(event)
     try:
@@ -200,7 +207,7 @@ def deliveries_send(delivery_ids: list[int]) -> list[Attempt]:
     for row in rows:
         if row.subscription.pk not in signers:
             signers[row.subscription.pk] = Webhook(secret_open(row.subscription))
-        jobs.append((row.pk, row.event, row.subscription, signers[row.subscription.pk]))
+        jobs.append((row, signers[row.subscription.pk]))
     workers = min(settings.ASSENT_WEBHOOK_CONCURRENCY, len(jobs))
     if workers <= 1:
         return [_send(*job) for job in jobs]
@@ -211,45 +218,63 @@ def deliveries_send(delivery_ids: list[int]) -> list[Attempt]:
 # ---------------------------------------------------------------------------------------------------------
 # Recording the answers
 # ---------------------------------------------------------------------------------------------------------
+_RECORD_SQL = """
+UPDATE consent_webhookdelivery d
+SET attempts = d.attempts + 1, last_attempt_at = %(now)s, claimed_until = NULL,
+    last_status = v.last_status, last_error = v.last_error, status = v.status, delivered_at = v.delivered_at,
+    next_attempt_at = COALESCE(v.next_attempt_at, d.next_attempt_at)
+FROM unnest(%(ids)s::bigint[], %(codes)s::integer[], %(errors)s::text[], %(statuses)s::text[],
+            %(delivered)s::timestamptz[], %(next)s::timestamptz[])
+     AS v(id, last_status, last_error, status, delivered_at, next_attempt_at)
+WHERE d.id = v.id AND d.status = 'pending'
+"""
+
+
 def attempts_record(attempts: list[Attempt], *, now: datetime, rng: Callable[[], float] = random.random) -> None:
-    """Each answer on its delivery, in one transaction: delivered, retried later, or dead once the next attempt
-    would fall past 24 hours after the first. Only a delivery still pending is written (an admin may have acted)."""
+    """Each answer on its delivery, in one statement: delivered, retried later, or dead once the next attempt would
+    fall past 24 hours after the first. Only a delivery still pending is written (an admin may have acted)."""
+    outcomes: list[tuple[Attempt, str, datetime | None]] = []  # (attempt, status, next attempt)
+    for attempt in attempts:
+        if attempt.ok:
+            outcomes.append((attempt, Status.DELIVERED, None))
+            continue
+        next_at = now + retry_delay(attempt.attempts_before + 1, rng=rng)
+        dead = next_at > (attempt.first_attempt_at or now) + RETRY_WINDOW
+        outcomes.append((attempt, Status.DEAD if dead else Status.PENDING, None if dead else next_at))
+    recovered = {a.subscription_id for a in attempts if a.ok}
+    failing = {a.subscription_id for a in attempts if not a.ok} - recovered
     with transaction.atomic():
-        rows = {
-            row.pk: row
-            for row in WebhookDelivery.objects.filter(pk__in=[a.delivery_id for a in attempts], status=Status.PENDING)
-        }
-        failing: set[uuid.UUID] = set()
-        recovered: set[uuid.UUID] = set()
-        for attempt in attempts:
-            row = rows.get(attempt.delivery_id)
-            if row is None:
-                continue
-            values: dict[str, Any] = {
-                "attempts": F("attempts") + 1,
-                "last_attempt_at": now,
-                "last_status": attempt.status,
-                "last_error": attempt.error,
-                "claimed_until": None,
-            }
-            if attempt.ok:
-                values.update(status=Status.DELIVERED, delivered_at=now)
-                recovered.add(attempt.subscription_id)
-            else:
-                failing.add(attempt.subscription_id)
-                next_at = now + retry_delay(row.attempts + 1, rng=rng)
-                if next_at > (row.first_attempt_at or now) + RETRY_WINDOW:
-                    values.update(status=Status.DEAD)
-                else:
-                    values.update(next_attempt_at=next_at)
-            WebhookDelivery.objects.filter(pk=row.pk).update(**values)
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    _RECORD_SQL,
+                    {
+                        "now": now,
+                        "ids": [a.delivery_id for a, _, _ in outcomes],
+                        "codes": [a.status for a, _, _ in outcomes],
+                        "errors": [a.error for a, _, _ in outcomes],
+                        "statuses": [str(status) for _, status, _ in outcomes],
+                        "delivered": [now if status == Status.DELIVERED else None for _, status, _ in outcomes],
+                        "next": [next_at for _, _, next_at in outcomes],
+                    },
+                )
+        else:
+            for attempt, status, next_at in outcomes:
+                WebhookDelivery.objects.filter(pk=attempt.delivery_id, status=Status.PENDING).update(
+                    attempts=F("attempts") + 1,
+                    last_attempt_at=now,
+                    claimed_until=None,
+                    last_status=attempt.status,
+                    last_error=attempt.error,
+                    status=status,
+                    delivered_at=now if status == Status.DELIVERED else None,
+                    next_attempt_at=next_at or F("next_attempt_at"),
+                )
+        # Written only when they change: every batch touching these rows would queue the senders behind each other.
         if recovered:
-            WebhookSubscription.objects.filter(pk__in=recovered).update(failing_since=None)
-        still_failing = failing - recovered
-        if still_failing:
-            WebhookSubscription.objects.filter(pk__in=still_failing, failing_since__isnull=True).update(
-                failing_since=now
-            )
+            WebhookSubscription.objects.filter(pk__in=recovered, failing_since__isnull=False).update(failing_since=None)
+        if failing:
+            WebhookSubscription.objects.filter(pk__in=failing, failing_since__isnull=True).update(failing_since=now)
 
 
 @dataclass(frozen=True, slots=True)

@@ -259,7 +259,7 @@ def attempts_record(attempts: list[Attempt], *, now: datetime, rng: Callable[[],
                     },
                 )
         else:
-            for attempt, status, next_at in outcomes:
+            for attempt, status, retry_at in outcomes:
                 WebhookDelivery.objects.filter(pk=attempt.delivery_id, status=Status.PENDING).update(
                     attempts=F("attempts") + 1,
                     last_attempt_at=now,
@@ -268,7 +268,7 @@ def attempts_record(attempts: list[Attempt], *, now: datetime, rng: Callable[[],
                     last_error=attempt.error,
                     status=status,
                     delivered_at=now if status == Status.DELIVERED else None,
-                    next_attempt_at=next_at or F("next_attempt_at"),
+                    next_attempt_at=retry_at or F("next_attempt_at"),
                 )
         # Written only when they change: every batch touching these rows would queue the senders behind each other.
         if recovered:

@@ -95,8 +95,8 @@ def policy_inputs(
 
     Each state is narrowed to this one purpose and channel, which is all such a decision reads, and subjects whose
     rows are alike share one SubjectState object: `decide_many` then decides each distinct state once (the policy
-    is pure, so reusing its answer is exact). On PostgreSQL this is ONE statement of flat columns for any number of
-    references (the single check is the hottest path of the service); elsewhere resolution, then states."""
+    is pure, so reusing its answer is exact). On PostgreSQL this is ONE statement, a state shape per row, for any
+    number of references (the single check is the hottest path of the service); elsewhere resolution, then states."""
     if connection.vendor != "postgresql":
         resolutions = subject_resolve_many(references=references)
         found = {r.subject_id for r in resolutions if r.subject_id is not None}
@@ -106,41 +106,27 @@ def policy_inputs(
     given = [str(ref.subject_id) for ref in references if ref.subject_id is not None]
     customer_kind = _PURCHASE_KIND_OF_CHANNEL.get(channel) if rule.uwg_7_3 else None
     cutoff = consent_expiry_cutoff(rule, now)
-    params = (
-        len(wanted),
-        b"".join(wanted),
-        given,
-        rule.key,
-        customer_kind,
-        cutoff is not None,
-        rule.key,
-        channel,
-    )
-    # A grant's time matters only as before or after the policy's expiry cutoff: the shape holds that side, not the
-    # time, or every person with an expiring grant would be a shape of their own.
-    cutoff_us = None if cutoff is None else (cutoff - _EPOCH) // _MICROSECOND
+    params = (len(wanted), b"".join(wanted), given, rule.key, customer_kind, cutoff, cutoff, rule.key, channel)
     owners: dict[bytes, set[uuid.UUID]] = {}
     survivors: dict[uuid.UUID, uuid.UUID] = {}
     states: dict[uuid.UUID, SubjectState] = {}
     unreadable: set[uuid.UUID] = set()
-    shapes: dict[tuple[Any, ...], SubjectState | None] = {}  # None: this shape cannot be read
+    shapes: dict[str, SubjectState | None] = {}  # None: this shape cannot be read
     connection.ensure_connection()
     # A raw psycopg cursor with a server-side prepared statement: planning this statement costs more than
     # running it for one person, and Django's client-side binding would plan it on every check.
     with connection.wrap_database_errors, connection.connection.cursor() as cursor:
         cursor.execute(_CHECK_SQL, params, prepare=True)
         rows = cursor.fetchall()
-    for digest, given_id, sid, *shape in rows:
+    for digest, given_id, sid, shape, granted_us in rows:
         if digest is not None:
             owners.setdefault(digest, set()).add(sid)
         else:
             survivors[given_id] = sid
-        granted_us = shape[_GRANTED_AT]
-        key = (*shape[:_GRANTED_AT], None if granted_us is None else granted_us <= cutoff_us, *shape[_GRANTED_AT + 1 :])
-        if key in shapes:
-            state = shapes[key]
+        if shape in shapes:
+            state = shapes[shape]
         else:
-            state = shapes[key] = _narrow_state_of(shape, rule.key, channel, sid)
+            state = shapes[shape] = _narrow_state_of(shape, granted_us, rule.key, channel, sid)
         if state is None:
             unreadable.add(sid)
         else:
@@ -149,49 +135,73 @@ def policy_inputs(
 
 
 # The blind indexes travel as one bytea of 32-byte digests cut apart by the server: an array parameter of 10,000
-# values costs the client more to build than the whole statement costs the server to run.
+# values costs the client more to build than the whole statement costs the server to run. Each is looked up by the
+# index on its own (the LATERAL ... OFFSET 0): for a call of 10,000 the planner would otherwise hash the whole
+# identifier table, a million rows, to find them.
 _DIGEST_BYTES = 32
 _CHECK_SQL = f"""
 WITH hit AS (
   SELECT i.blind_index AS digest, NULL::uuid AS given, COALESCE(s.merged_into_id, s.id) AS sid
     FROM generate_series(0, %s::int - 1) g
-    JOIN subjects_identifier i ON i.blind_index = substring(%b::bytea FROM g * {_DIGEST_BYTES} + 1 FOR {_DIGEST_BYTES})
+    CROSS JOIN LATERAL (
+      SELECT i.blind_index, i.subject_id FROM subjects_identifier i
+       WHERE i.blind_index = substring(%b::bytea FROM g * {_DIGEST_BYTES} + 1 FOR {_DIGEST_BYTES}) OFFSET 0) i
     JOIN subjects_subject s ON s.id = i.subject_id
   UNION ALL
   SELECT NULL, s.id, COALESCE(s.merged_into_id, s.id) FROM subjects_subject s WHERE s.id = ANY(%s::uuid[])
 )
 SELECT h.digest, h.given, h.sid,
-       s.status = 'erased' OR s.erased_at IS NOT NULL, s.erasure_started_at IS NOT NULL,
-       s.restricted_at IS NOT NULL, s.is_child,
-       EXISTS (SELECT 1 FROM consent_objection o WHERE o.subject_id = s.id AND o.purpose = ''),
-       EXISTS (SELECT 1 FROM consent_objection o WHERE o.subject_id = s.id AND o.purpose = %s),
-       EXISTS (SELECT 1 FROM subjects_identifier c
-                WHERE c.subject_id = s.id AND c.purchase_at IS NOT NULL AND c.kind = %s),
-       cs.status, cs.notice_version, CASE WHEN %s THEN (extract(epoch FROM cs.granted_at) * 1000000)::int8 END,
-       cs.confirmed, cs.actor, cs.suppressed
+       concat_ws('|',
+         (s.status = 'erased' OR s.erased_at IS NOT NULL)::int, (s.erasure_started_at IS NOT NULL)::int,
+         (s.restricted_at IS NOT NULL)::int, s.is_child::int,
+         EXISTS (SELECT 1 FROM consent_objection o WHERE o.subject_id = s.id AND o.purpose = '')::int,
+         EXISTS (SELECT 1 FROM consent_objection o WHERE o.subject_id = s.id AND o.purpose = %s)::int,
+         EXISTS (SELECT 1 FROM subjects_identifier c
+                  WHERE c.subject_id = s.id AND c.purchase_at IS NOT NULL AND c.kind = %s)::int,
+         COALESCE(cs.status, ''), COALESCE(cs.confirmed::int::text, ''), COALESCE(cs.actor, ''),
+         COALESCE(cs.suppressed::int::text, ''), COALESCE((cs.granted_at <= %s::timestamptz)::int::text, ''),
+         COALESCE(cs.notice_version, '')),
+       CASE WHEN %s::timestamptz IS NOT NULL THEN (extract(epoch FROM cs.granted_at) * 1000000)::int8 END
   FROM hit h JOIN subjects_subject s ON s.id = h.sid
   LEFT JOIN consent_consentstate cs ON cs.subject_id = s.id AND cs.purpose = %s AND cs.channel = %s
 """
-
-
-_GRANTED_AT = 9  # the grant time's place in a row's shape (the columns after h.sid)
+# Each row's state as one text, its shape: subjects whose shapes are equal are alike for this decision, so the text
+# is the key under which they share one SubjectState, taken apart once per shape rather than once per subject. A
+# grant's time is in the shape only as its side of the policy's expiry cutoff (compared by PostgreSQL, exactly), or
+# every person with an expiring grant would be a shape of their own; the time itself comes beside the shape for the
+# one state built per shape. The notice version comes last: it is the only free text.
+_SHAPE_PARTS = 13
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
 
 
-def _narrow_state_of(shape: Sequence[Any], purpose: str, channel: str, sid: uuid.UUID) -> SubjectState | None:
-    """The state of one flat row of _CHECK_SQL (None when it cannot be read). The grant time comes only when the
-    purpose's consent expires (else every row would be a shape of its own, for a value the policy never reads)."""
-    erased, erasing, restricted, is_child, objects_dm, objects_purpose, customer, status, *fact = shape
+def _narrow_state_of(
+    shape: str, granted_us: int | None, purpose: str, channel: str, sid: uuid.UUID
+) -> SubjectState | None:
+    """The state one shape of _CHECK_SQL stands for (None when it cannot be read)."""
     try:
+        parts = shape.split("|", _SHAPE_PARTS - 1)
+        if len(parts) != _SHAPE_PARTS:
+            raise ValueError(f"a state shape of {len(parts)} parts")
+        erased, erasing, restricted, child, objects_dm, objects_purpose, customer = (p == "1" for p in parts[:7])
+        status, confirmed, actor, suppressed, _side, version = parts[7:]
+        fact = None
+        if status:
+            fact = ConsentFact(
+                status=_STATUSES[status],  # an unknown status raises: the caller's check then fails closed
+                notice_version=version or None,
+                granted_at=None if granted_us is None else _EPOCH + timedelta(microseconds=granted_us),
+                confirmed=confirmed == "1",
+                actor=_ACTORS.get(actor, PolicyActor.AGENT),
+                suppressed=suppressed == "1",
+            )
         return SubjectState(
             erased=erased,
             erasure_in_progress=erasing,
             restricted=restricted,
-            is_child=is_child,
+            is_child=child,
             objects_to_direct_marketing=objects_dm,
             objected_purposes=frozenset({purpose}) if objects_purpose else _NONE,
-            consents={(purpose, channel): _narrow_fact(status, *fact)} if status is not None else {},
+            consents={(purpose, channel): fact} if fact is not None else {},
             existing_customer_channels=frozenset({channel}) if customer else _NONE,
         )
     except (KeyError, ValueError, TypeError):
@@ -276,19 +286,6 @@ def _json_list(value: object) -> list[Any]:
 
 _STATUSES: dict[str, ConsentStatus] = {s.value: s for s in ConsentStatus}
 _ACTORS: dict[str, PolicyActor] = {a.value: a for a in PolicyActor}
-
-
-def _narrow_fact(
-    status: str, version: str | None, granted_us: int | None, confirmed: bool, actor: str, suppressed: bool
-) -> ConsentFact:
-    return ConsentFact(
-        status=_STATUSES[status],  # an unknown status raises: the caller's check then fails closed
-        notice_version=version or None,
-        granted_at=None if granted_us is None else _EPOCH + timedelta(microseconds=granted_us),
-        confirmed=bool(confirmed),
-        actor=_ACTORS.get(actor, PolicyActor.AGENT),
-        suppressed=bool(suppressed),
-    )
 
 
 def _fact(row: list[Any]) -> ConsentFact:

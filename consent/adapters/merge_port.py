@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from consent.catalogue.snapshot import catalogue_snapshot
-from consent.ledger.chain import NewEvent, event_evidence, ledger_append
+from consent.ledger.chain import NewEvent, event_evidence, ledger_append, stamped_under_lock
 from consent.ledger.replay import consent_rebuild, fact_combine, objection_combine
 from consent.ledger.state_rows import fact_of, state_values
 from consent.models import Confirmation, ConsentEvent, ConsentState, Objection, ReadLog, SendRecipient
@@ -41,6 +41,7 @@ class ConsentPortImpl:
     """subjects.ports.ConsentPort. Both subjects are locked by the caller, in the caller's transaction."""
 
     def on_merge(self, *, survivor_id: uuid.UUID, absorbed_id: uuid.UUID, now: datetime) -> None:
+        now = stamped_under_lock(now)
         survivor = Subject.objects.get(pk=survivor_id)
         absorbed = Subject.objects.get(pk=absorbed_id)
         survivor_key, absorbed_key = data_key(survivor), data_key(absorbed)
@@ -83,6 +84,7 @@ class ConsentPortImpl:
         )
 
     def on_split(self, *, survivor_id: uuid.UUID, restored_id: uuid.UUID, now: datetime) -> None:
+        now = stamped_under_lock(now)
         survivor = Subject.objects.get(pk=survivor_id)
         restored = Subject.objects.get(pk=restored_id)
         survivor_key, restored_key = data_key(survivor), data_key(restored)

@@ -17,6 +17,7 @@ from typing import Any
 import rfc8785
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from consent.models import ConsentEvent, LedgerHead
 from subjects import crypto
@@ -177,3 +178,11 @@ def ledger_verify_subject(subject: Subject, head: LedgerHead | None) -> list[Cha
             ChainProblem(subject.id, None, f"head says seq {head.last_seq}, chain ends at seq {last_seq} (shortened)")
         )
     return problems
+
+
+def stamped_under_lock(now: datetime) -> datetime:
+    """The time for an event the system dates itself (a merge, a split, an objection), taken again once the caller
+    holds the subject's lock. A time taken before the wait would date the event before an event that came first in
+    the chain: the state (occurred_at order) and the replay would then disagree on which one stands (the soak found
+    a merge queued behind a grant, dated before it)."""
+    return max(now, timezone.now())

@@ -21,7 +21,7 @@ from django.utils import timezone
 from consent.catalogue.snapshot import PurposeInfo
 from consent.errors import EmailNotLinkedError, EmailRequiredError, NothingToConfirmError
 from consent.ledger import projection
-from consent.ledger.chain import NewEvent, ledger_append
+from consent.ledger.chain import NewEvent, ledger_append, stamped_under_lock
 from consent.ledger.replay import state_refold
 from consent.ledger.state_rows import fact_of, state_values
 from consent.models import Confirmation, ConsentEvent, ConsentState, Objection
@@ -184,6 +184,7 @@ def direct_marketing_objection_record(
     recorded."""
     if Objection.objects.filter(subject=subject, purpose="").exists():
         return None
+    now = stamped_under_lock(now)
     event = ledger_append(
         subject=subject,
         key=data_key(subject),

@@ -4,6 +4,7 @@ and a split gives each person back exactly their own data."""
 
 from __future__ import annotations
 
+import io
 import threading
 import time
 import uuid
@@ -13,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from django.core.management import call_command
 from django.db import connection, transaction
 from django.utils import timezone
 from freezegun import freeze_time
@@ -586,3 +588,25 @@ def test_a_split_is_refused_once_the_survivor_was_merged_again(catalogue: dict[s
     assert MergeAudit.objects.filter(survivor_id=first).exists()
     with pytest.raises(SplitConflictError):
         subject_split(audit_id=inner.pk, now=timezone.now())
+
+
+def test_a_merge_that_waited_behind_a_grant_is_dated_after_it(catalogue: dict[str, Any]) -> None:
+    # Given Kai withdrew SMS, and Kim's grant was recorded while a merge of the two waited for their locks
+    with on_day(0):
+        consent({"email": "kim@example.org"}, "grant", "push")
+    with on_day(0.5):
+        consent({"customer_number": "C-9"}, "withdraw", "sms")
+    with on_day(1):
+        kim = consent({"email": "kim@example.org"}, "grant", "sms").subject_id
+    kai = subject_resolve(reference=parse_reference({"customer_number": "C-9"}))
+    assert kai is not None
+
+    # When the merge, its time taken before the wait, gets the locks after the grant (the soak found this)
+    with on_day(2), transaction.atomic():
+        locked = {s.id: s for s in lock_subjects(sorted([kim, kai]))}
+        subject_merge(survivor=locked[kim], absorbed=locked[kai], reason="test", now=BASE + timedelta(hours=23))
+
+    # Then the merge is dated after the grant it came after, so the state and the chain's replay agree on it
+    call_command("verify_ledger", stdout=io.StringIO(), stderr=io.StringIO())
+    assert status(kim, "newsletter", "sms") == "withdrawn"
+    assert ConsentEvent.objects.get(subject_id=kim, action="merged").occurred_at > BASE + timedelta(days=1)

@@ -29,7 +29,7 @@ class Migration(migrations.Migration):
                 ('url', models.CharField(max_length=2000)),
                 ('events', models.JSONField(default=list)),
                 ('secret_kid', models.CharField(max_length=32)),
-                ('secret_enc', models.BinaryField()),
+                ('secret_sealed', models.BinaryField()),
                 ('created_at', models.DateTimeField()),
                 ('ended_at', models.DateTimeField(blank=True, null=True)),
                 ('failing_since', models.DateTimeField(blank=True, null=True)),

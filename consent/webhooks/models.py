@@ -17,7 +17,7 @@ class WebhookSubscription(models.Model):
     url = models.CharField(max_length=2000)
     events = models.JSONField(default=list)  # event types, or ["*"]
     secret_kid = models.CharField(max_length=32)
-    secret_enc = models.BinaryField()
+    secret_sealed = models.BinaryField()
     created_at = models.DateTimeField()
     ended_at = models.DateTimeField(null=True, blank=True)
     # Set at the first failed attempt since the last success, cleared by a success: the dashboard names endpoints

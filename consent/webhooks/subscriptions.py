@@ -36,7 +36,7 @@ def secret_seal(subscription_id: uuid.UUID, secret: str) -> tuple[str, bytes]:
 def secret_open(subscription: WebhookSubscription) -> str:
     for kid, master in keyring().keys:
         if kid == subscription.secret_kid:
-            return crypto.open_sealed(master, bytes(subscription.secret_enc), _aad(subscription.id)).decode()
+            return crypto.open_sealed(master, bytes(subscription.secret_sealed), _aad(subscription.id)).decode()
     raise crypto.DecryptionError(f"master key {subscription.secret_kid!r} is not configured")
 
 
@@ -75,7 +75,7 @@ def subscription_create(*, client_id: int, url: str, events: Sequence[str]) -> S
             url=url,
             events=kinds,
             secret_kid=kid,
-            secret_enc=sealed,
+            secret_sealed=sealed,
             created_at=timezone.now(),
         )
     return SubscriptionCreated(subscription, secret)
@@ -99,3 +99,16 @@ def subscription_end(*, subscription_id: uuid.UUID, client_id: int | None = None
         raise NotFoundError("no such webhook subscription")
     WebhookSubscription.objects.filter(pk=subscription.pk).update(ended_at=timezone.now())
     WebhookDelivery.objects.filter(subscription=subscription, status=WebhookDelivery.Status.PENDING).delete()
+
+
+def webhook_secrets_reseal() -> int:
+    """After a master key rotation: every secret sealed under an older master key, sealed again under the first
+    (rotate_master_key runs it beside the data keys' re-wrap). How many were resealed."""
+    current = keyring().current_kid
+    count = 0
+    for subscription in WebhookSubscription.objects.exclude(secret_kid=current).order_by("pk"):
+        kid, sealed = secret_seal(subscription.pk, secret_open(subscription))
+        count += WebhookSubscription.objects.filter(pk=subscription.pk, secret_kid=subscription.secret_kid).update(
+            secret_kid=kid, secret_sealed=sealed
+        )
+    return count

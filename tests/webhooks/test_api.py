@@ -36,7 +36,7 @@ def test_a_client_subscribes_sees_the_secret_once_and_receives_signed_events(
     assert [item["id"] for item in listed] == [body["id"]]
     assert "secret" not in listed[0]
     # the secret is kept sealed, not in clear
-    assert body["secret"].encode() not in bytes(WebhookSubscription.objects.get().secret_enc)
+    assert body["secret"].encode() not in bytes(WebhookSubscription.objects.get().secret_sealed)
 
     ConsentFactory(email="pia@example.de")
     deliveries_run()

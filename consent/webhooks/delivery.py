@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -168,46 +169,76 @@ def message_id(event: WebhookEvent) -> str:
     return f"msg_{event.pk}"
 
 
-def _send(row: WebhookDelivery, signer: Webhook) -> Attempt:
-    attempt = _post(row.pk, row.event, row.subscription, signer)
+UNREACHABLE = "unreachable in this batch (not tried again until its next attempt)"
+
+
+@dataclass
+class _Endpoint:
+    """One subscription within a batch: resolved once (at delivery time, before its first send), its signer, and
+    whether a connection to it failed, after which its other deliveries of the batch are not tried: a dead
+    endpoint that times out costs the batch one timeout, not one per delivery, and holds no other endpoint up."""
+
+    subscription: WebhookSubscription
+    signer: Webhook
+    target: Target | None = None
+    refused: str = ""
+    unreachable: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def resolve(self) -> None:
+        with self.lock:
+            if self.target is None and not self.refused:
+                try:
+                    self.target = url_resolve(self.subscription.url)
+                except DomainError as exc:
+                    self.refused = f"refused: {exc.detail}"[:300]
+
+
+def _send(row: WebhookDelivery, endpoint: _Endpoint) -> Attempt:
+    attempt = _post(row.pk, row.event, endpoint)
     return replace(attempt, attempts_before=row.attempts, first_attempt_at=row.first_attempt_at)
 
 
-def _post(delivery_id: int, event: WebhookEvent, subscription: WebhookSubscription, signer: Webhook) -> Attempt:
+def _post(delivery_id: int, event: WebhookEvent, endpoint: _Endpoint) -> Attempt:
+    subscription_id = endpoint.subscription.pk
+    endpoint.resolve()
+    if endpoint.target is None:
+        return Attempt(delivery_id, subscription_id, False, None, endpoint.refused)
+    if endpoint.unreachable:
+        return Attempt(delivery_id, subscription_id, False, None, UNREACHABLE)
+    target = endpoint.target
     body = message_body(event)
     msg_id = message_id(event)
+    sent_at = datetime.now(UTC)
+    headers = {
+        "content-type": "application/json",
+        "user-agent": USER_AGENT,
+        "host": target.host if target.port in (80, 443) else f"{target.host}:{target.port}",
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(sent_at.timestamp())),
+        "webhook-signature": endpoint.signer.sign(msg_id, sent_at, body),
+    }
     try:
-        target = url_resolve(subscription.url)
-        sent_at = datetime.now(UTC)
-        headers = {
-            "content-type": "application/json",
-            "user-agent": USER_AGENT,
-            "host": target.host if target.port in (80, 443) else f"{target.host}:{target.port}",
-            "webhook-id": msg_id,
-            "webhook-timestamp": str(int(sent_at.timestamp())),
-            "webhook-signature": signer.sign(msg_id, sent_at, body),
-        }
         response = _pool(target).urlopen(
             "POST", target.path, body=body.encode(), headers=headers, retries=False, redirect=False
         )
         response.drain_conn()
-    except DomainError as exc:
-        return Attempt(delivery_id, subscription.pk, False, None, f"refused: {exc.detail}"[:300])
     except (urllib3.exceptions.HTTPError, OSError) as exc:
-        return Attempt(delivery_id, subscription.pk, False, None, type(exc).__name__[:300])
+        endpoint.unreachable = True
+        return Attempt(delivery_id, subscription_id, False, None, type(exc).__name__[:300])
     ok = 200 <= response.status < 300
-    return Attempt(delivery_id, subscription.pk, ok, response.status, "" if ok else f"HTTP {response.status}")
+    return Attempt(delivery_id, subscription_id, ok, response.status, "" if ok else f"HTTP {response.status}")
 
 
 def deliveries_send(delivery_ids: list[int]) -> list[Attempt]:
     """POST each claimed delivery; in parallel (each is the head of its own line, so order is not at stake)."""
     rows = list(WebhookDelivery.objects.filter(pk__in=delivery_ids).select_related("event", "subscription"))
-    signers: dict[uuid.UUID, Webhook] = {}
+    endpoints: dict[uuid.UUID, _Endpoint] = {}
     jobs = []
     for row in rows:
-        if row.subscription.pk not in signers:
-            signers[row.subscription.pk] = Webhook(secret_open(row.subscription))
-        jobs.append((row, signers[row.subscription.pk]))
+        if row.subscription.pk not in endpoints:
+            endpoints[row.subscription.pk] = _Endpoint(row.subscription, Webhook(secret_open(row.subscription)))
+        jobs.append((row, endpoints[row.subscription.pk]))
     workers = min(settings.ASSENT_WEBHOOK_CONCURRENCY, len(jobs))
     if workers <= 1:
         return [_send(*job) for job in jobs]

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import socket
+from collections import Counter
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -13,13 +15,14 @@ from django.utils import timezone
 from consent.models import WebhookDelivery, WebhookEvent
 from consent.webhooks.delivery import (
     RETRY_WINDOW,
+    UNREACHABLE,
     deliveries_replay_dead,
     deliveries_run,
     delivery_replay,
     retry_delay,
 )
-from consent.webhooks.subscriptions import subscription_end
-from tests.factories import ConsentFactory
+from consent.webhooks.subscriptions import subscription_create, subscription_end
+from tests.factories import ApiClientFactory, ConsentFactory
 from tests.webhook_receiver import Receiver
 
 pytestmark = pytest.mark.django_db
@@ -256,3 +259,26 @@ def test_a_dead_earlier_event_no_longer_holds_the_later_ones(subscribe: Callable
     deliveries_run()
     (received,) = receiver.at("/ordered")
     assert (received.payload or {})["data"]["state"] == "withdrawn"
+
+
+def test_an_endpoint_that_refuses_connections_costs_a_batch_one_try_and_holds_no_other_up(
+    subscribe: Callable[..., Any], receiver: Receiver, settings: Any
+) -> None:
+    settings.ASSENT_WEBHOOK_CONCURRENCY = 1  # one at a time, so the order of the tries is known
+    subscribe("/fine")
+    client, _key = ApiClientFactory(name="gone", scopes=["webhooks:manage"])
+    with socket.socket() as closed:  # a loopback port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    gone = subscription_create(client_id=client.pk, url=f"http://127.0.0.1:{port}/hook", events=["*"]).subscription
+    for person in range(5):
+        ConsentFactory(email=f"vi-{person}@example.de")
+
+    assert deliveries_run().sent == 10
+    assert len(receiver.acknowledged("/fine")) == 5
+    errors = Counter(WebhookDelivery.objects.filter(subscription=gone).values_list("last_error", flat=True))
+    # tried once; the others wait for their next attempt
+    assert errors == {"NewConnectionError": 1, UNREACHABLE: 4}
+    assert set(WebhookDelivery.objects.filter(subscription=gone).values_list("attempts", "status")) == {
+        (1, Status.PENDING)
+    }

@@ -223,6 +223,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "rights-purge-evidence": {"task": "subjects.rights.purge_evidence", "schedule": 24 * 3600.0},
     # Webhooks: retries fall due, and deliveries whose message the broker lost are found, by this sweep.
     "deliver-webhooks": {"task": "consent.tasks.deliver_webhooks", "schedule": 5.0},
+    "purge-webhooks": {"task": "consent.tasks.purge_webhooks", "schedule": 24 * 3600.0},
 }
 # The rights workflow's tasks live below an app's `tasks` module, where autodiscovery does not look.
 CELERY_IMPORTS = ["subjects.rights.tasks"]

@@ -12,7 +12,7 @@ from consent.ledger.verification import verification_run
 from consent.models import LedgerVerification
 from consent.services import idempotency_keys_purge
 from consent.task_names import DELIVER_WEBHOOKS, SEND_CONFIRMATION
-from consent.webhooks.delivery import deliveries_run
+from consent.webhooks.delivery import deliveries_run, webhooks_purge
 
 
 @shared_task(
@@ -59,3 +59,8 @@ def deliver_webhooks() -> None:
     runs that overlap share the work (each delivery is claimed with a lease)."""
     if deliveries_run().more:
         deliver_webhooks.delay()
+
+
+@shared_task
+def purge_webhooks() -> None:
+    webhooks_purge()

@@ -372,3 +372,22 @@ def deliveries_replay_dead(*, subscription_id: uuid.UUID) -> int:
 
 def _enqueue() -> None:
     current_app.signature(DELIVER_WEBHOOKS).apply_async()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Clean-up (beat, daily)
+# ---------------------------------------------------------------------------------------------------------
+KEPT = timedelta(days=30)  # delivered messages stay this long for the DPO to look into, then go
+
+
+def webhooks_purge(*, now: datetime | None = None) -> int:
+    """Delete deliveries acknowledged more than 30 days ago, dead letters of ended subscriptions, and events
+    nothing refers to any more. Dead letters of live subscriptions stay until replayed. How many deliveries went."""
+    cutoff = (now or timezone.now()) - KEPT
+    with transaction.atomic(durable=True):
+        gone, _ = WebhookDelivery.objects.filter(
+            Q(status=Status.DELIVERED, delivered_at__lt=cutoff)
+            | Q(status=Status.DEAD, subscription__ended_at__isnull=False, last_attempt_at__lt=cutoff)
+        ).delete()
+        WebhookEvent.objects.filter(created_at__lt=cutoff, deliveries__isnull=True).delete()
+    return int(gone)

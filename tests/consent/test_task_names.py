@@ -4,9 +4,10 @@ must be the one the task is declared under, and the one queued messages and the 
 from __future__ import annotations
 
 from celery import current_app
+from django.conf import settings
 
 from consent import tasks
-from consent.task_names import SEND_CONFIRMATION
+from consent.task_names import DELIVER_WEBHOOKS, SEND_CONFIRMATION
 
 
 def test_the_confirmation_task_is_declared_under_the_name_the_kernel_enqueues() -> None:
@@ -19,3 +20,10 @@ def test_a_signature_by_that_name_reaches_the_task_with_its_retry_options() -> N
     assert task.acks_late
     assert task.reject_on_worker_lost
     assert task.max_retries == 8
+
+
+def test_the_outbox_enqueues_the_delivery_task_by_the_name_it_is_declared_and_scheduled_under() -> None:
+    assert tasks.deliver_webhooks.name == DELIVER_WEBHOOKS
+    assert current_app.signature(DELIVER_WEBHOOKS).type.acks_late
+    scheduled = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert {DELIVER_WEBHOOKS, tasks.purge_webhooks.name} <= scheduled

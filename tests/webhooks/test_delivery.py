@@ -20,6 +20,7 @@ from consent.webhooks.delivery import (
     deliveries_run,
     delivery_replay,
     retry_delay,
+    webhooks_purge,
 )
 from consent.webhooks.subscriptions import subscription_create, subscription_end
 from tests.factories import ApiClientFactory, ConsentFactory
@@ -282,3 +283,19 @@ def test_an_endpoint_that_refuses_connections_costs_a_batch_one_try_and_holds_no
     assert set(WebhookDelivery.objects.filter(subscription=gone).values_list("attempts", "status")) == {
         (1, Status.PENDING)
     }
+
+
+def test_acknowledged_messages_go_after_30_days_dead_letters_of_live_endpoints_stay(
+    subscribe: Callable[..., Any], receiver: Receiver
+) -> None:
+    subscribe("/kept")
+    ConsentFactory(email="wil@example.de")
+    ConsentFactory(email="xan@example.de")
+    deliveries_run()
+    old, dead = WebhookDelivery.objects.order_by("pk")
+    WebhookDelivery.objects.filter(pk=dead.pk).update(status=Status.DEAD)
+    assert webhooks_purge(now=timezone.now() + timedelta(days=29)) == 0
+    assert webhooks_purge(now=timezone.now() + timedelta(days=31)) == 1
+    assert list(WebhookDelivery.objects.values_list("pk", flat=True)) == [dead.pk]
+    assert list(WebhookEvent.objects.values_list("pk", flat=True)) == [dead.event_id]
+    assert not WebhookDelivery.objects.filter(pk=old.pk).exists()

@@ -44,6 +44,7 @@ LEASE = timedelta(seconds=60)  # longer than a batch's sends can take (timeouts 
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 10.0
 USER_AGENT = "Assent-Webhooks/1"
+MAX_ANSWER_BYTES = 64 * 1024
 
 
 def retry_delay(failures: int, *, rng: Callable[[], float] = random.random) -> timedelta:
@@ -220,9 +221,22 @@ def _post(delivery_id: int, event: WebhookEvent, endpoint: _Endpoint) -> Attempt
     }
     try:
         response = _pool(target).urlopen(
-            "POST", target.path, body=body.encode(), headers=headers, retries=False, redirect=False
+            "POST",
+            target.path,
+            body=body.encode(),
+            headers=headers,
+            retries=False,
+            redirect=False,
+            preload_content=False,
         )
-        response.drain_conn()
+        # Only the status counts. A short body is read so the connection can serve the next delivery; a long or
+        # unsized one is not read at all (an endpoint must not hold a sender by streaming): the connection goes.
+        remaining = response.length_remaining
+        if remaining is not None and remaining <= MAX_ANSWER_BYTES:
+            response.drain_conn()
+            response.release_conn()
+        else:
+            response.close()
     except (urllib3.exceptions.HTTPError, OSError) as exc:
         endpoint.unreachable = True
         return Attempt(delivery_id, subscription_id, False, None, type(exc).__name__[:300])

@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import socket
+import threading
 from collections import Counter
 from collections.abc import Callable
 from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -299,3 +301,39 @@ def test_acknowledged_messages_go_after_30_days_dead_letters_of_live_endpoints_s
     assert list(WebhookDelivery.objects.values_list("pk", flat=True)) == [dead.pk]
     assert list(WebhookEvent.objects.values_list("pk", flat=True)) == [dead.event_id]
     assert not WebhookDelivery.objects.filter(pk=old.pk).exists()
+
+
+def test_an_endpoint_streaming_an_endless_answer_does_not_hold_the_sender(subscribe: Callable[..., Any]) -> None:
+    # an endpoint that acknowledges, then sends body bytes for ever
+    stop = threading.Event()
+
+    class Streaming(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("content-length", "0")))
+            self.send_response(200)
+            self.send_header("transfer-encoding", "chunked")
+            self.end_headers()
+            while not stop.is_set():
+                try:
+                    self.wfile.write(b"400\r\n" + b"x" * 1024 + b"\r\n")
+                except OSError:
+                    return
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Streaming)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        client, _key = ApiClientFactory(name="streamer", scopes=["webhooks:manage"])
+        url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+        subscription_create(client_id=client.pk, url=url, events=["*"])
+        ConsentFactory(email="yul@example.de")
+        assert deliveries_run().delivered == 1
+    finally:
+        stop.set()
+        server.shutdown()
+        server.server_close()

@@ -224,6 +224,9 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     # Webhooks: retries fall due, and deliveries whose message the broker lost are found, by this sweep.
     "deliver-webhooks": {"task": "consent.tasks.deliver_webhooks", "schedule": 5.0},
     "purge-webhooks": {"task": "consent.tasks.purge_webhooks", "schedule": 24 * 3600.0},
+    # Send jobs whose message was lost or whose worker died go to the broker again (consent.send_jobs).
+    "send-jobs-resume-stalled": {"task": "consent.tasks.resume_send_jobs", "schedule": 60.0},
+    "send-jobs-purge": {"task": "consent.tasks.purge_send_jobs", "schedule": 3600.0},
 }
 # The rights workflow's tasks live below an app's `tasks` module, where autodiscovery does not look.
 CELERY_IMPORTS = ["subjects.rights.tasks"]
@@ -245,6 +248,16 @@ ASSENT_WEBHOOK_ALLOW_LOOPBACK = envbool("ASSENT_WEBHOOK_ALLOW_LOOPBACK", False)
 ASSENT_WEBHOOK_CONCURRENCY = envint("ASSENT_WEBHOOK_CONCURRENCY", 8, minimum=1)
 ASSENT_WEBHOOK_FAILING_HOURS = envint("ASSENT_WEBHOOK_FAILING_HOURS", 2, minimum=1)
 ASSENT_ERASURE_LOG = Path(env("ASSENT_ERASURE_LOG", str(VAR_DIR / "erasure.log")))
+# Send jobs (consent.send_jobs): the uploaded references and the result, as files in this directory (the upload is
+# deleted when the job completes, the result ASSENT_SEND_JOB_KEEP_DAYS after the job ended); at most this many lines
+# and bytes (after gzip) per job; lines gated per chunk; a worker's claim on a job lasts the lease and is renewed
+# with every chunk, so a killed worker's job is taken over after it.
+ASSENT_SEND_JOB_DIR = Path(env("ASSENT_SEND_JOB_DIR", str(VAR_DIR / "send-jobs")))
+ASSENT_SEND_JOB_MAX_LINES = envint("ASSENT_SEND_JOB_MAX_LINES", 10_000_000, minimum=1)
+ASSENT_SEND_JOB_MAX_BYTES = envint("ASSENT_SEND_JOB_MAX_BYTES", 2 * 1024**3, minimum=1)
+ASSENT_SEND_JOB_CHUNK_LINES = envint("ASSENT_SEND_JOB_CHUNK_LINES", 20_000, minimum=1)
+ASSENT_SEND_JOB_LEASE_SECONDS = envint("ASSENT_SEND_JOB_LEASE_SECONDS", 60, minimum=1)
+ASSENT_SEND_JOB_KEEP_DAYS = envint("ASSENT_SEND_JOB_KEEP_DAYS", 7, minimum=1)  # then the job's files are deleted
 
 # Mail (Django's own settings, from the environment)
 EMAIL_BACKEND = env(

@@ -354,12 +354,56 @@ class SendRecipient(models.Model):
 
     send = models.ForeignKey(Send, on_delete=models.CASCADE, related_name="recipients")
     index = models.PositiveIntegerField()
-    subject = models.ForeignKey(Subject, null=True, on_delete=models.CASCADE, related_name="+")
+    # No database constraint: a subject row is never deleted (erasure keeps it as a tombstone), and the check cost
+    # a foreign-key probe per logged recipient at commit, a large share of a million-recipient send job.
+    subject = models.ForeignKey(Subject, null=True, on_delete=models.CASCADE, related_name="+", db_constraint=False)
     allowed = models.BooleanField()
     reason = models.CharField(max_length=32)
 
     def __str__(self) -> str:
         return f"recipient {self.index} of send {self.send_id}"
+
+
+class SendJob(models.Model):
+    """A large send (API.md `/api/v1/send-jobs`): the references uploaded as a file, gated by a worker in chunks of
+    lines and logged as one Send. `checkpoint` says how far the committed chunks reached in the upload and in the
+    result file (byte offsets), so a worker that takes over a dead one's job continues there and writes nothing
+    twice. Files are named relative to settings.ASSENT_SEND_JOB_DIR."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        COMPLETED = "completed"
+        FAILED = "failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    client = models.ForeignKey(ApiClient, on_delete=models.PROTECT, related_name="+")
+    campaign = models.CharField(max_length=200)
+    purpose = models.CharField(max_length=64)
+    channel = models.CharField(max_length=64)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    total = models.PositiveIntegerField()  # lines uploaded
+    processed = models.PositiveIntegerField(default=0)
+    allowed = models.PositiveIntegerField(default=0)
+    blocked = models.PositiveIntegerField(default=0)  # malformed lines included
+    send = models.OneToOneField(Send, null=True, blank=True, on_delete=models.PROTECT, related_name="job")
+    upload_file = models.CharField(max_length=200)
+    result_file = models.CharField(max_length=200)
+    checkpoint = models.JSONField(default=dict)  # {"input": byte offset, "result": byte offset}
+    lease_token = models.UUIDField(null=True, blank=True)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    enqueued_at = models.DateTimeField()
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField()
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["status", "claimed_until"], name="send_job_by_status")]
+
+    def __str__(self) -> str:
+        return f"send job {self.id}"
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -104,7 +104,7 @@ def policy_inputs(
     digests = reference_digests(references)
     wanted = list({d for ds in digests for d in ds})
     given = [str(ref.subject_id) for ref in references if ref.subject_id is not None]
-    customer_kind = _PURCHASE_KIND_OF_CHANNEL.get(channel) if rule.uwg_7_3 else None
+    customer_kind = PURCHASE_KIND_OF_CHANNEL.get(channel) if rule.uwg_7_3 else None
     cutoff = consent_expiry_cutoff(rule, now)
     params = (len(wanted), b"".join(wanted), given, rule.key, customer_kind, cutoff, cutoff, rule.key, channel)
     owners: dict[bytes, set[uuid.UUID]] = {}
@@ -170,49 +170,54 @@ SELECT h.digest, h.given, h.sid,
 # grant's time is in the shape only as its side of the policy's expiry cutoff (compared by PostgreSQL, exactly), or
 # every person with an expiring grant would be a shape of their own; the time itself comes beside the shape for the
 # one state built per shape. The notice version comes last: it is the only free text.
-_SHAPE_PARTS = 13
+SHAPE_PARTS = 13
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _narrow_state_of(
     shape: str, granted_us: int | None, purpose: str, channel: str, sid: uuid.UUID
 ) -> SubjectState | None:
-    """The state one shape of _CHECK_SQL stands for (None when it cannot be read)."""
     try:
-        parts = shape.split("|", _SHAPE_PARTS - 1)
-        if len(parts) != _SHAPE_PARTS:
-            raise ValueError(f"a state shape of {len(parts)} parts")
-        erased, erasing, restricted, child, objects_dm, objects_purpose, customer = (p == "1" for p in parts[:7])
-        status, confirmed, actor, suppressed, _side, version = parts[7:]
-        fact = None
-        if status:
-            fact = ConsentFact(
-                status=_STATUSES[status],  # an unknown status raises: the caller's check then fails closed
-                notice_version=version or None,
-                granted_at=None if granted_us is None else _EPOCH + timedelta(microseconds=granted_us),
-                confirmed=confirmed == "1",
-                actor=_ACTORS.get(actor, PolicyActor.AGENT),
-                suppressed=suppressed == "1",
-            )
-        return SubjectState(
-            erased=erased,
-            erasure_in_progress=erasing,
-            restricted=restricted,
-            is_child=child,
-            objects_to_direct_marketing=objects_dm,
-            objected_purposes=frozenset({purpose}) if objects_purpose else _NONE,
-            consents={(purpose, channel): fact} if fact is not None else {},
-            existing_customer_channels=frozenset({channel}) if customer else _NONE,
-        )
+        return narrow_state(shape, granted_us, purpose, channel)
     except (KeyError, ValueError, TypeError):
         # A corrupt state row: no decision may rest on it (API.md: 503, allowed false, unavailable).
         logger.warning("policy state of subject %s cannot be read", sid, exc_info=True)
         return None
 
 
+def narrow_state(shape: str, granted_us: int | None, purpose: str, channel: str) -> SubjectState:
+    """The state a shape stands for (see _CHECK_SQL; send jobs build the same text), narrowed to one purpose and
+    channel. A shape that cannot be read raises KeyError or ValueError: its subjects' decisions fail closed."""
+    parts = shape.split("|", SHAPE_PARTS - 1)
+    if len(parts) != SHAPE_PARTS:
+        raise ValueError(f"a state shape of {len(parts)} parts")
+    erased, erasing, restricted, child, objects_dm, objects_purpose, customer = (p == "1" for p in parts[:7])
+    status, confirmed, actor, suppressed, _side, version = parts[7:]
+    consents: dict[tuple[str, str], ConsentFact] = {}
+    if status:
+        consents[(purpose, channel)] = ConsentFact(
+            status=_STATUSES[status],  # an unknown status raises
+            notice_version=version or None,
+            granted_at=None if granted_us is None else _EPOCH + timedelta(microseconds=granted_us),
+            confirmed=confirmed == "1",
+            actor=_ACTORS.get(actor, PolicyActor.AGENT),
+            suppressed=suppressed == "1",
+        )
+    return SubjectState(
+        erased=erased,
+        erasure_in_progress=erasing,
+        restricted=restricted,
+        is_child=child,
+        objects_to_direct_marketing=objects_dm,
+        objected_purposes=frozenset({purpose}) if objects_purpose else _NONE,
+        consents=consents,
+        existing_customer_channels=frozenset({channel}) if customer else _NONE,
+    )
+
+
 # UWG §7(3): an address that came from a purchase lets a legitimate-interest purpose use the channel it reaches.
 _PURCHASE_ADDRESS_CHANNELS = {"email": "email", "phone": "sms"}
-_PURCHASE_KIND_OF_CHANNEL = {channel: kind for kind, channel in _PURCHASE_ADDRESS_CHANNELS.items()}
+PURCHASE_KIND_OF_CHANNEL = {channel: kind for kind, channel in _PURCHASE_ADDRESS_CHANNELS.items()}
 
 # One statement, two dialects: PostgreSQL in production and tests, SQLite in the demo.
 _STATE_SQL = """

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import random
 import uuid
 
 from celery import shared_task
+from celery.app.task import Task
 
 from consent.double_opt_in import confirmation_send, confirmations_unsent
 from consent.expiry import consents_expire
 from consent.ledger.verification import verification_run
 from consent.models import LedgerVerification
+from consent.send_jobs.services import send_job_fail, send_job_run, send_jobs_purge, send_jobs_stalled
 from consent.services import idempotency_keys_purge
-from consent.task_names import DELIVER_WEBHOOKS, SEND_CONFIRMATION
+from consent.task_names import DELIVER_WEBHOOKS, RUN_SEND_JOB, SEND_CONFIRMATION
 from consent.webhooks.delivery import deliveries_run, webhooks_purge
+from subjects.rights.context import TRANSIENT
+
+SEND_JOB_RETRIES = 8
 
 
 @shared_task(
@@ -51,6 +57,37 @@ def verify_ledger_incremental() -> None:
 @shared_task
 def verify_ledger_full() -> None:
     verification_run(kind=LedgerVerification.Kind.FULL)
+
+
+@shared_task(bind=True, name=RUN_SEND_JOB, max_retries=SEND_JOB_RETRIES, acks_late=True, reject_on_worker_lost=True)
+def run_send_job(self: Task, job_id: str) -> None:
+    try:
+        result = send_job_run(job_id=uuid.UUID(job_id))
+    except TRANSIENT as exc:
+        if self.request.retries >= SEND_JOB_RETRIES:
+            send_job_fail(
+                job_id=uuid.UUID(job_id), error=f"gave up after {SEND_JOB_RETRIES} retries: {type(exc).__name__}"
+            )
+            return
+        countdown = min(60.0, 2.0**self.request.retries) * (0.5 + random.random() / 2)
+        raise self.retry(exc=exc, countdown=countdown) from None
+    if result.retry_in is not None and not self.request.is_eager:
+        # Another worker holds a live lease on the job; if it died, the lease ends and this claims the job then.
+        run_send_job.apply_async((job_id,), countdown=result.retry_in)
+
+
+@shared_task
+def resume_send_jobs() -> int:
+    """Safety net: send jobs whose message was lost or whose worker died go to the broker again."""
+    ids = send_jobs_stalled()
+    for job_id in ids:
+        run_send_job.delay(str(job_id))
+    return len(ids)
+
+
+@shared_task
+def purge_send_jobs() -> int:
+    return send_jobs_purge()
 
 
 @shared_task(name=DELIVER_WEBHOOKS, acks_late=True, reject_on_worker_lost=True, ignore_result=True)

@@ -63,6 +63,17 @@ def seal_field(key: bytes, plaintext: bytes, subject_id: uuid.UUID, column: str,
     return FIELD_VERSION + nonce + AESGCM(key).encrypt(nonce, plaintext, row_aad(subject_id, column, row_id))
 
 
+def seal_fields(key: bytes, subject_id: uuid.UUID, fields: Sequence[tuple[str, RowId, bytes]]) -> list[bytes]:
+    """seal_field for several (column, row id, plaintext) of one subject under one AESGCM object: building the
+    object costs about as much as sealing a short value, and a batch seals thousands."""
+    aead = AESGCM(key)
+    sealed = []
+    for column, row_id, plaintext in fields:
+        nonce = os.urandom(NONCE_BYTES)
+        sealed.append(FIELD_VERSION + nonce + aead.encrypt(nonce, plaintext, row_aad(subject_id, column, row_id)))
+    return sealed
+
+
 def open_field(
     key: bytes, blob: bytes, subject_id: uuid.UUID, column: str, row_id: RowId, *, read_unbound: bool = True
 ) -> bytes:
@@ -120,6 +131,33 @@ class Keyring:
     def wrap(self, data_key: bytes, subject_id: uuid.UUID) -> tuple[str, bytes]:
         kid, master = self.keys[0]
         return kid, seal(master, data_key, b"data-key|" + subject_id.bytes)
+
+    def wrap_many(self, items: Sequence[tuple[bytes, uuid.UUID]]) -> tuple[str, list[bytes]]:
+        """wrap() for many (data key, subject id) under one AESGCM object of the master key."""
+        kid, master = self.keys[0]
+        aead = AESGCM(master)
+        wrapped = []
+        for data_key, subject_id in items:
+            nonce = os.urandom(NONCE_BYTES)
+            wrapped.append(VERSION + nonce + aead.encrypt(nonce, data_key, b"data-key|" + subject_id.bytes))
+        return kid, wrapped
+
+    def unwrap_many(self, items: Sequence[tuple[str, bytes, uuid.UUID]]) -> list[bytes]:
+        """unwrap() for many (kid, wrapped key, subject id), one AESGCM object per master key."""
+        aeads = {kid: AESGCM(master) for kid, master in self.keys}
+        keys = []
+        for kid, blob, subject_id in items:
+            aead = aeads.get(kid)
+            if aead is None:
+                raise DecryptionError(f"master key {kid!r} is not configured")
+            if len(blob) < 1 + NONCE_BYTES + 16 or blob[:1] != VERSION:
+                raise DecryptionError("unknown ciphertext format")
+            aad = b"data-key|" + subject_id.bytes
+            try:
+                keys.append(aead.decrypt(blob[1 : 1 + NONCE_BYTES], blob[1 + NONCE_BYTES :], aad))
+            except InvalidTag:
+                raise DecryptionError("ciphertext does not authenticate") from None
+        return keys
 
     def unwrap(self, kid: str, wrapped: bytes, subject_id: uuid.UUID) -> bytes:
         for known_kid, master in self.keys:

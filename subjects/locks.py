@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from django.db import connection
 
+from config.db import binary_cursor
 from subjects.models import Subject
 
 
@@ -31,6 +33,31 @@ def lock_subjects(subject_ids: list[uuid.UUID]) -> list[Subject]:
     return list(Subject.objects.select_for_update().filter(pk__in=subject_ids).order_by("pk"))
 
 
+@dataclass(frozen=True, slots=True)
+class LockedSubject:
+    """What batch ingestion reads of a subject it locked."""
+
+    id: uuid.UUID
+    current: bool  # neither merged into another nor erased
+    key_kid: str
+    wrapped_key: bytes | None
+    profile_enc: bytes | None
+
+
+def lock_subjects_lean(subject_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, LockedSubject]:
+    """lock_subjects for thousands of subjects at once: the same order (rows are locked as the sort returns them,
+    by id), in one statement with binary parameters, only the columns ingestion reads and no model instances."""
+    if not subject_ids:
+        return {}
+    with binary_cursor() as cursor:
+        cursor.execute(
+            "SELECT id, merged_into_id IS NULL AND erased_at IS NULL, key_kid, wrapped_key, profile_enc "
+            "FROM subjects_subject WHERE id = ANY(%b::uuid[]) ORDER BY id FOR UPDATE",
+            [list(subject_ids)],
+        )
+        return {row[0]: LockedSubject(*row) for row in cursor.fetchall()}
+
+
 def _lock_number(name: str) -> int:
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
 
@@ -47,9 +74,9 @@ def advisory_locks(names: set[str]) -> None:
     """Several advisory locks in one round trip, taken in a fixed (sorted) order so writers never deadlock."""
     if connection.vendor == "postgresql":
         numbers = sorted(_lock_number(n) for n in names)
-        with connection.cursor() as cursor:
+        with binary_cursor() as cursor:  # a batch takes thousands: sent as one binary array, not quoted SQL text
             cursor.execute(
-                "SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) WITH ORDINALITY AS t(k, o) ORDER BY o",
+                "SELECT pg_advisory_xact_lock(k) FROM unnest(%b::bigint[]) WITH ORDINALITY AS t(k, o) ORDER BY o",
                 [numbers],
             )
 

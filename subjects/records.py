@@ -7,16 +7,17 @@ would put one person's data into another's access export."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
+import orjson
 from django.db import transaction
 from django.utils import timezone
 
+from subjects import crypto
 from subjects.columns import IDENTIFIER_VALUE, RECORD_DATA
 from subjects.errors import InvalidReferenceError
 from subjects.keys import blind_index, data_key, encrypt_field, next_ids
@@ -92,13 +93,18 @@ def choose_target(
 
 @transaction.atomic(durable=True)
 def record_ingest(*, record: RecordInput) -> RecordIngested:
+    return record_apply(record=record, now=timezone.now())
+
+
+def record_apply(*, record: RecordInput, now: datetime) -> RecordIngested:
+    """One record, inside the caller's transaction (record_ingest's, or a batch's savepoint after the batch's
+    earlier items were written: it sees them). Takes its own locks; locks the caller already holds are re-entrant."""
     if not record.identifiers:
         raise InvalidReferenceError("a record needs at least one identifier", field="identifiers")
-    now = timezone.now()
     index = blind_index()
     digests = {(kind, value): index.lookup(kind, value) for kind, value in record.identifiers}
     # Writers of the same person, or of the same record, queue here; then resolution sees committed rows.
-    advisory_locks(identifier_lock_names(digests.values()) | {f"record:{record.source}:{record.external_id}"})
+    advisory_locks(identifier_lock_names(digests.values()) | {record_lock_name(record.source, record.external_id)})
     owners, existing, choice = _resolve(record, digests)
     locked = {s.id: s for s in lock_subjects(sorted(_to_lock(choice, existing)))}
     attempts = 0
@@ -128,6 +134,11 @@ def record_ingest(*, record: RecordInput) -> RecordIngested:
     if record.profile:
         profile_update(target, key, record.data, now)
     return RecordIngested(row_id, target.id, existing is None, proposal_id)
+
+
+def record_lock_name(source: str, external_id: str) -> str:
+    """The advisory lock of one (source, external id): writers of the same record queue on it."""
+    return f"record:{source}:{external_id}"
 
 
 def _resolve(
@@ -215,9 +226,8 @@ def _record_write(
     record: RecordInput, target: Subject, key: bytes, existing_id: uuid.UUID | None, now: datetime
 ) -> uuid.UUID:
     """Insert the record, or move and rewrite the one it replaces; returns its id."""
-    payload = json.dumps(dict(record.data), separators=(",", ":"), sort_keys=True)
     row_id = uuid.uuid4() if existing_id is None else existing_id  # known before the insert: the data is bound to it
-    sealed = encrypt_field(target, key, RECORD_DATA, payload, row_id=row_id)
+    sealed = crypto.seal_field(key, record_payload(record.data), target.id, RECORD_DATA, row_id)
     if existing_id is None:
         LinkedRecord.objects.create(
             id=row_id,
@@ -235,6 +245,11 @@ def _record_write(
             subject=target, category=record.category, data_enc=sealed, occurred_at=record.occurred_at, updated_at=now
         )
     return row_id
+
+
+def record_payload(data: Mapping[str, Any]) -> bytes:
+    """A record's data as the JSON that is encrypted: compact, keys sorted (single records and batches alike)."""
+    return orjson.dumps(data if type(data) is dict else dict(data), option=orjson.OPT_SORT_KEYS)
 
 
 def _first_owner(

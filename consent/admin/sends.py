@@ -1,4 +1,5 @@
-"""Sends in the admin, read-only: each bulk send's counts and each recipient's decision."""
+"""Sends in the admin, read-only: each bulk send's counts and each recipient's decision, and the send jobs with their
+progress (the DPO's: a job's files hold the references as uploaded)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from consent.admin.bases import ReadOnlyAdmin
 from consent.admin.search import SubjectLogAdmin
 from consent.models import (
     Send,
+    SendJob,
     SendRecipient,
 )
 
@@ -46,3 +48,48 @@ class SendRecipientAdmin(SubjectLogAdmin):
     list_filter = ("allowed", "reason")
     fields = ("send", "index", "subject_ref", "allowed", "reason")
     readonly_fields = fields
+
+
+@admin.register(SendJob)
+class SendJobAdmin(ReadOnlyAdmin):
+    list_display = (
+        "created_at",
+        "campaign",
+        "purpose",
+        "channel",
+        "client",
+        "status",
+        "progress",
+        "allowed",
+        "blocked",
+    )
+    list_filter = ("status", "purpose", "channel", "client")
+    search_fields = ("campaign",)
+    date_hierarchy = "created_at"
+    fields = (
+        "id",
+        "client",
+        "campaign",
+        "purpose",
+        "channel",
+        "status",
+        "progress",
+        "total",
+        "processed",
+        "allowed",
+        "blocked",
+        "send",
+        "attempts",
+        "claimed_until",
+        "error",
+        "created_at",
+        "started_at",
+        "finished_at",
+    )
+    readonly_fields = fields
+    list_select_related = ("client",)
+
+    @admin.display(description="progress")
+    def progress(self, obj: SendJob) -> str:
+        share = obj.processed / obj.total if obj.total else 1.0
+        return f"{obj.processed:,} of {obj.total:,} ({share:.0%})"

@@ -2,22 +2,31 @@
 
 from __future__ import annotations
 
-import json
+import gc
+import re
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
+import orjson
+from django.conf import settings
+from django.http import HttpResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import WindowedDateTimeField, problems
+from config.api import WindowedDateTimeField, fast_json_body, fast_json_response, problems
 from config.errors import DomainError, InvalidInputError
-from consent.catalogue.snapshot import catalogue_snapshot
+from config.input import MalformedInputError, date_in_window
+from consent.catalogue.snapshot import CatalogueSnapshot, catalogue_snapshot
 from subjects.identity import KINDS, normalise
 from subjects.merge_proposals import merge_proposal_get
-from subjects.records import RecordInput, record_ingest
+from subjects.records import RecordIngested, RecordInput, record_ingest
+from subjects.records_batch import records_ingest_batch
 
 MAX_RECORD_BYTES = 256 * 1024
 
@@ -75,13 +84,14 @@ class RecordIngestApi(APIView):
         return Response(body, status=201 if result.created else 200)
 
 
-def _record_input(data: dict[str, Any]) -> RecordInput:
-    """A validated record of the API as the ingestion service's input, checked against the catalogue."""
-    snapshot = catalogue_snapshot()
+def _record_input(data: dict[str, Any], snapshot: CatalogueSnapshot | None = None) -> RecordInput:
+    """A validated record of the API as the ingestion service's input, checked against the catalogue (a batch
+    passes the snapshot it refreshed once)."""
+    if snapshot is None:
+        snapshot = catalogue_snapshot()
+        if data["source"] not in snapshot.sources:
+            snapshot = catalogue_snapshot(refresh=True)
     holdings = snapshot.sources.get(data["source"])
-    if holdings is None:
-        snapshot = catalogue_snapshot(refresh=True)
-        holdings = snapshot.sources.get(data["source"])
     if holdings is None:
         raise RecordSourceError(f"'{data['source']}' is not a source of the catalogue", field="source")
     if data["category"] not in holdings:
@@ -97,7 +107,8 @@ def _record_input(data: dict[str, Any]) -> RecordInput:
         if kind not in KINDS:
             raise InvalidInputError(f"'{kind}' is not an identifier kind", field=f"identifiers.{kind}")
         identifiers.append((kind, normalise(kind, value, field=f"identifiers.{kind}")))
-    if len(json.dumps(data["data"])) > MAX_RECORD_BYTES:
+    # Measured as UTF-8 bytes of compact JSON (orjson: a few microseconds, where json.dumps took as long as the rest).
+    if len(orjson.dumps(data["data"])) > MAX_RECORD_BYTES:
         raise InvalidInputError(f"larger than {MAX_RECORD_BYTES // 1024} KiB", field="data")
     return RecordInput(
         source=data["source"],
@@ -129,9 +140,9 @@ class RecordBatchResultSerializer(serializers.Serializer):
 
 
 class RecordBatchApi(APIView):
-    """Up to 10,000 records in one call, applied in order, each in its own transaction (API.md): an invalid item
-    is reported with its errors and the rest still apply. A fault that is not the item's (the database away)
-    ends the call with its problem; the items before it stay applied, and a retry is idempotent per record."""
+    """Up to 10,000 records in one call, applied in order (API.md), set-based (subjects.records_batch): an invalid
+    item is reported with its errors and the rest still apply. A fault that is not the item's (the database away)
+    ends the call with its problem; the chunks before it stay applied, and a retry is idempotent per record."""
 
     required_scope = "records:write"
 
@@ -152,32 +163,121 @@ class RecordBatchApi(APIView):
         request=InputSerializer,
         responses={200: OutputSerializer, **problems(body=True)},
     )
-    def post(self, request: Request) -> Response:
-        serializer = self.InputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        results = [_batch_item(index, item) for index, item in enumerate(serializer.validated_data["records"])]
-        return Response({"results": results})
+    def post(self, request: Request) -> HttpResponse:
+        with _cyclic_gc_paused():
+            return self._post(request)
+
+    def _post(self, request: Request) -> HttpResponse:
+        # No serializer per item (DRF's costs more than ingesting the record): plain items are checked in one pass
+        # below, anything unusual goes through RecordIngestApi's serializer for the same coercions and messages.
+        records = fast_json_body(request).get("records")
+        if not isinstance(records, list):
+            raise InvalidInputError("must be a list of records", field="records")
+        if not 1 <= len(records) <= settings.ASSENT_BULK_LIMIT:
+            raise InvalidInputError(f"must hold 1 to {settings.ASSENT_BULK_LIMIT:,} records", field="records")
+        snapshot = catalogue_snapshot()
+        if any(isinstance(r, dict) and r.get("source") not in snapshot.sources for r in records):
+            snapshot = catalogue_snapshot(refresh=True)  # once per call, not per item
+        parsed = [_batch_input(item, snapshot) for item in records]
+        valid = [p for p in parsed if isinstance(p, RecordInput)]
+        outcomes = iter(records_ingest_batch(records=valid))
+        results = []
+        for index, item in enumerate(parsed):
+            outcome: RecordInput | dict[str, list[str]] | RecordIngested | DomainError = item
+            if isinstance(item, RecordInput):
+                outcome = next(outcomes)
+            results.append(_batch_result(index, outcome))
+        return fast_json_response({"results": results})
 
 
-def _batch_item(index: int, item: object) -> dict[str, Any]:
-    empty: dict[str, Any] = {"index": index, "record": None, "subject": None, "merge_proposal": None, "errors": None}
-    item_serializer = RecordIngestApi.InputSerializer(data=item)
-    if not item_serializer.is_valid():
-        errors = {field: [str(m) for m in messages] for field, messages in _flat(item_serializer.errors).items()}
-        return {**empty, "status": "invalid", "errors": errors}
+@contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """A call of 10,000 records holds about a million objects until it answers, none of them in a reference cycle:
+    the cyclic collector's full passes re-scanned them all for nothing, a quarter of the call's CPU (45 of 170 us
+    per record). Reference counting still frees everything; cycles made meanwhile wait for the next pass."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
     try:
-        result = record_ingest(record=_record_input(item_serializer.validated_data))
-    except DomainError as exc:
-        if exc.status >= 500:
-            raise  # not the item's fault: the whole call answers the problem
-        return {**empty, "status": "invalid", "errors": exc.errors or {"record": [exc.detail]}}
-    status = "proposed" if result.merge_proposal else ("created" if result.created else "updated")
+        yield
+    finally:
+        gc.enable()
+
+
+# A moment as nearly every client writes it (ASCII digits only); any other form goes through DRF's field.
+_PLAIN_MOMENT = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?(?:Z|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
+def _plain_item(item: object) -> dict[str, Any] | None:
+    """The validated data of an item RecordIngestApi.InputSerializer would accept unchanged, or None for any
+    other (which the serializer then handles, with its coercions and messages)."""
+    if type(item) is not dict:
+        return None
+    source, external_id, category = item.get("source"), item.get("external_id"), item.get("category")
+    identifiers, moment, data = item.get("identifiers"), item.get("occurred_at"), item.get("data", {})
+    for text, limit in ((source, 64), (external_id, 200), (category, 64)):
+        if type(text) is not str or not 0 < len(text) <= limit or text != text.strip():
+            return None
+    if type(identifiers) is not dict or type(data) is not dict:
+        return None
+    if type(moment) is not str or not _PLAIN_MOMENT.fullmatch(moment):
+        return None
+    try:
+        occurred_at = date_in_window(datetime.fromisoformat(moment))
+    except (ValueError, MalformedInputError):
+        return None
     return {
-        **empty,
-        "status": status,
-        "record": str(result.record_id),
-        "subject": str(result.subject_id),
-        "merge_proposal": str(result.merge_proposal) if result.merge_proposal else None,
+        "source": source,
+        "external_id": external_id,
+        "category": category,
+        "identifiers": identifiers,
+        "occurred_at": occurred_at,
+        "data": data,
+    }
+
+
+def _batch_input(item: object, snapshot: CatalogueSnapshot) -> RecordInput | dict[str, list[str]]:
+    """An item as the service's input, or its errors per field."""
+    data = _plain_item(item)
+    if data is None:
+        serializer = RecordIngestApi.InputSerializer(data=item)
+        if not serializer.is_valid():
+            return {field: [str(m) for m in messages] for field, messages in _flat(serializer.errors).items()}
+        data = serializer.validated_data
+    try:
+        return _record_input(data, snapshot)
+    except DomainError as exc:
+        return exc.errors or {"record": [exc.detail]}
+
+
+def _batch_result(
+    index: int, outcome: RecordInput | dict[str, list[str]] | RecordIngested | DomainError
+) -> dict[str, Any]:
+    if isinstance(outcome, RecordIngested):
+        proposal = outcome.merge_proposal
+        return {
+            "index": index,
+            "status": "proposed" if proposal else ("created" if outcome.created else "updated"),
+            "record": outcome.record_id,
+            "subject": outcome.subject_id,
+            "merge_proposal": proposal,
+            "errors": None,
+        }
+    if isinstance(outcome, DomainError):
+        errors = outcome.errors or {"record": [outcome.detail]}
+    else:
+        assert isinstance(outcome, dict)
+        errors = outcome
+    return {
+        "index": index,
+        "status": "invalid",
+        "record": None,
+        "subject": None,
+        "merge_proposal": None,
+        "errors": errors,
     }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
@@ -30,6 +31,7 @@ from consent.models import (
     WebhookDelivery,
     WebhookSubscription,
 )
+from consent.send_jobs.services import send_job_run
 from subjects.models import MergeAudit, MergeProposal, RightsRequest
 from subjects.rights.exports import export_url
 from tests.access.routes import ACTION
@@ -87,6 +89,12 @@ API_CALLS: dict[str, Callable[[World], tuple[str, Any]]] = {
         "/api/v1/sends",
         {"campaign": "matrix", "purpose": "newsletter", "channel": "sms", "recipients": [ANNA_REF]},
     ),
+    "api/v1/send-jobs": lambda w: (
+        "/api/v1/send-jobs?campaign=matrix&purpose=newsletter&channel=sms",
+        NdJson(json.dumps(ANNA_REF).encode() + b"\n"),
+    ),
+    "api/v1/send-jobs/<uuid:job_id>": lambda w: (f"/api/v1/send-jobs/{w.ids['send_job']}", None),
+    "api/v1/send-jobs/<uuid:job_id>/result": lambda w: (f"/api/v1/send-jobs/{w.ids['send_job']}/result", None),
     "api/v1/records": lambda w: ("/api/v1/records", _record("R-matrix")),
     "api/v1/records/batch": lambda w: ("/api/v1/records/batch", {"records": [_record("R-matrix-batch")]}),
     "api/v1/merge-proposals/<uuid:proposal_id>": lambda w: (
@@ -110,6 +118,24 @@ API_CALLS: dict[str, Callable[[World], tuple[str, Any]]] = {
 _API_CLIENT: list[APIClient] = []  # one for every cell: a new client loads the middleware again
 
 
+@dataclass(frozen=True)
+class NdJson:
+    """A body that is not JSON: lines of subject references (a send job)."""
+
+    data: bytes
+
+
+def _job_of(world: World, http: APIClient, headers: dict[str, str]) -> str:
+    """A send job of the caller's own, completed (jobs are seen by their client only); when the caller may not create
+    one, the world's, which is not theirs."""
+    path, body = API_CALLS["api/v1/send-jobs"](world)
+    created = http.post(path, body.data, content_type="application/x-ndjson", **headers)
+    if created.status_code != 202:
+        return str(world.ids["send_job"])
+    send_job_run(job_id=uuid.UUID(created.json()["id"]))
+    return str(created.json()["id"])
+
+
 def api_call(world: World, route: str, method: str, key: str | None, address: str) -> Any:
     path, body = API_CALLS[route](world)
     if not _API_CLIENT:
@@ -119,8 +145,12 @@ def api_call(world: World, route: str, method: str, key: str | None, address: st
     headers = {"REMOTE_ADDR": address}
     if key:
         headers["HTTP_AUTHORIZATION"] = f"Bearer {key}"
+    if route.startswith("api/v1/send-jobs/"):  # the caller's own job, when the caller may have one
+        path = path.replace(str(world.ids["send_job"]), _job_of(world, http, headers))
     if method == "GET":
         return http.get(path, **headers)
+    if isinstance(body, NdJson):
+        return http.generic(method, path, body.data, content_type="application/x-ndjson", **headers)
     return http.generic(method, path, json.dumps(body or {}), content_type="application/json", **headers)
 
 

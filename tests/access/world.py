@@ -41,6 +41,7 @@ from consent.models import (
     SourceCategory,
     WebhookDelivery,
 )
+from consent.send_jobs.services import send_job_run
 from consent.webhooks.outbox import outbox_record
 from consent.webhooks.subscriptions import subscription_create
 from subjects.models import MergeAudit, RightsRequest, Subject
@@ -250,6 +251,15 @@ def _portal(world: World, api: Api) -> None:
     assert send.status_code == 201, send.content
     world.ids["send"] = send.json()["send"]
     world.paths["unsubscribe"] = "/u/" + send.json()["allowed"][0]["unsubscribe_url"].rsplit("/u/", 1)[1]
+    job = api.http.post(
+        "/api/v1/send-jobs?campaign=access&purpose=newsletter&channel=sms",
+        b'{"email": "%s"}\n' % ANNA.encode(),
+        content_type="application/x-ndjson",
+        **api._headers(None),
+    )
+    assert job.status_code == 202, job.content
+    world.ids["send_job"] = job.json()["id"]
+    send_job_run(job_id=uuid.UUID(world.ids["send_job"]))  # the worker's part, in process: the job completes
 
 
 def signin_link_of_anna() -> str:
@@ -289,6 +299,7 @@ def _admin_objects(world: World) -> None:
         "consent.sendrecipient": SendRecipient.objects.get(send_id=ids["send"]).pk,
         "consent.webhooksubscription": ids["webhook"],
         "consent.webhookdelivery": ids["dead_letter"],
+        "consent.sendjob": ids["send_job"],
         "subjects.mergeaudit": ids["merge_audit"],
         "subjects.mergeproposal": ids["merge_proposal"],
         "subjects.rightsrequest": ids["anna_copy"],

@@ -46,12 +46,12 @@ from pathlib import Path
 from typing import Any
 
 from subjects.columns import RECORD_DATA
-from tests.benchmarks import cpu, load, profiling
+from tests.benchmarks import batch_phase, cpu, load, profiling
 from tests.benchmarks import environment as envmod
 from tests.benchmarks.environment import VAR, log
 from tests.benchmarks.seed import email, expected_reason
 
-PHASES = frozenset({"records", "sends", "profile"})
+PHASES = frozenset({"records", "batch", "sends", "profile"})
 SOURCE = "pos"  # the bench catalogue's (tests/conftest.py) one source: categories contact (profile), purchases
 SEND_PURPOSE, SEND_CHANNEL = "newsletter", "email"  # marketing, lists email
 PROFILE_PURPOSE = "order-updates"  # contract: allowed for every active subject; declares contact and purchases
@@ -873,16 +873,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--copy-rows", type=int, default=COPY_ROWS, help="records phase: rows of the COPY insert baseline"
     )
+    batch_phase.add_arguments(parser)
 
 
 def run_phases(keys: dict[str, str], args: argparse.Namespace, workers: int, results: dict[str, Any]) -> None:
     """The phases of PHASES in args.phases, in the order records, sends, profile (the profile read then finds
     subjects with linked records), each result into `results`."""
-    wanted = [p for p in ("records", "sends", "profile") if p in args.phases]
+    wanted = [p for p in ("records", "batch", "sends", "profile") if p in args.phases]
     if not wanted:
         return
     token = create_client(keys)
-    phases = {"records": phase_records, "sends": phase_sends, "profile": phase_profile}
+    phases = {
+        "records": phase_records,
+        "batch": batch_phase.phase_batch,
+        "sends": phase_sends,
+        "profile": phase_profile,
+    }
     for name in wanted:
         results[name] = phases[name](keys, token, args, workers)
 
@@ -891,6 +897,8 @@ def noise_shares(results: dict[str, Any]) -> list[float]:
     shares = []
     if results.get("records"):
         shares.append(_other_share(results["records"]["cpu_ms_per_record"]))
+    if results.get("batch"):
+        shares.append(results["batch"]["other_share"])
     if results.get("sends"):
         shares.append(_other_share(results["sends"]["cpu_ms_per_call"]))
     if results.get("profile"):
@@ -910,6 +918,8 @@ def report_lines(results: dict[str, Any]) -> list[str]:
             f"(seal+COPY {c['seal_and_copy_rows_per_s']:,.0f}/s) | ratio {rec['ratio_to_copy']:.4f} "
             f"(1 : {1 / rec['ratio_to_copy']:,.0f}) (no target)"
         )
+    if results.get("batch"):
+        lines.append(batch_phase.report_line(results["batch"]))
     sends = results.get("sends")
     if sends:
         ok = "PASS" if sends["total_seconds"] < SENDS_TARGET_SECONDS else "FAIL"

@@ -1,18 +1,26 @@
 """The issue's speed figures, measured over HTTP through gunicorn on PostgreSQL (make bench BENCH_ARGS="...").
 
-    python -m tests.benchmarks.run [--only single,bulk,writes,records,sends,profile] [--subjects N] [--duration S]
+    python -m tests.benchmarks.run [--only single,bulk,writes,records,batch,sends,sendjobs,profile,fides,rights]
+        [--subjects N] [--duration S]
         [--workers 4] [--what-if] [--profile] [--knobs ssb,nohealth,nojit] [--wait-quiet S] [--reseed]
 
 - single: POST /api/v1/consents/check at 16 keep-alive clients against a floor measured in the same run on the
   same server (bench/floor: a bare Django view, one indexed lookup), in alternating slices. Target: the check at
   >= 0.7 of the floor's requests/s. Also printed: server CPU per request (gunicorn workers + our PostgreSQL
   backends + Redis, from /proc) and its ratio, which other load on the machine moves less than requests/s.
-- bulk: POST /api/v1/consents/check-bulk, 10 calls of 10,000 random seeded subjects, every answer checked.
-  Target: >= 100,000 decisions/s (= 100,000 decisions / the 10 calls' total time).
+- bulk: POST /api/v1/consents/check-bulk, calls of 10,000 random seeded subjects, every answer checked: 10 calls
+  from one client (latency), then 10 calls from each of 2 concurrent clients. Targets: >= 60,000 decisions/s with
+  the 2 clients, and <= 20 us of server CPU (gunicorn workers + PostgreSQL) per decision.
 - writes: POST /api/v1/consents at 16 clients (hash chain included); afterwards the chains and heads of every
   subject written to are verified.
+- batch: POST /api/v1/records/batch, 2 clients x --batch-calls calls of --batch-size realistic records beside a COPY
+  baseline, every answer checked against the database (tests/benchmarks/batch_phase.py).
 - records, sends, profile: the identity issue's figures (record ingestion beside a COPY baseline, a 100,000-recipient
   marketing send, the gated profile read against a one-row floor): see tests/benchmarks/identity_phases.py.
+- sendjobs: a 1,000,000-line send job (--sendjob-lines) end to end with one worker, its wall time and the worker's
+  peak RSS (tests/benchmarks/sendjobs_bench.py).
+- fides: the side-by-side with Fides' published figures (tests/benchmarks/fides_compare.py). rights: the rights
+  engine's figures, on a database of their own (tests/benchmarks/rights_bench.py); not in the default run.
 
 Load: wrk (`apt-get install wrk`) with Lua scripts for rotating bodies; without it (or with BENCH_LOAD=python)
 several Python processes with keep-alive connections. `--workers 2,4,6` sweeps gunicorn's sync workers and keeps
@@ -41,7 +49,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tests.benchmarks import cpu, fides_compare, identity_phases, load, profiling
+from tests.benchmarks import cpu, fides_compare, identity_phases, load, profiling, sendjobs_bench
 from tests.benchmarks import environment as envmod
 from tests.benchmarks.environment import VAR, log
 from tests.benchmarks.seed import email, expected_reason
@@ -702,6 +710,7 @@ def report(results: dict[str, Any]) -> str:
             f"{writes['events_minus_2xx']} (in flight at stop) (no target)"
         )
     lines += identity_phases.report_lines(results)
+    lines += sendjobs_bench.report_lines(results)
     lines += fides_compare.report_lines(results)
     noise = [p for p in ("single", "writes") if results.get(p)]
     shares = identity_phases.noise_shares(results)
@@ -726,7 +735,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m tests.benchmarks.run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--only", default="single,bulk,writes", help="phases, comma-separated")
+    parser.add_argument(
+        "--only",
+        default="single,bulk,writes,records,batch,sends,sendjobs,profile,fides",
+        help="phases, comma-separated (also: rights)",
+    )
     parser.add_argument("--subjects", type=int, default=1_000_000, help="seeded subjects (a template per size)")
     parser.add_argument(
         "--duration",
@@ -762,9 +775,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="also measure the lean prototypes of tests/benchmarks/whatif.py (estimates)",
     )
     identity_phases.add_arguments(parser)
+    sendjobs_bench.add_arguments(parser)
     args = parser.parse_args(argv)
     args.phases = [p.strip() for p in args.only.split(",") if p.strip()]
-    unknown = set(args.phases) - {"single", "bulk", "writes", "rights", "webhooks", "fides", *identity_phases.PHASES}
+    phases = {
+        "single",
+        "bulk",
+        "writes",
+        "rights",
+        "webhooks",
+        "fides",
+        *identity_phases.PHASES,
+        *sendjobs_bench.PHASES,
+    }
+    unknown = set(args.phases) - phases
     if unknown:
         parser.error(f"--only: unknown phase(s) {', '.join(sorted(unknown))}")
     args.workers = [int(w) for w in str(args.workers).split(",") if w.strip()]
@@ -830,6 +854,8 @@ def main(argv: list[str] | None = None) -> int:
                 _, copy_seconds = prepare_run_db(template, keys)
                 log(f"run database restored from the template for the identity phases in {copy_seconds:.1f} s")
         identity_phases.run_phases(keys, args, workers, results)
+        if sendjobs_bench.PHASES & set(args.phases):  # checks every line against the seed: before fides
+            sendjobs_bench.run_phase(keys, identity_phases.create_client(keys), args, workers, results)
         if "fides" in args.phases:  # last: its saves change seeded people's consents
             results["fides"] = fides_compare.phase_fides(keys, token, args, workers)
     finally:

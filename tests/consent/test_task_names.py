@@ -7,7 +7,7 @@ from celery import current_app
 from django.conf import settings
 
 from consent import tasks
-from consent.task_names import DELIVER_WEBHOOKS, SEND_CONFIRMATION
+from consent.task_names import DELIVER_WEBHOOKS, RUN_SEND_JOB, SEND_CONFIRMATION
 
 
 def test_the_confirmation_task_is_declared_under_the_name_the_kernel_enqueues() -> None:
@@ -20,6 +20,19 @@ def test_a_signature_by_that_name_reaches_the_task_with_its_retry_options() -> N
     assert task.acks_late
     assert task.reject_on_worker_lost
     assert task.max_retries == 8
+
+
+def test_the_send_job_task_is_declared_under_the_name_its_service_enqueues_and_survives_a_lost_worker() -> None:
+    task = current_app.signature(RUN_SEND_JOB).type
+    assert task.name == tasks.run_send_job.name == RUN_SEND_JOB == "consent.tasks.run_send_job"
+    assert task.acks_late
+    assert task.reject_on_worker_lost
+
+
+def test_every_send_job_beat_entry_names_a_task() -> None:
+    schedule = settings.CELERY_BEAT_SCHEDULE
+    for name in ("send-jobs-resume-stalled", "send-jobs-purge"):
+        assert schedule[name]["task"] in current_app.tasks, name
 
 
 def test_the_outbox_enqueues_the_delivery_task_by_the_name_it_is_declared_and_scheduled_under() -> None:

@@ -226,23 +226,32 @@ class Audit:
                 f"{self.told.objections_opened} objections were opened"
             )
 
-    @staticmethod
-    def suppressed_confirm(line: Line) -> bool:
+    def suppressed_confirm(self, line: Line) -> bool:
         """A client's confirm for a person any of whose identifiers belonged to an erased person waits for the
         person (DESIGN.md, Erasure: the suppression list; recording checks the reference's identifiers and every one
         the subject holds, and a state already held pending by the list stays so). Pending is right when the
-        reference's identifiers or the subject's (as it is now, following merges) meet the list."""
+        list holds an identifier of this reference, of the subject (as it is now, following merges), or of any
+        reference an earlier write for this person named: a grant whose reference carried a listed e-mail beside
+        the id (not attached: an unknown identifier beside known ones is ignored) holds the state pending too."""
         if line.sent["action"] != "confirm" or line.got["state"] != "pending_confirmation":
             return False
         identifiers = list(line.sent["identifiers"].items())
-        subject = Subject.objects.filter(pk=line.got["subject"]).first()
-        if subject is not None and subject.merged_into_id is not None:
-            subject = Subject.objects.get(pk=subject.merged_into_id)
+        subject = self._survivor(line.got["subject"])
         if subject is not None and subject.wrapped_key is not None:
             identifiers += subject_identifiers(subject=subject, key=data_key(subject))
         elif subject is not None:
             return True  # erased since: the list holds every identifier the person had, the audit cannot tell more
+        for other in self.told.events.values():
+            if other.sent["action"] == "grant" and self._survivor(other.got["subject"]) == subject:
+                identifiers += list(other.sent["identifiers"].items())
         return identifiers_suppressed(identifiers=identifiers)
+
+    @staticmethod
+    def _survivor(subject_id: object) -> Subject | None:
+        subject = Subject.objects.filter(pk=subject_id).first()
+        if subject is not None and subject.merged_into_id is not None:
+            subject = Subject.objects.get(pk=subject.merged_into_id)
+        return subject
 
     def chains(self) -> None:
         """Every chain verifies, and every state row equals its re-projection (consent.ledger.verification)."""

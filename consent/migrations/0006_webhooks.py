@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('consent', '0003_confirmation_send_claim'),
+        ('consent', '0005_send_log_subject_unconstrained'),
     ]
 
     operations = [

@@ -24,7 +24,7 @@ from consent.ledger.chain import NewEvent, event_evidence, ledger_append, stampe
 from consent.ledger.replay import consent_rebuild, fact_combine, objection_combine
 from consent.ledger.state_rows import fact_of, state_values
 from consent.models import Confirmation, ConsentEvent, ConsentState, Objection, ReadLog, SendRecipient
-from consent.webhooks.outbox import outbox_record
+from consent.webhooks.outbox import outbox_lines_merge, outbox_record
 from subjects.columns import CONFIRMATION_EMAIL
 from subjects.keys import data_key, decrypt_field, encrypt_field
 from subjects.models import Subject
@@ -76,7 +76,8 @@ class ConsentPortImpl:
         )
 
         _states_combine(survivor, absorbed, marker)
-        # Ordered on the survivor's line: what comes after the merge is about the survivor.
+        # Ordered on the survivor's line, which the absorbed side's waiting events join first.
+        outbox_lines_merge(survivor_id=survivor.id, absorbed_id=absorbed.id)
         outbox_record(
             type="subject.merged",
             subject_id=survivor.id,

@@ -88,6 +88,8 @@ class WebhookDelivery(models.Model):
                 condition=models.Q(status="pending"),
             ),
             models.Index(fields=["subscription", "status"], name="webhook_by_status"),
+            # A merge moves the absorbed person's waiting deliveries to the survivor's line.
+            models.Index(fields=["subject_id"], name="webhook_pending_subject", condition=models.Q(status="pending")),
         ]
 
     def __str__(self) -> str:

@@ -107,3 +107,12 @@ def outbox_consent_changed(
             "event": str(event_id),
         },
     )
+
+
+def outbox_lines_merge(*, survivor_id: uuid.UUID, absorbed_id: uuid.UUID) -> None:
+    """A merge joins the absorbed person's line to the survivor's: what still waits for an endpoint about the
+    absorbed side goes before the merge and everything after it (their ids are older), as one person's events.
+    In the merge's transaction, under both subjects' locks."""
+    WebhookDelivery.objects.filter(subject_id=absorbed_id, status=WebhookDelivery.Status.PENDING).update(
+        subject_id=survivor_id
+    )

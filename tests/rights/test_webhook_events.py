@@ -9,9 +9,13 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.db import transaction
 from django.utils import timezone
 
+from consent.models import WebhookDelivery
 from consent.webhooks.delivery import deliveries_run
+from subjects import ports
+from subjects.locks import lock_subjects
 from subjects.merge import subject_split
 from subjects.models import MergeAudit, Subject
 from subjects.rights.requests import Actor, request_reject
@@ -127,3 +131,31 @@ def test_a_merge_and_its_split_are_told_with_both_ids(
         ("subject.split", {"subjects": [str(first), str(second)]}),
     ]
     assert Subject.objects.get(pk=second).merged_into_id is None
+
+
+def test_a_merge_joins_the_absorbed_persons_waiting_events_to_the_survivors_line_first(
+    rights_catalogue: dict[str, Any], subscribe: Callable[..., Any], receiver: Receiver
+) -> None:
+    subscribe("/crm", events=("subject.merged", "subject.rectified"))
+    first = ingest("shop", "J-1", {"email": "join.a@example.de"}).subject_id
+    second = ingest("shop", "J-2", {"customer_number": "C-join"}).subject_id
+    # the absorbed side has an event that could not be delivered yet (its endpoint answered 503 once)
+    receiver.answers["/crm"] = [503, 200]
+    outbox_port = ports.outbox
+    with transaction.atomic():
+        lock_subjects([second])
+        outbox_port.record(type="subject.rectified", subject_id=second, data={"subject": str(second), "changed": {}})
+    assert deliveries_run().delivered == 0
+    # when the two merge, and the survivor changes again
+    ingest("shop", "J-3", {"email": "join.a@example.de", "customer_number": "C-join"})
+    with transaction.atomic():
+        lock_subjects([first])
+        outbox_port.record(type="subject.rectified", subject_id=first, data={"subject": str(first), "changed": {}})
+    # then nothing about the merged person overtakes the absorbed side's waiting event
+    assert deliveries_run().sent == 0  # the line waits for the retry of its head
+    WebhookDelivery.objects.filter(status="pending").update(next_attempt_at=timezone.now())
+    assert [t for t, _ in received(receiver, "/crm")] == ["subject.rectified", "subject.merged", "subject.rectified"]
+    assert [d["subject"] for t, d in received(receiver, "/crm") if t == "subject.rectified"] == [
+        str(second),
+        str(first),
+    ]

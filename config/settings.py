@@ -227,6 +227,9 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "rights-purge-exports": {"task": "subjects.rights.purge_exports", "schedule": 3600.0},
     "rights-purge-retention": {"task": "subjects.rights.purge_retention", "schedule": 24 * 3600.0},
     "rights-purge-evidence": {"task": "subjects.rights.purge_evidence", "schedule": 24 * 3600.0},
+    # Webhooks: retries fall due, and deliveries whose message the broker lost are found, by this sweep.
+    "deliver-webhooks": {"task": "consent.tasks.deliver_webhooks", "schedule": 5.0},
+    "purge-webhooks": {"task": "consent.tasks.purge_webhooks", "schedule": 24 * 3600.0},
     # Send jobs whose message was lost or whose worker died go to the broker again (consent.send_jobs).
     "send-jobs-resume-stalled": {"task": "consent.tasks.resume_send_jobs", "schedule": 60.0},
     "send-jobs-purge": {"task": "consent.tasks.purge_send_jobs", "schedule": 3600.0},
@@ -244,6 +247,12 @@ CELERY_DB_REUSE_MAX = 1000
 # started: a transaction that began before that run can commit after it.
 ASSENT_LEDGER_VERIFY_OVERLAP_SECONDS = envint("ASSENT_LEDGER_VERIFY_OVERLAP_SECONDS", 900, minimum=0)
 ASSENT_RIGHTS_LEASE_SECONDS = envint("ASSENT_RIGHTS_LEASE_SECONDS", 60, minimum=1)
+# Webhooks (consent.webhooks): http and loopback endpoints only with ASSENT_WEBHOOK_ALLOW_LOOPBACK (tests, local
+# development); deliveries of one batch sent by up to ASSENT_WEBHOOK_CONCURRENCY threads; an endpoint failing for
+# ASSENT_WEBHOOK_FAILING_HOURS is named on the DPO's dashboard.
+ASSENT_WEBHOOK_ALLOW_LOOPBACK = envbool("ASSENT_WEBHOOK_ALLOW_LOOPBACK", False)
+ASSENT_WEBHOOK_CONCURRENCY = envint("ASSENT_WEBHOOK_CONCURRENCY", 8, minimum=1)
+ASSENT_WEBHOOK_FAILING_HOURS = envint("ASSENT_WEBHOOK_FAILING_HOURS", 2, minimum=1)
 ASSENT_ERASURE_LOG = Path(env("ASSENT_ERASURE_LOG", str(VAR_DIR / "erasure.log")))
 # Send jobs (consent.send_jobs): the uploaded references and the result, as files in this directory (the upload is
 # deleted when the job completes, the result ASSENT_SEND_JOB_KEEP_DAYS after the job ended); at most this many lines

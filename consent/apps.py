@@ -22,6 +22,12 @@ class ConsentConfig(AppConfig):
 
         register_consent_rights_port(ConsentRightsPortImpl())
 
+        # ... and the rights workflow writes its events to the outbox through this one.
+        from consent.adapters.outbox_port import OutboxPortImpl
+        from subjects.ports import register_outbox_port
+
+        register_outbox_port(OutboxPortImpl())
+
         # The services enqueue tasks by name (consent.task_names); registering the task module here lets that name
         # reach the task itself in this process too, so the demo's eager mode runs it as it did.
         import consent.tasks  # noqa: F401

@@ -12,6 +12,7 @@ from consent.ledger import projection
 from consent.ledger.chain import NewEvent, ledger_append
 from consent.ledger.recording import state_project
 from consent.models import ConsentEvent, ConsentState
+from consent.webhooks.outbox import outbox_consent_changed
 from subjects.keys import data_key
 from subjects.locks import lock_subject
 
@@ -50,6 +51,10 @@ def consents_expire(*, batch: int = 1000) -> int:
                     ),
                     recorded_at=now,
                 )
-                state_project(subject, info, channel, event)
+                fact = state_project(subject, info, channel, event)
+                if fact is not None:
+                    outbox_consent_changed(
+                        subject_id=subject.id, purpose=key, channel=channel, state=fact.status, event_id=event.id
+                    )
                 count += 1
     return count

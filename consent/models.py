@@ -287,6 +287,7 @@ class ApiClient(models.Model):
         REQUESTS_WRITE = "requests:write"
         REQUESTS_READ = "requests:read"
         REQUESTS_APPROVE = "requests:approve"
+        WEBHOOKS_MANAGE = "webhooks:manage"
 
     name = models.CharField(max_length=200, unique=True)
     prefix = models.CharField(max_length=16)  # shown in admin to recognise a key; not secret
@@ -468,3 +469,8 @@ class EvidenceArchive(models.Model):
 
     def __str__(self) -> str:
         return f"consent evidence of {self.subject_id}"
+
+
+# The outbox and webhook subscriptions live in their own module (consent.webhooks.models); Django finds models
+# through this one.
+from consent.webhooks.models import WebhookDelivery, WebhookEvent, WebhookSubscription  # noqa: E402, F401

@@ -14,7 +14,8 @@ from consent.ledger.verification import verification_run
 from consent.models import LedgerVerification
 from consent.send_jobs.services import send_job_fail, send_job_run, send_jobs_purge, send_jobs_stalled
 from consent.services import idempotency_keys_purge
-from consent.task_names import RUN_SEND_JOB, SEND_CONFIRMATION
+from consent.task_names import DELIVER_WEBHOOKS, RUN_SEND_JOB, SEND_CONFIRMATION
+from consent.webhooks.delivery import deliveries_run, webhooks_purge
 from subjects.rights.context import TRANSIENT
 
 SEND_JOB_RETRIES = 8
@@ -87,3 +88,16 @@ def resume_send_jobs() -> int:
 @shared_task
 def purge_send_jobs() -> int:
     return send_jobs_purge()
+
+
+@shared_task(name=DELIVER_WEBHOOKS, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def deliver_webhooks() -> None:
+    """Send every due webhook delivery. Enqueued after each outbox write commits and every few seconds by beat;
+    runs that overlap share the work (each delivery is claimed with a lease)."""
+    if deliveries_run().more:
+        deliver_webhooks.delay()
+
+
+@shared_task
+def purge_webhooks() -> None:
+    webhooks_purge()

@@ -109,3 +109,20 @@ consent_rights: ConsentRightsPort = _Unset()  # type: ignore[assignment]
 def register_consent_rights_port(port: ConsentRightsPort) -> None:
     global consent_rights
     consent_rights = port
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The outbox (consent.webhooks): rights and identity changes written as events for connected systems, in the
+# caller's transaction, under the subject's lock (which orders one person's events).
+# ---------------------------------------------------------------------------------------------------------
+class OutboxPort(Protocol):
+    def record(self, *, type: str, subject_id: uuid.UUID | None, data: dict[str, Any]) -> None:
+        """Write the event `type` (API.md, Webhooks) for every subscriber; `data` ids and keys only."""
+
+
+outbox: OutboxPort = _Unset()  # type: ignore[assignment]
+
+
+def register_outbox_port(port: OutboxPort) -> None:
+    global outbox
+    outbox = port

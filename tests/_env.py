@@ -35,6 +35,8 @@ _defaults = {
     "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
     "ASSENT_SMS_BACKEND": "subjects.sms.LocmemBackend",
     "ASSENT_VAR_DIR": tempfile.mkdtemp(prefix="assent-test-"),
+    # Webhook receivers in tests listen on loopback over http (tests/webhook_receiver.py).
+    "ASSENT_WEBHOOK_ALLOW_LOOPBACK": "1",
 }
 for _name, _value in _defaults.items():
     os.environ.setdefault(_name, _value)

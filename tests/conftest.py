@@ -12,10 +12,13 @@ from django.test import Client
 
 from consent.catalogue.snapshot import catalogue_forget
 from consent.clients import clients_forget_cache
+from consent.models import ApiClient
+from consent.webhooks.subscriptions import subscription_create
 from tests.api import Api
 from tests.catalogue import standard_catalogue
 from tests.factories import ALL_SCOPES, ApiClientFactory, apply_catalogue
 from tests.security_headers import security_header_problems
+from tests.webhook_receiver import Receiver, webhook_receiver
 
 
 @pytest.fixture(autouse=True)
@@ -76,3 +79,25 @@ def _security_headers_on_every_response() -> Iterator[None]:
     Client.request = checked  # type: ignore[method-assign]
     yield
     Client.request = original  # type: ignore[method-assign]
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A real webhook receiver on loopback (tests/webhook_receiver.py)."""
+    with webhook_receiver() as running:
+        yield running
+
+
+@pytest.fixture
+def subscribe(db: None, receiver: Receiver) -> Callable[..., Any]:
+    """Subscribe a path of the receiver (for a new client unless given one); the receiver learns the secret."""
+    counter = iter(range(1000))
+
+    def make(path: str, events: tuple[str, ...] = ("*",), client: ApiClient | None = None) -> Any:
+        if client is None:
+            client, _key = ApiClientFactory(name=f"hooked-{next(counter)}", scopes=["webhooks:manage"])
+        created = subscription_create(client_id=client.pk, url=receiver.url(path), events=list(events))
+        receiver.secrets[path] = created.secret
+        return created.subscription
+
+    return make

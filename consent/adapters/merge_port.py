@@ -24,6 +24,7 @@ from consent.ledger.chain import NewEvent, event_evidence, ledger_append, stampe
 from consent.ledger.replay import consent_rebuild, fact_combine, objection_combine
 from consent.ledger.state_rows import fact_of, state_values
 from consent.models import Confirmation, ConsentEvent, ConsentState, Objection, ReadLog, SendRecipient
+from consent.webhooks.outbox import outbox_lines_merge, outbox_record
 from subjects.columns import CONFIRMATION_EMAIL
 from subjects.keys import data_key, decrypt_field, encrypt_field
 from subjects.models import Subject
@@ -75,6 +76,13 @@ class ConsentPortImpl:
         )
 
         _states_combine(survivor, absorbed, marker)
+        # Ordered on the survivor's line, which the absorbed side's waiting events join first.
+        outbox_lines_merge(survivor_id=survivor.id, absorbed_id=absorbed.id)
+        outbox_record(
+            type="subject.merged",
+            subject_id=survivor.id,
+            data={"survivor": str(survivor.id), "absorbed": str(absorbed.id)},
+        )
 
     def on_split(self, *, survivor_id: uuid.UUID, restored_id: uuid.UUID, now: datetime) -> None:
         now = stamped_under_lock(now)
@@ -116,6 +124,11 @@ class ConsentPortImpl:
             source_key=survivor_key,
             target=restored,
             target_key=restored_key,
+        )
+        outbox_record(
+            type="subject.split",
+            subject_id=survivor.id,
+            data={"subjects": [str(survivor.id), str(restored.id)]},
         )
         snapshot = catalogue_snapshot(refresh=True)
         survivor_marked = frozenset(_suppressed_seqs(survivor)) | frozenset(moved.get("survivor_suppressed", ()))

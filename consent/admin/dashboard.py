@@ -1,5 +1,6 @@
 """Reads for the DPO's dashboard: consent rates per purpose and channel over time, consents on outdated notices,
-the rights-request queue, and mails to people that the mail server did not take."""
+the rights-request queue, mails to people that the mail server did not take, and webhook endpoints failing for
+hours."""
 
 from __future__ import annotations
 
@@ -8,12 +9,21 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import CharField, Count, Q
 from django.db.models.functions import Cast
 from django.utils import timezone
 
-from consent.models import Confirmation, ConsentEvent, ConsentState, Notice, Purpose
+from consent.models import (
+    Confirmation,
+    ConsentEvent,
+    ConsentState,
+    Notice,
+    Purpose,
+    WebhookDelivery,
+    WebhookSubscription,
+)
 from subjects.models import RightsRequest, Subject, UndeliveredMail
 from subjects.rights.calendar import DUE_SOON
 
@@ -249,3 +259,40 @@ def undelivered_mails(*, limit: int = 50) -> UndeliveredMails:
     by_kind = dict(pending.values_list("kind").annotate(n=Count("pk")).order_by("kind"))
     latest = list(pending.order_by("-last_failed_at", "-pk")[:limit])
     return UndeliveredMails(count=sum(by_kind.values()), by_kind=by_kind, latest=latest)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Webhook endpoints (consent.webhooks): connected systems that have not acknowledged for hours
+# ---------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class FailingEndpoint:
+    subscription: WebhookSubscription
+    failing_since: datetime
+    waiting: int
+    dead: int
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookHealth:
+    failing: list[FailingEndpoint]  # failing for at least ASSENT_WEBHOOK_FAILING_HOURS, the longest first
+    hours: int
+    dead_letters: int  # of live subscriptions, waiting for the DPO's replay
+
+
+def webhook_health(*, now: datetime) -> WebhookHealth:
+    """Endpoints whose every attempt has failed for hours: the systems behind them are not told of changes (Art. 19
+    notifications among them) until they answer or the DPO replays their dead letters."""
+    hours = settings.ASSENT_WEBHOOK_FAILING_HOURS
+    live = WebhookSubscription.objects.filter(ended_at__isnull=True)
+    rows = (
+        live.filter(failing_since__lte=now - timedelta(hours=hours))
+        .select_related("client")
+        .annotate(
+            waiting=Count("deliveries", filter=Q(deliveries__status=WebhookDelivery.Status.PENDING)),
+            dead=Count("deliveries", filter=Q(deliveries__status=WebhookDelivery.Status.DEAD)),
+        )
+        .order_by("failing_since", "pk")
+    )
+    failing = [FailingEndpoint(row, row.failing_since, row.waiting, row.dead) for row in rows if row.failing_since]
+    dead = WebhookDelivery.objects.filter(status=WebhookDelivery.Status.DEAD, subscription__in=live).count()
+    return WebhookHealth(failing=failing, hours=hours, dead_letters=dead)

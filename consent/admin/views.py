@@ -15,7 +15,13 @@ from django.utils.safestring import mark_safe
 
 from consent.admin.audit import Action, audit_record
 from consent.admin.charts import Line, bar_chart, rate_chart
-from consent.admin.dashboard import consent_rates, outdated_notice_consents, request_summary, undelivered_mails
+from consent.admin.dashboard import (
+    consent_rates,
+    outdated_notice_consents,
+    request_summary,
+    undelivered_mails,
+    webhook_health,
+)
 from consent.admin.records_of_processing import records_as_csv, records_as_json, records_of_processing
 from consent.ledger.verification import verification_latest
 
@@ -57,6 +63,7 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
         "median_svg": median_svg,
         "verification": verification_latest(),
         "undelivered": undelivered_mails(),
+        "webhooks": webhook_health(now=now),
         "now": now,
     }
     return TemplateResponse(request, "assent_admin/dashboard.html", context)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from consent.api import check, consents, profile, send_jobs, sends
+from consent.api import check, consents, profile, send_jobs, sends, webhooks
 
 urlpatterns = [
     path("consents", consents.ConsentCreateApi.as_view(), name="consent-create"),
@@ -17,4 +17,6 @@ urlpatterns = [
     path("send-jobs", send_jobs.SendJobCreateApi.as_view(), name="send-job-create"),
     path("send-jobs/<uuid:job_id>", send_jobs.SendJobApi.as_view(), name="send-job"),
     path("send-jobs/<uuid:job_id>/result", send_jobs.SendJobResultApi.as_view(), name="send-job-result"),
+    path("webhooks", webhooks.WebhookListCreateApi.as_view(), name="webhooks"),
+    path("webhooks/<uuid:webhook_id>", webhooks.WebhookEndApi.as_view(), name="webhook-end"),
 ]

@@ -27,6 +27,7 @@ from consent.ledger.state_rows import fact_of, state_values
 from consent.ledger.storage import event_store, write_inputs
 from consent.models import Confirmation, ConsentEvent, ConsentState, Objection
 from consent.task_names import SEND_CONFIRMATION
+from consent.webhooks.outbox import outbox_consent_changed
 from subjects.columns import CONFIRMATION_EMAIL, IDENTIFIER_VALUE
 from subjects.errors import AmbiguousSubjectError, SubjectErasedError, SubjectNotFoundError
 from subjects.identity import Reference
@@ -208,6 +209,14 @@ def consent_event_record(command: ConsentCommand, info: PurposeInfo, now: dateti
             linked=inputs.email_linked,
             required=command.channel in info.rule.double_opt_in or not suppressed,
         )
+    outbox_consent_changed(
+        subject_id=subject.id,
+        purpose=command.purpose,
+        channel=command.channel,
+        state=state,
+        event_id=event.id,
+        subscribed=inputs.webhooks,
+    )
     return ConsentRecorded(event.id, subject.id, state or "")
 
 
@@ -278,6 +287,9 @@ def direct_marketing_objection_record(
         recorded_at=now,
     )
     Objection.objects.create(subject=subject, purpose="", since=now, seq=event.seq)
+    outbox_consent_changed(
+        subject_id=subject.id, purpose="", channel=None, state=projection.OBJECTED, event_id=event.id
+    )
     return event
 
 

@@ -14,7 +14,8 @@ import orjson
 from django.db import connection
 
 from config.db import prepared_rows
-from consent.models import ConsentEvent, ConsentState, LedgerHead
+from consent.models import ConsentEvent, ConsentState, LedgerHead, WebhookEvent
+from consent.webhooks.outbox import SUBSCRIBED_SQL
 from subjects.keys import blind_index
 from subjects.models import Identifier, Subject, Suppression
 from subjects.selectors import identifier_owners
@@ -35,12 +36,14 @@ STATE_VALUES = (
 )
 _STATE_TYPES = ("text", "text", "timestamptz", "timestamptz", "bool", "text", "bool", "bigint", "uuid")
 
+CONSENT_CHANGED_TYPES = orjson.dumps([WebhookEvent.Type.CONSENT_CHANGED.value]).decode()
 _READ = (
     "SELECT h.last_seq, h.last_hash,"
     " EXISTS (SELECT 1 FROM subjects_identifier i JOIN subjects_subject o ON o.id = i.subject_id"
     "         WHERE i.blind_index = %(email)s AND COALESCE(o.merged_into_id, o.id) = %(subject)s),"
     " EXISTS (SELECT 1 FROM subjects_suppression p WHERE p.digest = ANY(%(suppression)s::bytea[])),"
     " ARRAY(SELECT i.id FROM subjects_identifier i WHERE i.subject_id = %(subject)s ORDER BY i.created_at, i.id),"
+    f" {SUBSCRIBED_SQL.format(types='%(webhook_types)s')},"
     f" {_STATE_COLUMNS}"
     " FROM (SELECT 1) AS one"
     " LEFT JOIN consent_ledgerhead h ON h.subject_id = %(subject)s"
@@ -71,6 +74,7 @@ class WriteInputs:
     head: tuple[int, str] | None  # the chain's last (seq, hash); None: no event yet
     states: dict[str, ConsentState]  # the purpose's state rows by channel, of the channels asked for
     identifier_ids: list[int]  # the subject's identifiers now, in attach order
+    webhooks: bool | None  # anyone subscribed to consent.changed (None: not read here)
     email_linked: bool  # the e-mail asked about is an identifier of the subject (merges followed)
     suppressed: bool  # one of the suppression digests asked about is on the list
 
@@ -88,16 +92,17 @@ def write_inputs(
         "channels": channels,
         "email": blind_index().lookup("email", email) if email is not None else None,
         "suppression": suppression,
+        "webhook_types": CONSENT_CHANGED_TYPES,
     }
     rows = prepared_rows(_READ, params)
     first = rows[0]
     head = (int(first[0]), str(first[1])) if first[0] is not None else None
     states = {}
     for row in rows:
-        if row[5] is not None:  # the state row's id: NULL when the LEFT JOIN found none
-            state = ConsentState.from_db(connection.alias, _STATE_FIELDS, row[5:])
+        if row[6] is not None:  # the state row's id: NULL when the LEFT JOIN found none
+            state = ConsentState.from_db(connection.alias, _STATE_FIELDS, row[6:])
             states[state.channel] = state
-    return WriteInputs(head, states, list(first[4]), bool(first[2]), bool(first[3]))
+    return WriteInputs(head, states, list(first[4]), bool(first[5]), bool(first[2]), bool(first[3]))
 
 
 def _write_inputs_orm(
@@ -110,7 +115,7 @@ def _write_inputs_orm(
     ids = list(Identifier.objects.filter(subject=subject).order_by("created_at", "pk").values_list("pk", flat=True))
     linked = email is not None and subject.id in identifier_owners(identifiers=[("email", email)])[0]
     suppressed = bool(suppression) and Suppression.objects.filter(digest__in=suppression).exists()
-    return WriteInputs(head, states, ids, linked, suppressed)
+    return WriteInputs(head, states, ids, None, linked, suppressed)
 
 
 def event_store(*, event: ConsentEvent, state_purpose: str, states: list[tuple[str, dict[str, Any]]]) -> None:

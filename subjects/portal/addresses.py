@@ -30,6 +30,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from config.errors import ConflictError, DomainError, UnavailableError
+from subjects import ports
 from subjects.columns import IDENTIFIER_CHANGE_VALUE
 from subjects.identity import Reference
 from subjects.keys import blind_index, data_key, decrypt_field, encrypt_field
@@ -271,4 +272,10 @@ def _confirm(change_id: uuid.UUID, secret: str) -> Confirmation:
     value = decrypt_field(subject, key, VALUE_COLUMN, bytes(change.value_enc), row_id=change.pk)
     identifier_replace(subject=subject, key=key, kind=change.kind, value=value, now=now)
     IdentifierChange.objects.filter(pk=change.pk).update(status=Status.CONFIRMED, **wipe)
+    # The person's own rectification (Art. 16) reaches connected systems as the DPO's does (Art. 19).
+    ports.outbox.record(
+        type="subject.rectified",
+        subject_id=subject.id,
+        data={"subject": str(subject.id), "changed": {"identifiers": [change.kind], "profile": []}},
+    )
     return Confirmation(Outcome.CONFIRMED, subject.id, change.kind, value)

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
+from subjects import ports
 from subjects.keys import data_key
 from subjects.locks import lock_identifiers, lock_subjects
 from subjects.models import RightsRequest, RightsRequestEvent, RightsRequestPart, Subject
@@ -52,6 +53,13 @@ def status_set(request: RightsRequest, status: str, *, by: str, at: datetime, no
         setattr(request, name, value)
     RightsRequest.objects.filter(pk=request.pk).update(status=status, **fields)
     history_add(request, status, by, at, note)
+    if status in (Status.COMPLETED, Status.REJECTED, Status.FAILED):
+        # Connected systems hear that a request ended (API.md, Webhooks), with the change, in its transaction.
+        ports.outbox.record(
+            type="request.completed",
+            subject_id=request.subject_id,
+            data={"request": str(request.pk), "kind": request.kind, "status": status},
+        )
 
 
 @dataclass

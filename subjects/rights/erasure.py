@@ -249,6 +249,12 @@ def erasure_finish(context: PartContext) -> None:
         )
         if context.subject_ids:
             ErasureLog.objects.filter(request_id=context.request.id).update(summary=_summary(report))
+            # Art. 19: every connected system hears of the erasure, in its transaction.
+            ports.outbox.record(
+                type="subject.erased",
+                subject_id=context.subject_ids[0],
+                data={"subject": str(context.subject_ids[0]), "request": str(context.request.id)},
+            )
         request_complete(context, report)
 
 

@@ -35,6 +35,15 @@ def rectification_profile(context: PartContext) -> None:
             now = timezone.now()
             outcome["identifiers"] = _identifiers_replace(subject, key, corrected, now)
             outcome["profile"] = _profile_correct(subject, key, details.get("profile", {}), now)
+            # Art. 19: the kinds and fields that changed, never their values.
+            ports.outbox.record(
+                type="subject.rectified",
+                subject_id=subject.id,
+                data={
+                    "subject": str(subject.id),
+                    "changed": {"identifiers": outcome["identifiers"], "profile": outcome["profile"]},
+                },
+            )
         context.mark_done()
 
 

@@ -11,6 +11,7 @@ from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from subjects import ports
 from subjects.locks import lock_subject
 from subjects.models import RightsRequest, Subject
 from subjects.rights import texts
@@ -27,6 +28,12 @@ def restriction_profile(context: PartContext) -> None:
             now = timezone.now()
             Subject.objects.filter(pk=context.subject_id, restricted_at__isnull=True).update(restricted_at=now)
             outcome["restricted"] = True
+            # Art. 19: every connected system hears of the restriction, in its transaction.
+            ports.outbox.record(
+                type="subject.restricted",
+                subject_id=context.subject_id,
+                data={"subject": str(context.subject_id), "request": str(context.request.pk)},
+            )
         context.mark_done()
 
 
@@ -92,6 +99,12 @@ def _lift(request_id: Any) -> None:
         )
         if not still:
             Subject.objects.filter(pk=subject_id).update(restricted_at=None)
+            # Told only when the person is no longer restricted at all (another restriction may still stand).
+            ports.outbox.record(
+                type="subject.restriction_lifted",
+                subject_id=subject_id,
+                data={"subject": str(subject_id), "request": str(request.pk)},
+            )
     history_add(request, "lifted", "system", now)
 
 

@@ -20,7 +20,17 @@ from django.test import Client
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework.test import APIClient
 
-from consent.models import ApiClient, Channel, DataCategory, Notice, Purpose, Source, SourceCategory
+from consent.models import (
+    ApiClient,
+    Channel,
+    DataCategory,
+    Notice,
+    Purpose,
+    Source,
+    SourceCategory,
+    WebhookDelivery,
+    WebhookSubscription,
+)
 from consent.send_jobs.services import send_job_run
 from subjects.models import MergeAudit, MergeProposal, RightsRequest
 from subjects.rights.exports import export_url
@@ -100,6 +110,8 @@ API_CALLS: dict[str, Callable[[World], tuple[str, Any]]] = {
     "api/v1/requests/<uuid:request_id>/approve": lambda w: (f"/api/v1/requests/{w.ids['awaiting']}/approve", {}),
     "api/v1/requests/<uuid:request_id>/lift": lambda w: (f"/api/v1/requests/{w.ids['restriction']}/lift", {}),
     "api/v1/requests/<uuid:request_id>/export": lambda w: (_export_path(w), None),
+    "api/v1/webhooks": lambda w: ("/api/v1/webhooks", {"url": "https://93.184.216.34/hooks/matrix", "events": ["*"]}),
+    "api/v1/webhooks/<uuid:webhook_id>": lambda w: (f"/api/v1/webhooks/{w.ids['webhook']}", None),
 }
 
 
@@ -251,6 +263,22 @@ ACTION_TARGETS: dict[str, ActionTarget] = {
         lambda w: w.ids["api_client"],
         lambda w: ApiClient.objects.get(pk=w.ids["api_client"]).revoked_at is not None,
     ),
+    f"admin/consent/webhooksubscription/{ACTION}end_selected": ActionTarget(
+        lambda w: w.ids["webhook"],
+        lambda w: WebhookSubscription.objects.get(pk=w.ids["webhook"]).ended_at is not None,
+    ),
+    f"admin/consent/webhooksubscription/{ACTION}replay_dead_selected": ActionTarget(
+        lambda w: w.ids["webhook"],
+        lambda w: WebhookDelivery.objects.get(pk=w.ids["dead_letter"]).status == "pending",
+    ),
+    f"admin/consent/webhooksubscription/{ACTION}delete_selected": _gone(
+        WebhookSubscription, lambda w: w.ids["webhook"]
+    ),
+    f"admin/consent/webhookdelivery/{ACTION}replay_selected": ActionTarget(
+        lambda w: w.ids["dead_letter"],
+        lambda w: WebhookDelivery.objects.get(pk=w.ids["dead_letter"]).status == "pending",
+    ),
+    f"admin/consent/webhookdelivery/{ACTION}delete_selected": _gone(WebhookDelivery, lambda w: w.ids["dead_letter"]),
     f"admin/subjects/rightsrequest/{ACTION}verify_selected": _status("verify", "processing"),
     f"admin/subjects/rightsrequest/{ACTION}approve_selected": _status("approve", "processing"),
     f"admin/subjects/rightsrequest/{ACTION}retry_selected": _status("retry", "processing"),

@@ -85,6 +85,11 @@ API_TABLE = [
     ApiRow("api/v1/requests/<uuid:request_id>/approve",            "POST", "requests:approve", 401, 401, 403, 404, 202),
     ApiRow("api/v1/requests/<uuid:request_id>/lift",               "POST", "requests:approve", 401, 401, 403, 404, 202),
     ApiRow("api/v1/requests/<uuid:request_id>/export",             "GET",  "requests:read",    401, 401, 403, 404, 200),
+    # webhooks are no purpose's: `othr` may subscribe; the world's subscription is `othr`'s, so `rght` (another
+    # client) does not find it to end it
+    ApiRow("api/v1/webhooks",                                      "POST", "webhooks:manage",  401, 401, 403, 201, 201),
+    ApiRow("api/v1/webhooks",                                      "GET",  "webhooks:manage",  401, 401, 403, 200, 200),
+    ApiRow("api/v1/webhooks/<uuid:webhook_id>",                  "DELETE", "webhooks:manage", 401, 401, 403, 204, 404),
 ]
 # fmt: on
 
@@ -227,6 +232,8 @@ ADMIN_TABLE = [
     *model_rows("consent/readlog",           view=BOTH,     add=NOBODY,   delete=NOBODY),
     *model_rows("consent/send",              view=BOTH,     add=NOBODY,   delete=NOBODY),
     *model_rows("consent/sendrecipient",     view=BOTH,     add=NOBODY,   delete=NOBODY),
+    *model_rows("consent/webhooksubscription", view=DPO_ONLY, add=DPO_ONLY, delete=NOBODY),
+    *model_rows("consent/webhookdelivery",   view=DPO_ONLY, add=NOBODY,   delete=NOBODY),
     *model_rows("consent/sendjob",           view=DPO_ONLY, add=NOBODY,   delete=NOBODY),
     *model_rows("subjects/subject",          view=BOTH,     add=NOBODY,   delete=NOBODY),
     *model_rows("subjects/rightsrequest",    view=BOTH,     add=BOTH,     delete=NOBODY),
@@ -258,6 +265,11 @@ ACTION_TABLE = [
     action("subjects/rightsrequest",     "delete_selected",          REFUSED, REFUSED),
     action("consent/apiclient",          "revoke_selected",          REFUSED, DONE),
     action("consent/apiclient",          "delete_selected",          REFUSED, REFUSED),
+    action("consent/webhooksubscription", "end_selected",            REFUSED, DONE),
+    action("consent/webhooksubscription", "replay_dead_selected",    REFUSED, DONE),
+    action("consent/webhooksubscription", "delete_selected",         REFUSED, REFUSED),
+    action("consent/webhookdelivery",    "replay_selected",          REFUSED, DONE),
+    action("consent/webhookdelivery",    "delete_selected",          REFUSED, REFUSED),
     action("auth/user",                  "delete_selected",          REFUSED, DONE),
     action("auth/group",                 "delete_selected",          REFUSED, DONE),
     action("otp_totp/totpdevice",        "delete_selected",          REFUSED, DONE),

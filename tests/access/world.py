@@ -39,8 +39,11 @@ from consent.models import (
     SendRecipient,
     Source,
     SourceCategory,
+    WebhookDelivery,
 )
 from consent.send_jobs.services import send_job_run
+from consent.webhooks.outbox import outbox_record
+from consent.webhooks.subscriptions import subscription_create
 from subjects.models import MergeAudit, RightsRequest, Subject
 from subjects.portal.addresses import address_change_request
 from subjects.rights.context import Handler
@@ -184,9 +187,17 @@ def _api_clients(world: World) -> None:
     revoked, key = ApiClientFactory(name="access-revoked", scopes=list(ALL_SCOPES), purposes=[])
     client_revoke(client=revoked)
     world.keys["revoked"] = key
-    _, world.keys["other_purpose"] = ApiClientFactory(
+    other, world.keys["other_purpose"] = ApiClientFactory(
         name="access-other-purpose", scopes=list(ALL_SCOPES), purposes=[OTHER_PURPOSE]
     )
+    hook = subscription_create(client_id=other.pk, url="https://93.184.216.34/hooks/world", events=["*"])
+    world.ids["webhook"] = hook.subscription.pk
+    # A dead letter for the admin's pages and replay action: an event for that endpoint whose day of failed attempts
+    # is not waited for here.
+    outbox_record(type="subject.rectified", subject_id=world.anna, data={"subject": str(world.anna), "changed": {}})
+    dead = WebhookDelivery.objects.filter(subscription_id=hook.subscription.pk).latest("pk")
+    WebhookDelivery.objects.filter(pk=dead.pk).update(status=WebhookDelivery.Status.DEAD, attempts=9)
+    world.ids["dead_letter"] = dead.pk
 
 
 @override_settings(PASSWORD_HASHERS=FAST_HASHER)
@@ -286,6 +297,8 @@ def _admin_objects(world: World) -> None:
         "consent.notice": Notice.objects.filter(purpose__key="newsletter").first().pk,  # type: ignore[union-attr]
         "consent.send": ids["send"],
         "consent.sendrecipient": SendRecipient.objects.get(send_id=ids["send"]).pk,
+        "consent.webhooksubscription": ids["webhook"],
+        "consent.webhookdelivery": ids["dead_letter"],
         "consent.sendjob": ids["send_job"],
         "subjects.mergeaudit": ids["merge_audit"],
         "subjects.mergeproposal": ids["merge_proposal"],

@@ -7,7 +7,7 @@ from celery import current_app
 from django.conf import settings
 
 from consent import tasks
-from consent.task_names import RUN_SEND_JOB, SEND_CONFIRMATION
+from consent.task_names import DELIVER_WEBHOOKS, RUN_SEND_JOB, SEND_CONFIRMATION
 
 
 def test_the_confirmation_task_is_declared_under_the_name_the_kernel_enqueues() -> None:
@@ -33,3 +33,10 @@ def test_every_send_job_beat_entry_names_a_task() -> None:
     schedule = settings.CELERY_BEAT_SCHEDULE
     for name in ("send-jobs-resume-stalled", "send-jobs-purge"):
         assert schedule[name]["task"] in current_app.tasks, name
+
+
+def test_the_outbox_enqueues_the_delivery_task_by_the_name_it_is_declared_and_scheduled_under() -> None:
+    assert tasks.deliver_webhooks.name == DELIVER_WEBHOOKS
+    assert current_app.signature(DELIVER_WEBHOOKS).type.acks_late
+    scheduled = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert {DELIVER_WEBHOOKS, tasks.purge_webhooks.name} <= scheduled

@@ -8,7 +8,7 @@ beat. The database is the source of truth: beat's safety nets (`rights-resume-st
 the product's own entries, run every second here) find the work that waited too long and queue it again.
 
 Their thresholds (parts waiting 2 minutes, confirmations 5) are passed by moving the rows' clocks back instead of
-waiting. Webhooks and send jobs do not exist yet (issues 12, 13): not covered here."""
+waiting. Webhooks: test_fault_broker_restarted_webhooks.py. Send jobs (issue 12): not covered here."""
 
 from __future__ import annotations
 

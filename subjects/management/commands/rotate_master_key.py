@@ -4,6 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from consent.webhooks.subscriptions import webhook_secrets_reseal
 from subjects.crypto import DecryptionError
 from subjects.keys import keyring
 from subjects.reencryption import fields_reencrypt
@@ -29,10 +30,12 @@ class Command(BaseCommand):
         try:
             count = master_key_rotate(batch=batch, progress=lambda n: self.stdout.write(f"re-wrapped {n} data keys"))
             vaults = vault_keys_rewrap()  # the retention and evidence stores' keys, wrapped the same way
+            secrets = webhook_secrets_reseal()  # the webhooks' signing secrets, sealed under the master keyring
         except DecryptionError as exc:
             raise CommandError(f"cannot unwrap a data key: {exc}; is its old master key still configured?") from None
         self.stdout.write(
-            f"done: {count} data keys and {vaults} vault keys re-wrapped; all are now under master key {kid!r}"
+            f"done: {count} data keys and {vaults} vault keys re-wrapped, {secrets} webhook secrets resealed; all are "
+            f"now under master key {kid!r}"
         )
         # Values from before row binding are re-encrypted bound to their row, in the same resumable way.
         try:

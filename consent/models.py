@@ -146,8 +146,8 @@ class ConsentEvent(models.Model):
     SYSTEM_ACTOR = "system"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    # db_index off: the event_seq_once index leads with the subject and serves every lookup by subject; a second index on
-    # the column alone only cost every event one more random-page insert.
+    # db_index off: event_seq_once leads with the subject and serves every lookup by subject; an index on the
+    # column alone only cost every event one more random-page insert.
     subject = models.ForeignKey(Subject, on_delete=models.PROTECT, related_name="consent_events", db_index=False)
     seq = models.PositiveBigIntegerField()
     purpose = models.CharField(max_length=64, blank=True)  # catalogue key; blank for subject-wide events
@@ -194,8 +194,8 @@ class ConsentState(models.Model):
 
     Status = ConsentStatus  # consent.policy's, nested as Django's choices usually are
 
-    # db_index off: the state_once_per_triple index leads with the subject and serves every lookup by subject; a second index on
-    # the column alone only cost every state write one more random-page insert.
+    # db_index off: state_once_per_triple leads with the subject and serves every lookup by subject; an index on the
+    # column alone only cost every state write one more random-page insert.
     subject = models.ForeignKey(Subject, on_delete=models.CASCADE, related_name="consent_states", db_index=False)
     purpose = models.CharField(max_length=64)
     channel = models.CharField(max_length=64)
@@ -326,8 +326,8 @@ class IdempotencyKey(models.Model):
 # Gates: every profile read and every send is logged with the calling client (Art. 15(1)(c) recipients)
 # ---------------------------------------------------------------------------------------------------------
 class ReadLog(models.Model):
-    # db_index off: the read_by_subject index leads with the subject and serves every lookup by subject; a second index on
-    # the column alone only cost every logged read one more random-page insert.
+    # db_index off: read_by_subject leads with the subject and serves every lookup by subject; an index on the
+    # column alone only cost every logged read one more random-page insert.
     subject = models.ForeignKey(Subject, on_delete=models.CASCADE, related_name="+", db_index=False)
     client = models.ForeignKey(ApiClient, on_delete=models.PROTECT, related_name="+")
     purpose = models.CharField(max_length=64)

@@ -1,0 +1,100 @@
+"""Rights requests that reach into a connected PostgreSQL database (API.md, "Connectors"): the source's part of an
+access request exports the person's rows of the shop's own database, and the source's part of an erasure erases
+them there, reported with what the shop keeps and why."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from tests.api import Api
+from tests.factories import apply_catalogue
+from tests.rights.helpers import seed_person
+from tests.rights.test_access import download, run
+from tests.rights.test_erasure import REQUESTS, erase
+from tests.subjects.connectors.shop import (
+    DSN_ENV,
+    HOLD_LAW,
+    add_customer,
+    dump,
+    shop_connector,
+    shop_database,
+    shop_database_name,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def shop_dsn(rights_catalogue: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The rights catalogue with the shop's database as a source with a connector."""
+    with shop_database(shop_database_name("rights")) as dsn:
+        monkeypatch.setenv(DSN_ENV, dsn)
+        document = copy.deepcopy(rights_catalogue)
+        document["sources"].append(
+            {
+                "key": "shopdb",
+                "name": "Shop database",
+                "system_of_record": False,
+                "categories": {
+                    "orders": {
+                        "delete_after_days": 3650,
+                        "legal_hold": {"years": 10, "from": "end_of_year", "law": HOLD_LAW},
+                    }
+                },
+                "connector": shop_connector(),
+            }
+        )
+        apply_catalogue(document)
+        yield dsn
+
+
+def _customers(dsn: str, *emails: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for email in emails:
+            add_customer(conn, email=email, name=f"Name of {email}", orders=2)
+
+
+def test_an_access_export_holds_the_persons_rows_of_the_shop_database(rapi: Api, shop_dsn: str) -> None:
+    person = seed_person("pgacc1", records_per_source=1)
+    _customers(shop_dsn, person.email, "someone.else@example.de")
+
+    result = run(rapi, "access", {"email": person.email})["result"]
+
+    data = json.loads(download(rapi, result["export_url"]).read("data.json"))
+    rows = [r for r in data["records"] if r["source"] == "shopdb"]
+    tables = {r["category"].removeprefix("shopdb.") for r in rows}
+    assert tables == {
+        "customer", "address", "orders", "order_line", "invoice", "payment_card", "login", "support_ticket",
+        "visit_log", "newsletter_signup",
+    }  # fmt: skip
+    customers = [r["data"] for r in rows if r["category"] == "shopdb.customer"]
+    assert [c["email"] for c in customers] == [person.email]
+    assert "someone.else" not in json.dumps(rows)
+
+
+def test_an_erasure_reaches_the_shop_database_and_reports_what_it_keeps(rapi: Api, shop_dsn: str) -> None:
+    person = seed_person("pgera1", records_per_source=1)
+    _customers(shop_dsn, person.email, "someone.else@example.de")
+    before = dump(shop_dsn)
+
+    request_id = erase(rapi, {"email": person.email})
+
+    body = rapi.get(f"{REQUESTS}/{request_id}").json()
+    assert body["status"] == "completed", body
+    shop = next(s for s in body["result"]["sources"] if s["source"] == "shopdb")
+    assert {"what": "payment_card: 1 row", "how": "deleted"} in shop["system"]["erased"]
+    kept = [k for k in body["result"]["kept"] if k["source"] == "shopdb"]
+    assert [(k["what"], k["why"]) for k in kept] == [("invoice: 2 rows", HOLD_LAW)]
+    assert kept[0]["until"]
+    after = dump(shop_dsn)
+    assert "pgera1" not in json.dumps(after)
+    # The other customer's rows that name them are unchanged (the connector's own tests compare every row).
+    others = {t: {k: v for k, v in rows.items() if "someone.else" in v} for t, rows in before.items()}
+    assert sum(len(rows) for rows in others.values()) >= 4
+    assert {t: {k: after[t].get(k) for k in rows} for t, rows in others.items()} == others

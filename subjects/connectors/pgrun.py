@@ -22,6 +22,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from config.errors import ConflictError
 from subjects.connectors.pgmap import DELETE, HASH, KEEP, NULL, PgMap, Reference, TableMap
 from subjects.connectors.pgschema import REDACTED, Schema, pg_connect, pg_map_check, schema_read
 
@@ -30,8 +31,12 @@ Row = dict[str, Any]
 EMAIL = "email"
 
 
-class MapMismatchError(Exception):
-    """The live schema no longer fits the map: nothing is read or changed."""
+class MapMismatchError(ConflictError):
+    """The live schema no longer fits the map: nothing is read or changed. The problems name tables and columns
+    only, so the part's error shows them to the DPO."""
+
+    code = "connector_map_mismatch"
+    title = "The connector's map does not fit the connected database"
 
     def __init__(self, problems: list[str]) -> None:
         super().__init__(f"the connector's map does not fit the database: {'; '.join(problems)}")

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import psycopg
 
+from config.errors import UnavailableError
 from subjects.connectors.pgmap import HASH, NULL, REDACT, PgMap, Reference
 
 TEXT_TYPES = ("text", "character varying", "character", "citext")
@@ -33,8 +34,11 @@ class Schema:
     foreign: list[tuple[str, tuple[str, ...], str, tuple[str, ...]]] = field(default_factory=list)
 
 
-class ConnectorUnavailableError(Exception):
-    """The DSN is not set: the external database cannot be reached."""
+class ConnectorUnavailableError(UnavailableError):
+    """The DSN is not set: the external database cannot be reached. Names the variable, never its value."""
+
+    code = "connector_unavailable"
+    title = "The connected system cannot be reached"
 
 
 def dsn_of(pg_map: PgMap) -> str | None:
@@ -45,7 +49,8 @@ def pg_connect(pg_map: PgMap) -> psycopg.Connection:
     dsn = dsn_of(pg_map)
     if dsn is None:
         raise ConnectorUnavailableError(f"the environment variable {pg_map.dsn_env} is not set")
-    return psycopg.connect(dsn, connect_timeout=10)
+    # A connected system that hangs must not hold a rights part for ever: the part retries later instead.
+    return psycopg.connect(dsn, connect_timeout=10, options="-c lock_timeout=10s -c statement_timeout=60s")
 
 
 _COLUMNS = """

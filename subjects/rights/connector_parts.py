@@ -4,10 +4,14 @@ the system returned or did. No transaction of Assent's is open while the externa
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
+import psycopg
 from django.conf import settings
+from django.db import OperationalError
 
 from subjects import crypto, ports
 from subjects.connectors.pgmap import POSTGRESQL, pg_map_from_connector
@@ -21,6 +25,16 @@ NO_HOLD = (
     "the connector's map keeps this table (erase: keep) and the catalogue declares no legal hold for this source: "
     "ask the system's owner why it must stay"
 )
+
+
+@contextmanager
+def _transient() -> Iterator[None]:
+    """The connected database away, or a lock there held too long: the part is given back and retried with
+    backoff like any transient error (the external transaction rolled back; nothing was done)."""
+    try:
+        yield
+    except psycopg.OperationalError as exc:
+        raise OperationalError(f"the connected system's database: {type(exc).__name__}") from exc
 
 
 def has_postgresql(facts: ports.SourceFacts | None) -> bool:
@@ -51,7 +65,8 @@ def connector_access_lines(context: PartContext, facts: ports.SourceFacts) -> li
     identifiers = _identifiers(context)
     if not identifiers:
         return []
-    tables = pg_access(pg_map_from_connector(facts.connector), identifiers)
+    with _transient():
+        tables = pg_access(pg_map_from_connector(facts.connector), identifiers)
     return [
         {
             "source": facts.key,
@@ -74,11 +89,12 @@ def connector_erase(context: PartContext, facts: ports.SourceFacts, now: datetim
     identifiers = _identifiers(context)
     report: dict[str, Any] = {"erased": [], "kept": []}
     if identifiers:
-        report = pg_erase(
-            pg_map_from_connector(facts.connector),
-            identifiers,
-            hash_key=crypto.connector_hash_key(settings.ASSENT_BLIND_INDEX_KEY),
-            hold=connector_hold(facts, now),
-        )
+        with _transient():
+            report = pg_erase(
+                pg_map_from_connector(facts.connector),
+                identifiers,
+                hash_key=crypto.connector_hash_key(settings.ASSENT_BLIND_INDEX_KEY),
+                hold=connector_hold(facts, now),
+            )
     with context.step() as outcome:
         outcome[CONNECTOR] = report

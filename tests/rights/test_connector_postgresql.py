@@ -98,3 +98,25 @@ def test_an_erasure_reaches_the_shop_database_and_reports_what_it_keeps(rapi: Ap
     others = {t: {k: v for k, v in rows.items() if "someone.else" in v} for t, rows in before.items()}
     assert sum(len(rows) for rows in others.values()) >= 4
     assert {t: {k: after[t].get(k) for k in rows} for t, rows in others.items()} == others
+
+
+def test_an_erasure_fails_visibly_when_the_map_no_longer_fits_the_shop_database(rapi: Api, shop_dsn: str) -> None:
+    person = seed_person("pgera2", records_per_source=1)
+    _customers(shop_dsn, person.email)
+    with psycopg.connect(shop_dsn, autocommit=True) as conn:
+        conn.execute("ALTER TABLE visit_log RENAME COLUMN email TO mail")
+    before = dump_rows(shop_dsn)
+
+    request_id = erase(rapi, {"email": person.email})
+
+    body = rapi.get(f"{REQUESTS}/{request_id}").json()
+    assert body["status"] == "failed"
+    [error] = [e for e in body["result"]["errors"] if e["part"] == "source:shopdb"]
+    assert error["error"].startswith("connector_map_mismatch: ")
+    assert "no column 'email' in table 'visit_log'" in error["error"]
+    assert dump_rows(shop_dsn) == before  # nothing of the shop's was changed
+
+
+def dump_rows(dsn: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute("SELECT email, name FROM customer ORDER BY id").fetchall()

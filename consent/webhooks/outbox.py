@@ -22,10 +22,13 @@ from consent.webhooks.models import WebhookDelivery, WebhookEvent, WebhookSubscr
 EVENT_TYPES = tuple(WebhookEvent.Type.values)
 ALL = "*"
 
-_ANY_SQL = """
-SELECT EXISTS (SELECT 1 FROM consent_webhooksubscription
-               WHERE ended_at IS NULL AND (events @> %s::jsonb OR events @> '["*"]'::jsonb))
-"""
+# Whether anyone subscribed to the types of a JSON array parameter: {types} is that parameter's placeholder. Also
+# read inside a consent write's own statement (consent.ledger.storage), which passes the answer as `subscribed`.
+SUBSCRIBED_SQL = (
+    "EXISTS (SELECT 1 FROM consent_webhooksubscription"
+    " WHERE ended_at IS NULL AND (events @> {types}::jsonb OR events @> '[\"*\"]'::jsonb))"
+)
+_ANY_SQL = "SELECT " + SUBSCRIBED_SQL.format(types="%s")
 _RECORD_SQL = """
 WITH subs AS (
     SELECT id FROM consent_webhooksubscription
@@ -41,9 +44,12 @@ SELECT ev.id, subs.id, %(subject)s, 'pending', 0, %(now)s, '' FROM ev CROSS JOIN
 """
 
 
-def outbox_record(*, type: str, subject_id: uuid.UUID | None, data: dict[str, Any]) -> None:
+def outbox_record(
+    *, type: str, subject_id: uuid.UUID | None, data: dict[str, Any], subscribed: bool | None = None
+) -> None:
     """Write one event for every subscriber of `type`, inside the caller's transaction (under the subject's lock,
-    which orders a subject's events). `data`: ids and keys only (API.md, Webhooks)."""
+    which orders a subject's events). `data`: ids and keys only (API.md, Webhooks). `subscribed`: the answer of
+    SUBSCRIBED_SQL when the caller read it already in this transaction (None: asked here)."""
     assert type in EVENT_TYPES, type
     now = timezone.now()
     if connection.vendor == "postgresql":
@@ -51,9 +57,11 @@ def outbox_record(*, type: str, subject_id: uuid.UUID | None, data: dict[str, An
             # A cheap question first: the write below takes PostgreSQL 0.6 ms to plan, a change nobody
             # subscribed to should not pay that. (The write asks again: a subscription ended between the two is
             # not written to.)
-            cursor.execute(_ANY_SQL, [json.dumps([type])])
-            row = cursor.fetchone()
-            if not row or not row[0]:
+            if subscribed is None:
+                cursor.execute(_ANY_SQL, [json.dumps([type])])
+                row = cursor.fetchone()
+                subscribed = bool(row and row[0])
+            if not subscribed:
                 return
             cursor.execute(
                 _RECORD_SQL,
@@ -93,7 +101,13 @@ def _record_portable(type: str, subject_id: uuid.UUID | None, data: dict[str, An
 
 
 def outbox_consent_changed(
-    *, subject_id: uuid.UUID, purpose: str, channel: str | None, state: str, event_id: uuid.UUID
+    *,
+    subject_id: uuid.UUID,
+    purpose: str,
+    channel: str | None,
+    state: str,
+    event_id: uuid.UUID,
+    subscribed: bool | None = None,
 ) -> None:
     """`consent.changed`: a consent event moved a state (channel None: an objection covering every channel)."""
     outbox_record(
@@ -106,6 +120,7 @@ def outbox_consent_changed(
             "state": state,
             "event": str(event_id),
         },
+        subscribed=subscribed,
     )
 
 

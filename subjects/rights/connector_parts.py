@@ -16,8 +16,9 @@ from django.db import OperationalError
 from subjects import crypto, ports
 from subjects.connectors.pgmap import POSTGRESQL, pg_map_from_connector
 from subjects.connectors.pgrun import Hold, pg_access, pg_erase
+from subjects.models import RightsRequestPart
 from subjects.rights import calendar
-from subjects.rights.context import PartContext
+from subjects.rights.context import SOURCE, PartContext
 from subjects.selectors import subject_identifiers
 
 CONNECTOR = "connector"  # in a source part's outcome: the connected system's erasure report
@@ -35,6 +36,25 @@ def _transient() -> Iterator[None]:
         yield
     except psycopg.OperationalError as exc:
         raise OperationalError(f"the connected system's database: {type(exc).__name__}") from exc
+
+
+class ConnectorsFirstError(OperationalError):
+    """Transient on purpose: an erasure's profile part waits (is retried with backoff) while a part that reaches
+    a connected system is still to run, because that part finds the person there by the identifiers the profile
+    part deletes. With one worker the source parts run first anyway (they come first in the request)."""
+
+
+def connectors_first(context: PartContext) -> None:
+    """Raise ConnectorsFirstError while a connector part of this request is pending or running."""
+    names = [SOURCE + key for key, facts in ports.consent_rights.catalogue().sources.items() if has_postgresql(facts)]
+    waiting = (RightsRequestPart.Status.PENDING, RightsRequestPart.Status.RUNNING)
+    if (
+        names
+        and RightsRequestPart.objects.filter(request_id=context.request.id, name__in=names, status__in=waiting)
+        .exclude(pk=context.part_id)
+        .exists()
+    ):
+        raise ConnectorsFirstError("a connected system's part of this erasure has not run yet")
 
 
 def has_postgresql(facts: ports.SourceFacts | None) -> bool:

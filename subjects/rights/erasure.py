@@ -46,7 +46,7 @@ from subjects.models import (
     VaultKey,
 )
 from subjects.rights import calendar, texts
-from subjects.rights.connector_parts import CONNECTOR, connector_erase, has_postgresql
+from subjects.rights.connector_parts import CONNECTOR, connector_erase, connectors_first, has_postgresql
 from subjects.rights.context import CONSENT, PROFILE, SOURCE, PartContext, part_outcomes, request_complete
 from subjects.rights.erasure_log import erasure_log_write
 from subjects.rights.exports import files_remove_on_commit
@@ -379,6 +379,7 @@ def erasure_source(context: PartContext) -> None:
 
 
 def erasure_profile(context: PartContext) -> None:
+    connectors_first(context)  # they find the person in the connected systems by the identifiers erased here
     erase_profile(context, now=timezone.now())
 
 

@@ -12,9 +12,13 @@ from typing import Any
 import psycopg
 import pytest
 
+from subjects.models import RightsRequestPart
+from subjects.rights.connector_parts import ConnectorsFirstError
+from subjects.rights.registry import handler_for
+from subjects.rights.workflow import part_run
 from tests.api import Api
 from tests.factories import apply_catalogue
-from tests.rights.helpers import seed_person
+from tests.rights.helpers import drain, seed_person
 from tests.rights.test_access import download, run
 from tests.rights.test_erasure import REQUESTS, erase
 from tests.subjects.connectors.shop import (
@@ -120,3 +124,20 @@ def test_an_erasure_fails_visibly_when_the_map_no_longer_fits_the_shop_database(
 def dump_rows(dsn: str) -> list[tuple[Any, ...]]:
     with psycopg.connect(dsn) as conn:
         return conn.execute("SELECT email, name FROM customer ORDER BY id").fetchall()
+
+
+def test_the_profile_part_waits_for_the_connector_part_which_needs_the_identifiers(rapi: Api, shop_dsn: str) -> None:
+    """Two workers could take an erasure's parts in any order: the profile part (which deletes the identifiers) is
+    given back while the shop's part has not run, so the shop's part still finds the person."""
+    person = seed_person("pgera3", records_per_source=1)
+    _customers(shop_dsn, person.email)
+    request_id = erase(rapi, {"email": person.email}, run=False)
+    profile = RightsRequestPart.objects.get(request_id=request_id, name="profile")
+
+    with pytest.raises(ConnectorsFirstError):
+        part_run(part_id=profile.pk, handlers=handler_for, steal=False)
+
+    assert RightsRequestPart.objects.get(pk=profile.pk).status == RightsRequestPart.Status.PENDING
+    drain(request_id)
+    assert rapi.get(f"{REQUESTS}/{request_id}").json()["status"] == "completed"
+    assert "pgera3" not in json.dumps(dump(shop_dsn))

@@ -18,9 +18,11 @@ from subjects.rights.registry import handler_for
 from subjects.rights.workflow import part_run
 from tests.api import Api
 from tests.factories import apply_catalogue
-from tests.rights.helpers import drain, seed_person
+from tests.integration.conftest import Worker
+from tests.rights.helpers import drain, seed_person, wait_settled
 from tests.rights.test_access import download, run
 from tests.rights.test_erasure import REQUESTS, erase
+from tests.rights.test_worker import open_request
 from tests.subjects.connectors.shop import (
     DSN_ENV,
     HOLD_LAW,
@@ -141,3 +143,25 @@ def test_the_profile_part_waits_for_the_connector_part_which_needs_the_identifie
     drain(request_id)
     assert rapi.get(f"{REQUESTS}/{request_id}").json()["status"] == "completed"
     assert "pgera3" not in json.dumps(dump(shop_dsn))
+
+
+@pytest.mark.worker
+def test_access_and_erasure_reach_the_shop_database_on_a_real_worker(
+    shop_dsn: str, rights_worker: Worker, rapi: Api
+) -> None:
+    """The worker process is started after the shop's DSN is in the environment, as an operator would start it."""
+    person = seed_person("pgwk1", records_per_source=1)
+    _customers(shop_dsn, person.email, "someone.else@example.de")
+
+    access = wait_settled(rapi, open_request(rapi, "access", {"email": person.email}))
+
+    assert access["status"] == "completed", access
+    records = json.loads(download(rapi, access["result"]["export_url"]).read("data.json"))["records"]
+    assert any(r["category"] == "shopdb.customer" and r["data"]["email"] == person.email for r in records)
+
+    erasure = wait_settled(rapi, open_request(rapi, "erasure", {"email": person.email}))
+
+    assert erasure["status"] == "completed", erasure
+    after = json.dumps(dump(shop_dsn))
+    assert "pgwk1" not in after
+    assert "someone.else@example.de" in after

@@ -115,6 +115,11 @@ def pg_map_check(pg_map: PgMap, schema: Schema, place: str = "connector") -> lis
             for column, strategy in table.erase.items():
                 if column in columns:
                     problems.extend(_strategy_problems(f"{where}.erase.{column}", column, strategy, columns[column]))
+                if strategy == REDACT and (column,) in schema.unique.get(name, []):
+                    problems.append(
+                        f"{where}.erase.{column}: '{column}' is unique, so a second person's redaction would collide; "
+                        "hash it instead"
+                    )
     problems.extend(_unmapped_foreign_keys(pg_map, schema, place))
     return problems
 

@@ -180,6 +180,18 @@ def test_the_map_is_checked_against_the_live_schema(shop: dict[str, Any]) -> Non
     assert len(problems) == 2
 
 
+def test_redacting_a_unique_column_is_named_before_a_second_erasure_collides(shop: dict[str, Any]) -> None:
+    connector = shop_connector()
+    connector["tables"]["customer"]["erase"]["email"] = "redact"
+
+    problems = pg_map_check_live(pg_map_from_connector(connector))
+
+    assert problems == [
+        "connector.tables.customer.erase.email: 'email' is unique, so a second person's redaction would collide; "
+        "hash it instead"
+    ]
+
+
 def test_the_connector_refuses_a_map_that_no_longer_fits(shop: dict[str, Any]) -> None:
     with psycopg.connect(shop["dsn"], autocommit=True) as conn:
         conn.execute("ALTER TABLE visit_log RENAME COLUMN email TO mail")

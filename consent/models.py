@@ -101,6 +101,8 @@ class Source(models.Model):
     name = models.CharField(max_length=200)
     names = models.JSONField(null=True, blank=True)  # texts per language, when the catalogue gave several
     system_of_record = models.BooleanField(default=False)
+    # How rights reach into the system itself (API.md, "Connectors"), as the catalogue gave it; null: none.
+    connector = models.JSONField(null=True, blank=True)
 
     def __str__(self) -> str:
         return self.key

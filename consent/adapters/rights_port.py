@@ -85,6 +85,7 @@ class ConsentRightsPortImpl:
                 key=key,
                 name=names.get(key, key),
                 system_of_record=key in snapshot.system_of_record,
+                connector=snapshot.connectors.get(key),
                 holdings={
                     category: HoldingFacts(
                         delete_after_days=h.delete_after_days,

@@ -12,6 +12,7 @@ from consent.catalogue.reader import LANGUAGES, DocumentReader, at, show
 from consent.catalogue.spec import CatalogueSpec, HoldingSpec, NoticeSpec, PurposeSpec, SourceSpec
 from consent.models import SourceCategory
 from consent.policy import LegalBasis
+from subjects.connectors.pgmap import POSTGRESQL, pg_map_parse
 from subjects.models import Identifier
 
 LEGAL_BASES = tuple(basis.value for basis in LegalBasis)
@@ -31,6 +32,7 @@ MAX_YEARS = 100
 DAYS_PER_YEAR = 365  # a legal hold of n years lasts at least 365 n days
 TCF_PURPOSES = range(1, 12)  # IAB TCF v2.2 purposes 1 to 11
 
+CONNECTOR_TYPES = (POSTGRESQL,)
 TOP_KEYS = ("merge_identifiers", "channels", "data_categories", "purposes", "sources")
 TOP_OPTIONAL = ("one_per_person",)
 PURPOSE_REQUIRED = ("key", "name", "legal_basis", "marketing", "channels", "data_categories")
@@ -305,7 +307,7 @@ def _source(
     categories: dict[str, tuple[Name, bool, bool]] | None,
     places: dict[str, str],
 ) -> SourceSpec | None:
-    obj = r.mapping(item, place, ("key", "name", "system_of_record", "categories"))
+    obj = r.mapping(item, place, ("key", "name", "system_of_record", "categories"), ("connector",))
     if obj is None:
         return None
     key = r.unique(r.key(obj, place), place, places)
@@ -324,9 +326,26 @@ def _source(
         holding = _holding(r, value, where, category)
         if holding is not None:
             holdings.append(holding)
+    connector = _connector(r, obj["connector"], at(place, "connector")) if "connector" in obj else None
     if key is None or name is None or system_of_record is None:
         return None
-    return SourceSpec(key=key, name=name, system_of_record=system_of_record, categories=tuple(holdings))
+    return SourceSpec(
+        key=key, name=name, system_of_record=system_of_record, categories=tuple(holdings), connector=connector
+    )
+
+
+def _connector(r: DocumentReader, item: object, place: str) -> dict[str, Any] | None:
+    """A source's connector (API.md, "Connectors"), by its type; the live schema is checked when applying."""
+    if not isinstance(item, dict):
+        r.problem(place, f"must be an object with a type (one of {', '.join(CONNECTOR_TYPES)})")
+        return None
+    kind = item.get("type")
+    if kind == POSTGRESQL:
+        _map, problems = pg_map_parse(item, place)
+        r.problems.extend(problems)
+        return None if problems else dict(item)
+    r.problem(at(place, "type"), f"{show(kind)} is not a connector type (one of {', '.join(CONNECTOR_TYPES)})")
+    return None
 
 
 def _holding(r: DocumentReader, item: object, place: str, category: str) -> HoldingSpec | None:

@@ -46,6 +46,7 @@ from subjects.models import (
     VaultKey,
 )
 from subjects.rights import calendar, texts
+from subjects.rights.connector_parts import CONNECTOR, connector_erase, connectors_first, has_postgresql
 from subjects.rights.context import CONSENT, PROFILE, SOURCE, PartContext, part_outcomes, request_complete
 from subjects.rights.erasure_log import erasure_log_write
 from subjects.rights.exports import files_remove_on_commit
@@ -306,6 +307,12 @@ def _sources_report(
             }
             entry["kept"].append(item)
             kept.append({"source": key, **item})
+        system_report = outcomes.get(name, {}).get(CONNECTOR)
+        if system_report is not None:
+            # What the connected system itself erased, and what it kept and why (API.md, "Connectors").
+            entry["system"] = system_report
+            where = f"{system} (the source system)"
+            kept.extend({"source": key, "where": where, **item} for item in system_report["kept"])
         sources.append(entry)
     return sources, kept
 
@@ -336,7 +343,9 @@ def erasure_report(
         )
     identifiers = sum(int(p.get("identifiers_deleted", 0)) for p in profile)
     profile_deleted = any(p.get("profile_deleted") for p in profile)
-    data_found = bool(identifiers or profile_deleted or events or any(s["deleted"] or s["kept"] for s in sources))
+    data_found = bool(
+        identifiers or profile_deleted or events or any(s["deleted"] or s["kept"] or s.get("system") for s in sources)
+    )
     return {
         "data_found": data_found,
         "message": texts.ERASURE_DONE if data_found else texts.NO_DATA_FOUND,
@@ -359,15 +368,18 @@ def erasure_report(
 # Handlers of the parts, and the replay after a backup restore
 # ---------------------------------------------------------------------------------------------------------
 def erasure_source(context: PartContext) -> None:
-    erase_source(
-        context,
-        source=context.name.removeprefix(SOURCE),
-        catalogue=ports.consent_rights.catalogue(),
-        now=timezone.now(),
-    )
+    source = context.name.removeprefix(SOURCE)
+    catalogue = ports.consent_rights.catalogue()
+    now = timezone.now()
+    facts = catalogue.sources.get(source)
+    if has_postgresql(facts):
+        assert facts is not None
+        connector_erase(context, facts, now)  # the connected system first, while the identifiers are still here
+    erase_source(context, source=source, catalogue=catalogue, now=now)
 
 
 def erasure_profile(context: PartContext) -> None:
+    connectors_first(context)  # they find the person in the connected systems by the identifiers erased here
     erase_profile(context, now=timezone.now())
 
 

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('consent', '0006_webhooks'),
+        ('consent', '0007_subject_indexes_covered'),
     ]
 
     operations = [

@@ -23,6 +23,7 @@ from config.errors import InvalidInputError
 from subjects.models import RightsRequest
 from subjects.portal.selectors import request_of_person
 from subjects.portal.session import portal_subject_id
+from subjects.rights.art19 import result_public
 from subjects.rights.details import details_parse
 from subjects.rights.exports import export_open, export_url
 from subjects.rights.requests import Actor, request_approve, request_lift, request_open, request_verify
@@ -40,7 +41,7 @@ def actor_of(request: Request) -> Actor:
 
 def request_body(view: RequestView) -> dict[str, Any]:
     request = view.request
-    result = dict(request.result)
+    result = result_public(request.result)  # Art. 19: each recipient, when told, when it acknowledged
     if view.has_export and request.status == RightsRequest.Status.COMPLETED:
         # Issued afresh on every GET: valid 7 days from now, and it still needs a Bearer key with requests:read.
         result["export_url"] = export_url(request_id=request.pk)

@@ -90,5 +90,8 @@ def gather(context: PartContext, *, now: datetime) -> Gathered:
         consent=consent,
         events=events,
         event_sources=list(outcomes[CONSENT].get("event_sources", [])),
+        # Art. 19 notices of the person's earlier rectifications, restrictions and erasures: who was told, when,
+        # and when it acknowledged.
+        notices=ports.outbox.notices(subject_ids=context.subject_ids)["told"] if context.subject_ids else [],
     )
     return Gathered(now, outcomes, pieces, identifiers, profile, consent, categories, events, data_found, report)

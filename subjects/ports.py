@@ -52,6 +52,7 @@ class SourceFacts:
     name: str
     system_of_record: bool
     holdings: Mapping[str, HoldingFacts] = field(default_factory=dict)  # category -> holding
+    connector: Mapping[str, Any] | None = None  # API.md, Connectors: the catalogue's object, validated
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,3 +146,28 @@ outbox: OutboxPort = _Unset()  # type: ignore[assignment]
 def register_outbox_port(port: OutboxPort) -> None:
     global outbox
     outbox = port
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Connectors (API.md, Connectors): a signed POST to a connected system, under the webhooks' URL rules
+# (consent.webhooks.urls), without subjects importing consent.
+# ---------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class SystemAnswer:
+    status: int | None  # None: no answer (refused address, connection failed, timeout)
+    body: bytes  # at most a bounded number of bytes
+    error: str = ""
+
+
+class ConnectorTransportPort(Protocol):
+    def post(self, *, url: str, secret: str, msg_id: str, body: bytes) -> SystemAnswer:
+        """POST `body` to `url` signed like a webhook (Standard Webhooks, `secret` a `whsec_` key); the URL is
+        checked at sending time like a subscription's."""
+
+
+connector_transport: ConnectorTransportPort = _Unset()  # type: ignore[assignment]
+
+
+def register_connector_transport_port(port: ConnectorTransportPort) -> None:
+    global connector_transport
+    connector_transport = port

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from config.errors import InvalidInputError
 from config.names import Name
@@ -73,6 +74,7 @@ class SourceSpec:
     name: Name
     system_of_record: bool
     categories: tuple[HoldingSpec, ...]
+    connector: dict[str, Any] | None = None  # API.md, Connectors: as given, once validated
 
 
 @dataclass(frozen=True, slots=True)

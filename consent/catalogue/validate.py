@@ -4,14 +4,19 @@ notice version stored with other texts) is checked when applying (consent.catalo
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Any
 
+from django.conf import settings
+
+from config.errors import DomainError
 from config.names import Name
 from consent.catalogue.reader import LANGUAGES, DocumentReader, at, show
 from consent.catalogue.spec import CatalogueSpec, HoldingSpec, NoticeSpec, PurposeSpec, SourceSpec
 from consent.models import SourceCategory
 from consent.policy import LegalBasis
+from consent.webhooks.urls import url_parse
 from subjects.models import Identifier
 
 LEGAL_BASES = tuple(basis.value for basis in LegalBasis)
@@ -38,6 +43,8 @@ PURPOSE_OPTIONAL = (
     "double_opt_in", "consent_valid_days", "uwg_7_3", "notice", "dpv", "automated_decision", "gpc",
     "tcf_purposes", "reads_device_identifiers",
 )  # fmt: skip
+
+ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]{0,99}")
 
 
 def catalogue_validate(document: object) -> list[str]:
@@ -305,7 +312,7 @@ def _source(
     categories: dict[str, tuple[Name, bool, bool]] | None,
     places: dict[str, str],
 ) -> SourceSpec | None:
-    obj = r.mapping(item, place, ("key", "name", "system_of_record", "categories"))
+    obj = r.mapping(item, place, ("key", "name", "system_of_record", "categories"), ("connector",))
     if obj is None:
         return None
     key = r.unique(r.key(obj, place), place, places)
@@ -324,9 +331,53 @@ def _source(
         holding = _holding(r, value, where, category)
         if holding is not None:
             holdings.append(holding)
+    connector = _connector(r, obj["connector"], at(place, "connector")) if "connector" in obj else None
     if key is None or name is None or system_of_record is None:
         return None
-    return SourceSpec(key=key, name=name, system_of_record=system_of_record, categories=tuple(holdings))
+    return SourceSpec(
+        key=key, name=name, system_of_record=system_of_record, categories=tuple(holdings), connector=connector
+    )
+
+
+def _http_connector(r: DocumentReader, obj: dict[str, Any], place: str) -> dict[str, Any] | None:
+    """`{"type": "http", "url", "secret_env"}`: the URL under the webhooks' rules (https; http only for loopback
+    when allowed), the secret's variable named (it is read when a part is sent: a missing one fails that part)."""
+    if r.mapping(obj, place, ("type", "url", "secret_env")) is None:
+        return None
+    url, env = obj.get("url"), obj.get("secret_env")
+    ok = True
+    try:
+        scheme, host, _port, _path = url_parse(url if isinstance(url, str) else "")
+        # The address is checked again at every sending (a name may resolve elsewhere later); plain http is for a
+        # loopback system in development only.
+        if scheme == "http" and not (settings.ASSENT_WEBHOOK_ALLOW_LOOPBACK and _loopback(host)):
+            r.problem(at(place, "url"), "must be an https URL (http only for a loopback address in development)")
+            ok = False
+    except DomainError as exc:
+        r.problem(at(place, "url"), exc.detail)
+        ok = False
+    if not isinstance(env, str) or not ENV_NAME.fullmatch(env):
+        r.problem(at(place, "secret_env"), "must name an environment variable (A-Z, 0-9, _)")
+        ok = False
+    return {"type": "http", "url": url, "secret_env": env} if ok else None
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+# The connector types (API.md, Connectors): each validates its own object.
+CONNECTORS = {"http": _http_connector}
+
+
+def _connector(r: DocumentReader, value: object, place: str) -> dict[str, Any] | None:
+    if not isinstance(value, dict) or value.get("type") not in CONNECTORS:
+        r.problem(at(place, "type") if isinstance(value, dict) else place, f"must be one of: {', '.join(CONNECTORS)}")
+        return None
+    return CONNECTORS[value["type"]](r, value, place)
 
 
 def _holding(r: DocumentReader, item: object, place: str, category: str) -> HoldingSpec | None:

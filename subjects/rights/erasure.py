@@ -46,7 +46,15 @@ from subjects.models import (
     VaultKey,
 )
 from subjects.rights import art19, calendar, texts
-from subjects.rights.context import CONSENT, PROFILE, SOURCE, PartContext, part_outcomes, request_complete
+from subjects.rights.context import (
+    CONNECTOR,
+    CONSENT,
+    PROFILE,
+    SOURCE,
+    PartContext,
+    part_outcomes,
+    request_complete,
+)
 from subjects.rights.erasure_log import erasure_log_write
 from subjects.rights.exports import files_remove_on_commit
 from subjects.rights.vault import vault_key_destroy, vault_key_get_or_create
@@ -339,6 +347,25 @@ def _sources_report(
     return sources, kept
 
 
+def _systems_report(catalogue: ports.RightsCatalogue, outcomes: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per connected system (API.md, Connectors): what it erased, and what it kept, why and until when."""
+    systems = []
+    for name in sorted(n for n in outcomes if n.startswith(CONNECTOR)):
+        key = name.removeprefix(CONNECTOR)
+        facts = catalogue.sources.get(key)
+        outcome = outcomes[name]
+        systems.append(
+            {
+                "source": key,
+                "name": facts.name if facts else key,
+                "asked": bool(outcome.get("asked")),
+                "erased": list(outcome.get("erased", [])),
+                "kept": list(outcome.get("kept", [])),
+            }
+        )
+    return systems
+
+
 def erasure_report(
     *,
     catalogue: ports.RightsCatalogue,
@@ -363,14 +390,34 @@ def erasure_report(
                 "instruction": "kept restricted by Assent, purged on the end date",
             }
         )
+    systems = _systems_report(catalogue, outcomes)
+    for system in systems:
+        for item in system["kept"]:
+            kept.append(
+                {
+                    "source": system["source"],
+                    "category": item["what"],
+                    "where": f"{system['name']} (connected system)",
+                    "why": item["why"],
+                    "until": item["until"],
+                    "instruction": "kept by the connected system, as it reported",
+                }
+            )
     identifiers = sum(int(p.get("identifiers_deleted", 0)) for p in profile)
     profile_deleted = any(p.get("profile_deleted") for p in profile)
-    data_found = bool(identifiers or profile_deleted or events or any(s["deleted"] or s["kept"] for s in sources))
+    data_found = bool(
+        identifiers
+        or profile_deleted
+        or events
+        or any(s["deleted"] or s["kept"] for s in sources)
+        or any(s["erased"] or s["kept"] for s in systems)
+    )
     return {
         "data_found": data_found,
         "message": texts.ERASURE_DONE if data_found else texts.NO_DATA_FOUND,
         "erased_at": now.isoformat(),
         "sources": sources,
+        "systems": systems,
         "profile": {"identifiers_deleted": identifiers, "profile_deleted": profile_deleted},
         "consent": {"events_moved": events, "logs_deleted": int(consent.get("logs_deleted", 0))},
         "kept": kept,

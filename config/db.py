@@ -1,15 +1,19 @@
-"""Database vendor plumbing: process-wide settings of the PostgreSQL driver (psycopg 3), set once at start, and a
-binary-parameter cursor for bulk statements."""
+"""Database vendor plumbing: process-wide settings of the PostgreSQL driver (psycopg 3), set once at start,
+server-side prepared statements for the hot paths, and a binary-parameter cursor for bulk statements."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import orjson
 import psycopg
 from django.db import connection
 from django.db.backends.utils import CursorWrapper
+from psycopg.pq import ExecStatus
 from psycopg.types.json import set_json_loads
 
 
@@ -19,6 +23,44 @@ def configure_psycopg() -> None:
     The policy state arrives as PostgreSQL `json` aggregates (checks, sends): orjson decodes them faster.
     Django's own JSONFields are `jsonb`, which Django decodes itself, so they are unaffected."""
     set_json_loads(orjson.loads)
+
+
+TUPLES_OK = ExecStatus.TUPLES_OK
+
+
+def prepared_rows(sql: str, params: Mapping[str, Any] | Sequence[Any]) -> list[tuple[Any, ...]]:
+    """Run one statement on the default connection as a server-side prepared statement and return its rows (none
+    for a statement without a result).
+
+    For the hot paths (a consent write, the profile read, API-key lookup): planning a statement that joins a few
+    tables costs more than running it for one person, and Django's client-side binding plans it on every request;
+    psycopg prepares it once per connection. The statement goes through the connection's execute wrappers, so
+    that Django's query log (CaptureQueriesContext, DEBUG) and any `connection.execute_wrapper` count it like an
+    ORM query. Runs in the caller's transaction, if any."""
+    connection.ensure_connection()
+    raw = connection.connection
+
+    def execute(sql: str, params: Any, many: bool, context: dict[str, Any]) -> list[tuple[Any, ...]]:
+        # A server-binding cursor: the connection's own cursor class (Django's) binds on the client and never
+        # prepares.
+        with psycopg.Cursor(raw) as cursor:
+            cursor.execute(sql, params, prepare=True)
+            # The result's status, not `description`: that builds a column object per column on every call.
+            result = cursor.pgresult
+            return cursor.fetchall() if result is not None and result.status == TUPLES_OK else []
+
+    run: Callable[..., list[tuple[Any, ...]]] = execute
+    for wrapper in reversed(connection.execute_wrappers):
+        run = functools.partial(wrapper, run)
+    context = {"connection": connection, "cursor": None}
+    with connection.wrap_database_errors:
+        if not connection.queries_logged:
+            return run(sql, params, False, context)
+        started = time.monotonic()
+        try:
+            return run(sql, params, False, context)
+        finally:
+            connection.queries_log.append({"sql": sql, "time": f"{time.monotonic() - started:.3f}"})
 
 
 @contextmanager

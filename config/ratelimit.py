@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Any
 
 import redis
 from django.conf import settings
@@ -103,3 +104,47 @@ def over(*, bucket: str, limit: int, period: int = 60) -> int | None:
     if count > limit:
         return max(1, (window + 1) * period - int(now))
     return None
+
+
+# One command (EVALSHA) instead of a pipeline of three: a request's counters in the least Python and one round trip.
+_OVER_THEN_HIT = """
+local seen = tonumber(redis.call('GET', KEYS[1]) or '0')
+local count = redis.call('INCR', KEYS[2])
+if count == 1 then redis.call('EXPIRE', KEYS[2], ARGV[1]) end
+return {seen, count}
+"""
+_scripts: dict[int, Any] = {}
+
+
+def _over_then_hit_script(client: redis.Redis) -> Any:
+    script = _scripts.get(id(client))
+    if script is None:
+        script = _scripts[id(client)] = client.register_script(_OVER_THEN_HIT)
+    return script
+
+
+def over_then_hit(
+    *, over_bucket: str, over_limit: int, hit_bucket: str, hit_limit: int, period: int = 60
+) -> tuple[int | None, int | None]:
+    """`over(over_bucket)` and `hit(hit_bucket)` in one round trip to Redis: a request's two counters (the
+    address's failed authentications, the caller's requests) cost one round trip instead of two. The seconds to
+    wait for each, None when under its limit. When `over` says wait the request is refused, and its hit stays
+    counted as a refused request's would."""
+    global _outage
+    client = _redis()
+    if client is not None and not _outage:
+        now = time.time()
+        window = int(now // period)
+        over_key, hit_key = _key(over_bucket, window), _key(hit_bucket, window)
+        try:
+            seen, count = _over_then_hit_script(client)(keys=[over_key, hit_key], args=[period * 2])
+        except redis.RedisError:
+            _outage = True
+            log.warning("rate limiter: Redis unreachable, counting per process until it is back")
+        else:
+            wait = max(1, (window + 1) * period - int(now))
+            return (wait if int(seen or 0) > over_limit else None), (wait if int(count) > hit_limit else None)
+    # No Redis, or it is out: the two counters of this process (`hit` notices when Redis is back).
+    return over(bucket=over_bucket, limit=over_limit, period=period), hit(
+        bucket=hit_bucket, limit=hit_limit, period=period
+    )

@@ -168,6 +168,12 @@ elif _db["ENGINE"].startswith("django.db.backends.postgresql"):
     _db.setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
     # Short OLTP statements: JIT compilation costs more (tens of ms on the bulk check) than it ever saves here.
     _db["OPTIONS"].setdefault("options", "-c jit=off")
+    # Server-side prepared statements for the few hot statements that ask for them (config.db.prepared_rows);
+    # Django's own queries bind on the client and are never prepared. Django leaves psycopg's threshold at None,
+    # which turns preparation off even where a cursor asks for it. (Behind a transaction-pooling PgBouncer older
+    # than 1.21, set DATABASE_PREPARED_STATEMENTS=0.)
+    if envbool("DATABASE_PREPARED_STATEMENTS", True):
+        _db["OPTIONS"].setdefault("prepare_threshold", 5)
 else:
     raise ImproperlyConfigured(f"DATABASE_URL: {_db['ENGINE']} is not supported (PostgreSQL or SQLite)")
 DATABASES = {"default": _db}

@@ -101,6 +101,8 @@ class Source(models.Model):
     name = models.CharField(max_length=200)
     names = models.JSONField(null=True, blank=True)  # texts per language, when the catalogue gave several
     system_of_record = models.BooleanField(default=False)
+    # How rights reach into the system itself (API.md, "Connectors"), as the catalogue gave it; null: none.
+    connector = models.JSONField(null=True, blank=True)
 
     def __str__(self) -> str:
         return self.key
@@ -146,7 +148,9 @@ class ConsentEvent(models.Model):
     SYSTEM_ACTOR = "system"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    subject = models.ForeignKey(Subject, on_delete=models.PROTECT, related_name="consent_events")
+    # db_index off: event_seq_once leads with the subject and serves every lookup by subject; an index on the
+    # column alone only cost every event one more random-page insert.
+    subject = models.ForeignKey(Subject, on_delete=models.PROTECT, related_name="consent_events", db_index=False)
     seq = models.PositiveBigIntegerField()
     purpose = models.CharField(max_length=64, blank=True)  # catalogue key; blank for subject-wide events
     channel = models.CharField(max_length=64, blank=True)  # blank: every channel of the purpose
@@ -192,7 +196,9 @@ class ConsentState(models.Model):
 
     Status = ConsentStatus  # consent.policy's, nested as Django's choices usually are
 
-    subject = models.ForeignKey(Subject, on_delete=models.CASCADE, related_name="consent_states")
+    # db_index off: state_once_per_triple leads with the subject and serves every lookup by subject; an index on the
+    # column alone only cost every state write one more random-page insert.
+    subject = models.ForeignKey(Subject, on_delete=models.CASCADE, related_name="consent_states", db_index=False)
     purpose = models.CharField(max_length=64)
     channel = models.CharField(max_length=64)
     status = models.CharField(max_length=32, choices=enum_choices(ConsentStatus))
@@ -322,7 +328,9 @@ class IdempotencyKey(models.Model):
 # Gates: every profile read and every send is logged with the calling client (Art. 15(1)(c) recipients)
 # ---------------------------------------------------------------------------------------------------------
 class ReadLog(models.Model):
-    subject = models.ForeignKey(Subject, on_delete=models.CASCADE, related_name="+")
+    # db_index off: read_by_subject leads with the subject and serves every lookup by subject; an index on the
+    # column alone only cost every logged read one more random-page insert.
+    subject = models.ForeignKey(Subject, on_delete=models.CASCADE, related_name="+", db_index=False)
     client = models.ForeignKey(ApiClient, on_delete=models.PROTECT, related_name="+")
     purpose = models.CharField(max_length=64)
     categories = models.JSONField(default=list)

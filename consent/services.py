@@ -118,6 +118,11 @@ def consent_record_idempotent(
     """A write under an Idempotency-Key: a replay returns the first status and body; the same key with another
     body is a conflict. The key row is written in the event's transaction, so it exists exactly when the event does."""
     now = timezone.now()
+    # A replay, the usual reason to send a key again, is answered from the committed row without a transaction or
+    # a lock: a stored key never changes until it expires, and an expired one takes the locked path below.
+    replayed = _idempotent_replay(client_id, key, request_digest, now)
+    if replayed is not None:
+        return replayed
     with transaction.atomic(durable=True):
         advisory_lock(f"idem:{client_id}:{key}")
         existing = IdempotencyKey.objects.filter(client_id=client_id, key=key).first()
@@ -125,11 +130,7 @@ def consent_record_idempotent(
             existing.delete()
             existing = None
         if existing is not None:
-            if existing.request_digest != request_digest:
-                raise IdempotencyConflictError(
-                    "this Idempotency-Key was used with another request body", field="Idempotency-Key"
-                )
-            return existing.status, dict(existing.body)
+            return _idempotent_answer(existing, request_digest)
         info = consent_validate(command, now=now)
         recorded = consent_event_record(command, info, now)
         body = recorded.as_body()
@@ -137,6 +138,24 @@ def consent_record_idempotent(
             client_id=client_id, key=key, request_digest=request_digest, status=201, body=body, created_at=now
         )
         return 201, body
+
+
+def _idempotent_replay(
+    client_id: int, key: str, request_digest: str, now: datetime
+) -> tuple[int, dict[str, Any]] | None:
+    existing = IdempotencyKey.objects.filter(client_id=client_id, key=key).first()
+    if existing is None or existing.created_at < idempotency_window_start(now):
+        return None
+    return _idempotent_answer(existing, request_digest)
+
+
+def _idempotent_answer(existing: IdempotencyKey, request_digest: str) -> tuple[int, dict[str, Any]]:
+    """The first answer to a key, or a conflict when the key came with another body."""
+    if existing.request_digest != request_digest:
+        raise IdempotencyConflictError(
+            "this Idempotency-Key was used with another request body", field="Idempotency-Key"
+        )
+    return existing.status, dict(existing.body)
 
 
 def idempotency_window_start(now: datetime) -> datetime:

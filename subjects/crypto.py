@@ -181,6 +181,12 @@ class BlindIndex:
         return hmac.digest(self._suppression, kind.encode() + b"\x00" + normalised.encode(), "sha256")
 
 
+def connector_hash_key(root: bytes) -> bytes:
+    """The key of the keyed hashes a connector writes over erased values in an external system (`hash`): its own
+    HKDF sub-key of the blind-index key, so those hashes match neither a lookup nor the suppression list."""
+    return _hkdf(root, b"assent/connectors/erase-hash/v1")
+
+
 def _hkdf(root: bytes, info: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(root)
 

@@ -52,7 +52,7 @@ class SourceFacts:
     name: str
     system_of_record: bool
     holdings: Mapping[str, HoldingFacts] = field(default_factory=dict)  # category -> holding
-    connector: Mapping[str, Any] | None = None  # API.md, Connectors: the catalogue's object, validated
+    connector: Mapping[str, Any] | None = None  # how rights reach into the system (API.md, "Connectors")
 
 
 @dataclass(frozen=True, slots=True)

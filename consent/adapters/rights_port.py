@@ -31,7 +31,6 @@ from consent.ledger.chain import (
 )
 from consent.ledger.recording import ConsentCommand, consent_event_record, direct_marketing_objection_record
 from consent.models import (
-    CatalogueRevision,
     Confirmation,
     ConsentEvent,
     ConsentState,
@@ -59,16 +58,6 @@ def _names(model: type[DataCategory | Purpose | Source]) -> dict[str, str]:
     }
 
 
-def _connectors() -> dict[str, dict[str, Any]]:
-    """Each source's connector, as the applied catalogue file names it (validated by apply_catalog)."""
-    document = CatalogueRevision.objects.order_by("-pk").values_list("document", flat=True).first() or {}
-    return {
-        s["key"]: s["connector"]
-        for s in document.get("sources", [])
-        if isinstance(s, dict) and isinstance(s.get("connector"), dict)
-    }
-
-
 class ConsentRightsPortImpl:
     """subjects.ports.ConsentRightsPort."""
 
@@ -86,7 +75,6 @@ class ConsentRightsPortImpl:
             return cached[1]
         # The report is in German, the catalogue's fallback language (a name may hold texts per language).
         names = _names(Source)
-        connectors = _connectors()
         purpose_names = _names(Purpose)
         automated = {
             key: localised(as_given(text, texts))
@@ -97,7 +85,7 @@ class ConsentRightsPortImpl:
                 key=key,
                 name=names.get(key, key),
                 system_of_record=key in snapshot.system_of_record,
-                connector=connectors.get(key),
+                connector=snapshot.connectors.get(key),
                 holdings={
                     category: HoldingFacts(
                         delete_after_days=h.delete_after_days,

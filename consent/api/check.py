@@ -13,6 +13,7 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from config.api import (
+    JsonOnlyNegotiation,
     SubjectReferenceField,
     client_of,
     fast_json_body,
@@ -74,6 +75,7 @@ class CheckOutputSerializer(serializers.Serializer):
 
 class ConsentCheckApi(APIView):
     required_scope = "consent:check"
+    content_negotiation_class = JsonOnlyNegotiation
 
     class InputSerializer(serializers.Serializer):
         class Meta:

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import uuid
 
+from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
-from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import client_of, problems
+from config.api import JsonOnlyNegotiation, client_of, fast_json_response, problems
 from config.errors import InvalidInputError
 from consent.gates.profile_reads import profile_read_for_purpose
 
 
 class SubjectProfileApi(APIView):
     required_scope = "profile:read"
+    content_negotiation_class = JsonOnlyNegotiation
 
     class OutputSerializer(serializers.Serializer):
         class Meta:
@@ -53,7 +54,7 @@ class SubjectProfileApi(APIView):
         },
         description="Read a subject's data for one purpose. Logged as a read by this client (Art. 15(1)(c)).",
     )
-    def get(self, request: Request, subject_id: uuid.UUID) -> Response:
+    def get(self, request: Request, subject_id: uuid.UUID) -> HttpResponse:
         purpose = request.query_params.get("purpose", "")
         if not purpose:
             raise InvalidInputError("is required: the purpose the data is read for", field="purpose")
@@ -61,4 +62,4 @@ class SubjectProfileApi(APIView):
         read = profile_read_for_purpose(
             subject_id=subject_id, purpose=purpose, client_id=client.id, client_purposes=client.purposes
         )
-        return Response(read.as_body())
+        return fast_json_response(read.as_body())

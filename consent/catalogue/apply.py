@@ -29,6 +29,8 @@ from consent.models import (
     Source,
     SourceCategory,
 )
+from subjects.connectors.pgmap import POSTGRESQL, pg_map_from_connector
+from subjects.connectors.pgschema import pg_map_check_live
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,14 +43,33 @@ class ApplyResult:
 _LOCK_ID = int.from_bytes(hashlib.sha256(b"assent:catalogue").digest()[:8], "big", signed=True)
 
 
-@transaction.atomic(durable=True)
 def catalogue_apply(*, document: object) -> ApplyResult:
     """Apply a catalogue document: upsert by key, add new notice versions, keep what the file leaves out, and
     store the document as a new revision. The same document twice writes nothing the second time. Any problem
-    raises CatalogueError before a row is written (the transaction covers whatever could still fail)."""
+    raises CatalogueError before a row is written (the transaction covers whatever could still fail). A connector
+    whose database is reachable (its DSN set) is checked against the live schema first, outside the transaction
+    (network I/O)."""
     catalogue, problems = catalogue_parse(document)
     if problems or catalogue is None or not isinstance(document, dict):
         raise CatalogueError(problems)
+    problems = connectors_check_live(catalogue)
+    if problems:
+        raise CatalogueError(problems)
+    return _catalogue_write(document, catalogue)
+
+
+def connectors_check_live(catalogue: CatalogueSpec) -> list[str]:
+    """Every mismatch between a PostgreSQL connector's map and its live schema, when its DSN is set."""
+    problems: list[str] = []
+    for index, source in enumerate(catalogue.sources):
+        if source.connector is not None and source.connector.get("type") == POSTGRESQL:
+            place = f"sources[{index}].connector"
+            problems.extend(pg_map_check_live(pg_map_from_connector(source.connector), place))
+    return problems
+
+
+@transaction.atomic(durable=True)
+def _catalogue_write(document: dict[str, Any], catalogue: CatalogueSpec) -> ApplyResult:
     digest = hashlib.sha256(rfc8785.dumps(document)).hexdigest()
     # Two operators applying at once: the second waits and then compares against the first one's revision.
     if connection.vendor == "postgresql":
@@ -232,12 +253,18 @@ def _apply_sources(catalogue: CatalogueSpec, categories: dict[str, DataCategory]
         label = f"source {spec.key}"
         source = stored.get(spec.key)
         if source is None:
-            source = Source.objects.create(key=spec.key, **_names(spec.name), system_of_record=spec.system_of_record)
+            source = Source.objects.create(
+                key=spec.key, **_names(spec.name), system_of_record=spec.system_of_record, connector=spec.connector
+            )
             changes.append(f"{label}: added")
             holdings: dict[str, SourceCategory] = {}
         else:
             values = {**_names(spec.name), "system_of_record": spec.system_of_record}
             changed = _diff(label, source, values, changes)
+            if source.connector != spec.connector:
+                changes.append(f"{label}: connector {'removed' if spec.connector is None else 'set'}")
+                source.connector = spec.connector
+                changed.append("connector")
             if changed:
                 source.save(update_fields=changed)
             holdings = {h.category.key: h for h in source.categories.all()}

@@ -86,13 +86,10 @@ def catalogue_document() -> Document:
             for s in Source.objects.order_by("pk")
         ],
     }
-    # A source's connector lives in the applied file only: an admin edit keeps it.
-    applied = CatalogueRevision.objects.order_by("-pk").values_list("document", flat=True).first() or {}
-    connectors = {
-        s["key"]: s["connector"] for s in applied.get("sources", []) if isinstance(s, dict) and "connector" in s
-    }
+    # An admin edit keeps each source's connector (a file without it removes it).
+    connectors = dict(Source.objects.filter(connector__isnull=False).values_list("key", "connector"))
     for source in document["sources"]:
-        if source["key"] in connectors:
+        if connectors.get(source["key"]):
             source["connector"] = connectors[source["key"]]
     if one_per_person is not None:  # kept on every admin edit: dropping it would merge two customer numbers again
         document["one_per_person"] = list(one_per_person)

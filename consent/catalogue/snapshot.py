@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from config.names import as_given, localised
 from consent.errors import ChannelNotPermittedError, ChannelUnknownError, PurposeUnknownError
@@ -52,6 +53,7 @@ class CatalogueSnapshot:
     sources: dict[str, dict[str, HoldingInfo]] = field(default_factory=dict)  # source -> category -> holding
     system_of_record: frozenset[str] = frozenset()
     purchase_categories: frozenset[str] = frozenset()  # UWG §7(3): their records make existing customers
+    connectors: dict[str, dict[str, Any]] = field(default_factory=dict)  # source -> its connector (API.md)
 
 
 _lock = threading.Lock()
@@ -110,10 +112,13 @@ def _load_snapshot() -> CatalogueSnapshot:
         )
     sources: dict[str, dict[str, HoldingInfo]] = {}
     system_of_record: set[str] = set()
+    connectors: dict[str, dict[str, Any]] = {}
     for source in Source.objects.all():
         sources[source.key] = {}
         if source.system_of_record:
             system_of_record.add(source.key)
+        if source.connector is not None:
+            connectors[source.key] = source.connector
     for holding in SourceCategory.objects.select_related("source", "category"):
         sources[holding.source.key][holding.category.key] = HoldingInfo(
             holding.delete_after_days, holding.legal_hold_years, holding.legal_hold_from, holding.legal_hold_law
@@ -128,6 +133,7 @@ def _load_snapshot() -> CatalogueSnapshot:
         categories=dict(DataCategory.objects.values_list("key", "profile")),
         sources=sources,
         system_of_record=frozenset(system_of_record),
+        connectors=connectors,
         purchase_categories=frozenset(DataCategory.objects.filter(purchase=True).values_list("key", flat=True)),
     )
 

@@ -74,7 +74,7 @@ class SourceSpec:
     name: Name
     system_of_record: bool
     categories: tuple[HoldingSpec, ...]
-    connector: dict[str, Any] | None = None  # API.md, Connectors: as given, once validated
+    connector: dict[str, Any] | None = None  # API.md, "Connectors": validated, stored as given
 
 
 @dataclass(frozen=True, slots=True)

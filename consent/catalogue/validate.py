@@ -17,6 +17,7 @@ from consent.catalogue.spec import CatalogueSpec, HoldingSpec, NoticeSpec, Purpo
 from consent.models import SourceCategory
 from consent.policy import LegalBasis
 from consent.webhooks.urls import url_parse
+from subjects.connectors.pgmap import POSTGRESQL, pg_map_parse
 from subjects.models import Identifier
 
 LEGAL_BASES = tuple(basis.value for basis in LegalBasis)
@@ -36,6 +37,8 @@ MAX_YEARS = 100
 DAYS_PER_YEAR = 365  # a legal hold of n years lasts at least 365 n days
 TCF_PURPOSES = range(1, 12)  # IAB TCF v2.2 purposes 1 to 11
 
+HTTP = "http"
+CONNECTOR_TYPES = (HTTP, POSTGRESQL)
 TOP_KEYS = ("merge_identifiers", "channels", "data_categories", "purposes", "sources")
 TOP_OPTIONAL = ("one_per_person",)
 PURPOSE_REQUIRED = ("key", "name", "legal_basis", "marketing", "channels", "data_categories")
@@ -369,15 +372,20 @@ def _loopback(host: str) -> bool:
         return host == "localhost"
 
 
-# The connector types (API.md, Connectors): each validates its own object.
-CONNECTORS = {"http": _http_connector}
-
-
-def _connector(r: DocumentReader, value: object, place: str) -> dict[str, Any] | None:
-    if not isinstance(value, dict) or value.get("type") not in CONNECTORS:
-        r.problem(at(place, "type") if isinstance(value, dict) else place, f"must be one of: {', '.join(CONNECTORS)}")
+def _connector(r: DocumentReader, item: object, place: str) -> dict[str, Any] | None:
+    """A source's connector (API.md, "Connectors"), by its type; the live schema is checked when applying."""
+    if not isinstance(item, dict):
+        r.problem(place, f"must be an object with a type (one of {', '.join(CONNECTOR_TYPES)})")
         return None
-    return CONNECTORS[value["type"]](r, value, place)
+    kind = item.get("type")
+    if kind == HTTP:
+        return _http_connector(r, item, place)
+    if kind == POSTGRESQL:
+        _map, problems = pg_map_parse(item, place)
+        r.problems.extend(problems)
+        return None if problems else dict(item)
+    r.problem(at(place, "type"), f"{show(kind)} is not a connector type (one of {', '.join(CONNECTOR_TYPES)})")
+    return None
 
 
 def _holding(r: DocumentReader, item: object, place: str, category: str) -> HoldingSpec | None:

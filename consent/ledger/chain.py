@@ -70,12 +70,13 @@ class NewEvent:
     related_subject: uuid.UUID | None = None
 
 
-def ledger_append(*, subject: Subject, key: bytes, new: NewEvent, recorded_at: datetime) -> ConsentEvent:
-    """Append one event to a locked subject's chain and move its head. Runs inside the caller's transaction."""
-    assert transaction.get_connection().in_atomic_block, "the ledger is written under the subject's row lock"
-    head = LedgerHead.objects.filter(subject=subject).first()
-    seq = head.last_seq + 1 if head else 1
-    prev_hash = head.last_hash if head else GENESIS
+def ledger_event(
+    *, subject: Subject, key: bytes, new: NewEvent, recorded_at: datetime, head: tuple[int, str] | None
+) -> ConsentEvent:
+    """The next event of a locked subject's chain, sealed and hashed, not yet stored: `head` is the chain's last
+    (seq, hash) as read under the lock, None for an empty chain."""
+    seq = head[0] + 1 if head else 1
+    prev_hash = head[1] if head else GENESIS
     event = ConsentEvent(
         subject=subject,
         seq=seq,
@@ -98,11 +99,19 @@ def ledger_append(*, subject: Subject, key: bytes, new: NewEvent, recorded_at: d
         else None
     )
     event.hash = event_hash(prev_hash, canonical_fields(event, evidence))
+    return event
+
+
+def ledger_append(*, subject: Subject, key: bytes, new: NewEvent, recorded_at: datetime) -> ConsentEvent:
+    """Append one event to a locked subject's chain and move its head. Runs inside the caller's transaction."""
+    assert transaction.get_connection().in_atomic_block, "the ledger is written under the subject's row lock"
+    head = LedgerHead.objects.filter(subject=subject).values_list("last_seq", "last_hash").first()
+    event = ledger_event(subject=subject, key=key, new=new, recorded_at=recorded_at, head=head)
     event.save(force_insert=True)
     if head is None:
-        LedgerHead.objects.create(subject=subject, last_seq=seq, last_hash=event.hash)
+        LedgerHead.objects.create(subject=subject, last_seq=event.seq, last_hash=event.hash)
     else:
-        LedgerHead.objects.filter(subject=subject).update(last_seq=seq, last_hash=event.hash)
+        LedgerHead.objects.filter(subject=subject).update(last_seq=event.seq, last_hash=event.hash)
     return event
 
 

@@ -21,21 +21,22 @@ from django.utils import timezone
 from consent.catalogue.snapshot import PurposeInfo
 from consent.errors import EmailNotLinkedError, EmailRequiredError, NothingToConfirmError
 from consent.ledger import projection
-from consent.ledger.chain import NewEvent, ledger_append, stamped_under_lock
+from consent.ledger.chain import NewEvent, ledger_append, ledger_event, stamped_under_lock
 from consent.ledger.replay import state_refold
 from consent.ledger.state_rows import fact_of, state_values
+from consent.ledger.storage import event_store, write_inputs
 from consent.models import Confirmation, ConsentEvent, ConsentState, Objection
 from consent.task_names import SEND_CONFIRMATION
 from consent.webhooks.outbox import outbox_consent_changed
-from subjects.columns import CONFIRMATION_EMAIL
-from subjects.errors import SubjectErasedError, SubjectNotFoundError
+from subjects.columns import CONFIRMATION_EMAIL, IDENTIFIER_VALUE
+from subjects.errors import AmbiguousSubjectError, SubjectErasedError, SubjectNotFoundError
 from subjects.identity import Reference
-from subjects.keys import blind_index, data_key, encrypt_field
-from subjects.locks import lock_identifiers, lock_survivor
+from subjects.keys import blind_index, data_key, decrypt_field, encrypt_field
+from subjects.locks import lock_identifiers, lock_subject, lock_subjects_named, lock_survivor
 from subjects.models import Subject
-from subjects.selectors import identifier_owners, subject_identifiers, subject_resolve
+from subjects.selectors import subject_identifiers, subject_resolve
 from subjects.services import subject_create
-from subjects.suppression import identifiers_suppressed, suppression_lift
+from subjects.suppression import identifiers_suppressed, suppression_digests, suppression_lift
 
 # API.md reserves the first five; the rest are what Assent itself writes (expiry, merges, rights requests).
 RESERVED_SOURCES = frozenset(
@@ -73,50 +74,83 @@ def client_confirms(command: ConsentCommand) -> bool:
     return command.action == "confirm" and command.source not in RESERVED_SOURCES
 
 
-def subject_for_write(reference: Reference, now: datetime) -> tuple[Subject, bool]:
-    """The locked subject the reference names, created when nothing resolves (only from identifiers)."""
+def subject_for_write(reference: Reference, now: datetime) -> tuple[Subject, bool, list[tuple[int, str, bytes]] | None]:
+    """The locked subject the reference names, created when nothing resolves (only from identifiers); whether it
+    was created; its identifiers (id, kind, value_enc) as the locking statement read them, when it read them."""
     index = blind_index()
+    digests = [index.lookup(kind, value) for kind, value in reference.identifiers]
+    if len(digests) + (reference.subject_id is not None) == 1:
+        # One name (nearly every write): resolved and locked in one statement. With several names the resolution
+        # rules (unknown identifiers ignored, all the known ones agreeing) need the owners of each: below.
+        locked = lock_subjects_named(digest=digests[0] if digests else None, subject_id=reference.subject_id)
+        if locked is not None and len(locked) > 1:
+            raise AmbiguousSubjectError("the id and identifiers name different subjects", field="subject")
+        if locked:
+            subject = _writable(locked[0].subject)
+            return subject, False, locked[0].identifiers if subject is locked[0].subject else None
+        if locked is not None and reference.subject_id is not None:
+            raise SubjectNotFoundError("no subject with this id", field="subject.id")
     # Two first writes for the same new person must not create two subjects: lock on the identifiers first.
-    lock_identifiers(index.lookup(kind, value) for kind, value in reference.identifiers)
+    lock_identifiers(digests)
     subject_id = subject_resolve(reference=reference)
     if subject_id is None:
         if reference.subject_id is not None:
             raise SubjectNotFoundError("no subject with this id", field="subject.id")
-        return subject_create(reference=reference, now=now), True
-    # Merged between resolving and locking: its chain is closed, the survivor takes the write.
-    subject = lock_survivor(subject_id)
+        return subject_create(reference=reference, now=now), True, None
+    return _writable(lock_subject(subject_id)), False, None
+
+
+def _writable(subject: Subject) -> Subject:
+    """A locked subject, or the survivor when a merge absorbed it between resolving and locking (its chain is
+    closed; the survivor takes the write); never an erased one."""
+    if subject.merged_into_id is not None:
+        subject = lock_survivor(subject.merged_into_id)
     if subject.erased_at is not None or subject.wrapped_key is None:
         # Only an id still names an erased person (their identifiers are gone); their chain is in the evidence
         # store and their key destroyed, so nothing more can be recorded on them (a 500 before; the soak found it).
         raise SubjectErasedError("this subject was erased; name the person by an identifier", field="subject.id")
-    return subject, False
+    return subject
 
 
 def consent_event_record(command: ConsentCommand, info: PurposeInfo, now: datetime) -> ConsentRecorded:
     """Record a validated command: the event, its objection or lifted objection, the projection of every channel
-    it covers, and the double opt-in a pending grant asks for."""
-    subject, _created = subject_for_write(command.reference, now)
+    it covers, and the double opt-in a pending grant asks for. Reads in one statement and writes in one
+    (consent.ledger.storage), under the subject's lock."""
+    subject, created, known = subject_for_write(command.reference, now)
     # Stamped again under the subject's lock, so that the chain's order (seq) and the state's (occurred_at) agree for
     # every event its client does not date itself: stamped before the wait, a withdrawal queued behind a grant that
     # came later was dated before it and answered "granted", the grant standing (the soak found it).
     now = max(now, timezone.now())
+    channels = [command.channel] if command.channel else sorted(info.rule.channels)
+    key = data_key(subject)
+    considered = _suppression_considered(command, info)
+    held: list[tuple[str, str]] = []  # the subject's identifiers, for the suppression list
+    if considered and not created:
+        # A subject this write created holds exactly the reference's identifiers.
+        held = _decrypted(subject, key, known) if known is not None else subject_identifiers(subject=subject, key=key)
+    inputs = write_inputs(
+        subject=subject,
+        purpose=info.rule.key,
+        channels=channels,
+        email=command.reference.email,
+        suppression=suppression_digests([*command.reference.identifiers, *held]) if considered else None,
+    )
+    suppressed = inputs.suppressed
+    if considered and known is not None and inputs.identifier_ids != [pk for pk, _, _ in known]:
+        # An identifier was attached or moved while the lock waited (the locking statement read them before): read
+        # them again, under the lock.
+        held = subject_identifiers(subject=subject, key=key)
+        suppressed = identifiers_suppressed(identifiers=[*command.reference.identifiers, *held])
     if client_confirms(command):
         # The confirmed address must be the person's: another's address in the reference proves nothing for them.
-        email_linked(subject, command.reference, required=True)
-    if (
-        command.action == "confirm"
-        and not command.notice_version
-        and not ConsentState.objects.filter(
-            subject=subject, purpose=command.purpose, channel=command.channel, status=projection.PENDING
-        ).exists()
-    ):
-        # A bare confirm confirms a pending grant; without one it would record an event that changes nothing.
-        raise NothingToConfirmError("nothing waits for confirmation on this purpose and channel", field="action")
-    key = data_key(subject)
+        email_linked(command.reference, inputs.email_linked, required=True)
+    if command.action == "confirm" and not command.notice_version:
+        pending = inputs.states.get(command.channel or "")
+        if pending is None or pending.status != projection.PENDING:
+            # A bare confirm confirms a pending grant; without one it would record an event that changes nothing.
+            raise NothingToConfirmError("nothing waits for confirmation on this purpose and channel", field="action")
     occurred_at = command.occurred_at or now
-    channels = [command.channel] if command.channel else sorted(info.rule.channels)
-    suppressed = _suppression_applies(subject, key, command, info)
-    event = ledger_append(
+    event = ledger_event(
         subject=subject,
         key=key,
         new=NewEvent(
@@ -131,12 +165,32 @@ def consent_event_record(command: ConsentCommand, info: PurposeInfo, now: dateti
             client_id=command.client_id,
         ),
         recorded_at=now,
+        head=inputs.head,
     )
-    _objections_follow(subject, key, command, info, event, occurred_at)
     state = ""
-    for channel in channels:
-        fact = state_project(subject, info, channel, event, suppressed=suppressed)
-        state = fact.status if fact else state
+    step = _step_of(event, suppressed)
+    if any(step.order < (row.since, row.seq) for row in inputs.states.values()):
+        # An event older than a state it moves (a late upload): that state is folded again from the whole
+        # history, which needs the event stored first.
+        event_store(event=event, state_purpose=info.rule.key, states=[])
+        for channel in channels:
+            fact = state_project(subject, info, channel, event, suppressed=suppressed)
+            state = fact.status if fact else state
+    else:
+        rows = []
+        for channel in channels:
+            current = inputs.states.get(channel)
+            fact = projection.apply_event(
+                fact_of(current) if current else None,
+                step,
+                event.source,
+                double_opt_in=channel in info.rule.double_opt_in,
+            )
+            if fact is not None:
+                rows.append((channel, _state_row(subject, event, fact)))
+                state = fact.status
+        event_store(event=event, state_purpose=info.rule.key, states=rows)
+    _objections_follow(subject, key, command, info, event, occurred_at)
     if command.action == "object" and command.channel is None:
         state = projection.OBJECTED
     if (
@@ -147,12 +201,44 @@ def consent_event_record(command: ConsentCommand, info: PurposeInfo, now: dateti
         and (not suppressed or command.reference.email is not None or command.channel in info.rule.double_opt_in)
     ):
         confirmation_request(
-            subject, key, command, event, now, required=command.channel in info.rule.double_opt_in or not suppressed
+            subject,
+            key,
+            command,
+            event,
+            now,
+            linked=inputs.email_linked,
+            required=command.channel in info.rule.double_opt_in or not suppressed,
         )
     outbox_consent_changed(
-        subject_id=subject.id, purpose=command.purpose, channel=command.channel, state=state, event_id=event.id
+        subject_id=subject.id,
+        purpose=command.purpose,
+        channel=command.channel,
+        state=state,
+        event_id=event.id,
+        subscribed=inputs.webhooks,
     )
     return ConsentRecorded(event.id, subject.id, state or "")
+
+
+def _step_of(event: ConsentEvent, suppressed: bool) -> projection.Step:
+    return projection.Step(
+        event.action, event.notice_version, event.actor, event.occurred_at, event.seq, suppressed=suppressed
+    )
+
+
+def _state_row(subject: Subject, event: ConsentEvent, fact: projection.Fact) -> dict[str, Any]:
+    """A state row's values for a fact: the state names the event it was projected from, so
+    consent.ledger.verification can prove it from the chain."""
+    return {
+        **state_values(fact),
+        "event_id": event.id
+        if fact.seq == event.seq
+        else ConsentEvent.objects.filter(subject=subject, seq=fact.seq).values_list("pk", flat=True).first(),
+    }
+
+
+def _decrypted(subject: Subject, key: bytes, rows: list[tuple[int, str, bytes]] | None) -> list[tuple[str, str]]:
+    return [(kind, decrypt_field(subject, key, IDENTIFIER_VALUE, blob, row_id=pk)) for pk, kind, blob in rows or []]
 
 
 def _objections_follow(
@@ -210,14 +296,12 @@ def direct_marketing_objection_record(
 def state_project(
     subject: Subject, info: PurposeInfo, channel: str, event: ConsentEvent, *, suppressed: bool = False
 ) -> projection.Fact | None:
-    """Move the projection of one (purpose, channel) by one event: incrementally when the event is the newest,
-    else by folding the triple's whole history (a late upload of an older event)."""
+    """Move the projection of one (purpose, channel) by one stored event: incrementally when the event is the
+    newest, else by folding the triple's whole history (a late upload of an older event)."""
     double_opt_in = channel in info.rule.double_opt_in
     row = ConsentState.objects.filter(subject=subject, purpose=info.rule.key, channel=channel).first()
     current = fact_of(row) if row else None
-    step = projection.Step(
-        event.action, event.notice_version, event.actor, event.occurred_at, event.seq, suppressed=suppressed
-    )
+    step = _step_of(event, suppressed)
     if current is None or step.order >= current.order:
         fact = projection.apply_event(current, step, event.source, double_opt_in=double_opt_in)
     else:
@@ -236,14 +320,7 @@ def state_project(
         )
     if fact is None:
         return None
-    values = {
-        **state_values(fact),
-        # The state names the event it was projected from, so consent.ledger.verification can prove it from the
-        # chain.
-        "event_id": event.id
-        if fact.seq == event.seq
-        else ConsentEvent.objects.filter(subject=subject, seq=fact.seq).values_list("pk", flat=True).first(),
-    }
+    values = _state_row(subject, event, fact)
     if row is None:
         ConsentState.objects.create(subject=subject, purpose=info.rule.key, channel=channel, **values)
     else:
@@ -255,19 +332,14 @@ def state_project(
 # Suppression list (DESIGN.md, Erasure): identifiers of erased people. A later marketing grant for one of them
 # from anyone but the person stays pending (reason `suppressed`) until the person confirms it themselves.
 # ---------------------------------------------------------------------------------------------------------
-def _identifiers_of(subject: Subject, key: bytes, reference: Reference) -> list[tuple[str, str]]:
-    """The reference's identifiers and every identifier the subject holds."""
-    return [*reference.identifiers, *subject_identifiers(subject=subject, key=key)]
-
-
-def _suppression_applies(subject: Subject, key: bytes, command: ConsentCommand, info: PurposeInfo) -> bool:
-    if (
-        not info.rule.marketing
-        or command.action not in ("grant", "confirm")
-        or projection.by_person(command.source, command.actor)
-    ):
-        return False
-    return identifiers_suppressed(identifiers=_identifiers_of(subject, key, command.reference))
+def _suppression_considered(command: ConsentCommand, info: PurposeInfo) -> bool:
+    """Whether the suppression list can hold this command back: a marketing grant or confirmation from anyone but
+    the person (read against the reference's identifiers and every identifier the subject holds)."""
+    return (
+        info.rule.marketing
+        and command.action in ("grant", "confirm")
+        and not projection.by_person(command.source, command.actor)
+    )
 
 
 def _suppression_lift(subject: Subject, key: bytes) -> None:
@@ -279,9 +351,10 @@ def _suppression_lift(subject: Subject, key: bytes) -> None:
 # ---------------------------------------------------------------------------------------------------------
 # Double opt-in
 # ---------------------------------------------------------------------------------------------------------
-def email_linked(subject: Subject, reference: Reference, *, required: bool) -> str | None:
-    """The reference's e-mail if it is an identifier of the subject (a subject this write created holds it).
-    Required: 400 without one, 409 for an address that is not the subject's; else None for either."""
+def email_linked(reference: Reference, linked: bool, *, required: bool) -> str | None:
+    """The reference's e-mail if it is an identifier of the subject (`linked`, as consent.ledger.storage read it
+    under the lock; a subject this write created holds it). Required: 400 without one, 409 for an address that is
+    not the subject's; else None for either."""
     email = reference.email
     if email is None:
         if required:
@@ -290,7 +363,7 @@ def email_linked(subject: Subject, reference: Reference, *, required: bool) -> s
                 field="subject.email",
             )
         return None
-    if subject.id not in identifier_owners(identifiers=[("email", email)])[0]:
+    if not linked:
         if required:
             # The message names no owner: whether the address is someone else's is not the caller's to learn.
             raise EmailNotLinkedError(
@@ -302,13 +375,20 @@ def email_linked(subject: Subject, reference: Reference, *, required: bool) -> s
 
 
 def confirmation_request(
-    subject: Subject, key: bytes, command: ConsentCommand, event: ConsentEvent, now: datetime, *, required: bool
+    subject: Subject,
+    key: bytes,
+    command: ConsentCommand,
+    event: ConsentEvent,
+    now: datetime,
+    *,
+    linked: bool,
+    required: bool,
 ) -> None:
     """UWG §7(2) Nr. 2: e-mail marketing needs the address owner's confirmation. The Confirmation row is the
     outbox: the mail is sent after commit, and a periodic task re-sends any the worker missed. The link goes
     only to an address of the subject; `required` False (a suppressed grant off double opt-in) mails only
     when there is one, else the grant waits for the person in the portal."""
-    email = email_linked(subject, command.reference, required=required)
+    email = email_linked(command.reference, linked, required=required)
     if email is None:
         return
     row_id = uuid.uuid4()  # before the insert: the e-mail is bound to the row

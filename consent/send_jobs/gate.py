@@ -47,11 +47,10 @@ _RESOLVE_SQL = """
 WITH hit AS MATERIALIZED (
     -- Each digest and id looked up by its index on its own (LATERAL ... OFFSET 0): for a chunk of 20,000 the
     -- planner would otherwise hash the whole identifier table, millions of rows, once per chunk.
-    SELECT r.digest, NULL::uuid AS given, s.sid
+    -- An identifier belongs to a surviving subject (as consent.selectors relies on: a merge moves them).
+    SELECT r.digest, NULL::uuid AS given, i.subject_id AS sid
       FROM send_job_ref r
      CROSS JOIN LATERAL (SELECT i.subject_id FROM subjects_identifier i WHERE i.blind_index = r.digest OFFSET 0) i
-     CROSS JOIN LATERAL (SELECT COALESCE(s.merged_into_id, s.id) AS sid FROM subjects_subject s
-                          WHERE s.id = i.subject_id OFFSET 0) s
      WHERE r.digest IS NOT NULL
     UNION ALL
     SELECT NULL, r.given, s.sid
@@ -75,7 +74,7 @@ WITH hit AS MATERIALIZED (
            CASE WHEN %(cutoff)s::timestamptz IS NOT NULL
                 THEN (extract(epoch FROM cs.granted_at) * 1000000)::int8 END AS granted_us
       FROM (SELECT DISTINCT sid FROM hit) w
-      JOIN subjects_subject s ON s.id = w.sid
+      JOIN subjects_subject s ON s.id = w.sid AND s.merged_into_id IS NULL
       LEFT JOIN consent_consentstate cs
              ON cs.subject_id = s.id AND cs.purpose = %(purpose)s AND cs.channel = %(channel)s
       -- Objections are few: aggregated once and hashed, not looked up per subject.

@@ -25,10 +25,13 @@ ALL = "*"
 # the event keeps them per client under this key, and delivery puts that client's list in `records`.
 RECORDS_BY_CLIENT = "records_by_client"
 
-_ANY_SQL = """
-SELECT EXISTS (SELECT 1 FROM consent_webhooksubscription
-               WHERE ended_at IS NULL AND (events @> %s::jsonb OR events @> '["*"]'::jsonb))
-"""
+# Whether anyone subscribed to the types of a JSON array parameter: {types} is that parameter's placeholder. Also
+# read inside a consent write's own statement (consent.ledger.storage), which passes the answer as `subscribed`.
+SUBSCRIBED_SQL = (
+    "EXISTS (SELECT 1 FROM consent_webhooksubscription"
+    " WHERE ended_at IS NULL AND (events @> {types}::jsonb OR events @> '[\"*\"]'::jsonb))"
+)
+_ANY_SQL = "SELECT " + SUBSCRIBED_SQL.format(types="%s")
 _RECORD_SQL = """
 WITH subs AS (
     SELECT id FROM consent_webhooksubscription
@@ -45,10 +48,13 @@ RETURNING event_id
 """
 
 
-def outbox_record(*, type: str, subject_id: uuid.UUID | None, data: dict[str, Any]) -> int | None:
+def outbox_record(
+    *, type: str, subject_id: uuid.UUID | None, data: dict[str, Any], subscribed: bool | None = None
+) -> int | None:
     """Write one event for every subscriber of `type`, inside the caller's transaction (under the subject's lock,
-    which orders a subject's events). `data`: ids and keys only (API.md, Webhooks). Returns the event's id, or None
-    when nobody subscribed (nothing is written)."""
+    which orders a subject's events). `data`: ids and keys only (API.md, Webhooks). `subscribed`: the answer of
+    SUBSCRIBED_SQL when the caller read it already in this transaction (None: asked here). Returns the event's id,
+    or None when nobody subscribed (nothing is written)."""
     assert type in EVENT_TYPES, type
     now = timezone.now()
     if connection.vendor == "postgresql":
@@ -56,9 +62,11 @@ def outbox_record(*, type: str, subject_id: uuid.UUID | None, data: dict[str, An
             # A cheap question first: the write below takes PostgreSQL 0.6 ms to plan, a change nobody
             # subscribed to should not pay that. (The write asks again: a subscription ended between the two is
             # not written to.)
-            cursor.execute(_ANY_SQL, [json.dumps([type])])
-            row = cursor.fetchone()
-            if not row or not row[0]:
+            if subscribed is None:
+                cursor.execute(_ANY_SQL, [json.dumps([type])])
+                row = cursor.fetchone()
+                subscribed = bool(row and row[0])
+            if not subscribed:
                 return None
             cursor.execute(
                 _RECORD_SQL,
@@ -100,7 +108,13 @@ def _record_portable(type: str, subject_id: uuid.UUID | None, data: dict[str, An
 
 
 def outbox_consent_changed(
-    *, subject_id: uuid.UUID, purpose: str, channel: str | None, state: str, event_id: uuid.UUID
+    *,
+    subject_id: uuid.UUID,
+    purpose: str,
+    channel: str | None,
+    state: str,
+    event_id: uuid.UUID,
+    subscribed: bool | None = None,
 ) -> None:
     """`consent.changed`: a consent event moved a state (channel None: an objection covering every channel)."""
     outbox_record(
@@ -113,6 +127,7 @@ def outbox_consent_changed(
             "state": state,
             "event": str(event_id),
         },
+        subscribed=subscribed,
     )
 
 

@@ -36,7 +36,7 @@ from subjects.columns import IDENTIFIER_VALUE
 from subjects.keys import data_key, decrypt_field
 from subjects.locks import lock_subjects
 from subjects.models import Identifier, LinkedRecord, RightsRequest, RightsRequestPart, Subject
-from subjects.rights.context import CONNECTOR, PartContext, PartWaitError
+from subjects.rights.context import CONNECTOR_PART, PartContext, PartWaitError
 from subjects.rights.enqueue import RUN_PART, enqueue_on_commit
 from subjects.rights.errors import (
     ConnectorError,
@@ -90,7 +90,7 @@ def connector_requests(
     key = keys.get(subject.pk) or data_key(subject)
     outcomes: dict[str, dict[str, Any]] = {}
     for source in sources:
-        name = CONNECTOR + source
+        name = CONNECTOR_PART + source
         body = {
             "request": str(request.pk),
             "kind": request.kind,
@@ -137,7 +137,7 @@ def _answer_text(answer: ports.SystemAnswer) -> str:
 
 
 def connector_part(context: PartContext) -> None:
-    source = context.name.removeprefix(CONNECTOR)
+    source = context.name.removeprefix(CONNECTOR_PART)
     connector = http_connector(ports.consent_rights.catalogue(), source)
     if connector is None:
         raise ConnectorError(f"the catalogue names no HTTP connector for source '{source}' any more")
@@ -178,7 +178,7 @@ def connector_part(context: PartContext) -> None:
 
 def _complete(context: PartContext, payload: dict[str, Any]) -> None:
     """The system's answer: its data as a sealed piece of the export (access), or what it erased and kept."""
-    source = context.name.removeprefix(CONNECTOR)
+    source = context.name.removeprefix(CONNECTOR_PART)
     if context.request.kind == RightsRequest.Kind.ERASURE:
         result = _erasure_result(source, payload)
         with context.step() as outcome:
@@ -224,11 +224,11 @@ def connector_callback(*, request_id: uuid.UUID, part: str, body: bytes, headers
     """Verify the signature, keep the answer sealed in the part's outcome and run the part again at once."""
     row = (
         Part.objects.select_related("request")
-        .filter(request_id=request_id, name=part, name__startswith=CONNECTOR)
+        .filter(request_id=request_id, name=part, name__startswith=CONNECTOR_PART)
         .first()
     )
     connector = (
-        http_connector(ports.consent_rights.catalogue(), part.removeprefix(CONNECTOR)) if row is not None else None
+        http_connector(ports.consent_rights.catalogue(), part.removeprefix(CONNECTOR_PART)) if row is not None else None
     )
     if row is None or connector is None:
         raise RequestNotFoundError("no such part of a request waits for a system")

@@ -27,7 +27,7 @@ FINISH = "finish"
 PROFILE = "profile"
 CONSENT = "consent"
 SOURCE = "source:"
-CONNECTOR = "connector:"  # a source's external system, reached through its connector (API.md, Connectors)
+CONNECTOR_PART = "connector:"  # a source's external system, reached through its connector (API.md, Connectors)
 TRANSIENT = (OperationalError, InterfaceError, OSError)
 SYSTEM = "system"
 

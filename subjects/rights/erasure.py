@@ -46,8 +46,9 @@ from subjects.models import (
     VaultKey,
 )
 from subjects.rights import art19, calendar, texts
+from subjects.rights.connector_parts import CONNECTOR, connector_erase, connectors_first, has_postgresql
 from subjects.rights.context import (
-    CONNECTOR,
+    CONNECTOR_PART,
     CONSENT,
     PROFILE,
     SOURCE,
@@ -343,6 +344,12 @@ def _sources_report(
             }
             entry["kept"].append(item)
             kept.append({"source": key, **item})
+        system_report = outcomes.get(name, {}).get(CONNECTOR)
+        if system_report is not None:
+            # What the connected system itself erased, and what it kept and why (API.md, "Connectors").
+            entry["system"] = system_report
+            where = f"{system} (the source system)"
+            kept.extend({"source": key, "where": where, **item} for item in system_report["kept"])
         sources.append(entry)
     return sources, kept
 
@@ -350,8 +357,8 @@ def _sources_report(
 def _systems_report(catalogue: ports.RightsCatalogue, outcomes: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """Per connected system (API.md, Connectors): what it erased, and what it kept, why and until when."""
     systems = []
-    for name in sorted(n for n in outcomes if n.startswith(CONNECTOR)):
-        key = name.removeprefix(CONNECTOR)
+    for name in sorted(n for n in outcomes if n.startswith(CONNECTOR_PART)):
+        key = name.removeprefix(CONNECTOR_PART)
         facts = catalogue.sources.get(key)
         outcome = outcomes[name]
         systems.append(
@@ -409,7 +416,7 @@ def erasure_report(
         identifiers
         or profile_deleted
         or events
-        or any(s["deleted"] or s["kept"] for s in sources)
+        or any(s["deleted"] or s["kept"] or s.get("system") for s in sources)
         or any(s["erased"] or s["kept"] for s in systems)
     )
     return {
@@ -435,15 +442,18 @@ def erasure_report(
 # Handlers of the parts, and the replay after a backup restore
 # ---------------------------------------------------------------------------------------------------------
 def erasure_source(context: PartContext) -> None:
-    erase_source(
-        context,
-        source=context.name.removeprefix(SOURCE),
-        catalogue=ports.consent_rights.catalogue(),
-        now=timezone.now(),
-    )
+    source = context.name.removeprefix(SOURCE)
+    catalogue = ports.consent_rights.catalogue()
+    now = timezone.now()
+    facts = catalogue.sources.get(source)
+    if has_postgresql(facts):
+        assert facts is not None
+        connector_erase(context, facts, now)  # the connected system first, while the identifiers are still here
+    erase_source(context, source=source, catalogue=catalogue, now=now)
 
 
 def erasure_profile(context: PartContext) -> None:
+    connectors_first(context)  # they find the person in the connected systems by the identifiers erased here
     erase_profile(context, now=timezone.now())
 
 

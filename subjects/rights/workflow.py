@@ -41,7 +41,7 @@ from subjects.crypto import DecryptionError
 from subjects.locks import lock_subjects
 from subjects.models import RightsRequest, RightsRequestPart
 from subjects.rights.context import (
-    CONNECTOR,
+    CONNECTOR_PART,
     CONSENT,
     FINISH,
     PROFILE,
@@ -69,7 +69,7 @@ Status = RightsRequest.Status
 # ---------------------------------------------------------------------------------------------------------
 def parts_plan(*, kind: str, sources: list[str], connectors: Collection[str] = ()) -> list[str]:
     """`connectors`: the sources with a connector; access and erasure reach into those systems (API.md)."""
-    reach = [CONNECTOR + s for s in sorted(set(connectors))]
+    reach = [CONNECTOR_PART + s for s in sorted(set(connectors))]
     if kind in (RightsRequest.Kind.ACCESS, RightsRequest.Kind.ERASURE):
         return [*reach, *(SOURCE + s for s in sorted(set(sources))), PROFILE, CONSENT, FINISH]
     if kind == RightsRequest.Kind.PORTABILITY:

@@ -34,6 +34,13 @@ REDIS_BROKER_DB = 12  # confirmation mails the writes enqueue (nobody consumes t
 # Another work tree on the same server sets BENCH_RUN_DB so that two runs do not drop each other's copy.
 RUN_DB = os.environ.get("BENCH_RUN_DB", "assent_bench")
 TEMPLATE_PREFIX = "assent_bench_template_"
+# The write floor's table (tests/benchmarks/floor_urls.py, bench/floor/write): created by the run on its database,
+# not by a migration.
+FLOOR_WRITE_TABLE = (
+    "CREATE TABLE IF NOT EXISTS bench_floor_write (id bigserial PRIMARY KEY, subject text NOT NULL, "
+    "purpose text NOT NULL, channel text NOT NULL, action text NOT NULL, body jsonb NOT NULL, "
+    "created_at timestamptz NOT NULL)"
+)
 # Bump when the seeded data's shape changes (forces a new template).
 SEED_VERSION = "3"
 

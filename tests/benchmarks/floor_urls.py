@@ -5,13 +5,20 @@ does the least a check must do: read the same JSON body, compute the blind index
 indexed lookup of the identifier table. No authentication, rate limit, DRF, catalogue or policy.
 
 `bench/floor/row/<id>`: the floor of the gated profile read (tests/benchmarks/identity_phases.py): a bare GET
-view that reads one Subject row by primary key and answers a few of its columns as JSON."""
+view that reads one Subject row by primary key and answers a few of its columns as JSON.
+
+`bench/floor/write`: the floor of the consent write (the `writes` phase of tests/benchmarks/run.py): a bare POST
+view that reads the same JSON body and inserts one row of it into `bench_floor_write` (a plain table the run
+creates: tests/benchmarks/environment.FLOOR_WRITE_TABLE) in a durable transaction, answering 201 with the row's id.
+No authentication, rate limit, DRF, resolution, lock, encryption or hash chain: what any durable write over this
+stack costs."""
 
 from __future__ import annotations
 
 import json
 import uuid
 
+from django.db import connection, transaction
 from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
 from django.views.decorators.csrf import csrf_exempt
@@ -36,9 +43,29 @@ def floor_row(request: HttpRequest, subject_id: uuid.UUID) -> JsonResponse:
     return JsonResponse({"subject": str(subject.id), "status": subject.status, "created_at": subject.created_at})
 
 
+@csrf_exempt
+def floor_write(request: HttpRequest) -> JsonResponse:
+    body = json.loads(request.body)
+    with transaction.atomic(durable=True), connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO bench_floor_write (subject, purpose, channel, action, body, created_at) "
+            "VALUES (%s, %s, %s, %s, %s, now()) RETURNING id",
+            [
+                json.dumps(body["subject"]),
+                body["purpose"],
+                body.get("channel") or "",
+                body["action"],
+                request.body.decode(),
+            ],
+        )
+        (row_id,) = cursor.fetchone()
+    return JsonResponse({"id": row_id}, status=201)
+
+
 urlpatterns = [
     path("bench/floor", floor, name="bench-floor"),
     path("bench/floor/row/<uuid:subject_id>", floor_row, name="bench-floor-row"),
+    path("bench/floor/write", floor_write, name="bench-floor-write"),
     # What-if prototypes (estimates for the lead, not product code): see tests/benchmarks/whatif.py.
     path("bench/whatif/check", whatif.check),
     path("bench/whatif/check-no-limit", whatif.check_no_limit),

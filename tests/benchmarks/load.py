@@ -119,7 +119,7 @@ request = function()
                '"action":"grant","notice_version":"__NOTICE__","source":"webshop",' ..
                '"evidence":{"ip":"192.0.2.1","form":"checkout"}}', math.random(0, N - 1))
   end
-  return wrk.format(nil, "/api/v1/consents", nil, body)
+  return wrk.format(nil, "__PATH__", nil, body)
 end
 """
 )

@@ -103,3 +103,16 @@ def test_people_alike_share_one_state_and_different_people_do_not(crowd: list[st
     assert len(set(others.values())) == len(others)
     assert alike.isdisjoint(others.values())
     assert not unreadable
+
+
+@pytest.mark.django_db
+def test_an_identifier_left_on_a_merged_subject_is_denied_not_decided_on_its_state(crowd: list[str]) -> None:
+    # Given an impossible row: an identifier still pointing at a subject merged away (a merge moves them all)
+    ghost = person("ghost@example.de", SMS_GRANT)
+    survivor = person("survivor@example.de")
+    Subject.objects.filter(pk=ghost).update(merged_into=survivor, status=Subject.Status.MERGED)
+
+    # Then a check by that identifier does not read the absorbed subject's grant: it is denied
+    info = catalogue_snapshot().purposes["newsletter"]
+    [result] = consent_check_many(references=[ref("ghost@example.de")], info=info, channel="sms")
+    assert not result.decision.allowed

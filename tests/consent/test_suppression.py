@@ -5,11 +5,15 @@ The rights engine fills the list; these tests create the rows directly."""
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from django.core import mail
+from django.db import connections, transaction
 from django.utils import timezone
 
 from consent.double_opt_in import confirmation_confirm, confirmation_send, confirmation_token
@@ -17,8 +21,10 @@ from consent.ledger.recording import ConsentCommand
 from consent.models import Confirmation, ConsentState
 from consent.services import consent_record
 from subjects.identity import normalise, parse_reference
-from subjects.keys import blind_index
+from subjects.keys import blind_index, data_key
+from subjects.locks import lock_subject
 from subjects.models import Suppression
+from subjects.services import identifier_replace
 from tests.api import Api
 from tests.factories import ingest
 
@@ -242,3 +248,35 @@ def test_a_suppressed_grant_of_an_unknown_id_is_still_404(api: Api) -> None:
     suppress("email", ANNA)
 
     assert write(api, {"id": str(uuid.uuid4())}).status_code == 404
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_identifier_attached_while_a_grant_waits_for_the_lock_still_holds_the_grant_back(api: Api) -> None:
+    # given Anna, known by her e-mail, and a suppressed phone number that is not hers yet
+    anna = uuid.UUID(write(api, {"email": ANNA}, action="withdraw").json()["subject"])
+    suppress("phone", PHONE)
+    locked = threading.Event()
+
+    def attach_the_phone_under_her_lock() -> None:
+        try:
+            with transaction.atomic():
+                subject = lock_subject(anna)
+                phone = normalise("phone", PHONE)
+                key = data_key(subject)
+                identifier_replace(subject=subject, key=key, kind="phone", value=phone, now=timezone.now())
+                locked.set()
+                time.sleep(1.0)  # the grant below queues behind this lock meanwhile
+        finally:
+            connections.close_all()
+
+    # when a shop's marketing grant arrives while a record attaches the phone under her lock
+    worker = threading.Thread(target=attach_the_phone_under_her_lock)
+    worker.start()
+    assert locked.wait(10)
+    response = write(api, {"email": ANNA})
+    worker.join()
+
+    # then the grant met the phone (the write reads her identifiers again under the lock): it waits for Anna
+    assert response.status_code == 201, response.content
+    assert response.json()["state"] == "pending_confirmation"
+    assert check(api, {"email": ANNA}) == (False, "suppressed")

@@ -11,7 +11,7 @@ from typing import Any
 from subjects import ports
 from subjects.models import RightsRequest, Subject
 from subjects.rights.access.report import report_build
-from subjects.rights.context import CONNECTOR, CONSENT, PROFILE, SOURCE, PartContext, part_outcomes
+from subjects.rights.context import CONNECTOR_PART, CONSENT, PROFILE, SOURCE, PartContext, part_outcomes
 from subjects.rights.exports import blob_root, part_path, sealed_lines
 
 
@@ -24,7 +24,7 @@ class Pieces:
         self.subject = subject
         self.sources = sorted(name for name in outcomes if name.startswith(SOURCE))
         # Connected systems that answered with data (a part about nobody has no piece).
-        self.systems = sorted(n for n in outcomes if n.startswith(CONNECTOR) and outcomes[n].get("piece"))
+        self.systems = sorted(n for n in outcomes if n.startswith(CONNECTOR_PART) and outcomes[n].get("piece"))
 
     def lines(self, name: str) -> Iterator[dict[str, Any]]:
         _kid, root = blob_root(self.subject, str(self.outcomes[name].get("kid", "")))

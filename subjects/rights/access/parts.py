@@ -17,6 +17,7 @@ from subjects.models import Identifier, LinkedRecord, Subject
 from subjects.profile import profile_read
 from subjects.rights import chunked
 from subjects.rights.access.write import RENEW_EVERY
+from subjects.rights.connector_parts import connector_access_lines, has_postgresql
 from subjects.rights.context import SOURCE, PartContext
 from subjects.rights.exports import blob_root, part_path, piece_name, sealed_writer
 
@@ -87,6 +88,16 @@ def access_source(context: PartContext) -> None:
                 total += 1
                 if total % RENEW_EVERY == 0:
                     context.renew()
+        facts = ports.consent_rights.catalogue().sources.get(source)
+        if has_postgresql(facts):
+            assert facts is not None
+            # The connected system's own rows of the person, one data category per table.
+            for line in connector_access_lines(context, facts):
+                writer.write(_line(line))
+                seen = categories.setdefault(line["category"], {"count": 0, "fields": set()})
+                seen["count"] += 1
+                seen["fields"].update(line["data"])
+                total += 1
     with context.step(read_only=True) as outcome:
         outcome.clear()
         outcome.update(

@@ -1,0 +1,1 @@
+"""Connected systems that rights reach into: the PostgreSQL connector (map, live-schema check, access, erasure)."""

@@ -37,8 +37,7 @@ def prepared_rows(sql: str, params: Mapping[str, Any] | Sequence[Any]) -> list[t
     psycopg prepares it once per connection. The statement goes through the connection's execute wrappers, so
     that Django's query log (CaptureQueriesContext, DEBUG) and any `connection.execute_wrapper` count it like an
     ORM query. Runs in the caller's transaction, if any."""
-    connection.ensure_connection()
-    raw = connection.connection
+    raw = _live_connection()
 
     def execute(sql: str, params: Any, many: bool, context: dict[str, Any]) -> list[tuple[Any, ...]]:
         # A server-binding cursor: the connection's own cursor class (Django's) binds on the client and never
@@ -70,9 +69,18 @@ def binary_cursor() -> Iterator[CursorWrapper]:
     client, so the SQL text holds every value quoted and escaped: a 500-row insert of 9 columns cost 22 us of Python
     and 80 us of wall time per row that way, 3 us and 30 us in binary. Logged like Django's own cursors (tests count
     its statements with CaptureQueriesContext). PostgreSQL only."""
-    connection.ensure_connection()
-    raw = psycopg.Cursor(connection.connection)
+    raw = psycopg.Cursor(_live_connection())
     with raw:
         # django-stubs types the argument as Django's wrapper; Django itself passes the driver's cursor here.
         wrap = connection.make_debug_cursor if connection.queries_logged else connection.make_cursor
         yield wrap(raw)  # type: ignore[arg-type]
+
+
+def _live_connection() -> Any:
+    """The default connection's driver connection, health-checked first as Django's own cursors are (once a
+    request, CONN_HEALTH_CHECKS): a connection the server dropped between requests (a restart, a terminated
+    backend) is replaced here instead of failing the request's first statement, which here is often the API key's
+    lookup, with a 503."""
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    return connection.connection

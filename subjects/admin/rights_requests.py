@@ -277,8 +277,10 @@ class RightsRequestAdmin(PrivateSearchAdmin):
             "due_soon": is_open and now <= due_at < now + DUE_SOON,
             "parts": list(rights_request.parts.order_by("pk")),
             "history": list(rights_request.history.order_by("at", "pk")),
-            "result": json.dumps(result_public(rights_request.result), indent=2, ensure_ascii=False, default=str),
-            "notices": art19_notices(rights_request.result),
+            "result": json.dumps(
+                result_public(rights_request.result, rights_request.pk), indent=2, ensure_ascii=False, default=str
+            ),
+            "notices": art19_notices(rights_request.result, rights_request.pk),
             "steps": self._available_steps(request, rights_request, now),
             "max_extension": range(1, 3),
         }

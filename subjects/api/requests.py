@@ -43,7 +43,7 @@ def actor_of(request: Request) -> Actor:
 
 def request_body(view: RequestView) -> dict[str, Any]:
     request = view.request
-    result = result_public(request.result)  # Art. 19: each recipient, when told, when it acknowledged
+    result = result_public(request.result, request.pk)  # Art. 19: each recipient, when told, when it acknowledged
     if view.has_export and request.status == RightsRequest.Status.COMPLETED:
         # Issued afresh on every GET: valid 7 days from now, and it still needs a Bearer key with requests:read.
         result["export_url"] = export_url(request_id=request.pk)

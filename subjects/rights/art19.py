@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from subjects import ports
+from subjects.models import RightsRequestPart
+from subjects.rights.context import CONNECTOR_PART
 from subjects.source_writers import records_by_client
 
 KEY = "art19"  # in a request's result: {"events": [ids], "holders": [client ids]}
@@ -45,18 +47,46 @@ def art19_join(*kept: Mapping[str, Any] | None) -> dict[str, Any]:
     return {"events": events, "holders": sorted(holders)}
 
 
-def art19_notices(result: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The live notices of a request's result, or None when it told nobody anything (no Art. 19 change)."""
+def art19_notices(result: Mapping[str, Any], request_id: uuid.UUID | None = None) -> dict[str, Any] | None:
+    """The live notices of a request's result, or None when it told nobody anything (no Art. 19 change). With the
+    request's id, an erasure's connected systems (its connector parts) are listed too: told when the part first
+    ran, acknowledged when the system's answer completed it."""
     kept = result.get(KEY)
-    if not kept:
+    systems = _connector_notices(request_id) if request_id is not None and "systems" in result else []
+    if not kept and not systems:
         return None
-    return ports.outbox.notices(event_ids=kept.get("events", []), holders=kept.get("holders", []))
+    notices = (
+        ports.outbox.notices(event_ids=kept.get("events", []), holders=kept.get("holders", []))
+        if kept
+        else {"told": [], "not_told": [], "unacknowledged": 0}
+    )
+    notices["told"] = [*notices["told"], *systems]
+    notices["unacknowledged"] += sum(1 for s in systems if s["acknowledged_at"] is None)
+    return notices
 
 
-def result_public(result: Mapping[str, Any]) -> dict[str, Any]:
+def _connector_notices(request_id: uuid.UUID) -> list[dict[str, Any]]:
+    names = {k: f.name for k, f in ports.consent_rights.catalogue().sources.items()}
+    parts = RightsRequestPart.objects.filter(request_id=request_id, name__startswith=CONNECTOR_PART).order_by("pk")
+    return [
+        {
+            "event": "erasure (connector)",
+            "recipient": names.get(p.name.removeprefix(CONNECTOR_PART), p.name.removeprefix(CONNECTOR_PART)),
+            "told_at": p.started_at.isoformat() if p.started_at else None,
+            "acknowledged_at": (
+                p.finished_at.isoformat() if p.finished_at and p.status == RightsRequestPart.Status.DONE else None
+            ),
+            "status": p.status,
+            "last_error": p.error,
+        }
+        for p in parts
+    ]
+
+
+def result_public(result: Mapping[str, Any], request_id: uuid.UUID | None = None) -> dict[str, Any]:
     """A request's result as shown (API, admin): the kept ids replaced by the live notices."""
     shown = {k: v for k, v in result.items() if k != KEY}
-    notices = art19_notices(result)
+    notices = art19_notices(result, request_id)
     if notices is not None:
         shown["notices"] = notices
     return shown

@@ -167,6 +167,11 @@ def test_an_erasure_report_holds_what_the_system_kept_and_why(crm: Crm, rapi: Ap
         "until": "2034-12-31",
         "instruction": "kept by the connected system, as it reported",
     } in result["kept"]
+    # Art. 19: the CRM is a recipient told by its connector, with when it was told and when it answered.
+    (told,) = [n for n in result["notices"]["told"] if n["recipient"] == "CRM"]
+    assert (told["event"], told["status"]) == ("erasure (connector)", "done")
+    assert told["told_at"] is not None
+    assert told["acknowledged_at"] is not None
 
 
 def test_a_202_waits_for_the_signed_callback_which_completes_the_part(crm: Crm, rapi: Api) -> None:

@@ -251,6 +251,11 @@ ASSENT_RIGHTS_LEASE_SECONDS = envint("ASSENT_RIGHTS_LEASE_SECONDS", 60, minimum=
 # development); deliveries of one batch sent by up to ASSENT_WEBHOOK_CONCURRENCY threads; an endpoint failing for
 # ASSENT_WEBHOOK_FAILING_HOURS is named on the DPO's dashboard.
 ASSENT_WEBHOOK_ALLOW_LOOPBACK = envbool("ASSENT_WEBHOOK_ALLOW_LOOPBACK", False)
+# HTTP connectors (subjects.rights.connector): attempts before a part fails, a scale on the retry delays (about
+# 5 s, 30 s, 2 min, then doubling up to an hour; tests use 0), and how long a 202 waits for its callback.
+ASSENT_CONNECTOR_ATTEMPTS = envint("ASSENT_CONNECTOR_ATTEMPTS", 8, minimum=1)
+ASSENT_CONNECTOR_BACKOFF_SCALE = float(env("ASSENT_CONNECTOR_BACKOFF_SCALE", "1"))
+ASSENT_CONNECTOR_CALLBACK_SECONDS = envint("ASSENT_CONNECTOR_CALLBACK_SECONDS", 3600, minimum=1)
 ASSENT_WEBHOOK_CONCURRENCY = envint("ASSENT_WEBHOOK_CONCURRENCY", 8, minimum=1)
 ASSENT_WEBHOOK_FAILING_HOURS = envint("ASSENT_WEBHOOK_FAILING_HOURS", 2, minimum=1)
 ASSENT_ERASURE_LOG = Path(env("ASSENT_ERASURE_LOG", str(VAR_DIR / "erasure.log")))

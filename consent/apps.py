@@ -28,6 +28,12 @@ class ConsentConfig(AppConfig):
 
         register_outbox_port(OutboxPortImpl())
 
+        # ... and connectors post to connected systems through this one (the webhooks' URL rules and signing).
+        from consent.adapters.connector_port import ConnectorTransportImpl
+        from subjects.ports import register_connector_transport_port
+
+        register_connector_transport_port(ConnectorTransportImpl())
+
         # The services enqueue tasks by name (consent.task_names); registering the task module here lets that name
         # reach the task itself in this process too, so the demo's eager mode runs it as it did.
         import consent.tasks  # noqa: F401

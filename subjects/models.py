@@ -445,3 +445,21 @@ class UndeliveredMail(models.Model):
 
     def __str__(self) -> str:
         return f"undelivered {self.kind} mail {self.pk}"
+
+
+class SourceWriter(models.Model):
+    """Which API client has written records of which source (Art. 19): a connected system that wrote a person's
+    records holds them, so it is told of their rectification, restriction or erasure, and an Art. 19 event names
+    the person's records of the sources its client has written. One row per pair, written the first time a client
+    writes a source; no personal data."""
+
+    client_id = models.BigIntegerField()  # consent.ApiClient's id; no foreign key: subjects never imports consent
+    source = models.CharField(max_length=64)
+    first_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["client_id", "source"], name="source_writer_once")]
+        indexes = [models.Index(fields=["source"], name="source_writer_by_source")]
+
+    def __str__(self) -> str:
+        return f"client {self.client_id} writes {self.source}"

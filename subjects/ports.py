@@ -117,8 +117,27 @@ def register_consent_rights_port(port: ConsentRightsPort) -> None:
 # caller's transaction, under the subject's lock (which orders one person's events).
 # ---------------------------------------------------------------------------------------------------------
 class OutboxPort(Protocol):
-    def record(self, *, type: str, subject_id: uuid.UUID | None, data: dict[str, Any]) -> None:
-        """Write the event `type` (API.md, Webhooks) for every subscriber; `data` ids and keys only."""
+    def record(
+        self,
+        *,
+        type: str,
+        subject_id: uuid.UUID | None,
+        data: dict[str, Any],
+        records_by_client: Mapping[str, list[dict[str, str]]] | None = None,
+    ) -> int | None:
+        """Write the event `type` (API.md, Webhooks) for every subscriber; `data` ids and keys only. An Art. 19
+        event gives `records_by_client` (client id -> the person's records of the sources it wrote): each
+        subscriber's delivery carries its client's list as `records`. The event's id, or None: nobody subscribed."""
+
+    def notices(
+        self, *, event_ids: Sequence[int] = (), subject_ids: Sequence[uuid.UUID] = (), holders: Sequence[int] = ()
+    ) -> dict[str, Any]:
+        """Art. 19 notices: `told` (per delivery of the events, or of every Art. 19 event about `subject_ids`: the
+        recipient, `told_at`, `acknowledged_at`, `status`), `not_told` (the `holders`, client ids, no delivery went
+        to) and `unacknowledged` (how many of both still wait)."""
+
+    def profile_readers(self, *, subject_ids: Sequence[uuid.UUID]) -> list[int]:
+        """The ids of the clients that read the person's profile (the read log)."""
 
 
 outbox: OutboxPort = _Unset()  # type: ignore[assignment]
@@ -127,3 +146,28 @@ outbox: OutboxPort = _Unset()  # type: ignore[assignment]
 def register_outbox_port(port: OutboxPort) -> None:
     global outbox
     outbox = port
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Connectors (API.md, Connectors): a signed POST to a connected system, under the webhooks' URL rules
+# (consent.webhooks.urls), without subjects importing consent.
+# ---------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class SystemAnswer:
+    status: int | None  # None: no answer (refused address, connection failed, timeout)
+    body: bytes  # at most a bounded number of bytes
+    error: str = ""
+
+
+class ConnectorTransportPort(Protocol):
+    def post(self, *, url: str, secret: str, msg_id: str, body: bytes) -> SystemAnswer:
+        """POST `body` to `url` signed like a webhook (Standard Webhooks, `secret` a `whsec_` key); the URL is
+        checked at sending time like a subscription's."""
+
+
+connector_transport: ConnectorTransportPort = _Unset()  # type: ignore[assignment]
+
+
+def register_connector_transport_port(port: ConnectorTransportPort) -> None:
+    global connector_transport
+    connector_transport = port

@@ -86,6 +86,11 @@ def catalogue_document() -> Document:
             for s in Source.objects.order_by("pk")
         ],
     }
+    # An admin edit keeps each source's connector (a file without it removes it).
+    connectors = dict(Source.objects.filter(connector__isnull=False).values_list("key", "connector"))
+    for source in document["sources"]:
+        if connectors.get(source["key"]):
+            source["connector"] = connectors[source["key"]]
     if one_per_person is not None:  # kept on every admin edit: dropping it would merge two customer numbers again
         document["one_per_person"] = list(one_per_person)
     return document

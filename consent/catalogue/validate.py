@@ -4,14 +4,19 @@ notice version stored with other texts) is checked when applying (consent.catalo
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Any
 
+from django.conf import settings
+
+from config.errors import DomainError
 from config.names import Name
 from consent.catalogue.reader import LANGUAGES, DocumentReader, at, show
 from consent.catalogue.spec import CatalogueSpec, HoldingSpec, NoticeSpec, PurposeSpec, SourceSpec
 from consent.models import SourceCategory
 from consent.policy import LegalBasis
+from consent.webhooks.urls import url_parse
 from subjects.connectors.pgmap import POSTGRESQL, pg_map_parse
 from subjects.models import Identifier
 
@@ -32,7 +37,8 @@ MAX_YEARS = 100
 DAYS_PER_YEAR = 365  # a legal hold of n years lasts at least 365 n days
 TCF_PURPOSES = range(1, 12)  # IAB TCF v2.2 purposes 1 to 11
 
-CONNECTOR_TYPES = (POSTGRESQL,)
+HTTP = "http"
+CONNECTOR_TYPES = (HTTP, POSTGRESQL)
 TOP_KEYS = ("merge_identifiers", "channels", "data_categories", "purposes", "sources")
 TOP_OPTIONAL = ("one_per_person",)
 PURPOSE_REQUIRED = ("key", "name", "legal_basis", "marketing", "channels", "data_categories")
@@ -40,6 +46,8 @@ PURPOSE_OPTIONAL = (
     "double_opt_in", "consent_valid_days", "uwg_7_3", "notice", "dpv", "automated_decision", "gpc",
     "tcf_purposes", "reads_device_identifiers",
 )  # fmt: skip
+
+ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]{0,99}")
 
 
 def catalogue_validate(document: object) -> list[str]:
@@ -334,12 +342,44 @@ def _source(
     )
 
 
+def _http_connector(r: DocumentReader, obj: dict[str, Any], place: str) -> dict[str, Any] | None:
+    """`{"type": "http", "url", "secret_env"}`: the URL under the webhooks' rules (https; http only for loopback
+    when allowed), the secret's variable named (it is read when a part is sent: a missing one fails that part)."""
+    if r.mapping(obj, place, ("type", "url", "secret_env")) is None:
+        return None
+    url, env = obj.get("url"), obj.get("secret_env")
+    ok = True
+    try:
+        scheme, host, _port, _path = url_parse(url if isinstance(url, str) else "")
+        # The address is checked again at every sending (a name may resolve elsewhere later); plain http is for a
+        # loopback system in development only.
+        if scheme == "http" and not (settings.ASSENT_WEBHOOK_ALLOW_LOOPBACK and _loopback(host)):
+            r.problem(at(place, "url"), "must be an https URL (http only for a loopback address in development)")
+            ok = False
+    except DomainError as exc:
+        r.problem(at(place, "url"), exc.detail)
+        ok = False
+    if not isinstance(env, str) or not ENV_NAME.fullmatch(env):
+        r.problem(at(place, "secret_env"), "must name an environment variable (A-Z, 0-9, _)")
+        ok = False
+    return {"type": "http", "url": url, "secret_env": env} if ok else None
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 def _connector(r: DocumentReader, item: object, place: str) -> dict[str, Any] | None:
     """A source's connector (API.md, "Connectors"), by its type; the live schema is checked when applying."""
     if not isinstance(item, dict):
         r.problem(place, f"must be an object with a type (one of {', '.join(CONNECTOR_TYPES)})")
         return None
     kind = item.get("type")
+    if kind == HTTP:
+        return _http_connector(r, item, place)
     if kind == POSTGRESQL:
         _map, problems = pg_map_parse(item, place)
         r.problems.extend(problems)

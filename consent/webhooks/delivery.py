@@ -32,6 +32,7 @@ from standardwebhooks.webhooks import Webhook
 from config.errors import DomainError
 from consent.task_names import DELIVER_WEBHOOKS
 from consent.webhooks.models import WebhookDelivery, WebhookEvent, WebhookSubscription
+from consent.webhooks.outbox import RECORDS_BY_CLIENT
 from consent.webhooks.subscriptions import secret_open
 from consent.webhooks.urls import Target, url_resolve
 
@@ -159,10 +160,15 @@ def _pool(target: Target) -> urllib3.HTTPConnectionPool:
     return pool
 
 
-def message_body(event: WebhookEvent) -> str:
-    """The Standard Webhooks payload: the same bytes for every endpoint and every attempt."""
+def message_body(event: WebhookEvent, client_id: int | None = None) -> str:
+    """The Standard Webhooks payload: the same bytes for every attempt, and for every endpoint but in an Art. 19
+    event's `records`, which are those of the sources the endpoint's client has written."""
     stamp = event.created_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
-    return json.dumps({"type": event.type, "timestamp": stamp, "data": event.data}, separators=(",", ":"))
+    data = event.data
+    if RECORDS_BY_CLIENT in data:
+        data = {k: v for k, v in data.items() if k != RECORDS_BY_CLIENT}
+        data["records"] = event.data[RECORDS_BY_CLIENT].get(str(client_id), [])
+    return json.dumps({"type": event.type, "timestamp": stamp, "data": data}, separators=(",", ":"))
 
 
 def message_id(event: WebhookEvent) -> str:
@@ -208,7 +214,7 @@ def _post(delivery_id: int, event: WebhookEvent, endpoint: _Endpoint) -> Attempt
     if endpoint.unreachable:
         return Attempt(delivery_id, subscription_id, False, None, UNREACHABLE)
     target = endpoint.target
-    body = message_body(event)
+    body = message_body(event, endpoint.subscription.client_id)
     msg_id = message_id(event)
     sent_at = datetime.now(UTC)
     headers = {

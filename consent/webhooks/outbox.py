@@ -21,6 +21,9 @@ from consent.webhooks.models import WebhookDelivery, WebhookEvent, WebhookSubscr
 
 EVENT_TYPES = tuple(WebhookEvent.Type.values)
 ALL = "*"
+# Art. 19 events name, for each subscriber, the person's records of the sources its client has written (API.md):
+# the event keeps them per client under this key, and delivery puts that client's list in `records`.
+RECORDS_BY_CLIENT = "records_by_client"
 
 # Whether anyone subscribed to the types of a JSON array parameter: {types} is that parameter's placeholder. Also
 # read inside a consent write's own statement (consent.ledger.storage), which passes the answer as `subscribed`.
@@ -41,15 +44,17 @@ WITH subs AS (
 INSERT INTO consent_webhookdelivery
     (event_id, subscription_id, subject_id, status, attempts, next_attempt_at, last_error)
 SELECT ev.id, subs.id, %(subject)s, 'pending', 0, %(now)s, '' FROM ev CROSS JOIN subs
+RETURNING event_id
 """
 
 
 def outbox_record(
     *, type: str, subject_id: uuid.UUID | None, data: dict[str, Any], subscribed: bool | None = None
-) -> None:
+) -> int | None:
     """Write one event for every subscriber of `type`, inside the caller's transaction (under the subject's lock,
     which orders a subject's events). `data`: ids and keys only (API.md, Webhooks). `subscribed`: the answer of
-    SUBSCRIBED_SQL when the caller read it already in this transaction (None: asked here)."""
+    SUBSCRIBED_SQL when the caller read it already in this transaction (None: asked here). Returns the event's id,
+    or None when nobody subscribed (nothing is written)."""
     assert type in EVENT_TYPES, type
     now = timezone.now()
     if connection.vendor == "postgresql":
@@ -62,7 +67,7 @@ def outbox_record(
                 row = cursor.fetchone()
                 subscribed = bool(row and row[0])
             if not subscribed:
-                return
+                return None
             cursor.execute(
                 _RECORD_SQL,
                 {
@@ -73,15 +78,17 @@ def outbox_record(
                     "now": now,
                 },
             )
-            created = cursor.rowcount
+            rows = cursor.fetchall()
+            event_id = rows[0][0] if rows else None
     else:
-        created = _record_portable(type, subject_id, data, now)
-    if created:
+        event_id = _record_portable(type, subject_id, data, now)
+    if event_id is not None:
         # By name: consent.tasks (an edge) declares the task; the signature runs it eagerly in the demo.
         transaction.on_commit(current_app.signature(DELIVER_WEBHOOKS).apply_async)
+    return event_id
 
 
-def _record_portable(type: str, subject_id: uuid.UUID | None, data: dict[str, Any], now: Any) -> int:
+def _record_portable(type: str, subject_id: uuid.UUID | None, data: dict[str, Any], now: Any) -> int | None:
     """The demo's SQLite: the same rows through the ORM."""
     subscriptions = [
         pk
@@ -89,7 +96,7 @@ def _record_portable(type: str, subject_id: uuid.UUID | None, data: dict[str, An
         if type in events or ALL in events
     ]
     if not subscriptions:
-        return 0
+        return None
     event = WebhookEvent.objects.create(
         type=type, subject_id=subject_id, data=json.loads(json.dumps(data, default=str)), created_at=now
     )
@@ -97,7 +104,7 @@ def _record_portable(type: str, subject_id: uuid.UUID | None, data: dict[str, An
         WebhookDelivery(event=event, subscription_id=pk, subject_id=subject_id, next_attempt_at=now)
         for pk in subscriptions
     )
-    return len(subscriptions)
+    return event.pk
 
 
 def outbox_consent_changed(

@@ -24,6 +24,7 @@ from consent.admin.search import PrivateSearchAdmin, subject_link, uuid_or_none
 from subjects.identity import parse_reference
 from subjects.models import Identifier, RightsRequest
 from subjects.rights import requests as rights
+from subjects.rights.art19 import art19_notices, result_public
 from subjects.rights.calendar import DUE_SOON
 from subjects.rights.details import details_parse
 from subjects.rights.requests import Actor
@@ -276,7 +277,10 @@ class RightsRequestAdmin(PrivateSearchAdmin):
             "due_soon": is_open and now <= due_at < now + DUE_SOON,
             "parts": list(rights_request.parts.order_by("pk")),
             "history": list(rights_request.history.order_by("at", "pk")),
-            "result": json.dumps(rights_request.result, indent=2, ensure_ascii=False, default=str),
+            "result": json.dumps(
+                result_public(rights_request.result, rights_request.pk), indent=2, ensure_ascii=False, default=str
+            ),
+            "notices": art19_notices(rights_request.result, rights_request.pk),
             "steps": self._available_steps(request, rights_request, now),
             "max_extension": range(1, 3),
         }

@@ -23,7 +23,10 @@ from config.errors import InvalidInputError
 from subjects.models import RightsRequest
 from subjects.portal.selectors import request_of_person
 from subjects.portal.session import portal_subject_id
+from subjects.rights.art19 import result_public
+from subjects.rights.connector import connector_callback
 from subjects.rights.details import details_parse
+from subjects.rights.errors import ConnectorSignatureError
 from subjects.rights.exports import export_open, export_url
 from subjects.rights.requests import Actor, request_approve, request_lift, request_open, request_verify
 from subjects.rights.selectors import RequestView, request_get
@@ -40,7 +43,7 @@ def actor_of(request: Request) -> Actor:
 
 def request_body(view: RequestView) -> dict[str, Any]:
     request = view.request
-    result = dict(request.result)
+    result = result_public(request.result, request.pk)  # Art. 19: each recipient, when told, when it acknowledged
     if view.has_export and request.status == RightsRequest.Status.COMPLETED:
         # Issued afresh on every GET: valid 7 days from now, and it still needs a Bearer key with requests:read.
         result["export_url"] = export_url(request_id=request.pk)
@@ -257,3 +260,47 @@ class RequestExportApi(APIView):
         response["Content-Length"] = str(size)
         response["Cache-Control"] = "no-store"
         return response
+
+
+class ConnectorSignature(BaseAuthentication):
+    """The callback of a connected system is authenticated by its signature (Standard Webhooks, the connector's
+    secret), checked by the service; no Bearer key. Without the signature headers it is 401 at once."""
+
+    def authenticate(self, request: Request) -> tuple[None, None] | None:
+        if not request.headers.get("webhook-signature"):
+            raise ConnectorSignatureError("the callback carries no webhook-signature")
+        return None
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Signature realm="assent-connector"'
+
+
+class SignedCallback(BasePermission):
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        return True  # the signature is checked against the connector's secret by the service, fail closed
+
+
+class RequestPartResultApi(APIView):
+    authentication_classes = [ConnectorSignature]
+    permission_classes = [SignedCallback]
+
+    @extend_schema(
+        operation_id="rights_request_part_result",
+        auth=[],
+        request=OpenApiTypes.OBJECT,
+        responses={
+            202: OpenApiResponse(description="taken: the part completes with it"),
+            **problems(
+                {
+                    401: "Problem details: unsigned, or the signature does not verify (`code: invalid_signature`)",
+                    **NOT_FOUND,
+                    409: "Problem details: the part does not wait for an answer (`code: request_state`)",
+                }
+            ),
+        },
+        description="A connected system's answer to an access or erasure part it took with 202 (API.md, "
+        "Connectors): the same body as its 200 answer, signed like a webhook with the connector's secret.",
+    )
+    def post(self, request: Request, request_id: uuid.UUID, part: str) -> Response:
+        connector_callback(request_id=request_id, part=part, body=request.body, headers=dict(request.headers))
+        return Response({"status": "accepted"}, status=202)

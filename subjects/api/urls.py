@@ -16,4 +16,9 @@ urlpatterns += [
     path("requests/<uuid:request_id>/approve", requests.RequestApproveApi.as_view(), name="rights-request-approve"),
     path("requests/<uuid:request_id>/lift", requests.RequestLiftApi.as_view(), name="rights-request-lift"),
     path("requests/<uuid:request_id>/export", requests.RequestExportApi.as_view(), name="rights-request-export"),
+    path(
+        "requests/<uuid:request_id>/parts/<str:part>/result",
+        requests.RequestPartResultApi.as_view(),
+        name="rights-request-part-result",
+    ),
 ]

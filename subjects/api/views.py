@@ -19,7 +19,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import WindowedDateTimeField, fast_json_body, fast_json_response, problems
+from config.api import WindowedDateTimeField, client_of, fast_json_body, fast_json_response, problems
 from config.errors import DomainError, InvalidInputError
 from config.input import MalformedInputError, date_in_window
 from consent.catalogue.snapshot import CatalogueSnapshot, catalogue_snapshot
@@ -27,6 +27,7 @@ from subjects.identity import KINDS, normalise
 from subjects.merge_proposals import merge_proposal_get
 from subjects.records import RecordIngested, RecordInput, record_ingest
 from subjects.records_batch import records_ingest_batch
+from subjects.source_writers import source_writers_note
 
 MAX_RECORD_BYTES = 256 * 1024
 
@@ -76,7 +77,9 @@ class RecordIngestApi(APIView):
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        result = record_ingest(record=_record_input(serializer.validated_data))
+        record = _record_input(serializer.validated_data)
+        result = record_ingest(record=record)
+        source_writers_note(client_id=client_of(request).id, sources=[record.source])  # Art. 19: who holds what
         body = {"record": str(result.record_id), "subject": str(result.subject_id)}
         if result.merge_proposal is not None:
             body["merge_proposal"] = str(result.merge_proposal)
@@ -181,6 +184,7 @@ class RecordBatchApi(APIView):
         parsed = [_batch_input(item, snapshot) for item in records]
         valid = [p for p in parsed if isinstance(p, RecordInput)]
         outcomes = iter(records_ingest_batch(records=valid))
+        source_writers_note(client_id=client_of(request).id, sources={r.source for r in valid})
         results = []
         for index, item in enumerate(parsed):
             outcome: RecordInput | dict[str, list[str]] | RecordIngested | DomainError = item

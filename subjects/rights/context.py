@@ -27,12 +27,23 @@ FINISH = "finish"
 PROFILE = "profile"
 CONSENT = "consent"
 SOURCE = "source:"
+CONNECTOR_PART = "connector:"  # a source's external system, reached through its connector (API.md, Connectors)
 TRANSIENT = (OperationalError, InterfaceError, OSError)
 SYSTEM = "system"
 
 
 def lease() -> timedelta:
     return timedelta(seconds=settings.ASSENT_RIGHTS_LEASE_SECONDS)
+
+
+class PartWaitError(Exception):
+    """The part cannot finish now (an external system answered 202, or failed and is retried later): the engine
+    keeps it running without a lease holder until `until`, when it can be claimed again, with `outcome` saved."""
+
+    def __init__(self, until: datetime, outcome: dict[str, Any]) -> None:
+        super().__init__(f"waiting until {until.isoformat()}")
+        self.until = until
+        self.outcome = outcome
 
 
 class LeaseLostError(Exception):

@@ -45,15 +45,26 @@ from subjects.models import (
     UndeliveredMail,
     VaultKey,
 )
-from subjects.rights import calendar, texts
+from subjects.rights import art19, calendar, texts
 from subjects.rights.connector_parts import CONNECTOR, connector_erase, connectors_first, has_postgresql
-from subjects.rights.context import CONSENT, PROFILE, SOURCE, PartContext, part_outcomes, request_complete
+from subjects.rights.context import (
+    CONNECTOR_PART,
+    CONSENT,
+    PROFILE,
+    SOURCE,
+    PartContext,
+    part_outcomes,
+    request_complete,
+)
 from subjects.rights.erasure_log import erasure_log_write
 from subjects.rights.exports import files_remove_on_commit
 from subjects.rights.vault import vault_key_destroy, vault_key_get_or_create
+from subjects.source_writers import source_writers
 from subjects.suppression import suppression_add
 
 BATCH = 1000
+ART19_RECORDS = "art19_records"  # in a source part's outcome: client id -> the records it wrote, before they went
+ART19_READERS = "art19_readers"  # in the consent part's outcome: the clients that read the profile
 
 
 class Steps(Protocol):
@@ -146,9 +157,22 @@ def erase_records(
                 )
             )
         RetainedRecord.objects.bulk_create(kept, ignore_conflicts=True)
+    _art19_snapshot(rows, outcome)
     LinkedRecord.objects.filter(pk__in=[row.pk for row in rows]).delete()
     outcome["deleted"] += len(rows) - len(retain)
     outcome["retained"] += len(retain)
+
+
+def _art19_snapshot(rows: list[LinkedRecord], outcome: dict[str, Any]) -> None:
+    """Before the records go: which client wrote which of them, for the Art. 19 event the finish step writes."""
+    if not rows:
+        return
+    writers = source_writers(source=rows[0].source)  # one source per batch
+    if not writers:
+        return
+    kept = outcome.setdefault(ART19_RECORDS, {})
+    for client in writers:
+        kept.setdefault(client, []).extend({"source": r.source, "external_id": r.external_id} for r in rows)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -198,6 +222,8 @@ def _erase_identifiers(subject_ids: list[uuid.UUID], outcome: dict[str, Any], no
 def erase_consent(steps: Steps, *, request_id: uuid.UUID, now: datetime) -> None:
     with steps.step() as outcome:
         if steps.subject_ids:
+            # Art. 19: who read the person's profile, before the read log goes.
+            outcome[ART19_READERS] = ports.outbox.profile_readers(subject_ids=steps.subject_ids)
             outcome.update(
                 ports.consent_rights.consent_erase(subject_ids=steps.subject_ids, request_id=request_id, now=now)
             )
@@ -243,6 +269,7 @@ def erasure_finish(context: PartContext) -> None:
     catalogue = ports.consent_rights.catalogue()
     with context.step():
         now = timezone.now()
+        readers = ports.outbox.profile_readers(subject_ids=context.subject_ids) if context.subject_ids else []
         late = erasure_seal(context.subject_ids, context.request.id, catalogue, now) if context.subject_ids else {}
         outcomes = part_outcomes(context.request.id)
         report = erasure_report(
@@ -250,11 +277,21 @@ def erasure_finish(context: PartContext) -> None:
         )
         if context.subject_ids:
             ErasureLog.objects.filter(request_id=context.request.id).update(summary=_summary(report))
-            # Art. 19: every connected system hears of the erasure, in its transaction.
-            ports.outbox.record(
+            # Art. 19: every connected system hears of the erasure, in its transaction; the records and readers
+            # were noted by the parts before they went.
+            records: dict[str, list[dict[str, str]]] = {}
+            for outcome in [*outcomes.values(), *late.values()]:
+                for client, items in outcome.get(ART19_RECORDS, {}).items():
+                    records.setdefault(client, []).extend(items)
+            for items in records.values():
+                items.sort(key=lambda r: (r["source"], r["external_id"]))
+            readers += outcomes.get(CONSENT, {}).get(ART19_READERS, [])
+            report[art19.KEY] = art19.art19_tell(
                 type="subject.erased",
-                subject_id=context.subject_ids[0],
+                subject_ids=context.subject_ids,
                 data={"subject": str(context.subject_ids[0]), "request": str(context.request.id)},
+                records=records,
+                readers=readers,
             )
         request_complete(context, report)
 
@@ -317,6 +354,25 @@ def _sources_report(
     return sources, kept
 
 
+def _systems_report(catalogue: ports.RightsCatalogue, outcomes: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per connected system (API.md, Connectors): what it erased, and what it kept, why and until when."""
+    systems = []
+    for name in sorted(n for n in outcomes if n.startswith(CONNECTOR_PART)):
+        key = name.removeprefix(CONNECTOR_PART)
+        facts = catalogue.sources.get(key)
+        outcome = outcomes[name]
+        systems.append(
+            {
+                "source": key,
+                "name": facts.name if facts else key,
+                "asked": bool(outcome.get("asked")),
+                "erased": list(outcome.get("erased", [])),
+                "kept": list(outcome.get("kept", [])),
+            }
+        )
+    return systems
+
+
 def erasure_report(
     *,
     catalogue: ports.RightsCatalogue,
@@ -341,16 +397,34 @@ def erasure_report(
                 "instruction": "kept restricted by Assent, purged on the end date",
             }
         )
+    systems = _systems_report(catalogue, outcomes)
+    for system in systems:
+        for item in system["kept"]:
+            kept.append(
+                {
+                    "source": system["source"],
+                    "category": item["what"],
+                    "where": f"{system['name']} (connected system)",
+                    "why": item["why"],
+                    "until": item["until"],
+                    "instruction": "kept by the connected system, as it reported",
+                }
+            )
     identifiers = sum(int(p.get("identifiers_deleted", 0)) for p in profile)
     profile_deleted = any(p.get("profile_deleted") for p in profile)
     data_found = bool(
-        identifiers or profile_deleted or events or any(s["deleted"] or s["kept"] or s.get("system") for s in sources)
+        identifiers
+        or profile_deleted
+        or events
+        or any(s["deleted"] or s["kept"] or s.get("system") for s in sources)
+        or any(s["erased"] or s["kept"] for s in systems)
     )
     return {
         "data_found": data_found,
         "message": texts.ERASURE_DONE if data_found else texts.NO_DATA_FOUND,
         "erased_at": now.isoformat(),
         "sources": sources,
+        "systems": systems,
         "profile": {"identifiers_deleted": identifiers, "profile_deleted": profile_deleted},
         "consent": {"events_moved": events, "logs_deleted": int(consent.get("logs_deleted", 0))},
         "kept": kept,

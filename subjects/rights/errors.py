@@ -52,3 +52,17 @@ class NoEmailError(DomainError):
     code = "no_email"
     status = 409
     title = "No e-mail address is on file to tell the person"
+
+
+class ConnectorError(DomainError):
+    """A connected system did not do its part (API.md, Connectors): the part fails with the system's last answer."""
+
+    code = "connector_failed"
+    status = 502
+    title = "A connected system did not complete its part"
+
+
+class ConnectorSignatureError(DomainError):
+    code = "invalid_signature"
+    status = 401
+    title = "The callback is not signed with the connector's secret"

@@ -13,7 +13,7 @@ from subjects import ports
 from subjects.keys import blind_index, data_key
 from subjects.models import RightsRequest, Subject
 from subjects.profile import profile_read, profile_write
-from subjects.rights import texts
+from subjects.rights import art19, texts
 from subjects.rights.context import PROFILE, PartContext, part_outcomes, request_complete
 from subjects.rights.details import request_details_private
 from subjects.rights.errors import RectificationConflictError
@@ -36,9 +36,9 @@ def rectification_profile(context: PartContext) -> None:
             outcome["identifiers"] = _identifiers_replace(subject, key, corrected, now)
             outcome["profile"] = _profile_correct(subject, key, details.get("profile", {}), now)
             # Art. 19: the kinds and fields that changed, never their values.
-            ports.outbox.record(
+            outcome[art19.KEY] = art19.art19_tell(
                 type="subject.rectified",
-                subject_id=subject.id,
+                subject_ids=context.subject_ids,
                 data={
                     "subject": str(subject.id),
                     "changed": {"identifiers": outcome["identifiers"], "profile": outcome["profile"]},
@@ -80,6 +80,7 @@ def rectification_finish(context: PartContext) -> None:
         "message": texts.RECTIFICATION_DONE if found else texts.NO_DATA_FOUND,
         "rectified": {"identifiers": done.get("identifiers", []), "profile": done.get("profile", [])},
         "recipients": ports.consent_rights.recipients(subject_ids=context.subject_ids) if found else [],
+        art19.KEY: art19.art19_join(done.get(art19.KEY)),
     }
     with context.step():
         request_complete(context, result)

@@ -8,11 +8,13 @@ from subjects.models import RightsRequest
 from subjects.rights import erasure, objection, rectification, restriction
 from subjects.rights.access.finish import access_finish
 from subjects.rights.access.parts import access_consent, access_profile, access_source
-from subjects.rights.context import CONSENT, FINISH, PROFILE, SOURCE, Handler
+from subjects.rights.connector import connector_part
+from subjects.rights.context import CONNECTOR_PART, CONSENT, FINISH, PROFILE, SOURCE, Handler
 
 Kind = RightsRequest.Kind
 
 _EXPORT: dict[str, Handler] = {
+    CONNECTOR_PART: connector_part,
     SOURCE: access_source,
     PROFILE: access_profile,
     CONSENT: access_consent,
@@ -22,6 +24,7 @@ _HANDLERS: dict[str, dict[str, Handler]] = {
     Kind.ACCESS.value: _EXPORT,
     Kind.PORTABILITY.value: _EXPORT,
     Kind.ERASURE.value: {
+        CONNECTOR_PART: connector_part,
         SOURCE: erasure.erasure_source,
         PROFILE: erasure.erasure_profile,
         CONSENT: erasure.erasure_consent,
@@ -37,7 +40,7 @@ _HANDLERS: dict[str, dict[str, Handler]] = {
 
 
 def handler_for(kind: str, part: str) -> Handler:
-    key = SOURCE if part.startswith(SOURCE) else part
+    key = SOURCE if part.startswith(SOURCE) else CONNECTOR_PART if part.startswith(CONNECTOR_PART) else part
     try:
         return _HANDLERS[kind][key]
     except KeyError:

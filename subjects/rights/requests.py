@@ -25,6 +25,7 @@ from subjects.keys import blind_index, data_key, encrypt_field
 from subjects.locks import advisory_lock, lock_identifiers, lock_subject, lock_survivor
 from subjects.models import LinkedRecord, RightsRequest, RightsRequestPart, Subject
 from subjects.rights import calendar, vault
+from subjects.rights.connector import connector_requests
 from subjects.rights.context import history_add, status_set
 from subjects.rights.details import Details
 from subjects.rights.enqueue import LIFT_RESTRICTION, TELL_PERSON, enqueue_on_commit
@@ -38,7 +39,7 @@ from subjects.rights.errors import (
 )
 from subjects.rights.texts import COMPLAINT
 from subjects.rights.workflow import parts_create, parts_enqueue, parts_plan
-from subjects.selectors import identifier_held_elsewhere, subject_resolve
+from subjects.selectors import identifier_held_elsewhere, subject_group, subject_resolve
 
 Kind = RightsRequest.Kind
 Status = RightsRequest.Status
@@ -183,13 +184,19 @@ def _verify(request: RightsRequest, actor: Actor, now: datetime) -> None:
 
 
 def _start(request: RightsRequest, by: str, now: datetime) -> None:
-    sources: list[str] = list(ports.consent_rights.catalogue().sources)
+    catalogue = ports.consent_rights.catalogue()
+    sources: list[str] = list(catalogue.sources)
     if request.subject_id is not None:
         sources += (
             LinkedRecord.objects.filter(subject_id=request.subject_id).values_list("source", flat=True).distinct()
         )
+    # Connected systems are asked what they hold by the identifiers as they are now (an erasure's parts delete
+    # them): their requests are taken here, sealed.
+    connectors, outcomes = connector_requests(
+        request=request, subject_ids=subject_group(request.subject_id), catalogue=catalogue
+    )
     status_set(request, Status.PROCESSING, by=by, at=now)
-    parts_create(request, parts_plan(kind=request.kind, sources=sources), now)
+    parts_create(request, parts_plan(kind=request.kind, sources=sources, connectors=connectors), now, outcomes)
 
 
 def _locked(request_id: uuid.UUID) -> RightsRequest:

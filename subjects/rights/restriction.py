@@ -11,13 +11,13 @@ from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from subjects import ports
 from subjects.locks import lock_subject
 from subjects.models import RightsRequest, Subject
-from subjects.rights import texts
-from subjects.rights.context import PartContext, history_add, request_complete
+from subjects.rights import art19, texts
+from subjects.rights.context import PROFILE, PartContext, history_add, part_outcomes, request_complete
 from subjects.rights.errors import NoEmailError
 from subjects.rights.mails import subject_emails
+from subjects.selectors import subject_group
 
 Kind = RightsRequest.Kind
 
@@ -29,9 +29,9 @@ def restriction_profile(context: PartContext) -> None:
             Subject.objects.filter(pk=context.subject_id, restricted_at__isnull=True).update(restricted_at=now)
             outcome["restricted"] = True
             # Art. 19: every connected system hears of the restriction, in its transaction.
-            ports.outbox.record(
+            outcome[art19.KEY] = art19.art19_tell(
                 type="subject.restricted",
-                subject_id=context.subject_id,
+                subject_ids=context.subject_ids,
                 data={"subject": str(context.subject_id), "request": str(context.request.pk)},
             )
         context.mark_done()
@@ -100,11 +100,13 @@ def _lift(request_id: Any) -> None:
         if not still:
             Subject.objects.filter(pk=subject_id).update(restricted_at=None)
             # Told only when the person is no longer restricted at all (another restriction may still stand).
-            ports.outbox.record(
+            told = art19.art19_tell(
                 type="subject.restriction_lifted",
-                subject_id=subject_id,
+                subject_ids=subject_group(subject_id) or [subject_id],
                 data={"subject": str(subject_id), "request": str(request.pk)},
             )
+            result = {**request.result, art19.KEY: art19.art19_join(request.result.get(art19.KEY), told)}
+            RightsRequest.objects.filter(pk=request.pk).update(result=result)
     history_add(request, "lifted", "system", now)
 
 
@@ -129,6 +131,7 @@ def restriction_finish(context: PartContext) -> None:
         "message": texts.RESTRICTION_DONE if found else texts.NO_DATA_FOUND,
         "ground": context.request.details.get("ground"),
         "restricted": found,
+        art19.KEY: art19.art19_join(part_outcomes(context.request.id).get(PROFILE, {}).get(art19.KEY)),
     }
     with context.step():
         request_complete(context, result)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -40,6 +41,7 @@ from subjects.crypto import DecryptionError
 from subjects.locks import lock_subjects
 from subjects.models import RightsRequest, RightsRequestPart
 from subjects.rights.context import (
+    CONNECTOR_PART,
     CONSENT,
     FINISH,
     PROFILE,
@@ -49,6 +51,7 @@ from subjects.rights.context import (
     HandlerLookup,
     LeaseLostError,
     PartContext,
+    PartWaitError,
     lease,
     status_set,
 )
@@ -64,17 +67,27 @@ Status = RightsRequest.Status
 # ---------------------------------------------------------------------------------------------------------
 # Starting: the parts of a request
 # ---------------------------------------------------------------------------------------------------------
-def parts_plan(*, kind: str, sources: list[str]) -> list[str]:
-    if kind in (RightsRequest.Kind.ACCESS, RightsRequest.Kind.PORTABILITY, RightsRequest.Kind.ERASURE):
+def parts_plan(*, kind: str, sources: list[str], connectors: Collection[str] = ()) -> list[str]:
+    """`connectors`: the sources with a connector; access and erasure reach into those systems (API.md)."""
+    reach = [CONNECTOR_PART + s for s in sorted(set(connectors))]
+    if kind in (RightsRequest.Kind.ACCESS, RightsRequest.Kind.ERASURE):
+        return [*reach, *(SOURCE + s for s in sorted(set(sources))), PROFILE, CONSENT, FINISH]
+    if kind == RightsRequest.Kind.PORTABILITY:
         return [*(SOURCE + s for s in sorted(set(sources))), PROFILE, CONSENT, FINISH]
     if kind == RightsRequest.Kind.OBJECTION:
         return [CONSENT, FINISH]
     return [PROFILE, FINISH]  # rectification, restriction
 
 
-def parts_create(request: RightsRequest, names: list[str], now: datetime) -> list[int]:
-    """Create the request's parts (inside the caller's transaction) and hand them to the broker on commit."""
-    rows = Part.objects.bulk_create([Part(request=request, name=name, enqueued_at=now) for name in names])
+def parts_create(
+    request: RightsRequest, names: list[str], now: datetime, outcomes: dict[str, dict[str, Any]] | None = None
+) -> list[int]:
+    """Create the request's parts (inside the caller's transaction) and hand them to the broker on commit.
+    `outcomes`: what some parts start with (a connector's request, sealed, taken while the data is all there)."""
+    outcomes = outcomes or {}
+    rows = Part.objects.bulk_create(
+        [Part(request=request, name=name, enqueued_at=now, outcome=outcomes.get(name, {})) for name in names]
+    )
     ids = [row.pk for row in rows if row.name != FINISH]
     parts_enqueue(ids)
     return ids
@@ -258,12 +271,22 @@ def _run(context: PartContext, handlers: HandlerLookup) -> None:
                 context.mark_done()
     except LeaseLostError:
         log.info("rights part %s: lease lost to another worker", context.part_id)
+    except PartWaitError as wait:
+        part_wait(context, wait)
     except TRANSIENT:
         part_release(context)
         raise
     except Exception as exc:  # noqa: BLE001 - any other error is the part's outcome, recorded for the DPO
         log.warning("rights part %s (%s) failed: %s", context.part_id, context.name, type(exc).__name__)
         part_fail(part_id=context.part_id, token=context.token, error=error_text(exc))
+
+
+def part_wait(context: PartContext, wait: PartWaitError) -> None:
+    """Keep the part running, held by nobody, until `wait.until`: then it is claimable again (the task looks again
+    then, as for a live lease elsewhere; the beat sweep if that message is lost). A callback may end it sooner."""
+    Part.objects.filter(pk=context.part_id, lease_token=context.token, status=Part.Status.RUNNING).update(
+        claimed_until=wait.until, lease_token=None, outcome=wait.outcome
+    )
 
 
 def error_text(exc: BaseException) -> str:

@@ -110,6 +110,10 @@ API_CALLS: dict[str, Callable[[World], tuple[str, Any]]] = {
     "api/v1/requests/<uuid:request_id>/approve": lambda w: (f"/api/v1/requests/{w.ids['awaiting']}/approve", {}),
     "api/v1/requests/<uuid:request_id>/lift": lambda w: (f"/api/v1/requests/{w.ids['restriction']}/lift", {}),
     "api/v1/requests/<uuid:request_id>/export": lambda w: (_export_path(w), None),
+    "api/v1/requests/<uuid:request_id>/parts/<str:part>/result": lambda w: (
+        f"/api/v1/requests/{w.ids['anna_copy']}/parts/connector:shop/result",
+        {"data": {}},
+    ),
     "api/v1/webhooks": lambda w: ("/api/v1/webhooks", {"url": "https://93.184.216.34/hooks/matrix", "events": ["*"]}),
     "api/v1/webhooks/<uuid:webhook_id>": lambda w: (f"/api/v1/webhooks/{w.ids['webhook']}", None),
 }

@@ -85,6 +85,9 @@ API_TABLE = [
     ApiRow("api/v1/requests/<uuid:request_id>/approve",            "POST", "requests:approve", 401, 401, 403, 404, 202),
     ApiRow("api/v1/requests/<uuid:request_id>/lift",               "POST", "requests:approve", 401, 401, 403, 404, 202),
     ApiRow("api/v1/requests/<uuid:request_id>/export",             "GET",  "requests:read",    401, 401, 403, 404, 200),
+    # a connected system's callback: signed with its connector's secret, no key opens it (test_connectors.py has the
+    # signed one)
+    ApiRow("api/v1/requests/<uuid:request_id>/parts/<str:part>/result", "POST", None,          401, 401, 401, 401, 401),
     # webhooks are no purpose's: `othr` may subscribe; the world's subscription is `othr`'s, so `rght` (another
     # client) does not find it to end it
     ApiRow("api/v1/webhooks",                                      "POST", "webhooks:manage",  401, 401, 403, 201, 201),

@@ -63,7 +63,7 @@ def test_a_connector_map_is_validated_with_the_file() -> None:
 def test_an_unknown_connector_type_is_named() -> None:
     problems = catalogue_validate(_with_shop_source({"type": "ftp"}))
 
-    assert problems == [f"{_place()}.type: 'ftp' is not a connector type (one of postgresql)"]
+    assert problems == [f"{_place()}.type: 'ftp' is not a connector type (one of http, postgresql)"]
 
 
 def test_apply_names_every_mismatch_with_the_live_schema(db: None, shop_dsn: str) -> None:

@@ -61,7 +61,10 @@ def test_a_rectification_tells_which_kinds_and_fields_changed_never_their_values
     drain(request_id)
     subject = str(person.subject_id)
     assert received(receiver) == [
-        ("subject.rectified", {"subject": subject, "changed": {"identifiers": ["email"], "profile": ["name"]}}),
+        (
+            "subject.rectified",
+            {"subject": subject, "changed": {"identifiers": ["email"], "profile": ["name"]}, "records": []},
+        ),
         ("request.completed", {"request": request_id, "kind": "rectification", "status": "completed"}),
     ]
     assert "hook1.new" not in str(receiver.received)
@@ -79,9 +82,9 @@ def test_a_restriction_and_its_lifting_are_told_in_order(
     assert lift_restriction_run(request_id=uuid.UUID(request_id)) == "lifted"
     subject = str(person.subject_id)
     assert received(receiver) == [
-        ("subject.restricted", {"subject": subject, "request": request_id}),
+        ("subject.restricted", {"subject": subject, "request": request_id, "records": []}),
         ("request.completed", {"request": request_id, "kind": "restriction", "status": "completed"}),
-        ("subject.restriction_lifted", {"subject": subject, "request": request_id}),
+        ("subject.restriction_lifted", {"subject": subject, "request": request_id, "records": []}),
     ]
 
 
@@ -96,7 +99,7 @@ def test_an_erasure_is_told_to_every_subscriber_and_the_message_names_no_one(
     ).json()
     assert rapi.post(f"{REQUESTS}/{body['id']}/approve", {}).status_code == 202
     drain(body["id"])
-    expected = [("subject.erased", {"subject": str(person.subject_id), "request": body["id"]})]
+    expected = [("subject.erased", {"subject": str(person.subject_id), "request": body["id"], "records": []})]
     assert received(receiver, "/dpo") == expected
     assert received(receiver, "/crm") == expected
     for secret in person.secrets:

@@ -11,7 +11,7 @@ from typing import Any
 from subjects import ports
 from subjects.models import RightsRequest, Subject
 from subjects.rights.access.report import report_build
-from subjects.rights.context import CONSENT, PROFILE, SOURCE, PartContext, part_outcomes
+from subjects.rights.context import CONNECTOR_PART, CONSENT, PROFILE, SOURCE, PartContext, part_outcomes
 from subjects.rights.exports import blob_root, part_path, sealed_lines
 
 
@@ -23,6 +23,8 @@ class Pieces:
         self.outcomes = outcomes
         self.subject = subject
         self.sources = sorted(name for name in outcomes if name.startswith(SOURCE))
+        # Connected systems that answered with data (a part about nobody has no piece).
+        self.systems = sorted(n for n in outcomes if n.startswith(CONNECTOR_PART) and outcomes[n].get("piece"))
 
     def lines(self, name: str) -> Iterator[dict[str, Any]]:
         _kid, root = blob_root(self.subject, str(self.outcomes[name].get("kid", "")))
@@ -78,7 +80,7 @@ def gather(context: PartContext, *, now: datetime) -> Gathered:
             entry["fields"].update(seen["fields"])
             entry["sources"][name.removeprefix(SOURCE)] = seen["count"]
     events = int(outcomes[CONSENT].get("events", 0))
-    data_found = bool(identifiers or profile or categories or events)
+    data_found = bool(identifiers or profile or categories or events or pieces.systems)
     report = report_build(
         catalogue=ports.consent_rights.catalogue(),
         request=request,
@@ -90,5 +92,8 @@ def gather(context: PartContext, *, now: datetime) -> Gathered:
         consent=consent,
         events=events,
         event_sources=list(outcomes[CONSENT].get("event_sources", [])),
+        # Art. 19 notices of the person's earlier rectifications, restrictions and erasures: who was told, when,
+        # and when it acknowledged.
+        notices=ports.outbox.notices(subject_ids=context.subject_ids)["told"] if context.subject_ids else [],
     )
     return Gathered(now, outcomes, pieces, identifiers, profile, consent, categories, events, data_found, report)

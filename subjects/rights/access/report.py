@@ -25,6 +25,7 @@ def report_build(
     consent: dict[str, list[dict[str, Any]]],
     events: int,
     event_sources: list[str],
+    notices: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Art. 15(1)(a)-(h), computed from this subject's own records and logs and the catalogue."""
     purposes = _purposes(catalogue, categories, profile_fields, consent)
@@ -51,6 +52,9 @@ def report_build(
                 for k in ("name", "kind", "purposes", "categories", "channels", "count", "first_at", "last_at")
             }
             for r in consent["recipient"]
+        ],
+        "notices": [
+            {k: n.get(k) for k in ("event", "recipient", "told_at", "acknowledged_at", "status")} for n in notices or []
         ],
         "storage": storage,
         "sources": [

@@ -88,6 +88,11 @@ def _write_data(add: Callable[[str], IO[bytes]], context: PartContext, gathered:
         )
         with add(f"{category}.csv") as out:
             _write_csv(out, ["source", "external_id", "occurred_at", *fields], rows, context.renew)
+    # Each connected system's answer (API.md, Connectors), as it gave it, in a folder of its own.
+    for name in pieces.systems:
+        for row in pieces.lines(name):
+            with add(f"systems/{row['system']}/data.json") as out:
+                out.write(json.dumps(row["data"], ensure_ascii=False, indent=2, default=str).encode() + b"\n")
 
 
 def _write_history_and_report(add: Callable[[str], IO[bytes]], context: PartContext, gathered: Gathered) -> None:

@@ -171,7 +171,7 @@ def run_wrk_script(
     cmd = [
         wrk_path() or "wrk",
         "-t",
-        str(threads),
+        str(min(threads, connections)),  # wrk refuses more threads than connections (a 1-client measure)
         "-c",
         str(connections),
         "-d",

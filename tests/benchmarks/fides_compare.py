@@ -39,6 +39,8 @@ def phase_fides(keys: dict[str, str], token: str, args: argparse.Namespace, work
             ):
                 _load(server, kind, path, token, run_args, args.warmup, seed)
                 result = _load(server, kind, path, token, run_args, args.duration, seed + 10)
+                if result.errors > result.requests // 100:
+                    raise RuntimeError(f"fides {name} at {clients}: {result.errors} of {result.requests} failed")
                 figures[f"{name}_rps_{clients}"] = round(result.rps, 1)
                 figures[f"{name}_p50_ms_{clients}"] = round(result.p50_ms, 2)
                 figures[f"{name}_errors_{clients}"] = result.errors

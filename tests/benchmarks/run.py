@@ -899,7 +899,7 @@ def main(argv: list[str] | None = None) -> int:
             if identity_phases.PHASES & set(args.phases):
                 # The writes changed seeded people's consents; the sends phase checks every decision against the
                 # seed's expectations, so the later phases start again from the template.
-                _, copy_seconds = prepare_run_db(template, keys)
+                token, copy_seconds = prepare_run_db(template, keys)
                 log(f"run database restored from the template for the identity phases in {copy_seconds:.1f} s")
         identity_phases.run_phases(keys, args, workers, results)
         if sendjobs_bench.PHASES & set(args.phases):  # checks every line against the seed: before fides

@@ -158,14 +158,17 @@ def test_a_confirmation_the_mail_server_refuses_is_retried_shown_to_the_dpo_neve
     assert [(s["channel"], s["state"]) for s in state] == [("email", "pending_confirmation")]
 
     # and the DPO sees it on the dashboard: kind, attempts, last error, times and the person's page, no address
+    before = open_mail("confirmation")
+    assert before is not None
+    assert (before.reference, str(before.subject_id)) == (str(confirmation.pk), subject)
+    section = undelivered_section(dashboard(dpo))
+    # The worker goes on retrying while the page renders: it shows the attempts of some moment in between.
     row = open_mail("confirmation")
     assert row is not None
-    assert (row.reference, str(row.subject_id)) == (str(confirmation.pk), subject)
-    section = undelivered_section(dashboard(dpo))
     assert re.search(r"assent-figure[^>]*>\s*1\s*<", section), section
     assert "confirmation" in section
-    assert f"<td>{row.attempts}</td>" in section
-    assert row.last_error in section
+    assert any(f"<td>{n}</td>" in section for n in range(before.attempts, row.attempts + 1)), section
+    assert before.last_error in section or row.last_error in section
     assert f"/admin/subjects/subject/{subject}/change/" in section
     assert ANNA not in section
     assert_no_address_stored(ANNA)

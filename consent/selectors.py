@@ -23,22 +23,10 @@ from subjects.selectors import Resolution, reference_digests, resolve_with, subj
 
 logger = logging.getLogger(__name__)
 
+
 # ---------------------------------------------------------------------------------------------------------
 # Subject state for the policy
 # ---------------------------------------------------------------------------------------------------------
-_STATE_FIELDS = (
-    "subject_id",
-    "purpose",
-    "channel",
-    "status",
-    "notice_version",
-    "granted_at",
-    "confirmed",
-    "actor",
-    "suppressed",
-)
-
-
 def subject_states_for_policy(
     *, subject_ids: Iterable[uuid.UUID], purposes: Iterable[str] | None = None
 ) -> dict[uuid.UUID, SubjectState]:

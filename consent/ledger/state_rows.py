@@ -21,6 +21,10 @@ def fact_of(row: ConsentState) -> projection.Fact:
     )
 
 
+# A state row's fields that hold its fact: what state_values writes and verification compares.
+STATE_FIELDS = ("status", "notice_version", "since", "granted_at", "confirmed", "actor", "suppressed", "seq")
+
+
 def state_values(fact: projection.Fact) -> dict[str, Any]:
     """A ConsentState row's fields for a fact (without the event it was projected from)."""
     return {

@@ -14,6 +14,7 @@ import orjson
 from django.db import connection
 
 from config.db import prepared_rows
+from consent.ledger.state_rows import STATE_FIELDS
 from consent.models import ConsentEvent, ConsentState, LedgerHead, WebhookEvent
 from consent.webhooks.outbox import SUBSCRIBED_SQL
 from subjects.keys import blind_index
@@ -23,17 +24,7 @@ from subjects.selectors import identifier_owners
 _STATE_FIELDS = [f.attname for f in ConsentState._meta.concrete_fields]
 _STATE_COLUMNS = ", ".join(f"cs.{f.column}" for f in ConsentState._meta.concrete_fields)
 # The columns a state row is written with (consent.ledger.state_rows.state_values, plus the event).
-STATE_VALUES = (
-    "status",
-    "notice_version",
-    "since",
-    "granted_at",
-    "confirmed",
-    "actor",
-    "suppressed",
-    "seq",
-    "event_id",
-)
+STATE_VALUES = (*STATE_FIELDS, "event_id")
 _STATE_TYPES = ("text", "text", "timestamptz", "timestamptz", "bool", "text", "bool", "bigint", "uuid")
 
 CONSENT_CHANGED_TYPES = orjson.dumps([WebhookEvent.Type.CONSENT_CHANGED.value]).decode()

@@ -30,12 +30,12 @@ from consent.catalogue.snapshot import CatalogueSnapshot, catalogue_snapshot
 from consent.ledger import projection
 from consent.ledger.chain import ledger_verify_subject
 from consent.ledger.replay import state_replay
+from consent.ledger.state_rows import STATE_FIELDS
 from consent.models import ConsentEvent, ConsentState, LedgerHead, LedgerVerification
 from subjects.models import Subject
 
 PROBLEM_CAP = 200  # problems kept on a LedgerVerification row; the count is always exact
 CHUNK = 500
-STATE_FIELDS = ("status", "notice_version", "since", "granted_at", "confirmed", "actor", "suppressed", "seq")
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,10 +10,12 @@ import hashlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -293,3 +295,41 @@ def _wait_ready(server: Server) -> None:
             pass
         time.sleep(0.2)
     raise RuntimeError(f"gunicorn did not answer in 60 s:\n{server.log_path.read_text()[-2000:]}")
+
+
+def worker_bench_environment(
+    *, name: str, database: str, redis_db: int, var: Path, catalogue: dict[str, Any], extra: dict[str, str]
+) -> dict[str, str]:
+    """A fresh database with `catalogue` applied, its own Redis database and queue (both named after `name`) and var
+    directory, for a benchmark that drives a Celery worker in this process's Django (rights_bench, webhooks_bench).
+    Returns the environment the worker is started with; this process is set up with it too."""
+    env = django_env(database, new_keys())
+    env.update(
+        {
+            "REDIS_URL": f"redis://127.0.0.1:6379/{redis_db}",
+            "CELERY_BROKER_URL": f"redis://127.0.0.1:6379/{redis_db}",
+            "CELERY_TASK_DEFAULT_QUEUE": name,
+            "CACHE_KEY_PREFIX": name,
+            "ALLOWED_HOSTS": "testserver,127.0.0.1,localhost",
+            "ASSENT_VAR_DIR": str(var),
+            **extra,
+        }
+    )
+    shutil.rmtree(var, ignore_errors=True)
+    var.mkdir(parents=True)
+    drop_database(database)
+    create_database(database)
+    log(f"{name}: migrating {database}")
+    manage(env, "migrate", "--noinput")
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump(catalogue, handle)
+    manage(env, "apply_catalog", handle.name)
+    Path(handle.name).unlink()
+    os.environ.update(env)
+    import django
+
+    django.setup()
+    from config.celery import app
+
+    app.control.purge()
+    return env

@@ -18,12 +18,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -39,40 +36,16 @@ SOURCES = ("pos", "shop", "app", "callcenter", "web")
 
 
 def setup_environment() -> dict[str, str]:
-    keys = envmod.new_keys()
-    env = envmod.django_env(DATABASE, keys)
-    env.update(
-        {
-            "REDIS_URL": f"redis://127.0.0.1:6379/{REDIS_DB}",
-            "CELERY_BROKER_URL": f"redis://127.0.0.1:6379/{REDIS_DB}",
-            "CELERY_TASK_DEFAULT_QUEUE": QUEUE,
-            "CACHE_KEY_PREFIX": "assent-rights-bench",
-            "ALLOWED_HOSTS": "testserver,127.0.0.1,localhost",
-            "ASSENT_VAR_DIR": str(RUN_VAR),
-            "ASSENT_ERASURE_LOG": str(RUN_VAR / "erasure.log"),
-        }
-    )
-    shutil.rmtree(RUN_VAR, ignore_errors=True)
-    RUN_VAR.mkdir(parents=True)
-    envmod.drop_database(DATABASE)
-    envmod.create_database(DATABASE)
-    log(f"rights bench: migrating {DATABASE}")
-    envmod.manage(env, "migrate", "--noinput")
-    sys.path.insert(0, str(PROJECT))
     from tests.catalogue import rights_catalogue
 
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
-        json.dump(rights_catalogue(), handle)
-    envmod.manage(env, "apply_catalog", handle.name)
-    Path(handle.name).unlink()
-    os.environ.update(env)
-    import django
-
-    django.setup()
-    from config.celery import app
-
-    app.control.purge()
-    return env
+    return envmod.worker_bench_environment(
+        name=QUEUE,
+        database=DATABASE,
+        redis_db=REDIS_DB,
+        var=RUN_VAR,
+        catalogue=rights_catalogue(),
+        extra={"ASSENT_ERASURE_LOG": str(RUN_VAR / "erasure.log")},
+    )
 
 
 class Worker:

@@ -16,7 +16,6 @@ from typing import Any
 from celery import current_app
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
 
 from consent.catalogue.snapshot import PurposeInfo
 from consent.errors import EmailNotLinkedError, EmailRequiredError, NothingToConfirmError
@@ -117,10 +116,8 @@ def consent_event_record(command: ConsentCommand, info: PurposeInfo, now: dateti
     it covers, and the double opt-in a pending grant asks for. Reads in one statement and writes in one
     (consent.ledger.storage), under the subject's lock."""
     subject, created, known = subject_for_write(command.reference, now)
-    # Stamped again under the subject's lock, so that the chain's order (seq) and the state's (occurred_at) agree for
-    # every event its client does not date itself: stamped before the wait, a withdrawal queued behind a grant that
-    # came later was dated before it and answered "granted", the grant standing (the soak found it).
-    now = max(now, timezone.now())
+    # A withdrawal dated before the wait, queued behind a grant that came later, answered "granted" (the soak found it).
+    now = stamped_under_lock(now)
     channels = [command.channel] if command.channel else sorted(info.rule.channels)
     key = data_key(subject)
     considered = _suppression_considered(command, info)

@@ -163,6 +163,9 @@ class ConsentEvent(models.Model):
     client = models.ForeignKey("ApiClient", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     evidence_enc = models.BinaryField(null=True)  # JSON, encrypted under the subject's key (IP, user agent ...)
     related_subject = models.UUIDField(null=True, blank=True)  # merged: the other side of the merge
+    # A grant or confirmation that met the suppression list when it was recorded (held for the person, DESIGN.md
+    # Erasure). The replay needs it for every such event, not only the one a state row names now; hashed when set.
+    suppressed = models.BooleanField(default=False)
     occurred_at = models.DateTimeField()
     recorded_at = models.DateTimeField()
     prev_hash = models.CharField(max_length=64)

@@ -31,7 +31,7 @@ def iso(moment: datetime | None) -> str | None:
 
 
 def event_fields(event: ConsentEvent, evidence: dict[str, Any]) -> dict[str, Any]:
-    return {
+    fields = {
         "chain": str(event.subject_id),
         "seq": event.seq,
         "action": event.action,
@@ -48,6 +48,9 @@ def event_fields(event: ConsentEvent, evidence: dict[str, Any]) -> dict[str, Any
         "prev_hash": event.prev_hash,
         "hash": event.hash,
     }
+    if event.suppressed:  # hashed when set (consent.ledger.chain.canonical_fields)
+        fields["suppressed"] = True
+    return fields
 
 
 def evidence_archive_write(

@@ -34,7 +34,7 @@ def _iso(moment: datetime) -> str:
 
 
 def canonical_fields(event: ConsentEvent, evidence: dict[str, Any] | None) -> dict[str, Any]:
-    return {
+    fields = {
         "subject": str(event.subject_id),
         "seq": event.seq,
         "purpose": event.purpose,
@@ -49,6 +49,10 @@ def canonical_fields(event: ConsentEvent, evidence: dict[str, Any] | None) -> di
         "occurred_at": _iso(event.occurred_at),
         "recorded_at": _iso(event.recorded_at),
     }
+    if event.suppressed:
+        # Only when set, so every event recorded before the flag existed keeps its hash.
+        fields["suppressed"] = True
+    return fields
 
 
 def event_hash(prev_hash: str, fields: dict[str, Any]) -> str:
@@ -68,6 +72,7 @@ class NewEvent:
     evidence: dict[str, Any] | None = None
     client_id: int | None = None
     related_subject: uuid.UUID | None = None
+    suppressed: bool = False  # a grant or confirmation held by the suppression list
 
 
 def ledger_event(
@@ -88,6 +93,7 @@ def ledger_event(
         actor=new.actor,
         client_id=new.client_id,
         related_subject=new.related_subject,
+        suppressed=new.suppressed,
         occurred_at=new.occurred_at,
         recorded_at=recorded_at,
         prev_hash=prev_hash,

@@ -160,6 +160,7 @@ def consent_event_record(command: ConsentCommand, info: PurposeInfo, now: dateti
             occurred_at=occurred_at,
             evidence=command.evidence,
             client_id=command.client_id,
+            suppressed=suppressed,
         ),
         recorded_at=now,
         head=inputs.head,
@@ -302,8 +303,8 @@ def state_project(
     if current is None or step.order >= current.order:
         fact = projection.apply_event(current, step, event.source, double_opt_in=double_opt_in)
     else:
-        # The ledger does not say which grants met the suppression list; the state row remembers the one that
-        # decides it now, and this event says it of itself.
+        # Events recorded since the ledger says which grants met the suppression list carry it themselves; for
+        # older ones the state row remembers the one that decides it now.
         marked = {event.seq} if suppressed else set()
         if row is not None and row.suppressed:
             marked.add(row.seq)

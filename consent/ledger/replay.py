@@ -127,8 +127,8 @@ def _replay(
     marked: frozenset[int] = frozenset(),
     seen: frozenset[uuid.UUID] = frozenset(),
 ) -> Replayed:
-    """`marked`: seqs of this chain's grants that met the suppression list (the ledger does not say it; the state
-    rows and the merge events do)."""
+    """`marked`: seqs of this chain's grants that met the suppression list, besides those whose event says so
+    itself (events recorded before ConsentEvent.suppressed existed: the state rows and the merge events say it)."""
     seen = seen | {subject_id}
     # Merges into this subject still in force; a split one is skipped, its absorbed side has its own states again.
     live = set(
@@ -140,7 +140,11 @@ def _replay(
             Q(purpose=scope.purpose, channel__in=[scope.channel, ""])
             | Q(action=ConsentEvent.Action.MERGED, related_subject__in=live)
         )
-    rows: list[EventRow] = list(events.order_by("seq").values_list(*_FIELDS))
+    rows: list[EventRow] = []
+    for *row, suppressed in events.order_by("seq").values_list(*_FIELDS, "suppressed"):
+        rows.append(tuple(row))
+        if suppressed:
+            marked = marked | {row[0]}
     nested, marked = _absorbed_replays(subject_id, rows, live, scope, marked, seen)
     return Replayed(_facts_fold(rows, nested, scope, marked), _objections_fold(rows, nested))
 

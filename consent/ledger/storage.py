@@ -45,9 +45,10 @@ _READ = (
 _WRITE = (
     "WITH event AS ("
     " INSERT INTO consent_consentevent (id, subject_id, seq, purpose, channel, action, notice_version, source, actor,"
-    "   client_id, evidence_enc, related_subject, occurred_at, recorded_at, prev_hash, hash)"
+    "   client_id, evidence_enc, related_subject, suppressed, occurred_at, recorded_at, prev_hash, hash)"
     " VALUES (%(id)s, %(subject)s, %(seq)s, %(purpose)s, %(channel)s, %(action)s, %(notice_version)s, %(source)s,"
-    "   %(actor)s, %(client)s, %(evidence)s, %(related)s, %(occurred_at)s, %(recorded_at)s, %(prev_hash)s, %(hash)s)"
+    "   %(actor)s, %(client)s, %(evidence)s, %(related)s, %(suppressed)s, %(occurred_at)s, %(recorded_at)s,"
+    "   %(prev_hash)s, %(hash)s)"
     "), head AS ("
     " INSERT INTO consent_ledgerhead (subject_id, last_seq, last_hash) VALUES (%(subject)s, %(seq)s, %(hash)s)"
     " ON CONFLICT (subject_id) DO UPDATE SET last_seq = EXCLUDED.last_seq, last_hash = EXCLUDED.last_hash"
@@ -128,6 +129,7 @@ def event_store(*, event: ConsentEvent, state_purpose: str, states: list[tuple[s
         "client": event.client_id,
         "evidence": event.evidence_enc,
         "related": event.related_subject,
+        "suppressed": event.suppressed,
         "occurred_at": event.occurred_at,
         "recorded_at": event.recorded_at,
         "prev_hash": event.prev_hash,

@@ -6,9 +6,9 @@ subject's state is folded again from its chain (and the chains merged into it) b
 stored rows. Every row that differs, every projected state without a row, and every row that no chain projects
 is named, as is a row whose `event` is not the event at its `seq`.
 
-What the ledger does not say is taken from the rows, as the replay does elsewhere: which grants met the
-suppression list (a row's `suppressed` flag names its seq), and the catalogue's current channels and double
-opt-in settings.
+Which grants met the suppression list each event says itself (ConsentEvent.suppressed, inside the hash); for
+events recorded before that flag existed, a row's `suppressed` flag names its seq, as the replay does elsewhere.
+The catalogue's current channels and double opt-in settings come from the catalogue.
 
 Runs: `verify_ledger` (full, exits non-zero), and the beat tasks consent.tasks.verify_ledger_incremental (every
 5 minutes: subjects with events recorded since the last run, minus ASSENT_LEDGER_VERIFY_OVERLAP_SECONDS for

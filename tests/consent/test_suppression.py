@@ -5,6 +5,7 @@ The rights engine fills the list; these tests create the rows directly."""
 
 from __future__ import annotations
 
+import io
 import threading
 import time
 import uuid
@@ -13,17 +14,19 @@ from typing import Any
 
 import pytest
 from django.core import mail
+from django.core.management import call_command
 from django.db import connections, transaction
 from django.utils import timezone
 
 from consent.double_opt_in import confirmation_confirm, confirmation_send, confirmation_token
+from consent.ledger.chain import canonical_fields, event_evidence, event_hash
 from consent.ledger.recording import ConsentCommand
-from consent.models import Confirmation, ConsentState
+from consent.models import Confirmation, ConsentEvent, ConsentState
 from consent.services import consent_record
 from subjects.identity import normalise, parse_reference
 from subjects.keys import blind_index, data_key
 from subjects.locks import lock_subject
-from subjects.models import Suppression
+from subjects.models import Subject, Suppression
 from subjects.services import identifier_replace
 from tests.api import Api
 from tests.factories import ingest
@@ -230,6 +233,29 @@ def test_the_persons_grant_in_the_portal_lifts_the_suppression(api: Api) -> None
     # and a client's later grant is no longer held back
     write(api, {"id": anna}, action="withdraw")
     assert write(api, {"id": anna}).json()["state"] == "granted"
+
+
+def test_a_held_confirmation_stays_proven_after_a_later_grant_on_the_same_channel(api: Api) -> None:
+    # The soak found it: the replay learnt which events met the list only from the state row, which names the
+    # newest event. A client's confirmation held back by the list, then (the list lifted by the person's own grant
+    # elsewhere) a client's new grant on the same channel: the replay took the held confirmation for a real one.
+    suppress("email", ANNA)
+    held = write(api, {"email": ANNA}, action="confirm", channel="email", evidence=CONFIRMED).json()
+    assert held["state"] == "pending_confirmation"
+    anna = held["subject"]
+    assert portal_grant(anna, channel="sms") == "granted"
+    assert not suppressed("email", ANNA)
+
+    assert write(api, {"id": anna, "email": ANNA}, channel="email").json()["state"] == "pending_confirmation"
+
+    assert check(api, {"id": anna}, channel="email") == (False, "pending_confirmation")
+    call_command("verify_ledger", stdout=io.StringIO(), stderr=io.StringIO())
+    held_event = ConsentEvent.objects.get(subject_id=anna, seq=1)
+    assert (held_event.action, held_event.suppressed) == ("confirm", True)
+    # the flag is inside the proof: the same event without it hashes differently
+    evidence = event_evidence(held_event, data_key(Subject.objects.get(pk=anna)))
+    held_event.suppressed = False
+    assert event_hash(held_event.prev_hash, canonical_fields(held_event, evidence)) != held_event.hash
 
 
 def test_lifting_one_persons_suppression_leaves_the_others(api: Api) -> None:

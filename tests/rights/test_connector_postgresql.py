@@ -106,6 +106,44 @@ def test_an_erasure_reaches_the_shop_database_and_reports_what_it_keeps(rapi: Ap
     assert {t: {k: after[t].get(k) for k in rows} for t, rows in others.items()} == others
 
 
+def test_the_shop_database_is_listed_among_the_recipients_told_of_the_erasure(rapi: Api, shop_dsn: str) -> None:
+    # Art. 19: a connected system is told by its connector; the report says when, and when it was done there.
+    person = seed_person("pgera19", records_per_source=1)
+    _customers(shop_dsn, person.email)
+
+    request_id = erase(rapi, {"email": person.email})
+
+    notices = rapi.get(f"{REQUESTS}/{request_id}").json()["result"]["notices"]
+    (shop,) = [n for n in notices["told"] if n["recipient"] == "Shop database"]
+    assert shop["event"] == "erasure (connector)"
+    assert shop["status"] == "done"
+    assert shop["told_at"] is not None
+    assert shop["acknowledged_at"] is not None
+    assert shop["told_at"] <= shop["acknowledged_at"]
+
+
+def test_a_restriction_names_the_shop_database_as_a_system_for_the_dpo_to_tell(rapi: Api, shop_dsn: str) -> None:
+    person = seed_person("pgres19", records_per_source=1)
+
+    body = rapi.post(
+        REQUESTS,
+        {
+            "kind": "restriction",
+            "subject": {"email": person.email},
+            "channel": "portal",
+            "verified": True,
+            "details": {"ground": "18(1)(a)"},
+        },
+    ).json()
+    drain(body["id"])
+    result = rapi.get(f"{REQUESTS}/{body['id']}").json()["result"]
+
+    untold = [n for n in result["notices"]["not_told"] if n["recipient"] == "Shop database"]
+    assert len(untold) == 1
+    assert "tell the system's owner" in untold[0]["why"]
+    assert result["notices"]["unacknowledged"] >= 1
+
+
 def test_an_erasure_fails_visibly_when_the_map_no_longer_fits_the_shop_database(rapi: Api, shop_dsn: str) -> None:
     person = seed_person("pgera2", records_per_source=1)
     _customers(shop_dsn, person.email)

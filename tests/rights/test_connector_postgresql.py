@@ -11,9 +11,20 @@ from typing import Any
 
 import psycopg
 import pytest
+from django.conf import settings
+from django.utils import timezone
 
+from subjects import crypto, ports
+from subjects.connectors.pgmap import pg_map_from_connector
+from subjects.connectors.pgrun import pg_erase
 from subjects.models import RightsRequestPart
-from subjects.rights.connector_parts import ConnectorsFirstError
+from subjects.rights.connector_parts import (
+    CONNECTOR_PLANNED,
+    RECOVERED,
+    ConnectorsFirstError,
+    connector_erase_plan,
+    connector_hold,
+)
 from subjects.rights.registry import handler_for
 from subjects.rights.workflow import part_run
 from tests.api import Api
@@ -142,6 +153,35 @@ def test_a_restriction_names_the_shop_database_as_a_system_for_the_dpo_to_tell(r
     assert len(untold) == 1
     assert "tell the system's owner" in untold[0]["why"]
     assert result["notices"]["unacknowledged"] >= 1
+
+
+def test_a_worker_that_died_after_the_shops_commit_leaves_a_report_all_the_same(rapi: Api, shop_dsn: str) -> None:
+    # The shop's transaction and the part's report commit apart. A worker kept the plan, erased in the shop and
+    # died before its report was kept: the next attempt finds nothing left and reports what the plan said.
+    person = seed_person("pgera4", records_per_source=1)
+    _customers(shop_dsn, person.email)
+    request_id = erase(rapi, {"email": person.email}, run=False)
+    part = RightsRequestPart.objects.get(request_id=request_id, name="source:shopdb")
+    facts = ports.consent_rights.catalogue().sources["shopdb"]
+    identifiers = [("email", person.email)]
+    planned = connector_erase_plan(facts, identifiers, timezone.now())
+    RightsRequestPart.objects.filter(pk=part.pk).update(outcome={CONNECTOR_PLANNED: planned})
+    done_by_the_dead_worker = pg_erase(
+        pg_map_from_connector(facts.connector or {}),
+        identifiers,
+        hash_key=crypto.connector_hash_key(settings.ASSENT_BLIND_INDEX_KEY),
+        hold=connector_hold(facts, timezone.now()),
+    )
+    assert "pgera4" not in json.dumps(dump(shop_dsn))
+
+    drain(request_id)
+
+    body = rapi.get(f"{REQUESTS}/{request_id}").json()
+    assert body["status"] == "completed", body
+    shop = next(s for s in body["result"]["sources"] if s["source"] == "shopdb")
+    assert shop["system"]["erased"] == done_by_the_dead_worker["erased"]
+    assert shop["system"]["note"] == RECOVERED
+    assert [k["what"] for k in shop["system"]["kept"]] == ["invoice: 2 rows"]
 
 
 def test_an_erasure_fails_visibly_when_the_map_no_longer_fits_the_shop_database(rapi: Api, shop_dsn: str) -> None:

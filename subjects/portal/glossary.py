@@ -41,26 +41,34 @@ NEVER: dict[str, str] = {
     r"\bWege?\b": "Kanal, Kanäle",
 }
 
-# What an English text speaks of -> a stem its German text must hold, and stems it must not.
+# Word stems, with their past participles (angemeldet, abgemeldet, abbestellt) and, for anmelden, the split verb
+# of a main clause ("Melden Sie sich hier an").
+SIGN_IN = r"an(ge)?meld|\bmeld\w*\b[^.:;]*\ban\b"
+SIGN_OUT = r"ab(ge)?meld"
+UNSUBSCRIBE = r"abbestell"
+WORDS = {SIGN_IN: "anmelden", SIGN_OUT: "abmelden", UNSUBSCRIBE: "abbestellen"}
+
+# What an English text speaks of -> a stem its German text must hold ("" for none), and stems it must not.
 MEANINGS: tuple[tuple[re.Pattern[str], str, tuple[str, ...]], ...] = (
-    (re.compile(r"unsubscrib", re.I), "abbestell", ("abmeld",)),
-    (re.compile(r"sign(ed)? out", re.I), "abmeld", ("abbestell",)),
-    (re.compile(r"sign(ed)?[ -]in\b", re.I), "anmeld", ("abmeld",)),
-    (re.compile(r"sign(ed)?( you)? up|sign-up", re.I), "", ("anmeld", "abmeld")),
+    (re.compile(r"unsubscrib", re.I), UNSUBSCRIBE, (SIGN_OUT,)),
+    (re.compile(r"sign(ed)? out", re.I), SIGN_OUT, (UNSUBSCRIBE,)),
+    (re.compile(r"sign(ed|ing)?[ -]in\b", re.I), SIGN_IN, (SIGN_OUT,)),
+    (re.compile(r"sign(ed)?( you)? up|sign-up", re.I), "", (SIGN_IN, SIGN_OUT)),
 )
 
 
 def glossary_breaches(english: str, german: str) -> list[str]:
     """What in one German text goes against the glossary; [] when it follows it."""
     found = [
-        f"{german!r} uses {re.search(pattern, german)[0]!r}: say {instead!r}"  # type: ignore[index]
+        f"{german!r} uses {match[0]!r}: say {instead!r}"
         for pattern, instead in NEVER.items()
-        if re.search(pattern, german)
+        if (match := re.search(pattern, german))
     ]
+    lowered = german.lower()
     for meaning, stem, never in MEANINGS:
         if not meaning.search(english):
             continue
-        if stem and stem not in german.lower():
-            found.append(f"{german!r} for {english!r} needs a form of {stem!r}")
-        found.extend(f"{german!r} for {english!r} must not use {word!r}" for word in never if word in german.lower())
+        if stem and not re.search(stem, lowered):
+            found.append(f"{german!r} for {english!r} needs a form of {WORDS[stem]!r}")
+        found.extend(f"{german!r} for {english!r} must not use {WORDS[w]!r}" for w in never if re.search(w, lowered))
     return found

@@ -152,9 +152,7 @@ def test_every_area_answers_with_its_security_headers(
     assert response.headers["Permissions-Policy"].startswith("camera=()")
 
 
-def test_the_pages_from_e_mails_run_no_script_and_the_portal_and_admin_only_their_own(
-    db: None, client: Client
-) -> None:
+def test_the_pages_from_e_mails_run_no_script_and_the_portal_and_admin_only_their_own(db: None, client: Client) -> None:
     portal = csp_directives(client.get("/portal/"))
     unsubscribe = csp_directives(client.get("/u/not-a-token/"))
     confirmation = csp_directives(client.get("/confirm/not-a-token/"))

@@ -163,10 +163,13 @@ def confirmation_send(*, confirmation_id: uuid.UUID) -> bool:
         Confirmation.objects.filter(pk=row.pk, send_claimed_until=lease_until).update(send_claimed_until=None)
         mail_undelivered_record(kind=MAIL_KIND, reference=str(row.pk), subject_id=row.subject_id, error=error)
         raise MailNotSentError(error) from None  # the server's text may hold the address: keep it out of logs
-    Confirmation.objects.filter(pk=row.pk, mailed_at__isnull=True).update(
-        mailed_at=timezone.now(), send_claimed_until=None
-    )
-    mail_delivered(kind=MAIL_KIND, reference=str(row.pk))
+    # One transaction: nobody may see the link mailed while the DPO's list still calls it undelivered (a loop of
+    # the mail fault test read between the two).
+    with transaction.atomic():
+        Confirmation.objects.filter(pk=row.pk, mailed_at__isnull=True).update(
+            mailed_at=timezone.now(), send_claimed_until=None
+        )
+        mail_delivered(kind=MAIL_KIND, reference=str(row.pk))
     return True
 
 

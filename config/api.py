@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import orjson
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError
@@ -25,11 +26,11 @@ from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.errors import DomainError, InvalidInputError
+from config.errors import MAX_NAMED_FIELDS, DomainError, InvalidInputError, fields_in_words
 from config.input import MalformedInputError, bad_string_reason, date_in_window, guarded_loads
 from config.net import client_address
 from consent.clients import AuthenticatedClient, client_auth_blocked, client_auth_failed, client_key_check
-from subjects.identity import parse_reference
+from subjects.identity import Reference, parse_reference
 
 if TYPE_CHECKING:  # DRF imports this module while it builds rest_framework.views
     from rest_framework.views import APIView
@@ -95,6 +96,14 @@ class JsonOnlyNegotiation(DefaultContentNegotiation):
         return renderer, renderer.media_type
 
 
+class ScopeMissingError(exceptions.PermissionDenied):
+    """A 403 that names the scope the client lacked, so whoever holds the key knows what to ask for."""
+
+    def __init__(self, scope: str) -> None:
+        super().__init__(f"this API client lacks the scope '{scope}' this endpoint needs")
+        self.scope = scope
+
+
 class HasScope(BasePermission):
     """A view declares `required_scope`; a client must hold it. A view that forgot to declare one is open to no
     client (fail closed): a public view says so with its own `permission_classes`."""
@@ -103,7 +112,10 @@ class HasScope(BasePermission):
 
     def has_permission(self, request: Request, view: APIView) -> bool:
         scope = getattr(view, "required_scope", None)
-        return scope is not None and scope in getattr(request.auth, "scopes", ())
+        scopes = getattr(request.auth, "scopes", None)
+        if scope is not None and scopes is not None and scope not in scopes:
+            raise ScopeMissingError(scope)
+        return scope is not None and scopes is not None
 
 
 def problem(
@@ -140,6 +152,21 @@ def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
     return {prefix or "body": [str(detail)]}
 
 
+# A domain error met inside a serializer field travels as DRF's ErrorDetail with this prefix on its code, so the
+# problem keeps the domain's code (`invalid_identifier`, `invalid_subject`) beside the other fields' errors.
+DOMAIN_CODE = "domain:"
+
+
+def _domain_code(detail: Any) -> str | None:
+    """The domain code of the first error in DRF's nested error detail, if it came from a domain error."""
+    if isinstance(detail, dict):
+        detail = list(detail.values())
+    if isinstance(detail, list):
+        return next((code for item in detail if (code := _domain_code(item))), None)
+    code = getattr(detail, "code", None)
+    return code.removeprefix(DOMAIN_CODE) if isinstance(code, str) and code.startswith(DOMAIN_CODE) else None
+
+
 def problem_for(exc: Exception) -> tuple[dict[str, Any], dict[str, str]]:
     """(body, headers) for any exception the API can meet."""
     headers: dict[str, str] = {}
@@ -150,14 +177,16 @@ def problem_for(exc: Exception) -> tuple[dict[str, Any], dict[str, str]]:
     if isinstance(exc, RequestDataTooBig):
         return problem(413, "Request too large", "the request body is too large", "too_large"), headers
     if isinstance(exc, exceptions.ValidationError):
-        errors = _flatten(exc.detail)
-        first = next(iter(errors.items()), ("body", ["invalid"]))
-        return problem(400, "Invalid input", f"{first[0]}: {first[1][0]}", "invalid", errors=errors), headers
+        errors = _flatten(exc.detail) or {"body": ["invalid"]}
+        code = _domain_code(exc.detail) or "invalid"
+        return problem(400, "Invalid input", fields_in_words(errors), code, errors=errors), headers
     if isinstance(exc, exceptions.ParseError):
         return problem(400, "Malformed request", str(exc.detail), "malformed"), headers
     if isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)):
         headers["WWW-Authenticate"] = 'Bearer realm="assent"'
         return problem(401, "Unauthorized", str(exc.detail), "unauthorized"), headers
+    if isinstance(exc, ScopeMissingError):
+        return problem(403, "Forbidden", str(exc.detail), "forbidden", scope=exc.scope), headers
     if isinstance(exc, (exceptions.PermissionDenied, DjangoPermissionDenied)):
         detail = str(getattr(exc, "detail", "")) or "not permitted"
         return problem(403, "Forbidden", detail, "forbidden"), headers
@@ -303,8 +332,11 @@ class ProblemSerializer(serializers.Serializer):
     detail = serializers.CharField()
     code = serializers.CharField()
     errors = serializers.DictField(  # type: ignore[assignment]
-        child=serializers.ListField(child=serializers.CharField()), required=False, help_text="messages per field"
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
+        help_text="messages per field, every bad field at once (a 400)",
     )
+    scope = serializers.CharField(required=False, help_text="the scope the client lacks (a 403 `forbidden`)")
 
 
 # The problems any operation can answer; a request body adds 413 and 415. Each is documented with its body and its
@@ -312,7 +344,7 @@ class ProblemSerializer(serializers.Serializer):
 COMMON_PROBLEMS = {
     400: "Problem details (RFC 9457): bad input, with `errors` per field",
     401: "Problem details: no or invalid API key",
-    403: "Problem details: scope or purpose not granted (`code: forbidden`)",
+    403: "Problem details: scope or purpose not granted (`code: forbidden`; a missing scope is named in `scope`)",
     429: "Problem details: rate limited, with Retry-After",
     503: "Cannot decide now: `allowed: false, reason: unavailable`",
 }
@@ -370,8 +402,58 @@ def required_string(body: dict[str, Any], name: str, *, max_length: int = 64) ->
     return value
 
 
+def required_reference(body: dict[str, Any], name: str = "subject") -> Reference:
+    if name not in body:
+        raise InvalidInputError("is required", field=name)
+    return parse_reference(body[name], field=name)
+
+
+def every_field_error(first: DomainError, checks: Iterable[Callable[[], object]]) -> DomainError:
+    """The error a hand-parsed body stopped at, widened to name every bad field: each check parses one field again
+    (only on this error path: the hot paths stop at the first error and pay nothing for this)."""
+    errors: dict[str, list[str]] = {}
+    for check in checks:
+        try:
+            check()
+        except InvalidInputError as exc:
+            for field, messages in (exc.errors or {"body": [exc.detail]}).items():
+                errors.setdefault(field, []).extend(messages)
+            if len(errors) >= MAX_NAMED_FIELDS:
+                break
+    return first.naming_every_field(errors) if len(errors) > 1 else first
+
+
+def reference_list(body: dict[str, Any], name: str) -> list[Any]:
+    """The list of 1 to ASSENT_BULK_LIMIT subject references under `name` (each still to be parsed)."""
+    items = body.get(name)
+    if not isinstance(items, list):
+        raise InvalidInputError("must be a list of subject references", field=name)
+    if not 1 <= len(items) <= settings.ASSENT_BULK_LIMIT:
+        raise InvalidInputError(f"must hold 1 to {settings.ASSENT_BULK_LIMIT:,} references", field=name)
+    return items
+
+
+def bulk_checks(body: dict[str, Any], name: str) -> Iterator[Callable[[], object]]:
+    """A bulk body's fields (`purpose`, `channel`, the list under `name` and each of its references), each parsed
+    on its own, for a problem that names every bad one."""
+    yield lambda: required_string(body, "purpose")
+    yield lambda: required_string(body, "channel")
+    yield lambda: reference_list(body, name)
+    items = body.get(name)
+    if isinstance(items, list):
+        for i, item in enumerate(items):
+            yield lambda i=i, item=item: parse_reference(item, field=f"{name}[{i}]")
+
+
 class SubjectReferenceField(serializers.DictField):
     """`{"id": "<uuid>"}` or identifiers such as `{"email": "a@b.de", "phone": "+49 171 1234567"}`."""
 
     def to_internal_value(self, data: Any) -> Any:
-        return parse_reference(data, field=self.field_name or "subject")
+        name = self.field_name or "subject"
+        try:
+            return parse_reference(data, field=name)
+        except InvalidInputError as exc:
+            # As a field error, so the serializer goes on and the problem names the other bad fields too.
+            message = serializers.ErrorDetail(exc.detail, code=DOMAIN_CODE + exc.code)
+            place = (exc.field or name).removeprefix(name).removeprefix(".")
+            raise serializers.ValidationError({place: [message]} if place else [message]) from None

@@ -19,7 +19,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api import ApiKeyAuthentication, HasScope, SubjectReferenceField, client_of, problems
-from config.errors import InvalidInputError
 from subjects.models import RightsRequest
 from subjects.portal.selectors import request_of_person
 from subjects.portal.session import portal_subject_id
@@ -108,6 +107,12 @@ class RequestCreateApi(APIView):
         verified = serializers.BooleanField(required=False, default=False)
         details = serializers.JSONField(required=False, default=dict)
 
+        def validate_channel(self, value: str) -> str:
+            # Here, not after the serializer, so the problem names it beside any other bad field.
+            if not SLUG.match(value):
+                raise serializers.ValidationError("must be a lower-case slug such as 'portal' or 'callcenter'")
+            return value
+
     class OutputSerializer(serializers.Serializer):
         id = serializers.UUIDField()
         kind = serializers.ChoiceField(choices=RightsRequest.Kind.values)
@@ -133,8 +138,6 @@ class RequestCreateApi(APIView):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        if not SLUG.match(data["channel"]):
-            raise InvalidInputError("must be a lower-case slug such as 'portal' or 'callcenter'", field="channel")
         details = details_parse(kind=data["kind"], raw=data["details"])
         opened = request_open(
             kind=data["kind"],

@@ -26,6 +26,7 @@ from config.api import (
     required_string,
 )
 from config.errors import InvalidInputError
+from config.schema import EXAMPLE_OTHER, EXAMPLE_PERSON, example
 from consent.gates.check import CheckResult, check_target, consent_check_many
 from consent.policy import Decision, Reason
 from subjects.identity import parse_reference
@@ -100,7 +101,19 @@ class ConsentCheckApi(APIView):
 
     @extend_schema(
         operation_id="consent_check",
+        summary="Check one person",
+        description=(
+            "May this purpose use this channel for this person now? `allowed` and the `reason` (one of the reason "
+            "codes of API.md) with the `legal_basis` it rests on. A person nobody knows is `allowed: false, reason: "
+            "unknown_subject`; a channel the purpose does not list is `allowed: false, reason: "
+            "channel_not_permitted`. An unknown purpose or channel is 400. Treat any answer but 200 as a deny."
+        ),
+        tags=["checks"],
         request=InputSerializer,
+        examples=[
+            example("By e-mail address", {"subject": EXAMPLE_PERSON, "purpose": "newsletter", "channel": "email"}),
+            example("By customer number", {"subject": EXAMPLE_OTHER, "purpose": "order-updates", "channel": "sms"}),
+        ],
         responses={200: CheckOutputSerializer, **problems(body=True)},
     )
     def post(self, request: Request) -> HttpResponse:
@@ -125,11 +138,27 @@ class ConsentCheckBulkApi(APIView):
 
         purpose = serializers.CharField(max_length=64)
         channel = serializers.CharField(max_length=64)
-        subjects = serializers.ListField(child=serializers.DictField(), min_length=1, max_length=10_000)
+        subjects = serializers.ListField(child=SubjectReferenceField(), min_length=1, max_length=10_000)
 
     @extend_schema(
         operation_id="consent_check_bulk",
+        summary="Check many people",
+        description=(
+            "The single check for 1 to 10,000 people on one purpose and channel: one result per reference, in input "
+            "order, each shaped like a single check's answer. A bad reference is a 400 naming every bad one."
+        ),
+        tags=["checks"],
         request=InputSerializer,
+        examples=[
+            example(
+                "Three people",
+                {
+                    "purpose": "newsletter",
+                    "channel": "email",
+                    "subjects": [EXAMPLE_PERSON, EXAMPLE_OTHER, {"phone": "+49 151 23456703"}],
+                },
+            )
+        ],
         responses={
             200: inline_serializer("BulkCheckResults", {"results": CheckOutputSerializer(many=True)}),
             **problems(body=True),

@@ -13,6 +13,7 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from config.api import (
+    SubjectReferenceField,
     bulk_checks,
     client_of,
     every_field_error,
@@ -23,6 +24,7 @@ from config.api import (
     required_string,
 )
 from config.errors import InvalidInputError
+from config.schema import EXAMPLE_OTHER, EXAMPLE_PERSON, example
 from consent.gates.sends import CAMPAIGN_MAX_LENGTH, send_create, send_target
 from consent.gates.unsubscribe import ONE_CLICK_BODY
 from consent.policy import Reason
@@ -47,7 +49,7 @@ class SendCreateApi(APIView):
         purpose = serializers.CharField(max_length=64)
         channel = serializers.CharField(max_length=64)
         recipients = serializers.ListField(
-            child=serializers.DictField(),
+            child=SubjectReferenceField(),
             min_length=1,
             max_length=settings.ASSENT_BULK_LIMIT,
             help_text="subject references",
@@ -74,7 +76,21 @@ class SendCreateApi(APIView):
 
     @extend_schema(
         operation_id="send_create",
+        summary="Gate a marketing send",
+        tags=["sends"],
         request=InputSerializer,
+        examples=[
+            example(
+                "A newsletter to two people",
+                {
+                    "campaign": "spring-sale-2026",
+                    "purpose": "newsletter",
+                    "channel": "email",
+                    "recipients": [EXAMPLE_PERSON, EXAMPLE_OTHER],
+                },
+                description="Send only to `allowed`, with its List-Unsubscribe headers; never to `blocked`.",
+            )
+        ],
         responses={
             201: inline_serializer(
                 "SendCreated",
@@ -89,7 +105,8 @@ class SendCreateApi(APIView):
         description=(
             "Decide a marketing send for every recipient on one channel; logged with this client. 400 "
             "`purpose_not_marketing` for a purpose that is not direct marketing, 400 `channel_not_permitted` for a "
-            "channel the purpose does not list. Allowed and blocked each keep input order."
+            "channel the purpose does not list. Allowed and blocked each keep input order. Up to 10,000 recipients; "
+            "more as a send job (`/send-jobs`)."
         ),
     )
     def post(self, request: Request) -> HttpResponse:

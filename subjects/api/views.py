@@ -22,6 +22,7 @@ from rest_framework.views import APIView
 from config.api import WindowedDateTimeField, client_of, fast_json_body, fast_json_response, problems
 from config.errors import DomainError, InvalidInputError
 from config.input import MalformedInputError, date_in_window
+from config.schema import EXAMPLE_EMAIL, example
 from consent.catalogue.snapshot import CatalogueSnapshot, catalogue_snapshot
 from subjects.identity import KINDS, normalise
 from subjects.merge_proposals import merge_proposal_get
@@ -30,6 +31,14 @@ from subjects.records_batch import records_ingest_batch
 from subjects.source_writers import source_writers_note
 
 MAX_RECORD_BYTES = 256 * 1024
+EXAMPLE_RECORD = {
+    "source": "pos",
+    "external_id": "R-2026-000123",
+    "category": "purchases",
+    "identifiers": {"email": EXAMPLE_EMAIL, "customer_number": "C-100001"},
+    "occurred_at": "2026-03-14T10:30:00Z",
+    "data": {"store": "Berlin Mitte", "total": "42.90", "items": 3},
+}
 
 
 class RecordSourceError(InvalidInputError):
@@ -66,7 +75,31 @@ class RecordIngestApi(APIView):
 
     @extend_schema(
         operation_id="record_ingest",
+        summary="Ingest a linked record",
+        description=(
+            "A record of a person from a catalogue source (a till receipt, an order, a CRM contact): stored under "
+            "(`source`, `external_id`), created (201) or updated (200). Its `identifiers` are attached to the person "
+            "they resolve to, or to a new one; identifiers that name two people merge them, unless the survivor "
+            "would hold two values of a `one_per_person` kind: then the record waits on the first person and a "
+            "merge proposal goes to the DPO (202). `category` must be one the source declares; `occurred_at` "
+            "between 1900 and tomorrow."
+        ),
+        tags=["records"],
         request=InputSerializer,
+        examples=[
+            example("A till receipt", EXAMPLE_RECORD),
+            example(
+                "A contact from the web shop's newsletter form",
+                {
+                    "source": "pos",
+                    "external_id": "contact-C-100002",
+                    "category": "contact",
+                    "identifiers": {"email": "jonas.weber@example.org", "customer_number": "C-100002"},
+                    "occurred_at": "2026-02-01T09:00:00Z",
+                    "data": {"first_name": "Jonas", "city": "Hamburg"},
+                },
+            ),
+        ],
         responses={
             201: OutputSerializer,
             200: OutputSerializer,
@@ -163,7 +196,20 @@ class RecordBatchApi(APIView):
 
     @extend_schema(
         operation_id="record_ingest_batch",
+        summary="Ingest up to 10,000 records",
+        description=(
+            "Records as for `/records`, applied in order. Each gets a result: `created`, `updated`, `proposed` (a "
+            "merge waits for the DPO) or `invalid` with its `errors`; an invalid record does not stop the others."
+        ),
+        tags=["records"],
         request=InputSerializer,
+        examples=[
+            example(
+                "Two records, one of them invalid",
+                {"records": [EXAMPLE_RECORD, {**EXAMPLE_RECORD, "external_id": "R-2026-000124", "category": "x"}]},
+                description="The second one answers `invalid` (its source declares no category `x`).",
+            )
+        ],
         responses={200: OutputSerializer, **problems(body=True)},
     )
     def post(self, request: Request) -> HttpResponse:
@@ -311,6 +357,12 @@ class MergeProposalDetailApi(APIView):
 
     @extend_schema(
         operation_id="merge_proposal_get",
+        summary="A merge proposal",
+        description=(
+            "A merge a record proposed (202 from `/records`) and the DPO approves or rejects in the admin: its "
+            "status, the two people and the survivor once approved. Ids only, never an identifier."
+        ),
+        tags=["records"],
         responses={200: OutputSerializer, **problems({404: "Problem details: unknown merge proposal"})},
     )
     def get(self, request: Request, proposal_id: uuid.UUID) -> Response:

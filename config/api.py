@@ -3,6 +3,7 @@ problem details, and the request parsing and serializer fields the views share."
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Callable, Iterable, Iterator
@@ -442,7 +443,7 @@ def bulk_checks(body: dict[str, Any], name: str) -> Iterator[Callable[[], object
     items = body.get(name)
     if isinstance(items, list):
         for i, item in enumerate(items):
-            yield lambda i=i, item=item: parse_reference(item, field=f"{name}[{i}]")
+            yield functools.partial(parse_reference, item, field=f"{name}[{i}]")
 
 
 class SubjectReferenceField(serializers.DictField):

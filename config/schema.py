@@ -42,12 +42,16 @@ class AssentAutoSchema(AutoSchema):
     """Every operation's description ends with the scope it needs, read from the view's `required_scope`, so the
     docs cannot drift from the check (config.api.HasScope)."""
 
-    def get_description(self) -> str:
-        description = super().get_description() or ""
+    def get_operation(self, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
+        # Here, not in get_description: extend_schema(description=...) replaces that method in a subclass.
+        operation: dict[str, Any] | None = super().get_operation(*args, **kwargs)
         scope = getattr(self.view, "required_scope", None)
-        if scope is None:
-            return description
-        return f"{description}\n\n**Scope:** `{scope}` (else 403 `forbidden`, naming the scope in `scope`)."
+        if operation is not None and scope is not None:
+            said = operation.get("description", "")
+            operation["description"] = (
+                f"{said}\n\n**Scope:** `{scope}` (else 403 `forbidden`, naming the scope in `scope`)."
+            ).lstrip()
+        return operation
 
 
 # The people the examples name: a demo customer (consent/demo/customers.json) and another one, so an example works

@@ -4,7 +4,7 @@ view)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.openapi import AutoSchema
@@ -51,13 +51,13 @@ class BrowserReadsText(DefaultContentNegotiation):
     `application/vnd.oai.openapi+json`)."""
 
     def select_renderer(
-        self, request: Request, renderers: Sequence[BaseRenderer], format_suffix: str | None = None
+        self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: str | None = None
     ) -> tuple[BaseRenderer, str]:
         if "text/html" in request.META.get("HTTP_ACCEPT", ""):
             wanted = OpenApiJsonRenderer2 if request.query_params.get("format") == "json" else OpenApiYamlTextRenderer
             renderer = next(r for r in renderers if type(r) is wanted)
             return renderer, renderer.media_type
-        return super().select_renderer(request, renderers, format_suffix)  # type: ignore[no-any-return]
+        return super().select_renderer(request, renderers, format_suffix)
 
 
 class SchemaApi(SpectacularAPIView):

@@ -3,6 +3,7 @@ query and the headers, hand the body's stream to consent.send_jobs, shape the ou
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from typing import Any
@@ -16,7 +17,7 @@ from rest_framework.exceptions import UnsupportedMediaType
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from config.api import client_of, fast_json_response, problems
+from config.api import client_of, every_field_error, fast_json_response, problems
 from config.errors import InvalidInputError
 from config.schema import EXAMPLE_OTHER, EXAMPLE_PERSON, example
 from consent.gates.sends import CAMPAIGN_MAX_LENGTH, send_target
@@ -25,6 +26,7 @@ from consent.send_jobs.selectors import send_job_get, send_job_result_path
 from consent.send_jobs.services import send_job_create
 
 NDJSON = "application/x-ndjson"
+QUERY_LIMITS = (("campaign", CAMPAIGN_MAX_LENGTH), ("purpose", 64), ("channel", 64))
 
 
 def _query_string(request: Request, name: str, max_length: int) -> str:
@@ -121,9 +123,11 @@ class SendJobCreateApi(APIView):
         ),
     )
     def post(self, request: Request) -> HttpResponse:
-        campaign = _query_string(request, "campaign", CAMPAIGN_MAX_LENGTH)
-        purpose = _query_string(request, "purpose", 64)
-        channel = _query_string(request, "channel", 64)
+        try:
+            campaign, purpose, channel = (_query_string(request, name, limit) for name, limit in QUERY_LIMITS)
+        except InvalidInputError as exc:
+            checks = [functools.partial(_query_string, request, name, limit) for name, limit in QUERY_LIMITS]
+            raise every_field_error(exc, checks) from None
         client = client_of(request)
         info = send_target(purpose=purpose, channel=channel, client_purposes=client.purposes)
         if request.content_type.split(";")[0].strip().lower() != NDJSON:

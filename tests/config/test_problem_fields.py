@@ -93,3 +93,12 @@ def test_each_endpoint_names_its_own_scope(api_for: Callable[..., Api]) -> None:
     for path, scope in (("/api/v1/sends", "sends:create"), ("/api/v1/records", "records:write")):
         problem = assert_problem(checker.post(path, {}), 403, "forbidden")
         assert problem["scope"] == scope
+
+
+def test_a_send_job_names_every_missing_query_parameter(api: Api) -> None:
+    response = api.post_raw(
+        "/api/v1/send-jobs?channel=email", b'{"email": "kim@example.org"}\n', "application/x-ndjson"
+    )
+
+    problem = assert_problem(response, 400, "invalid")
+    assert set(problem["errors"]) == {"campaign", "purpose"}

@@ -96,6 +96,10 @@ class ConsentRightsPort(Protocol):
         raised), then delete the ledger rows, states, objections, confirmations, logs and idempotency rows.
         Idempotent. Returns counts, the recipients and the evidence's keep-until date."""
 
+    def consent_erase_plan(self, *, subject_ids: Sequence[uuid.UUID]) -> dict[str, Any]:
+        """What consent_erase would do now, doing nothing: `events` (moved to the evidence store), `keep_until`
+        (ISO date or None), `states`, `read_logs` (deleted), `sends` (send-log entries unlinked from the person)."""
+
     def objection_record(self, *, subject_id: uuid.UUID, purpose: str, request_id: uuid.UUID, now: datetime) -> bool:
         """Art. 21: record an objection (purpose "" = all direct marketing) in the ledger, under the subject's lock
         in the caller's transaction. False when that objection is already in force."""
@@ -160,9 +164,10 @@ class SystemAnswer:
 
 
 class ConnectorTransportPort(Protocol):
-    def post(self, *, url: str, secret: str, msg_id: str, body: bytes) -> SystemAnswer:
+    def post(self, *, url: str, secret: str, msg_id: str, body: bytes, timeout: float | None = None) -> SystemAnswer:
         """POST `body` to `url` signed like a webhook (Standard Webhooks, `secret` a `whsec_` key); the URL is
-        checked at sending time like a subscription's."""
+        checked at sending time like a subscription's. `timeout`: seconds to wait for the answer (None: the
+        transport's own, long enough for a system gathering a person's data)."""
 
 
 connector_transport: ConnectorTransportPort = _Unset()  # type: ignore[assignment]

@@ -18,7 +18,7 @@ MAX_ANSWER_BYTES = 16 * 1024 * 1024  # a system's export of one person
 
 
 class ConnectorTransportImpl:
-    def post(self, *, url: str, secret: str, msg_id: str, body: bytes) -> SystemAnswer:
+    def post(self, *, url: str, secret: str, msg_id: str, body: bytes, timeout: float | None = None) -> SystemAnswer:
         try:
             target = url_resolve(url)
         except DomainError as exc:
@@ -32,19 +32,19 @@ class ConnectorTransportImpl:
             "webhook-timestamp": str(int(sent_at.timestamp())),
             "webhook-signature": Webhook(secret).sign(msg_id, sent_at, body.decode()),
         }
-        timeout = urllib3.Timeout(connect=CONNECT_TIMEOUT, read=READ_TIMEOUT)
+        limits = urllib3.Timeout(connect=CONNECT_TIMEOUT, read=timeout or READ_TIMEOUT)
         pool: urllib3.HTTPConnectionPool
         if target.scheme == "https":
             pool = urllib3.HTTPSConnectionPool(
                 target.address,
                 target.port,
-                timeout=timeout,
+                timeout=limits,
                 server_hostname=target.host,
                 assert_hostname=target.host,
                 cert_reqs="CERT_REQUIRED",
             )
         else:
-            pool = urllib3.HTTPConnectionPool(target.address, target.port, timeout=timeout)
+            pool = urllib3.HTTPConnectionPool(target.address, target.port, timeout=limits)
         try:
             response = pool.urlopen(
                 "POST", target.path, body=body, headers=headers, retries=False, redirect=False, preload_content=False

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from django.db import transaction
@@ -134,6 +134,28 @@ def _archived_events(
         closing.hash = event_hash(final.hash, canonical_fields(closing, evidence))
         rows.append(event_fields(closing, evidence))
     return rows
+
+
+def evidence_archive_plan(*, ids: list[uuid.UUID]) -> tuple[int, date | None]:
+    """What an erasure would move to the evidence store, without moving it: (events, kept until), the end date
+    counted as evidence_archive_write counts it, an earlier erasure's archive of the same survivor included."""
+    rows = [
+        {"occurred_at": occurred_at.isoformat(), "action": action, "channel": channel}
+        for occurred_at, action, channel in ConsentEvent.objects.filter(subject_id__in=ids).values_list(
+            "occurred_at", "action", "channel"
+        )
+    ]
+    archive = EvidenceArchive.objects.filter(subject_id=ids[0]).first() if ids else None
+    count = len(rows) + (archive.event_count if archive else 0)
+    if not rows:
+        return count, archive.keep_until if archive else None
+    last_use, phone_use = _last_use(ids, rows)
+    keep_until = claims_until(last_use, phone=False)
+    if phone_use is not None:
+        keep_until = max(keep_until, claims_until(phone_use, phone=True))
+    if archive is not None:
+        keep_until = max(keep_until, archive.keep_until)
+    return count, keep_until
 
 
 def evidence_archive_purge(*, now: datetime) -> int:

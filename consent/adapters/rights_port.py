@@ -20,6 +20,7 @@ from config.names import as_given, localised
 from consent.adapters.evidence_archive import (
     RIGHTS_SOURCE,
     event_fields,
+    evidence_archive_plan,
     evidence_archive_purge,
     evidence_archive_write,
     iso,
@@ -246,6 +247,17 @@ class ConsentRightsPortImpl:
             "keep_until": archive.keep_until.isoformat() if archive else None,
             "recipients": recipients,
             "logs_deleted": logs,
+        }
+
+    def consent_erase_plan(self, *, subject_ids: Sequence[uuid.UUID]) -> dict[str, Any]:
+        ids = list(subject_ids)
+        events, keep_until = evidence_archive_plan(ids=ids)
+        return {
+            "events": events,
+            "keep_until": keep_until.isoformat() if keep_until else None,
+            "states": ConsentState.objects.filter(subject_id__in=ids).count(),
+            "read_logs": ReadLog.objects.filter(subject_id__in=ids).count(),
+            "sends": SendRecipient.objects.filter(subject_id__in=ids).count(),
         }
 
     def evidence_purge(self, *, now: datetime) -> int:

@@ -27,9 +27,14 @@ from subjects.rights import requests as rights
 from subjects.rights.art19 import art19_notices, result_public
 from subjects.rights.calendar import DUE_SOON
 from subjects.rights.details import details_parse
+from subjects.rights.erasure_plan import ErasurePlan, erasure_plan
 from subjects.rights.requests import Actor
 
 OPEN = RightsRequest.OPEN_STATUSES
+# An erasure's plan is shown while it can still be approved or rejected; approving asks that it was read.
+PLANNED = (RightsRequest.Status.RECEIVED, RightsRequest.Status.VERIFIED, RightsRequest.Status.AWAITING_APPROVAL)
+PLAN_SEEN = "plan_seen"
+PLAN_UNSEEN = "approve: tick that you have read the plan of this erasure, then approve again."
 
 
 def staff_actor(request: HttpRequest) -> Actor:
@@ -170,6 +175,10 @@ class RightsRequestAdmin(PrivateSearchAdmin):
             if step == "verify":
                 rights.request_verify(request_id=rights_request.pk, actor=actor)
             elif step == "approve":
+                # A request the step cannot apply to gets the service's own refusal below.
+                if post.get(PLAN_SEEN) != "1" and rights_request.status == RightsRequest.Status.AWAITING_APPROVAL:
+                    self.message_user(request, PLAN_UNSEEN, messages.ERROR)
+                    return
                 rights.request_approve(request_id=rights_request.pk, actor=actor)
             elif step == "reject":
                 rights.request_reject(request_id=rights_request.pk, reason=post.get("reason", ""), actor=actor)
@@ -196,9 +205,21 @@ class RightsRequestAdmin(PrivateSearchAdmin):
     def verify_selected(self, request: HttpRequest, queryset: QuerySet[RightsRequest]) -> None:
         self._bulk(request, queryset, "verify")
 
-    @admin.action(description="Approve the selected erasures", permissions=["approve"])
-    def approve_selected(self, request: HttpRequest, queryset: QuerySet[RightsRequest]) -> None:
-        self._bulk(request, queryset, "approve")
+    @admin.action(description="Approve the selected erasures (after seeing their plans)", permissions=["approve"])
+    def approve_selected(self, request: HttpRequest, queryset: QuerySet[RightsRequest]) -> HttpResponse | None:
+        """First the plan of each selected erasure and a confirmation; the approvals only with `plan_seen`."""
+        if request.POST.get(PLAN_SEEN) == "1":
+            self._bulk(request, queryset, "approve")
+            return None
+        waiting = list(queryset.filter(status=RightsRequest.Status.AWAITING_APPROVAL).order_by("received_at"))
+        context = {
+            "title": "Approve these erasures?",
+            "plans": [(r, erasure_plan(request=r)) for r in waiting],
+            "skipped": queryset.exclude(status=RightsRequest.Status.AWAITING_APPROVAL).count(),
+            "action": "approve_selected",
+            "selected": [str(r.pk) for r in waiting],
+        }
+        return self.render_page(request, "assent_admin/rightsrequest_approve.html", context)
 
     @admin.action(description="Retry the failed parts of the selected requests", permissions=["retry"])
     def retry_selected(self, request: HttpRequest, queryset: QuerySet[RightsRequest]) -> None:
@@ -281,10 +302,17 @@ class RightsRequestAdmin(PrivateSearchAdmin):
                 result_public(rights_request.result, rights_request.pk), indent=2, ensure_ascii=False, default=str
             ),
             "notices": art19_notices(rights_request.result, rights_request.pk),
+            "plan": self._plan(rights_request),
             "steps": self._available_steps(request, rights_request, now),
             "max_extension": range(1, 3),
         }
         return self.render_page(request, "assent_admin/rightsrequest_detail.html", context)
+
+    @staticmethod
+    def _plan(rights_request: RightsRequest) -> ErasurePlan | None:
+        if rights_request.kind != RightsRequest.Kind.ERASURE or rights_request.status not in PLANNED:
+            return None
+        return erasure_plan(request=rights_request)
 
     def _available_steps(self, request: HttpRequest, r: RightsRequest, now: datetime) -> set[str]:
         """Steps this staff member may take on this request now (the service decides again when it runs)."""

@@ -76,6 +76,19 @@ def connector_requests(
     subject = Subject.objects.filter(pk=subject_ids[0]).first() if subject_ids else None
     if subject is None or subject.wrapped_key is None:
         return sources, {}  # nobody matched: each part completes with nothing asked
+    identifiers = person_identifiers(subject_ids)
+    key = data_key(subject)
+    outcomes: dict[str, dict[str, Any]] = {}
+    for source in sources:
+        name = CONNECTOR_PART + source
+        body = connector_body(request, subject_ids, source, identifiers, kind=request.kind)
+        sealed = crypto.seal(key, json.dumps(body, separators=(",", ":")).encode(), _aad(request.pk, name, "body"))
+        outcomes[name] = {"body": base64.b64encode(sealed).decode(), "attempts": 0}
+    return sources, outcomes
+
+
+def person_identifiers(subject_ids: list[uuid.UUID]) -> dict[str, list[str]]:
+    """The person's identifiers by kind, of every subject of the group that still has a key, decrypted."""
     identifiers: dict[str, list[str]] = {}
     members = {s.pk: s for s in Subject.objects.filter(pk__in=subject_ids, wrapped_key__isnull=False)}
     keys = {pk: data_key(s) for pk, s in members.items()}
@@ -87,26 +100,31 @@ def connector_requests(
         value = decrypt_field(members[owner], keys[owner], IDENTIFIER_VALUE, bytes(blob), row_id=pk)
         if value not in identifiers.setdefault(kind, []):
             identifiers[kind].append(value)
-    key = keys.get(subject.pk) or data_key(subject)
-    outcomes: dict[str, dict[str, Any]] = {}
-    for source in sources:
-        name = CONNECTOR_PART + source
-        body = {
-            "request": str(request.pk),
-            "kind": request.kind,
-            "subject": str(subject.pk),
-            "identifiers": identifiers,
-            "records": [
-                {"external_id": e}
-                for e in LinkedRecord.objects.filter(subject_id__in=subject_ids, source=source)
-                .order_by("external_id")
-                .values_list("external_id", flat=True)
-            ],
-            "part": name,
-        }
-        sealed = crypto.seal(key, json.dumps(body, separators=(",", ":")).encode(), _aad(request.pk, name, "body"))
-        outcomes[name] = {"body": base64.b64encode(sealed).decode(), "attempts": 0}
-    return sources, outcomes
+    return identifiers
+
+
+def connector_body(
+    request: RightsRequest,
+    subject_ids: list[uuid.UUID],
+    source: str,
+    identifiers: dict[str, list[str]],
+    *,
+    kind: str,
+) -> dict[str, Any]:
+    """What a system is sent for one request (API.md, Connectors), `kind` the request's or ERASURE_PLAN."""
+    return {
+        "request": str(request.pk),
+        "kind": kind,
+        "subject": str(subject_ids[0]),
+        "identifiers": identifiers,
+        "records": [
+            {"external_id": e}
+            for e in LinkedRecord.objects.filter(subject_id__in=subject_ids, source=source)
+            .order_by("external_id")
+            .values_list("external_id", flat=True)
+        ],
+        "part": CONNECTOR_PART + source,
+    }
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -122,7 +140,7 @@ def retry_delay(failures: int) -> timedelta:
     return timedelta(seconds=base * nominal * (0.8 + 0.4 * random.random()))
 
 
-def _secret(connector: Mapping[str, Any]) -> str:
+def connector_secret(connector: Mapping[str, Any]) -> str:
     secret = os.environ.get(str(connector.get("secret_env", "")), "")
     if not secret:
         raise ConnectorError(f"the environment variable {connector.get('secret_env')} holds no secret")
@@ -156,7 +174,10 @@ def connector_part(context: PartContext) -> None:
     body = crypto.open_sealed(key, base64.b64decode(outcome["body"]), _aad(context.request.id, context.name, "body"))
     attempts = int(outcome.get("attempts", 0)) + 1
     answer = ports.connector_transport.post(
-        url=str(connector["url"]), secret=_secret(connector), msg_id=f"part_{context.part_id}_{attempts}", body=body
+        url=str(connector["url"]),
+        secret=connector_secret(connector),
+        msg_id=f"part_{context.part_id}_{attempts}",
+        body=body,
     )
     now = timezone.now()
     outcome.update(attempts=attempts, last_attempt_at=now.isoformat(), last_answer=_answer_text(answer)[:MAX_ERROR])
@@ -180,7 +201,7 @@ def _complete(context: PartContext, payload: dict[str, Any]) -> None:
     """The system's answer: its data as a sealed piece of the export (access), or what it erased and kept."""
     source = context.name.removeprefix(CONNECTOR_PART)
     if context.request.kind == RightsRequest.Kind.ERASURE:
-        result = _erasure_result(source, payload)
+        result = erasure_result(source, payload)
         with context.step() as outcome:
             outcome.clear()
             outcome.update(asked=True, **result)
@@ -205,7 +226,7 @@ def _complete(context: PartContext, payload: dict[str, Any]) -> None:
         context.mark_done()
 
 
-def _erasure_result(source: str, payload: dict[str, Any]) -> dict[str, Any]:
+def erasure_result(source: str, payload: dict[str, Any]) -> dict[str, Any]:
     erased, kept = payload.get("erased", []), payload.get("kept", [])
     if not isinstance(erased, list) or not isinstance(kept, list):
         raise ConnectorError(f"{source}: 'erased' and 'kept' must be lists")
@@ -233,7 +254,7 @@ def connector_callback(*, request_id: uuid.UUID, part: str, body: bytes, headers
     if row is None or connector is None:
         raise RequestNotFoundError("no such part of a request waits for a system")
     try:
-        payload = Webhook(_secret(connector)).verify(body, dict(headers))
+        payload = Webhook(connector_secret(connector)).verify(body, dict(headers))
     except (WebhookVerificationError, ValueError, TypeError):
         raise ConnectorSignatureError("the signature does not verify with this connector's secret") from None
     if not isinstance(payload, dict):

@@ -118,3 +118,18 @@ def connector_erase(context: PartContext, facts: ports.SourceFacts, now: datetim
             )
     with context.step() as outcome:
         outcome[CONNECTOR] = report
+
+
+def connector_erase_plan(facts: ports.SourceFacts, identifiers: list[tuple[str, str]], now: datetime) -> dict[str, Any]:
+    """What connector_erase would do in the connected database now: the same erasure, rolled back there."""
+    assert facts.connector is not None
+    if not identifiers:
+        return {"erased": [], "kept": []}
+    with _transient():
+        return pg_erase(
+            pg_map_from_connector(facts.connector),
+            identifiers,
+            hash_key=crypto.connector_hash_key(settings.ASSENT_BLIND_INDEX_KEY),
+            hold=connector_hold(facts, now),
+            dry_run=True,
+        )

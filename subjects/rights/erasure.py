@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import uuid
 from contextlib import AbstractContextManager
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Protocol
 
 from django.db import transaction
@@ -65,6 +65,7 @@ from subjects.suppression import suppression_add
 BATCH = 1000
 ART19_RECORDS = "art19_records"  # in a source part's outcome: client id -> the records it wrote, before they went
 ART19_READERS = "art19_readers"  # in the consent part's outcome: the clients that read the profile
+Hold = tuple[str, date]  # (the law, the end date)
 
 
 class Steps(Protocol):
@@ -105,6 +106,15 @@ def _counts(outcome: dict[str, Any]) -> dict[str, Any]:
     return outcome
 
 
+def record_hold(facts: ports.SourceFacts | None, category: str, occurred_at: datetime, today: date) -> Hold | None:
+    """The legal hold on one record of a source's category, if it still runs today: (the law, its end date)."""
+    holding = facts.holdings.get(category) if facts else None
+    if holding is None or not holding.hold_years:
+        return None
+    ends = calendar.hold_until(occurred_at, years=holding.hold_years, start=holding.hold_from)
+    return None if ends < today else (holding.hold_law, ends)
+
+
 def erase_records(
     rows: list[LinkedRecord], facts: ports.SourceFacts | None, outcome: dict[str, Any], owner: uuid.UUID, now: datetime
 ) -> None:
@@ -114,20 +124,17 @@ def erase_records(
     system_of_record = bool(facts and facts.system_of_record)
     retain: list[tuple[LinkedRecord, str, str]] = []
     for row in rows:
-        holding = facts.holdings.get(row.category) if facts else None
-        if holding is None or not holding.hold_years:
+        held = record_hold(facts, row.category, row.occurred_at, today)
+        if held is None:
             continue
-        ends = calendar.hold_until(row.occurred_at, years=holding.hold_years, start=holding.hold_from)
-        if ends < today:
-            continue
+        law, ends = held
         hold = outcome["holds"].setdefault(
-            row.category,
-            {"law": holding.hold_law, "until": ends.isoformat(), "count": 0, "kept_by_assent": system_of_record},
+            row.category, {"law": law, "until": ends.isoformat(), "count": 0, "kept_by_assent": system_of_record}
         )
         hold["until"] = max(hold["until"], ends.isoformat())
         hold["count"] += 1
         if system_of_record:
-            retain.append((row, ends.isoformat(), holding.hold_law))
+            retain.append((row, ends.isoformat(), law))
     if retain:
         vault, vault_key = vault_key_get_or_create(purpose=VaultKey.Purpose.RETENTION, subject_id=owner, now=now)
         keys: dict[uuid.UUID, bytes] = {}

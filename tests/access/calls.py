@@ -234,7 +234,7 @@ def admin_call(world: World, route: str, method: str, role: str, variant: str = 
     client: Client = world.browser(role)
     path = admin_path(world, route, variant)
     if method == "POST":
-        return client.post(path, {"reason": "matrix", "months": "1"})
+        return client.post(path, {"reason": "matrix", "months": "1", "plan_seen": "1"})
     return client.get(path)
 
 
@@ -346,5 +346,5 @@ def action_call(world: World, key: str, role: str) -> Any:
     client = world.browser(role)
     return client.post(
         f"/{changelist}",
-        {"action": name, "_selected_action": [str(target.pk(world))], "index": "0", "post": "yes"},
+        {"action": name, "_selected_action": [str(target.pk(world))], "index": "0", "post": "yes", "plan_seen": "1"},
     )

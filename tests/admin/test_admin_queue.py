@@ -87,7 +87,7 @@ def test_dpo_approves_an_erasure_after_verification(dpo: Client, anna: str) -> N
     assert request.status == "awaiting_approval"
 
     page = dpo.get(f"/admin/subjects/rightsrequest/{request.pk}/change/").content.decode()
-    response = step(dpo, request, "approve")
+    response = step(dpo, request, "approve", plan_seen="1")
 
     assert "Approve the erasure" in page
     assert response.status_code == 302

@@ -17,7 +17,7 @@ from django.db import DatabaseError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.utils import translation
 from django.views.decorators.csrf import csrf_exempt
-from drf_spectacular.utils import OpenApiResponse
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse
 from rest_framework import exceptions, serializers
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.exceptions import UnsupportedMediaType
@@ -360,9 +360,58 @@ def problems(notes: dict[int, str] | None = None, *, body: bool = False) -> dict
     ones, a body's when it takes one, and its own `notes` (a status and what it means there)."""
     described = {**COMMON_PROBLEMS, **(BODY_PROBLEMS if body else {}), **(notes or {})}
     return {
-        (status, PROBLEM): OpenApiResponse(response=ProblemSerializer, description=text)
+        (status, PROBLEM): OpenApiResponse(
+            response=ProblemSerializer, description=text, examples=_problem_examples(status)
+        )
         for status, text in sorted(described.items())
     }
+
+
+# What a problem of each common status looks like, shown beside it in the docs (others show the bare shape).
+_PROBLEM_EXAMPLES: dict[int, tuple[str, dict[str, Any]]] = {
+    400: (
+        "Two fields missing",
+        problem(
+            400,
+            "Invalid input",
+            "purpose: is required and must be a non-empty string; channel: is required and must be a non-empty string",
+            "invalid",
+            errors={
+                "purpose": ["is required and must be a non-empty string"],
+                "channel": ["is required and must be a non-empty string"],
+            },
+        ),
+    ),
+    401: (
+        "No key",
+        problem(401, "Unauthorized", "an API key is required: Authorization: Bearer <key>", "unauthorized"),
+    ),
+    403: (
+        "A scope the key lacks",
+        problem(
+            403,
+            "Forbidden",
+            "this API client lacks the scope 'consent:check' this endpoint needs",
+            "forbidden",
+            scope="consent:check",
+        ),
+    ),
+    429: (
+        "Rate limited",
+        problem(429, "Too many requests", "rate limit reached for this API client", "rate_limited", retry_after=2),
+    ),
+    503: (
+        "Cannot decide now",
+        problem(503, "Service unavailable", "cannot decide now", "unavailable", allowed=False, reason="unavailable"),
+    ),
+}
+
+
+def _problem_examples(status: int) -> list[OpenApiExample]:
+    if status not in _PROBLEM_EXAMPLES:
+        return []
+    summary, body = _PROBLEM_EXAMPLES[status]
+    return [OpenApiExample(summary, value=body, response_only=True, status_codes=[status], media_type=PROBLEM)]
 
 
 PROBLEM_RESPONSES = problems()

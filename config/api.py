@@ -135,12 +135,13 @@ def problem(
     return body
 
 
-def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
+def flatten_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
+    """DRF's nested error detail as `field.sub` / `field[index]` -> messages, as every problem names fields."""
     if isinstance(detail, dict):
         out: dict[str, list[str]] = {}
         for key, value in detail.items():
             name = "" if key == "non_field_errors" else str(key)
-            out.update(_flatten(value, f"{prefix}.{name}" if prefix and name else prefix or name))
+            out.update(flatten_errors(value, f"{prefix}.{name}" if prefix and name else prefix or name))
         return out
     if isinstance(detail, list):
         if all(not isinstance(item, (dict, list)) for item in detail):
@@ -148,7 +149,7 @@ def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
         out = {}
         for index, item in enumerate(detail):
             if item:
-                out.update(_flatten(item, f"{prefix}[{index}]"))
+                out.update(flatten_errors(item, f"{prefix}[{index}]"))
         return out
     return {prefix or "body": [str(detail)]}
 
@@ -178,7 +179,7 @@ def problem_for(exc: Exception) -> tuple[dict[str, Any], dict[str, str]]:
     if isinstance(exc, RequestDataTooBig):
         return problem(413, "Request too large", "the request body is too large", "too_large"), headers
     if isinstance(exc, exceptions.ValidationError):
-        errors = _flatten(exc.detail) or {"body": ["invalid"]}
+        errors = flatten_errors(exc.detail) or {"body": ["invalid"]}
         code = _domain_code(exc.detail) or "invalid"
         return problem(400, "Invalid input", fields_in_words(errors), code, errors=errors), headers
     if isinstance(exc, exceptions.ParseError):

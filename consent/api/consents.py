@@ -21,6 +21,7 @@ from config.api import (
     WindowedDateTimeField,
     client_of,
     fast_json_response,
+    flatten_errors,
     problems,
 )
 from config.errors import InvalidInputError
@@ -138,8 +139,11 @@ class ConsentCreateApi(APIView):
             confirm = isinstance(request.data, dict) and request.data.get("action") == "confirm"
             if not serializer.is_valid() and confirm and "evidence" in serializer.errors:
                 # A client's own confirm stands on its evidence: API.md names the code for evidence that does not
-                # hold.
-                raise EvidenceRequiredError(f"evidence: {serializer.errors['evidence']}", field="evidence")
+                # hold. The problem still names every other bad field too.
+                refused = EvidenceRequiredError(f"evidence: {serializer.errors['evidence']}", field="evidence")
+                if len(serializer.errors) > 1:
+                    refused.naming_every_field(flatten_errors(serializer.errors))
+                raise refused
             serializer.is_valid(raise_exception=True)
             data = serializer.validated_data
         client = client_of(request)

@@ -186,7 +186,8 @@ class RecordBatchApi(APIView):
         class Meta:
             ref_name = "RecordBatch"
 
-        records = serializers.ListField(child=serializers.JSONField(), max_length=10_000, allow_empty=False)
+        # Documents the body (parsed by hand below): each item shaped as a single record of /records.
+        records = serializers.ListField(child=RecordIngestApi.InputSerializer(), max_length=10_000, allow_empty=False)
 
     class OutputSerializer(serializers.Serializer):
         class Meta:

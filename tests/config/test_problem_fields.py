@@ -102,3 +102,17 @@ def test_a_send_job_names_every_missing_query_parameter(api: Api) -> None:
 
     problem = assert_problem(response, 400, "invalid")
     assert set(problem["errors"]) == {"campaign", "purpose"}
+
+
+def test_a_confirm_with_bad_evidence_names_the_other_bad_fields_too(api: Api) -> None:
+    body = {
+        "subject": {"email": "kim@example.org"},
+        "purpose": "newsletter",
+        "channel": "email",
+        "action": "confirm",
+        "evidence": {"confirmed_at": "yesterday", "method": "double-opt-in"},
+    }
+
+    problem = assert_problem(api.post("/api/v1/consents", body), 400, "evidence_required")
+
+    assert set(problem["errors"]) == {"evidence.confirmed_at", "source"}

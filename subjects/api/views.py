@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -19,7 +20,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import WindowedDateTimeField, client_of, fast_json_body, fast_json_response, problems
+from config.api import (
+    WindowedDateTimeField,
+    client_of,
+    every_field_error,
+    fast_json_body,
+    fast_json_response,
+    problems,
+)
 from config.errors import DomainError, InvalidInputError
 from config.input import MalformedInputError, date_in_window
 from config.schema import EXAMPLE_EMAIL, example
@@ -127,25 +135,17 @@ def _record_input(data: dict[str, Any], snapshot: CatalogueSnapshot | None = Non
         snapshot = catalogue_snapshot()
         if data["source"] not in snapshot.sources:
             snapshot = catalogue_snapshot(refresh=True)
-    holdings = snapshot.sources.get(data["source"])
-    if holdings is None:
-        raise RecordSourceError(f"'{data['source']}' is not a source of the catalogue", field="source")
-    if data["category"] not in holdings:
-        raise RecordCategoryError(
-            f"source '{data['source']}' does not declare category '{data['category']}' "
-            f"(it declares {', '.join(sorted(holdings)) or 'none'})",
-            field="category",
-        )
-    if not data["identifiers"]:
-        raise InvalidInputError("a record needs at least one identifier", field="identifiers")
-    identifiers = []
-    for kind, value in data["identifiers"].items():
-        if kind not in KINDS:
-            raise InvalidInputError(f"'{kind}' is not an identifier kind", field=f"identifiers.{kind}")
-        identifiers.append((kind, normalise(kind, value, field=f"identifiers.{kind}")))
-    # Measured as UTF-8 bytes of compact JSON (orjson: a few microseconds, where json.dumps took as long as the rest).
-    if len(orjson.dumps(data["data"])) > MAX_RECORD_BYTES:
-        raise InvalidInputError(f"larger than {MAX_RECORD_BYTES // 1024} KiB", field="data")
+    try:
+        _declared(data, snapshot)
+        identifiers = _identifiers(data)
+        _within_size(data)
+    except InvalidInputError as exc:
+        checks: list[Callable[[], object]] = [
+            functools.partial(_declared, data, snapshot),
+            functools.partial(_identifiers, data, every=True),
+            functools.partial(_within_size, data),
+        ]
+        raise every_field_error(exc, checks) from None
     return RecordInput(
         source=data["source"],
         external_id=data["external_id"],
@@ -161,6 +161,46 @@ def _record_input(data: dict[str, Any], snapshot: CatalogueSnapshot | None = Non
         # existing customer.
         purchase=data["category"] in snapshot.purchase_categories,
     )
+
+
+def _declared(data: dict[str, Any], snapshot: CatalogueSnapshot) -> None:
+    holdings = snapshot.sources.get(data["source"])
+    if holdings is None:
+        raise RecordSourceError(f"'{data['source']}' is not a source of the catalogue", field="source")
+    if data["category"] not in holdings:
+        raise RecordCategoryError(
+            f"source '{data['source']}' does not declare category '{data['category']}' "
+            f"(it declares {', '.join(sorted(holdings)) or 'none'})",
+            field="category",
+        )
+
+
+def _identifiers(data: dict[str, Any], *, every: bool = False) -> list[tuple[str, str]]:
+    """The record's identifiers, normalised; the first bad one raises, or with `every` all of them at once."""
+    if not data["identifiers"]:
+        raise InvalidInputError("a record needs at least one identifier", field="identifiers")
+    identifiers = []
+    bad: dict[str, list[str]] = {}
+    first: InvalidInputError | None = None
+    for kind, value in data["identifiers"].items():
+        try:
+            if kind not in KINDS:
+                raise InvalidInputError(f"'{kind}' is not an identifier kind", field=f"identifiers.{kind}")
+            identifiers.append((kind, normalise(kind, value, field=f"identifiers.{kind}")))
+        except InvalidInputError as exc:
+            if not every:
+                raise
+            first = first or exc
+            bad |= exc.errors or {}
+    if first is not None:
+        raise first.naming_every_field(bad) if len(bad) > 1 else first
+    return identifiers
+
+
+def _within_size(data: dict[str, Any]) -> None:
+    # Measured as UTF-8 bytes of compact JSON (orjson: a few microseconds, where json.dumps took as long as the rest).
+    if len(orjson.dumps(data["data"])) > MAX_RECORD_BYTES:
+        raise InvalidInputError(f"larger than {MAX_RECORD_BYTES // 1024} KiB", field="data")
 
 
 class RecordBatchResultSerializer(serializers.Serializer):

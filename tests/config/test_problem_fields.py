@@ -116,3 +116,27 @@ def test_a_confirm_with_bad_evidence_names_the_other_bad_fields_too(api: Api) ->
     problem = assert_problem(api.post("/api/v1/consents", body), 400, "evidence_required")
 
     assert set(problem["errors"]) == {"evidence.confirmed_at", "source"}
+
+
+BAD_RECORD = {
+    "source": "moon-base",
+    "external_id": "R-1",
+    "category": "purchases",
+    "identifiers": {"email": "not-an-address", "pet": "Rex"},
+    "occurred_at": "2026-03-14T10:30:00Z",
+}
+
+
+def test_a_record_names_an_unknown_source_beside_every_bad_identifier(api: Api) -> None:
+    problem = assert_problem(api.post("/api/v1/records", BAD_RECORD), 400, "source_unknown")
+
+    assert set(problem["errors"]) == {"source", "identifiers.email", "identifiers.pet"}
+
+
+def test_a_batch_reports_every_bad_field_of_an_invalid_record(api: Api) -> None:
+    response = api.post("/api/v1/records/batch", {"records": [BAD_RECORD]})
+
+    assert response.status_code == 200, response.content
+    [result] = response.json()["results"]
+    assert result["status"] == "invalid"
+    assert set(result["errors"]) == {"source", "identifiers.email", "identifiers.pet"}

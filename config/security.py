@@ -3,7 +3,8 @@ plus Permissions-Policy and Cross-Origin-Resource-Policy. Django's SecurityMiddl
 (SECURE_REFERRER_POLICY), X-Content-Type-Options and HSTS; XFrameOptionsMiddleware sets X-Frame-Options.
 
 Every area is framed by nobody and loads nothing from another origin:
-- the people's pages (portal, unsubscribe, confirmation) run no script at all: they work without JavaScript;
+- the people's pages (portal, unsubscribe, confirmation) work without JavaScript; the pages reached from e-mails
+  run no script at all, the portal only its own files from this origin (the save bar's count of unsaved changes);
 - the admin runs Django's own scripts from this origin; its templates and widgets style elements inline, so inline
   styles (never scripts) are allowed there;
 - the API docs run Swagger UI from this origin (its start-up script is served as a file, not inline);
@@ -19,7 +20,7 @@ from django.http import HttpRequest, HttpResponseBase
 
 _NEVER_FRAMED = {"frame-ancestors": [NONE], "base-uri": [NONE], "object-src": [NONE]}
 
-PEOPLES_PAGES = ("/portal/", "/u/", "/confirm/")
+PEOPLES_PAGES = ("/u/", "/confirm/")
 PEOPLE: dict[str, Any] = {
     **_NEVER_FRAMED,
     "default-src": [NONE],
@@ -28,6 +29,7 @@ PEOPLE: dict[str, Any] = {
     "font-src": [SELF],
     "form-action": [SELF],
 }
+PORTAL: dict[str, Any] = {**PEOPLE, "script-src": [SELF]}  # files only: no inline script, no other origin
 ADMIN: dict[str, Any] = {
     **_NEVER_FRAMED,
     "default-src": [SELF],
@@ -51,6 +53,8 @@ PERMISSIONS = "camera=(), microphone=(), geolocation=(), payment=(), usb=(), int
 
 
 def policy_for(path: str) -> dict[str, Any]:
+    if path.startswith("/portal/"):
+        return PORTAL
     if path.startswith(PEOPLES_PAGES):
         return PEOPLE
     if path.startswith("/admin/"):

@@ -15,9 +15,9 @@ from django.db import transaction
 from django.db.models import Q
 from django.template.loader import render_to_string
 from django.utils import timezone
-from django.utils.translation import get_language
+from django.utils.translation import get_language, override
 
-from consent.catalogue.snapshot import catalogue_snapshot, purpose_get
+from consent.catalogue.snapshot import catalogue_snapshot, channel_display_name, notice_text, purpose_get
 from consent.errors import ConfirmationInvalidError
 from consent.ledger import projection
 from consent.ledger.recording import ConsentCommand, consent_event_record
@@ -54,7 +54,8 @@ class ConfirmationView:
     purpose_key: str
     purpose_name: str
     channel: str
-    notice_text: dict[str, str]
+    channel_name: str  # in the reader's language, like the purpose's name and the notice
+    notice: str
     state: str  # "open", "used", "expired"
 
 
@@ -69,12 +70,14 @@ def confirmation_from_token(*, token: str) -> ConfirmationView:
         raise ConfirmationInvalidError("this link is not valid")
     info = catalogue_snapshot().purposes.get(row.purpose)
     state = "used" if row.used_at else "expired" if row.expires_at <= timezone.now() else "open"
+    language = get_language()
     return ConfirmationView(
         id=row.id,
         purpose_key=row.purpose,
-        purpose_name=info.display_name(get_language()) if info else row.purpose,
+        purpose_name=info.display_name(language) if info else row.purpose,
         channel=row.channel,
-        notice_text=info.texts if info else {},
+        channel_name=channel_display_name(row.channel, language),
+        notice=notice_text(info.texts, language) if info else "",
         state=state,
     )
 
@@ -143,18 +146,17 @@ def confirmation_send(*, confirmation_id: uuid.UUID) -> bool:
             raise ConfirmationBusyError("another task is mailing this link")  # retried: it may have died
         return False
     info = catalogue_snapshot().purposes.get(row.purpose)
+    language = row.language or settings.LANGUAGE_CODE
     context = {
-        "purpose_name": info.display_name(get_language()) if info else row.purpose,
+        "purpose_name": info.display_name(language) if info else row.purpose,
         "url": confirmation_url(row.id),
         "days": settings.ASSENT_CONFIRMATION_DAYS,
     }
+    with override(language):  # the worker has no request: the mail speaks the language the person chose in
+        subject = render_to_string("consent/confirm_subject.txt", context).strip()
+        message = render_to_string("consent/confirm_email.txt", context)
     try:
-        send_mail(
-            subject=render_to_string("consent/confirm_subject.txt", context).strip(),
-            message=render_to_string("consent/confirm_email.txt", context),
-            from_email=None,
-            recipient_list=[email],
-        )
+        send_mail(subject=subject, message=message, from_email=None, recipient_list=[email])
     except OSError as exc:  # refused or unreachable (SMTPException is an OSError): the task retries with backoff
         error = mail_error_describe(exc)
         # Our claim ends now (if it is still ours): the next retry may claim it at once.

@@ -277,6 +277,9 @@ class Confirmation(models.Model):
     # Claimed by the task mailing the link, until then: two tasks (a retry and beat's resend, or a redelivery)
     # never both hand it to the mail server.
     send_claimed_until = models.DateTimeField(null=True, blank=True)
+    # The language the person read when they chose ("" = the site's, LANGUAGE_CODE): the mail is sent later by a
+    # worker, which has no request to take it from, and it speaks one language, theirs.
+    language = models.CharField(max_length=8, blank=True, default="")
 
     def __str__(self) -> str:
         return f"confirmation {self.id}"

@@ -31,6 +31,17 @@ class PurposeInfo:
         return localised(as_given(self.name, self.names), language)
 
 
+def channel_display_name(key: str, language: str | None = None) -> str:
+    """A channel's name in `language` (else German), the key itself for a channel the catalogue no longer has."""
+    row = Channel.objects.filter(key=key).values_list("name", "names").first()
+    return localised(as_given(*row), language) if row else key
+
+
+def notice_text(texts: dict[str, str], language: str | None = None) -> str:
+    """A notice's text in `language`, else German, else any: the reader sees one language, never both."""
+    return localised(texts, language) if texts else ""
+
+
 @dataclass(frozen=True, slots=True)
 class HoldingInfo:
     """What one source keeps of one data category, and for how long."""

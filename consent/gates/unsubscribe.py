@@ -22,11 +22,10 @@ from django.utils import timezone
 from django.utils.translation import get_language
 
 from config.errors import NotFoundError
-from config.names import as_given, localised
-from consent.catalogue.snapshot import PurposeInfo, catalogue_snapshot
+from consent.catalogue.snapshot import PurposeInfo, catalogue_snapshot, channel_display_name
 from consent.ledger import projection
 from consent.ledger.recording import ConsentCommand, consent_event_record
-from consent.models import Channel, ConsentState, Objection, Send
+from consent.models import ConsentState, Objection, Send
 from consent.policy import LegalBasis
 from consent.services import ObjectionRecorded, consent_object_direct_marketing, consent_validate
 from subjects.errors import SubjectNotFoundError
@@ -50,11 +49,6 @@ class UnsubscribeInvalidError(NotFoundError):
 # ---------------------------------------------------------------------------------------------------------
 # Tokens
 # ---------------------------------------------------------------------------------------------------------
-
-
-def _channel_name(channel: str) -> str:
-    row = Channel.objects.filter(key=channel).values_list("name", "names").first()
-    return localised(as_given(*row), get_language()) if row else channel
 
 
 def _mac() -> hmac.HMAC:
@@ -136,7 +130,7 @@ def unsubscribe_from_token(*, token: str) -> UnsubscribeView:
         purpose_key=purpose_key,
         purpose_name=info.display_name(get_language()),
         channel=channel,
-        channel_name=_channel_name(channel),
+        channel_name=channel_display_name(channel, get_language()),
         legal_basis=info.rule.legal_basis.value,
         erased=erased,
         done=erased or _unsubscribed(subject, info, channel),

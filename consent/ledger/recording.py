@@ -16,6 +16,7 @@ from typing import Any
 from celery import current_app
 from django.conf import settings
 from django.db import transaction
+from django.utils.translation import get_language
 
 from consent.catalogue.snapshot import PurposeInfo
 from consent.errors import EmailNotLinkedError, EmailRequiredError, NothingToConfirmError
@@ -399,6 +400,8 @@ def confirmation_request(
         email_enc=encrypt_field(subject, key, CONFIRMATION_EMAIL, email, row_id=row_id),
         created_at=now,
         expires_at=now + timedelta(days=settings.ASSENT_CONFIRMATION_DAYS),
+        # The page's language (the portal's choice, or the Accept-Language of an API call): the mail's.
+        language=(get_language() or "")[:8],
     )
     # Enqueued on commit, by name: the task module (an edge) imports this kernel, not the other way round. The
     # signature runs the registered task (eagerly in the demo) and falls back to send_task where it is not loaded.

@@ -22,7 +22,7 @@ from config.errors import DomainError
 from consent.admin.audit import Action, audit_record
 from consent.admin.search import PrivateSearchAdmin, subject_link, uuid_or_none
 from subjects.identity import parse_reference
-from subjects.models import Identifier, RightsRequest
+from subjects.models import Identifier, RightsRequest, RightsRequestPart
 from subjects.rights import requests as rights
 from subjects.rights.art19 import art19_notices, result_public
 from subjects.rights.calendar import DUE_SOON
@@ -89,6 +89,25 @@ class OpenRequestForm(forms.Form):
         help_text='Objection: {"scope": "direct_marketing"} or {"purpose": "newsletter"}. Restriction: '
         '{"ground": "18(1)(a)"}. Rectification: {"identifiers": {...}, "profile": {...}}.',
     )
+
+
+def part_note(part: RightsRequestPart) -> str:
+    """What a part is doing where its status alone misleads: a connector part waiting for the system's callback,
+    or for its next attempt, is `running` but held by no worker."""
+    outcome = part.outcome or {}
+    if part.status != RightsRequestPart.Status.RUNNING or part.lease_token is not None:
+        return ""
+    if outcome.get("waiting_since") and str(outcome.get("last_answer", "")).startswith("HTTP 202"):
+        return f"waiting for the system's callback since {_moment(outcome['waiting_since'])}"
+    if outcome.get("last_answer"):
+        attempts = outcome.get("attempts", part.attempts)
+        then = f" at {timezone.localtime(part.claimed_until):%Y-%m-%d %H:%M}" if part.claimed_until else ""
+        return f"attempt {attempts} failed, next attempt{then}; last answer: {outcome['last_answer']}"
+    return ""
+
+
+def _moment(iso: str) -> str:
+    return iso[:16].replace("T", " ")
 
 
 @admin.register(RightsRequest)
@@ -296,7 +315,7 @@ class RightsRequestAdmin(PrivateSearchAdmin):
             "due_at": due_at,
             "overdue": is_open and due_at < now,
             "due_soon": is_open and now <= due_at < now + DUE_SOON,
-            "parts": list(rights_request.parts.order_by("pk")),
+            "parts": [(part, part_note(part)) for part in rights_request.parts.order_by("pk")],
             "history": list(rights_request.history.order_by("at", "pk")),
             "result": json.dumps(
                 result_public(rights_request.result, rights_request.pk), indent=2, ensure_ascii=False, default=str

@@ -42,6 +42,12 @@ def objection_field(purpose: str) -> str:
     return f"object:{purpose}"
 
 
+def _saved(on: bool) -> str:
+    """The switch's saved position, for the style sheet (badges that say what saving will do, even after a form
+    came back with an error) and for the save bar's count of unsaved changes."""
+    return "on" if on else "off"
+
+
 class PreferencesForm(forms.Form):
     """One switch per consent purpose and channel (off until chosen), one objection switch per legitimate-interest
     purpose, and "no marketing at all". An objection in force shows as a disabled, switched-on field: the portal
@@ -58,7 +64,11 @@ class PreferencesForm(forms.Form):
                     label=channel.name,
                     disabled=locked,
                     widget=forms.CheckboxInput(
-                        attrs={**SWITCH, "aria-describedby": f"state-{purpose.key}-{channel.key}"}
+                        attrs={
+                            **SWITCH,
+                            "aria-describedby": f"state-{purpose.key}-{channel.key}",
+                            "data-saved": _saved(channel.on),
+                        }
                     ),
                 )
             self.fields[notice_field(purpose.key)] = forms.CharField(
@@ -73,14 +83,22 @@ class PreferencesForm(forms.Form):
                 initial=objected,
                 disabled=locked or objected,
                 label=_("I object to this"),
-                widget=forms.CheckboxInput(attrs={**SWITCH, "aria-describedby": f"state-{purpose.key}"}),
+                widget=forms.CheckboxInput(
+                    attrs={**SWITCH, "aria-describedby": f"state-{purpose.key}", "data-saved": _saved(objected)}
+                ),
             )
         self.fields["no_marketing"] = forms.BooleanField(
             required=False,
             initial=preferences.no_marketing_since is not None,
             disabled=locked or preferences.no_marketing_since is not None,
             label=_("No marketing at all"),
-            widget=forms.CheckboxInput(attrs={**SWITCH, "aria-describedby": "state-no-marketing"}),
+            widget=forms.CheckboxInput(
+                attrs={
+                    **SWITCH,
+                    "aria-describedby": "state-no-marketing",
+                    "data-saved": _saved(preferences.no_marketing_since is not None),
+                }
+            ),
         )
 
     def wanted(self) -> Wanted:

@@ -10,9 +10,11 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from django.db.models import Q
+
 from subjects import ports
 from subjects.models import RightsRequestPart
-from subjects.rights.context import CONNECTOR_PART
+from subjects.rights.context import CONNECTOR_PART, SOURCE
 from subjects.source_writers import records_by_client
 
 KEY = "art19"  # in a request's result: {"events": [ids], "holders": [client ids]}
@@ -49,10 +51,17 @@ def art19_join(*kept: Mapping[str, Any] | None) -> dict[str, Any]:
 
 def art19_notices(result: Mapping[str, Any], request_id: uuid.UUID | None = None) -> dict[str, Any] | None:
     """The live notices of a request's result, or None when it told nobody anything (no Art. 19 change). With the
-    request's id, an erasure's connected systems (its connector parts) are listed too: told when the part first
-    ran, acknowledged when the system's answer completed it."""
+    request's id, the connected systems are listed too: for an erasure each system with a connector, told when its
+    part first ran and acknowledged when the system's answer (HTTP) or its own erasure (PostgreSQL) completed it;
+    for a rectification, restriction or lift each such system as not told, for the DPO to tell its owner (a
+    connector carries access and erasure only, API.md)."""
     kept = result.get(KEY)
-    systems = _connector_notices(request_id) if request_id is not None and "systems" in result else []
+    systems: list[dict[str, Any]] = []
+    untold: list[dict[str, Any]] = []
+    if request_id is not None and "systems" in result:
+        systems = _connector_notices(request_id)
+    elif request_id is not None and kept:
+        untold = _connectors_untold()
     if not kept and not systems:
         return None
     notices = (
@@ -61,17 +70,27 @@ def art19_notices(result: Mapping[str, Any], request_id: uuid.UUID | None = None
         else {"told": [], "not_told": [], "unacknowledged": 0}
     )
     notices["told"] = [*notices["told"], *systems]
-    notices["unacknowledged"] += sum(1 for s in systems if s["acknowledged_at"] is None)
+    notices["not_told"] = [*notices["not_told"], *untold]
+    notices["unacknowledged"] += sum(1 for s in systems if s["acknowledged_at"] is None) + len(untold)
     return notices
 
 
+def _connected(facts: ports.SourceFacts) -> bool:
+    return bool(facts.connector and facts.connector.get("type") in ("http", "postgresql"))
+
+
 def _connector_notices(request_id: uuid.UUID) -> list[dict[str, Any]]:
-    names = {k: f.name for k, f in ports.consent_rights.catalogue().sources.items()}
-    parts = RightsRequestPart.objects.filter(request_id=request_id, name__startswith=CONNECTOR_PART).order_by("pk")
+    sources = ports.consent_rights.catalogue().sources
+    names = {k: f.name for k, f in sources.items()}
+    # HTTP systems have parts of their own; a PostgreSQL connector runs in its source's part, before the records.
+    postgresql = [SOURCE + k for k, f in sources.items() if f.connector and f.connector.get("type") == "postgresql"]
+    parts = RightsRequestPart.objects.filter(
+        Q(name__startswith=CONNECTOR_PART) | Q(name__in=postgresql), request_id=request_id
+    ).order_by("pk")
     return [
         {
             "event": "erasure (connector)",
-            "recipient": names.get(p.name.removeprefix(CONNECTOR_PART), p.name.removeprefix(CONNECTOR_PART)),
+            "recipient": names.get(_source(p.name), _source(p.name)),
             "told_at": p.started_at.isoformat() if p.started_at else None,
             "acknowledged_at": (
                 p.finished_at.isoformat() if p.finished_at and p.status == RightsRequestPart.Status.DONE else None
@@ -80,6 +99,21 @@ def _connector_notices(request_id: uuid.UUID) -> list[dict[str, Any]]:
             "last_error": p.error,
         }
         for p in parts
+    ]
+
+
+def _source(part: str) -> str:
+    return part.removeprefix(CONNECTOR_PART).removeprefix(SOURCE)
+
+
+def _connectors_untold() -> list[dict[str, Any]]:
+    return [
+        {
+            "recipient": facts.name,
+            "why": "a connected system: its connector carries access and erasure only; tell the system's owner",
+        }
+        for _, facts in sorted(ports.consent_rights.catalogue().sources.items())
+        if _connected(facts)
     ]
 
 

@@ -22,6 +22,11 @@ from subjects.rights.context import SOURCE, PartContext
 from subjects.selectors import subject_identifiers
 
 CONNECTOR = "connector"  # in a source part's outcome: the connected system's erasure report
+CONNECTOR_PLANNED = "connector_planned"  # in a source part's outcome until the report replaces it: the plan
+RECOVERED = (
+    "an earlier attempt erased the person's rows and stopped before its report was kept; this attempt found "
+    "nothing of theirs left, and reports what the plan made just before said"
+)
 NO_HOLD = (
     "the connector's map keeps this table (erase: keep) and the catalogue declares no legal hold for this source: "
     "ask the system's owner why it must stay"
@@ -102,21 +107,33 @@ def connector_access_lines(context: PartContext, facts: ports.SourceFacts) -> li
 
 def connector_erase(context: PartContext, facts: ports.SourceFacts, now: datetime) -> None:
     """Erase the person in the connected system (one transaction there), then record its report in the part's
-    outcome. Runs once: a part resumed after the external commit finds the report and does not ask again."""
+    outcome. Runs once: a part resumed after the external commit finds the report and does not ask again.
+
+    The external commit and the report's commit here are two transactions: a worker that dies between them left
+    the rows erased there and no report here, and the retry finds nothing left to erase. So the plan (the same
+    erasure, rolled back) is kept first; a retry that erases nothing reports what the plan said was erased."""
     if CONNECTOR in context.outcome:
         return
-    assert facts.connector is not None
     identifiers = _identifiers(context)
     report: dict[str, Any] = {"erased": [], "kept": []}
     if identifiers:
+        planned = context.outcome.get(CONNECTOR_PLANNED)
+        if planned is None:
+            planned = connector_erase_plan(facts, identifiers, now)
+            with context.step() as outcome:
+                outcome[CONNECTOR_PLANNED] = planned
         with _transient():
             report = pg_erase(
-                pg_map_from_connector(facts.connector),
+                pg_map_from_connector(facts.connector or {}),
                 identifiers,
                 hash_key=crypto.connector_hash_key(settings.ASSENT_BLIND_INDEX_KEY),
                 hold=connector_hold(facts, now),
             )
+        if not report["erased"] and not report["kept"] and (planned["erased"] or planned["kept"]):
+            # Nothing of the person is found any more (the identifier columns were erased or pseudonymised).
+            report = {**planned, "note": RECOVERED}
     with context.step() as outcome:
+        outcome.pop(CONNECTOR_PLANNED, None)
         outcome[CONNECTOR] = report
 
 

@@ -1,6 +1,8 @@
-"""The portal in a real browser (headless Chromium), German, without any script on the pages: sign-in with the
-link from the mail, granting and withdrawing, the double opt-in confirmation, a copy of the data downloaded, an
-erasure requested, a one-click unsubscribe. Each page is saved as a screenshot under artifacts/screenshots/."""
+"""The portal in a real browser (headless Chromium), German, working without script (the preference centre's save
+bar adds a count of unsaved changes with its own script file): sign-in with the link from the mail, granting and
+withdrawing, the double opt-in confirmation, a copy of the data downloaded, an erasure requested, a one-click
+unsubscribe, the save bar and the history on a phone. Each page is saved as a screenshot under
+artifacts/screenshots/."""
 
 from __future__ import annotations
 
@@ -167,7 +169,7 @@ def test_request_and_download_a_copy_then_request_erasure(site: Site, mail_worke
     assert page.locator(".errorlist").is_visible()  # the box must be ticked first
     page.get_by_label(re.compile("Ich habe verstanden")).check()
     page.get_by_role("button", name="Löschung beantragen").click()
-    assert "Wartet auf Freigabe durch unseren Datenschutz" in page.locator("dl.facts").inner_text()
+    assert "Wartet auf Freigabe durch unser Datenschutzteam" in page.locator("dl.facts").inner_text()
     site.shot(page, "15-loeschung-beantragt")
     assert RightsRequest.objects.get(kind="erasure").status == "awaiting_approval"
 
@@ -195,13 +197,62 @@ def test_one_click_unsubscribe_in_the_same_look(site: Site, make_client: Any) ->
 
     page = site.new_page()
     page.goto(url)
-    assert page.get_by_role("heading", level=1).inner_text() == "Abmelden"
+    assert page.get_by_role("heading", level=1).inner_text() == "Abbestellen"  # unsubscribe; "Abmelden" signs out
     assert page.locator("link[rel=stylesheet]").get_attribute("href") == "/static/portal/portal.css"
-    site.shot(page, "16-abmelden")
+    site.shot(page, "16-abbestellen")
     assert state("newsletter", "sms") == "granted"  # showing the page changed nothing
-    page.get_by_role("button", name="Abmelden / Unsubscribe").click()
-    assert page.get_by_role("heading", level=1).inner_text() == "Sie sind abgemeldet."
-    site.shot(page, "17-abgemeldet")
+    page.get_by_role("button", name="Abbestellen").click()
+    assert page.get_by_role("heading", level=1).inner_text() == "Abbestellt"
+    site.shot(page, "17-abbestellt")
     assert state("newsletter", "sms") == "withdrawn"
     assert ConsentEvent.objects.filter(source="unsubscribe-link").count() == 1
     assert Client().get(url).status_code == 200
+
+
+def test_on_a_phone_the_save_bar_counts_unsaved_changes_and_the_history_fits(site: Site) -> None:
+    page = site.new_page(width=390, height=844)
+    site.sign_in(page, "eva@example.de")
+    status = page.locator("#savebar-status")
+    bar = page.locator(".savebar")
+
+    # the save bar is in view at the bottom of the screen while the switches are far above the form's end
+    assert status.inner_text() == "Keine ungespeicherten Änderungen"  # the script runs (its own file, CSP allows)
+    box = bar.bounding_box()
+    assert box is not None
+    assert 844 - 2 <= box["y"] + box["height"] <= 844 + 1
+
+    # when she switches two channels on, the bar counts them and the badges say what saving will do
+    page.locator("[name='consent:newsletter:sms']").check()
+    assert status.inner_text() == "1 ungespeicherte Änderung"
+    assert page.locator("#state-newsletter-sms").inner_text().startswith("Ein nach dem Speichern")
+    page.locator("[name='consent:newsletter:push']").check()
+    assert status.inner_text() == "2 ungespeicherte Änderungen"
+    assert page.locator("#state-offers").inner_text().startswith("Wir nutzen das")
+    site.shot(page, "18-handy-ungespeichert")
+
+    # leaving now asks first; staying keeps her changes
+    asked: list[str] = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.type), dialog.dismiss()))
+    page.get_by_role("link", name="Verlauf").click(no_wait_after=True)
+    page.wait_for_timeout(500)
+    assert asked == ["beforeunload"]
+    assert page.url.endswith("/portal/preferences")
+    assert page.locator("[name='consent:newsletter:sms']").is_checked()
+
+    # saving asks nothing and leaves nothing unsaved
+    page.get_by_role("button", name="Einstellungen speichern").click()
+    page.wait_for_url("**/portal/preferences")
+    assert status.inner_text() == "Keine ungespeicherten Änderungen"
+    assert page.locator("#state-newsletter-sms").inner_text().startswith("Ein")
+    assert "nach dem Speichern" not in page.locator("#state-newsletter-sms").inner_text()
+
+    # the history reads on the phone without sideways scrolling; the hash is behind "Nachweis anzeigen"
+    page.get_by_role("link", name="Verlauf").click()
+    page.wait_for_url("**/portal/history")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert page.get_by_role("columnheader", name="Hashwert").count() == 0
+    assert not page.locator("code.hash").first.is_visible()
+    page.get_by_text("Nachweis anzeigen").first.click()
+    assert page.locator("code.hash").first.is_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    site.shot(page, "19-handy-verlauf-nachweis")

@@ -152,10 +152,14 @@ def test_every_area_answers_with_its_security_headers(
     assert response.headers["Permissions-Policy"].startswith("camera=()")
 
 
-def test_the_people_pages_run_no_script_and_the_admin_only_its_own(db: None, client: Client) -> None:
+def test_the_pages_from_e_mails_run_no_script_and_the_portal_and_admin_only_their_own(db: None, client: Client) -> None:
     portal = csp_directives(client.get("/portal/"))
+    unsubscribe = csp_directives(client.get("/u/not-a-token/"))
+    confirmation = csp_directives(client.get("/confirm/not-a-token/"))
     admin = csp_directives(client.get("/admin/login/"))
-    assert "script-src" not in portal  # falls back to default-src 'none': no script at all
+    assert "script-src" not in unsubscribe  # falls back to default-src 'none': no script at all
+    assert "script-src" not in confirmation
+    assert portal["script-src"] == "script-src 'self'"  # its own files only, never inline
     assert admin["script-src"] == "script-src 'self'"
 
 

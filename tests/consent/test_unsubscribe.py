@@ -82,8 +82,9 @@ def test_get_shows_a_confirmation_page_and_changes_nothing(api: Api) -> None:
     html = page(response)
     assert "Newsletter" in html
     assert "SMS" in html
-    assert "Abmelden / Unsubscribe" in html
-    assert "Keine Werbung mehr / No marketing at all" in html
+    assert "<h1>Abbestellen</h1>" in html  # unsubscribe is "abbestellen"; "abmelden" is signing out (glossary)
+    assert "Überhaupt keine Werbung" in html
+    assert "Unsubscribe" not in html  # one language per page
     assert 'method="post"' in html
     assert "csrfmiddlewaretoken" not in html
     assert response["Cache-Control"].startswith("max-age=0")
@@ -105,7 +106,7 @@ def test_get_of_a_link_already_used_says_so(api: Api) -> None:
     path = send_link(api, anna)
     browser().post(path, ONE_CLICK, content_type=FORM)
 
-    assert "bereits abgemeldet" in page(browser().get(path))
+    assert "Bereits abbestellt" in page(browser().get(path))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -118,7 +119,7 @@ def test_one_click_post_withdraws_the_sends_purpose_on_the_sends_channel(api: Ap
     response = browser().post(path, ONE_CLICK, content_type=FORM)
 
     assert response.status_code == 200
-    assert "Sie sind abgemeldet" in page(response)
+    assert "<h1>Abbestellt</h1>" in page(response)
     assert check(api, anna) == (False, "withdrawn")
     event = last_event(anna)
     assert (event.action, event.purpose, event.channel, event.source, event.actor) == (
@@ -155,7 +156,7 @@ def test_a_second_post_records_nothing_new_and_still_shows_success(api: Api) -> 
     response = browser().post(path, ONE_CLICK, content_type=FORM)
 
     assert response.status_code == 200
-    assert "Sie sind abgemeldet" in page(response)
+    assert "<h1>Abbestellt</h1>" in page(response)
     assert ConsentEvent.objects.count() == events
 
 

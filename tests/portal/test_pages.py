@@ -1,5 +1,6 @@
 """What every page people see shares: the strict Content-Security-Policy and security headers, the `lang`
-attribute, the language switch, no inline styles or scripts, and compiled German translations."""
+attribute, the language switch, no inline styles or scripts (the portal loads its own script files only; the pages
+reached from e-mails none at all), and compiled German translations."""
 
 from __future__ import annotations
 
@@ -18,11 +19,15 @@ pytestmark = pytest.mark.usefixtures("portal")
 LOCALE = Path(__file__).resolve().parents[2] / "subjects" / "portal" / "locale" / "de" / "LC_MESSAGES"
 
 
-def assert_strict_headers(response: Any) -> None:
+def assert_strict_headers(response: Any, script: str = "") -> None:
+    """`script`: "" for no script at all (default-src 'none' applies), else the one script-src allowed."""
     csp = response["Content-Security-Policy"]
     assert "default-src 'none'" in csp
     assert "style-src 'self'" in csp
-    assert "script-src" not in csp  # falls back to default-src 'none': no script at all
+    if script:
+        assert f"script-src {script};" in f"{csp};"
+    else:
+        assert "script-src" not in csp  # falls back to default-src 'none': no script at all
     assert "frame-ancestors 'none'" in csp
     assert "form-action 'self'" in csp
     assert response["X-Frame-Options"] == "DENY"
@@ -32,7 +37,10 @@ def assert_strict_headers(response: Any) -> None:
 
 
 def assert_no_inline_code(html: str) -> None:
-    assert "<script" not in html
+    for attributes, body in re.findall(r"<script([^>]*)>(.*?)</script>", html, flags=re.S):
+        assert body.strip() == "", "no inline script"
+        assert re.search(r'src="/static/portal/[a-z]+\.js"', attributes), attributes
+    assert html.count("<script") == len(re.findall(r"<script[^>]*>.*?</script>", html, flags=re.S))
     assert "<style" not in html
     assert " style=" not in html
     assert re.search(r" on[a-z]+=", html) is None
@@ -44,11 +52,11 @@ def test_every_portal_page_sends_the_strict_policy_and_no_inline_code() -> None:
     for path in ("/portal/preferences", "/portal/history", "/portal/rights", "/portal/rights/objection"):
         response = client.get(path)
         assert response.status_code == 200, path
-        assert_strict_headers(response)
+        assert_strict_headers(response, script="'self'")
         assert_no_inline_code(response.content.decode())
         assert "no-store" in response["Cache-Control"]
     signin = Client().get("/portal/")
-    assert_strict_headers(signin)
+    assert_strict_headers(signin, script="'self'")
     assert_no_inline_code(signin.content.decode())
     assert '<html lang="de">' in signin.content.decode()
 
@@ -64,8 +72,9 @@ def test_the_unsubscribe_and_confirmation_pages_share_the_portals_look_and_polic
         response = Client().get(path)
         assert response.status_code == 404
         html = response.content.decode()
-        assert_strict_headers(response)
+        assert_strict_headers(response)  # no script at all on the pages reached from e-mails
         assert_no_inline_code(html)
+        assert "<script" not in html
         assert "/static/portal/portal.css" in html
         assert '<html lang="de">' in html
         assert "nicht gültig" in html

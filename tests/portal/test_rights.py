@@ -153,7 +153,7 @@ def test_erasure_needs_the_confirmation_box_and_then_waits_for_approval() -> Non
     request = RightsRequest.objects.get(pk=request_id)
     assert (request.kind, request.status, request.subject_id) == ("erasure", "awaiting_approval", subject_id)
     html = client.get(f"/portal/rights/{request_id}").content.decode()
-    assert "Wartet auf Freigabe durch unseren Datenschutz" in html
+    assert "Wartet auf Freigabe durch unser Datenschutzteam" in html
 
 
 def test_correcting_contact_data_opens_a_rectification_with_only_what_changed() -> None:

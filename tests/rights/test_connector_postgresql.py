@@ -11,9 +11,20 @@ from typing import Any
 
 import psycopg
 import pytest
+from django.conf import settings
+from django.utils import timezone
 
+from subjects import crypto, ports
+from subjects.connectors.pgmap import pg_map_from_connector
+from subjects.connectors.pgrun import pg_erase
 from subjects.models import RightsRequestPart
-from subjects.rights.connector_parts import ConnectorsFirstError
+from subjects.rights.connector_parts import (
+    CONNECTOR_PLANNED,
+    RECOVERED,
+    ConnectorsFirstError,
+    connector_erase_plan,
+    connector_hold,
+)
 from subjects.rights.registry import handler_for
 from subjects.rights.workflow import part_run
 from tests.api import Api
@@ -104,6 +115,73 @@ def test_an_erasure_reaches_the_shop_database_and_reports_what_it_keeps(rapi: Ap
     others = {t: {k: v for k, v in rows.items() if "someone.else" in v} for t, rows in before.items()}
     assert sum(len(rows) for rows in others.values()) >= 4
     assert {t: {k: after[t].get(k) for k in rows} for t, rows in others.items()} == others
+
+
+def test_the_shop_database_is_listed_among_the_recipients_told_of_the_erasure(rapi: Api, shop_dsn: str) -> None:
+    # Art. 19: a connected system is told by its connector; the report says when, and when it was done there.
+    person = seed_person("pgera19", records_per_source=1)
+    _customers(shop_dsn, person.email)
+
+    request_id = erase(rapi, {"email": person.email})
+
+    notices = rapi.get(f"{REQUESTS}/{request_id}").json()["result"]["notices"]
+    (shop,) = [n for n in notices["told"] if n["recipient"] == "Shop database"]
+    assert shop["event"] == "erasure (connector)"
+    assert shop["status"] == "done"
+    assert shop["told_at"] is not None
+    assert shop["acknowledged_at"] is not None
+    assert shop["told_at"] <= shop["acknowledged_at"]
+
+
+def test_a_restriction_names_the_shop_database_as_a_system_for_the_dpo_to_tell(rapi: Api, shop_dsn: str) -> None:
+    person = seed_person("pgres19", records_per_source=1)
+
+    body = rapi.post(
+        REQUESTS,
+        {
+            "kind": "restriction",
+            "subject": {"email": person.email},
+            "channel": "portal",
+            "verified": True,
+            "details": {"ground": "18(1)(a)"},
+        },
+    ).json()
+    drain(body["id"])
+    result = rapi.get(f"{REQUESTS}/{body['id']}").json()["result"]
+
+    untold = [n for n in result["notices"]["not_told"] if n["recipient"] == "Shop database"]
+    assert len(untold) == 1
+    assert "tell the system's owner" in untold[0]["why"]
+    assert result["notices"]["unacknowledged"] >= 1
+
+
+def test_a_worker_that_died_after_the_shops_commit_leaves_a_report_all_the_same(rapi: Api, shop_dsn: str) -> None:
+    # The shop's transaction and the part's report commit apart. A worker kept the plan, erased in the shop and
+    # died before its report was kept: the next attempt finds nothing left and reports what the plan said.
+    person = seed_person("pgera4", records_per_source=1)
+    _customers(shop_dsn, person.email)
+    request_id = erase(rapi, {"email": person.email}, run=False)
+    part = RightsRequestPart.objects.get(request_id=request_id, name="source:shopdb")
+    facts = ports.consent_rights.catalogue().sources["shopdb"]
+    identifiers = [("email", person.email)]
+    planned = connector_erase_plan(facts, identifiers, timezone.now())
+    RightsRequestPart.objects.filter(pk=part.pk).update(outcome={CONNECTOR_PLANNED: planned})
+    done_by_the_dead_worker = pg_erase(
+        pg_map_from_connector(facts.connector or {}),
+        identifiers,
+        hash_key=crypto.connector_hash_key(settings.ASSENT_BLIND_INDEX_KEY),
+        hold=connector_hold(facts, timezone.now()),
+    )
+    assert "pgera4" not in json.dumps(dump(shop_dsn))
+
+    drain(request_id)
+
+    body = rapi.get(f"{REQUESTS}/{request_id}").json()
+    assert body["status"] == "completed", body
+    shop = next(s for s in body["result"]["sources"] if s["source"] == "shopdb")
+    assert shop["system"]["erased"] == done_by_the_dead_worker["erased"]
+    assert shop["system"]["note"] == RECOVERED
+    assert [k["what"] for k in shop["system"]["kept"]] == ["invoice: 2 rows"]
 
 
 def test_an_erasure_fails_visibly_when_the_map_no_longer_fits_the_shop_database(rapi: Api, shop_dsn: str) -> None:

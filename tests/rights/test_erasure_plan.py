@@ -19,7 +19,7 @@ from tests.admin import conftest as admin_fixtures
 from tests.api import Api
 from tests.rights import test_connector_postgresql as postgresql_fixtures
 from tests.rights import test_connectors as http_fixtures
-from tests.rights.helpers import seed_person
+from tests.rights.helpers import drain, seed_person
 from tests.rights.test_connectors import Crm
 from tests.subjects.connectors.shop import HOLD_LAW, dump
 
@@ -203,3 +203,36 @@ def test_an_http_system_without_a_plan_is_named_with_what_it_will_be_asked(rapi:
 
     assert "the system gave no plan (HTTP 400)" in html
     assert "it will be asked to erase the person" in html
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The request page while a connected system works
+# ---------------------------------------------------------------------------------------------------------
+def test_a_part_waiting_for_the_systems_callback_says_so_on_the_request_page(rapi: Api, dpo: Client, crm: Crm) -> None:
+    person = seed_person("plan9", records_per_source=1)
+    crm.answers = [(202, "")]
+    body = rapi.post(
+        REQUESTS, {"kind": "access", "subject": {"email": person.email}, "channel": "portal", "verified": True}
+    )
+    request = RightsRequest.objects.get(pk=body.json()["id"])
+    drain(str(request.pk))
+
+    html = page(dpo, request)
+
+    assert "running: waiting for the system&#x27;s callback since" in html
+
+
+def test_a_part_that_will_retry_shows_the_systems_last_answer(rapi: Api, dpo: Client, crm: Crm, settings: Any) -> None:
+    person = seed_person("plan10", records_per_source=1)
+    crm.answers = [(503, "maintenance until 6 pm")]
+    settings.ASSENT_CONNECTOR_BACKOFF_SCALE = 100.0  # the next attempt minutes away: the page shows the wait
+    body = rapi.post(
+        REQUESTS, {"kind": "access", "subject": {"email": person.email}, "channel": "portal", "verified": True}
+    )
+    request = RightsRequest.objects.get(pk=body.json()["id"])
+    drain(str(request.pk))
+
+    html = page(dpo, request)
+
+    assert "attempt 1 failed, next attempt at " in html
+    assert "last answer: HTTP 503: maintenance until 6 pm" in html

@@ -3,19 +3,21 @@ problem details, and the request parsing and serializer fields the views share."
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import orjson
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.utils import translation
 from django.views.decorators.csrf import csrf_exempt
-from drf_spectacular.utils import OpenApiResponse
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse
 from rest_framework import exceptions, serializers
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.exceptions import UnsupportedMediaType
@@ -25,11 +27,11 @@ from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.errors import DomainError, InvalidInputError
+from config.errors import MAX_NAMED_FIELDS, DomainError, InvalidInputError, fields_in_words
 from config.input import MalformedInputError, bad_string_reason, date_in_window, guarded_loads
 from config.net import client_address
 from consent.clients import AuthenticatedClient, client_auth_blocked, client_auth_failed, client_key_check
-from subjects.identity import parse_reference
+from subjects.identity import Reference, parse_reference
 
 if TYPE_CHECKING:  # DRF imports this module while it builds rest_framework.views
     from rest_framework.views import APIView
@@ -95,6 +97,14 @@ class JsonOnlyNegotiation(DefaultContentNegotiation):
         return renderer, renderer.media_type
 
 
+class ScopeMissingError(exceptions.PermissionDenied):
+    """A 403 that names the scope the client lacked, so whoever holds the key knows what to ask for."""
+
+    def __init__(self, scope: str) -> None:
+        super().__init__(f"this API client lacks the scope '{scope}' this endpoint needs")
+        self.scope = scope
+
+
 class HasScope(BasePermission):
     """A view declares `required_scope`; a client must hold it. A view that forgot to declare one is open to no
     client (fail closed): a public view says so with its own `permission_classes`."""
@@ -103,7 +113,10 @@ class HasScope(BasePermission):
 
     def has_permission(self, request: Request, view: APIView) -> bool:
         scope = getattr(view, "required_scope", None)
-        return scope is not None and scope in getattr(request.auth, "scopes", ())
+        scopes = getattr(request.auth, "scopes", None)
+        if scope is not None and scopes is not None and scope not in scopes:
+            raise ScopeMissingError(scope)
+        return scope is not None and scopes is not None
 
 
 def problem(
@@ -122,12 +135,13 @@ def problem(
     return body
 
 
-def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
+def flatten_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
+    """DRF's nested error detail as `field.sub` / `field[index]` -> messages, as every problem names fields."""
     if isinstance(detail, dict):
         out: dict[str, list[str]] = {}
         for key, value in detail.items():
             name = "" if key == "non_field_errors" else str(key)
-            out.update(_flatten(value, f"{prefix}.{name}" if prefix and name else prefix or name))
+            out.update(flatten_errors(value, f"{prefix}.{name}" if prefix and name else prefix or name))
         return out
     if isinstance(detail, list):
         if all(not isinstance(item, (dict, list)) for item in detail):
@@ -135,9 +149,24 @@ def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
         out = {}
         for index, item in enumerate(detail):
             if item:
-                out.update(_flatten(item, f"{prefix}[{index}]"))
+                out.update(flatten_errors(item, f"{prefix}[{index}]"))
         return out
     return {prefix or "body": [str(detail)]}
+
+
+# A domain error met inside a serializer field travels as DRF's ErrorDetail with this prefix on its code, so the
+# problem keeps the domain's code (`invalid_identifier`, `invalid_subject`) beside the other fields' errors.
+DOMAIN_CODE = "domain:"
+
+
+def _domain_code(detail: Any) -> str | None:
+    """The domain code of the first error in DRF's nested error detail, if it came from a domain error."""
+    if isinstance(detail, dict):
+        detail = list(detail.values())
+    if isinstance(detail, list):
+        return next((code for item in detail if (code := _domain_code(item))), None)
+    code = getattr(detail, "code", None)
+    return code.removeprefix(DOMAIN_CODE) if isinstance(code, str) and code.startswith(DOMAIN_CODE) else None
 
 
 def problem_for(exc: Exception) -> tuple[dict[str, Any], dict[str, str]]:
@@ -150,14 +179,16 @@ def problem_for(exc: Exception) -> tuple[dict[str, Any], dict[str, str]]:
     if isinstance(exc, RequestDataTooBig):
         return problem(413, "Request too large", "the request body is too large", "too_large"), headers
     if isinstance(exc, exceptions.ValidationError):
-        errors = _flatten(exc.detail)
-        first = next(iter(errors.items()), ("body", ["invalid"]))
-        return problem(400, "Invalid input", f"{first[0]}: {first[1][0]}", "invalid", errors=errors), headers
+        errors = flatten_errors(exc.detail) or {"body": ["invalid"]}
+        code = _domain_code(exc.detail) or "invalid"
+        return problem(400, "Invalid input", fields_in_words(errors), code, errors=errors), headers
     if isinstance(exc, exceptions.ParseError):
         return problem(400, "Malformed request", str(exc.detail), "malformed"), headers
     if isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)):
         headers["WWW-Authenticate"] = 'Bearer realm="assent"'
         return problem(401, "Unauthorized", str(exc.detail), "unauthorized"), headers
+    if isinstance(exc, ScopeMissingError):
+        return problem(403, "Forbidden", str(exc.detail), "forbidden", scope=exc.scope), headers
     if isinstance(exc, (exceptions.PermissionDenied, DjangoPermissionDenied)):
         detail = str(getattr(exc, "detail", "")) or "not permitted"
         return problem(403, "Forbidden", detail, "forbidden"), headers
@@ -303,8 +334,11 @@ class ProblemSerializer(serializers.Serializer):
     detail = serializers.CharField()
     code = serializers.CharField()
     errors = serializers.DictField(  # type: ignore[assignment]
-        child=serializers.ListField(child=serializers.CharField()), required=False, help_text="messages per field"
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
+        help_text="messages per field, every bad field at once (a 400)",
     )
+    scope = serializers.CharField(required=False, help_text="the scope the client lacks (a 403 `forbidden`)")
 
 
 # The problems any operation can answer; a request body adds 413 and 415. Each is documented with its body and its
@@ -312,7 +346,7 @@ class ProblemSerializer(serializers.Serializer):
 COMMON_PROBLEMS = {
     400: "Problem details (RFC 9457): bad input, with `errors` per field",
     401: "Problem details: no or invalid API key",
-    403: "Problem details: scope or purpose not granted (`code: forbidden`)",
+    403: "Problem details: scope or purpose not granted (`code: forbidden`; a missing scope is named in `scope`)",
     429: "Problem details: rate limited, with Retry-After",
     503: "Cannot decide now: `allowed: false, reason: unavailable`",
 }
@@ -327,9 +361,58 @@ def problems(notes: dict[int, str] | None = None, *, body: bool = False) -> dict
     ones, a body's when it takes one, and its own `notes` (a status and what it means there)."""
     described = {**COMMON_PROBLEMS, **(BODY_PROBLEMS if body else {}), **(notes or {})}
     return {
-        (status, PROBLEM): OpenApiResponse(response=ProblemSerializer, description=text)
+        (status, PROBLEM): OpenApiResponse(
+            response=ProblemSerializer, description=text, examples=_problem_examples(status)
+        )
         for status, text in sorted(described.items())
     }
+
+
+# What a problem of each common status looks like, shown beside it in the docs (others show the bare shape).
+_PROBLEM_EXAMPLES: dict[int, tuple[str, dict[str, Any]]] = {
+    400: (
+        "Two fields missing",
+        problem(
+            400,
+            "Invalid input",
+            "purpose: is required and must be a non-empty string; channel: is required and must be a non-empty string",
+            "invalid",
+            errors={
+                "purpose": ["is required and must be a non-empty string"],
+                "channel": ["is required and must be a non-empty string"],
+            },
+        ),
+    ),
+    401: (
+        "No key",
+        problem(401, "Unauthorized", "an API key is required: Authorization: Bearer <key>", "unauthorized"),
+    ),
+    403: (
+        "A scope the key lacks",
+        problem(
+            403,
+            "Forbidden",
+            "this API client lacks the scope 'consent:check' this endpoint needs",
+            "forbidden",
+            scope="consent:check",
+        ),
+    ),
+    429: (
+        "Rate limited",
+        problem(429, "Too many requests", "rate limit reached for this API client", "rate_limited", retry_after=2),
+    ),
+    503: (
+        "Cannot decide now",
+        problem(503, "Service unavailable", "cannot decide now", "unavailable", allowed=False, reason="unavailable"),
+    ),
+}
+
+
+def _problem_examples(status: int) -> list[OpenApiExample]:
+    if status not in _PROBLEM_EXAMPLES:
+        return []
+    summary, body = _PROBLEM_EXAMPLES[status]
+    return [OpenApiExample(summary, value=body, response_only=True, status_codes=[status], media_type=PROBLEM)]
 
 
 PROBLEM_RESPONSES = problems()
@@ -370,8 +453,58 @@ def required_string(body: dict[str, Any], name: str, *, max_length: int = 64) ->
     return value
 
 
+def required_reference(body: dict[str, Any], name: str = "subject") -> Reference:
+    if name not in body:
+        raise InvalidInputError("is required", field=name)
+    return parse_reference(body[name], field=name)
+
+
+def every_field_error(first: DomainError, checks: Iterable[Callable[[], object]]) -> DomainError:
+    """The error a hand-parsed body stopped at, widened to name every bad field: each check parses one field again
+    (only on this error path: the hot paths stop at the first error and pay nothing for this)."""
+    errors: dict[str, list[str]] = {}
+    for check in checks:
+        try:
+            check()
+        except InvalidInputError as exc:
+            for field, messages in (exc.errors or {"body": [exc.detail]}).items():
+                errors.setdefault(field, []).extend(messages)
+            if len(errors) >= MAX_NAMED_FIELDS:
+                break
+    return first.naming_every_field(errors) if len(errors) > 1 else first
+
+
+def reference_list(body: dict[str, Any], name: str) -> list[Any]:
+    """The list of 1 to ASSENT_BULK_LIMIT subject references under `name` (each still to be parsed)."""
+    items = body.get(name)
+    if not isinstance(items, list):
+        raise InvalidInputError("must be a list of subject references", field=name)
+    if not 1 <= len(items) <= settings.ASSENT_BULK_LIMIT:
+        raise InvalidInputError(f"must hold 1 to {settings.ASSENT_BULK_LIMIT:,} references", field=name)
+    return items
+
+
+def bulk_checks(body: dict[str, Any], name: str) -> Iterator[Callable[[], object]]:
+    """A bulk body's fields (`purpose`, `channel`, the list under `name` and each of its references), each parsed
+    on its own, for a problem that names every bad one."""
+    yield lambda: required_string(body, "purpose")
+    yield lambda: required_string(body, "channel")
+    yield lambda: reference_list(body, name)
+    items = body.get(name)
+    if isinstance(items, list):
+        for i, item in enumerate(items):
+            yield functools.partial(parse_reference, item, field=f"{name}[{i}]")
+
+
 class SubjectReferenceField(serializers.DictField):
     """`{"id": "<uuid>"}` or identifiers such as `{"email": "a@b.de", "phone": "+49 171 1234567"}`."""
 
     def to_internal_value(self, data: Any) -> Any:
-        return parse_reference(data, field=self.field_name or "subject")
+        name = self.field_name or "subject"
+        try:
+            return parse_reference(data, field=name)
+        except InvalidInputError as exc:
+            # As a field error, so the serializer goes on and the problem names the other bad fields too.
+            message = serializers.ErrorDetail(exc.detail, code=DOMAIN_CODE + exc.code)
+            place = (exc.field or name).removeprefix(name).removeprefix(".")
+            raise serializers.ValidationError({place: [message]} if place else [message]) from None

@@ -1,9 +1,9 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+from drf_spectacular.views import SpectacularSwaggerSplitView
 
-from config import schema  # noqa: F401  (registers the Bearer scheme with drf-spectacular)
 from config.api import api_not_found
+from config.schema_views import SchemaApi
 from consent.admin.site import AssentAdminSite
 
 # The admin behind two-factor sign-in (Art. 32; off only where ASSENT_ADMIN_REQUIRE_2FA is, i.e. the demo), with
@@ -13,7 +13,7 @@ admin.site.__class__ = AssentAdminSite
 handler400 = "config.pages.bad_request"  # a body too large or unreadable: a problem under /api/, else a readable page
 
 urlpatterns = [
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/schema/", SchemaApi.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/v1/", include("consent.api.urls")),
     path("api/v1/", include("subjects.api.urls")),

@@ -3,9 +3,9 @@ result. The hot path: orjson in and out, no per-item serializer."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from django.conf import settings
 from django.http import HttpResponse
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
@@ -15,13 +15,18 @@ from rest_framework.views import APIView
 from config.api import (
     JsonOnlyNegotiation,
     SubjectReferenceField,
+    bulk_checks,
     client_of,
+    every_field_error,
     fast_json_body,
     fast_json_response,
     problems,
+    reference_list,
+    required_reference,
     required_string,
 )
 from config.errors import InvalidInputError
+from config.schema import EXAMPLE_OTHER, EXAMPLE_PERSON, example
 from consent.gates.check import CheckResult, check_target, consent_check_many
 from consent.policy import Decision, Reason
 from subjects.identity import parse_reference
@@ -64,6 +69,15 @@ def decision_bodies(results: list[CheckResult], purpose: str, channel: str) -> l
     return bodies
 
 
+def _single_checks(body: dict[str, Any]) -> list[Callable[[], object]]:
+    """A single check's fields, each parsed on its own, for a problem that names every bad one."""
+    return [
+        lambda: required_string(body, "purpose"),
+        lambda: required_string(body, "channel"),
+        lambda: required_reference(body),
+    ]
+
+
 class CheckOutputSerializer(serializers.Serializer):
     allowed = serializers.BooleanField()
     reason = serializers.ChoiceField(choices=[r.value for r in Reason])
@@ -87,16 +101,29 @@ class ConsentCheckApi(APIView):
 
     @extend_schema(
         operation_id="consent_check",
+        summary="Check one person",
+        description=(
+            "May this purpose use this channel for this person now? `allowed` and the `reason` (one of the reason "
+            "codes of API.md) with the `legal_basis` it rests on. A person nobody knows is `allowed: false, reason: "
+            "unknown_subject`; a channel the purpose does not list is `allowed: false, reason: "
+            "channel_not_permitted`. An unknown purpose or channel is 400. Treat any answer but 200 as a deny."
+        ),
+        tags=["checks"],
         request=InputSerializer,
+        examples=[
+            example("By e-mail address", {"subject": EXAMPLE_PERSON, "purpose": "newsletter", "channel": "email"}),
+            example("By customer number", {"subject": EXAMPLE_OTHER, "purpose": "order-updates", "channel": "sms"}),
+        ],
         responses={200: CheckOutputSerializer, **problems(body=True)},
     )
     def post(self, request: Request) -> HttpResponse:
         # Parsed by hand, not by the serializer above (which documents it): this is the hottest path of all.
         body = fast_json_body(request)
-        purpose, channel = required_string(body, "purpose"), required_string(body, "channel")
-        if "subject" not in body:
-            raise InvalidInputError("is required", field="subject")
-        reference = parse_reference(body["subject"], field="subject")
+        try:
+            purpose, channel = required_string(body, "purpose"), required_string(body, "channel")
+            reference = required_reference(body)
+        except InvalidInputError as exc:
+            raise every_field_error(exc, _single_checks(body)) from None
         info = check_target(purpose=purpose, channel=channel, client_purposes=client_of(request).purposes)
         result = consent_check_many(references=[reference], info=info, channel=channel)[0]
         return fast_json_response(decision_body(result, purpose, channel))
@@ -111,11 +138,27 @@ class ConsentCheckBulkApi(APIView):
 
         purpose = serializers.CharField(max_length=64)
         channel = serializers.CharField(max_length=64)
-        subjects = serializers.ListField(child=serializers.DictField(), min_length=1, max_length=10_000)
+        subjects = serializers.ListField(child=SubjectReferenceField(), min_length=1, max_length=10_000)
 
     @extend_schema(
         operation_id="consent_check_bulk",
+        summary="Check many people",
+        description=(
+            "The single check for 1 to 10,000 people on one purpose and channel: one result per reference, in input "
+            "order, each shaped like a single check's answer. A bad reference is a 400 naming every bad one."
+        ),
+        tags=["checks"],
         request=InputSerializer,
+        examples=[
+            example(
+                "Three people",
+                {
+                    "purpose": "newsletter",
+                    "channel": "email",
+                    "subjects": [EXAMPLE_PERSON, EXAMPLE_OTHER, {"phone": "+49 151 23456703"}],
+                },
+            )
+        ],
         responses={
             200: inline_serializer("BulkCheckResults", {"results": CheckOutputSerializer(many=True)}),
             **problems(body=True),
@@ -124,13 +167,12 @@ class ConsentCheckBulkApi(APIView):
     def post(self, request: Request) -> HttpResponse:
         # No per-item serializer: 10,000 references are parsed in one pass.
         body = fast_json_body(request)
-        purpose, channel = required_string(body, "purpose"), required_string(body, "channel")
-        subjects = body.get("subjects")
-        if not isinstance(subjects, list):
-            raise InvalidInputError("must be a list of subject references", field="subjects")
-        if not 1 <= len(subjects) <= settings.ASSENT_BULK_LIMIT:
-            raise InvalidInputError(f"must hold 1 to {settings.ASSENT_BULK_LIMIT:,} references", field="subjects")
-        references = [parse_reference(item, field=f"subjects[{i}]") for i, item in enumerate(subjects)]
+        try:
+            purpose, channel = required_string(body, "purpose"), required_string(body, "channel")
+            subjects = reference_list(body, "subjects")
+            references = [parse_reference(item, field=f"subjects[{i}]") for i, item in enumerate(subjects)]
+        except InvalidInputError as exc:
+            raise every_field_error(exc, bulk_checks(body, "subjects")) from None
         info = check_target(purpose=purpose, channel=channel, client_purposes=client_of(request).purposes)
         results = consent_check_many(references=references, info=info, channel=channel)
         return fast_json_response({"results": decision_bodies(results, purpose, channel)})

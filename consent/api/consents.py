@@ -21,9 +21,11 @@ from config.api import (
     WindowedDateTimeField,
     client_of,
     fast_json_response,
+    flatten_errors,
     problems,
 )
 from config.errors import InvalidInputError
+from config.schema import EXAMPLE_PERSON, example
 from consent.catalogue.snapshot import catalogue_snapshot
 from consent.errors import EvidenceRequiredError
 from consent.ledger.recording import ConsentCommand
@@ -62,7 +64,61 @@ class ConsentCreateApi(APIView):
 
     @extend_schema(
         operation_id="consent_record",
+        summary="Record a consent event",
+        description=(
+            "Append a grant, withdrawal, objection or confirmation to the person's hash-chained ledger and answer "
+            "the resulting `state`. `action`: `grant` (needs the purpose's current `notice_version`), `withdraw`, "
+            "`object` (covers every channel; `channel` may be left out) or `confirm` (a double opt-in the client's "
+            "own form ran: `evidence` holds at least `confirmed_at` and `method`). A grant on a double opt-in "
+            "channel is `pending_confirmation` until the person confirms the mailed link; it needs an e-mail that "
+            "is the person's (400 `email_required`, 409 `email_not_linked`). `source` names the touchpoint "
+            "(`webshop`, `pos` ...; `portal`, `double-opt-in`, `unsubscribe-link`, `gpc` and `admin` are reserved). "
+            "A write creates the person when nothing resolves. With `Idempotency-Key` a replay answers the first "
+            "status and body; the same key with another body is 409."
+        ),
+        tags=["consents"],
         request=InputSerializer,
+        examples=[
+            example(
+                "Grant by SMS",
+                {
+                    "subject": EXAMPLE_PERSON,
+                    "purpose": "newsletter",
+                    "channel": "sms",
+                    "action": "grant",
+                    "notice_version": "2026-01",
+                    "source": "webshop",
+                    "evidence": {"form": "checkout", "checkbox": "newsletter-sms"},
+                },
+            ),
+            example(
+                "Grant by e-mail (double opt-in)",
+                {
+                    "subject": EXAMPLE_PERSON,
+                    "purpose": "newsletter",
+                    "channel": "email",
+                    "action": "grant",
+                    "notice_version": "2026-01",
+                    "source": "webshop",
+                },
+                description="Answers `pending_confirmation`; the person gets a confirmation link.",
+            ),
+            example(
+                "Withdraw",
+                {
+                    "subject": EXAMPLE_PERSON,
+                    "purpose": "newsletter",
+                    "channel": "sms",
+                    "action": "withdraw",
+                    "source": "callcenter",
+                    "actor": "agent",
+                },
+            ),
+            example(
+                "Object to direct marketing on every channel",
+                {"subject": EXAMPLE_PERSON, "purpose": "newsletter", "action": "object", "source": "pos"},
+            ),
+        ],
         parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
         responses={
             201: OutputSerializer,
@@ -83,8 +139,11 @@ class ConsentCreateApi(APIView):
             confirm = isinstance(request.data, dict) and request.data.get("action") == "confirm"
             if not serializer.is_valid() and confirm and "evidence" in serializer.errors:
                 # A client's own confirm stands on its evidence: API.md names the code for evidence that does not
-                # hold.
-                raise EvidenceRequiredError(f"evidence: {serializer.errors['evidence']}", field="evidence")
+                # hold. The problem still names every other bad field too.
+                refused = EvidenceRequiredError(f"evidence: {serializer.errors['evidence']}", field="evidence")
+                if len(serializer.errors) > 1:
+                    refused.naming_every_field(flatten_errors(serializer.errors))
+                raise refused
             serializer.is_valid(raise_exception=True)
             data = serializer.validated_data
         client = client_of(request)
@@ -162,6 +221,13 @@ class SubjectConsentsApi(APIView):
 
     @extend_schema(
         operation_id="subject_consents",
+        summary="A person's consent states",
+        description=(
+            "Every purpose and channel the person has a state for, with the `reason` a check would answer now "
+            "(an expired consent or an outdated notice shows here). Only the client's purposes when it is "
+            "restricted to some. A merged-away id answers for the surviving person."
+        ),
+        tags=["consents"],
         responses={
             200: inline_serializer(
                 "SubjectConsents", {"subject": serializers.UUIDField(), "states": StateOutputSerializer(many=True)}
@@ -216,6 +282,12 @@ class SubjectConsentHistoryApi(APIView):
 
     @extend_schema(
         operation_id="subject_consent_history",
+        summary="A person's consent history",
+        description=(
+            "Every consent event of the person in chain order, with `prev_hash` and `hash`: each event's hash covers "
+            "the one before, so a changed or missing event shows."
+        ),
+        tags=["consents"],
         responses={
             200: inline_serializer("ConsentHistory", {"results": EventOutputSerializer(many=True)}),
             **problems({404: "Problem details: unknown subject"}),

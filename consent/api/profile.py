@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from django.http import HttpResponse
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.views import APIView
@@ -39,8 +39,17 @@ class SubjectProfileApi(APIView):
 
     @extend_schema(
         operation_id="subject_profile_read",
+        summary="Read a person's data for a purpose",
+        tags=["subjects"],
         parameters=[
-            OpenApiParameter("purpose", str, OpenApiParameter.QUERY, required=True, description="purpose key"),
+            OpenApiParameter(
+                "purpose",
+                str,
+                OpenApiParameter.QUERY,
+                required=True,
+                description="purpose key",
+                examples=[OpenApiExample("Order updates", value="order-updates")],
+            ),
         ],
         responses={
             200: OutputSerializer,
@@ -52,7 +61,11 @@ class SubjectProfileApi(APIView):
                 }
             ),
         },
-        description="Read a subject's data for one purpose. Logged as a read by this client (Art. 15(1)(c)).",
+        description=(
+            "Read a person's data for one purpose: only the data categories the purpose declares, and only when the "
+            "policy allows the purpose for the person now (else 403 `policy_denied` with `reason`). Logged as a "
+            "read by this client (Art. 15(1)(c))."
+        ),
     )
     def get(self, request: Request, subject_id: uuid.UUID) -> HttpResponse:
         purpose = request.query_params.get("purpose", "")

@@ -3,26 +3,30 @@ query and the headers, hand the body's stream to consent.send_jobs, shape the ou
 
 from __future__ import annotations
 
+import functools
+import json
 import uuid
 from typing import Any
 
 from django.conf import settings
 from django.http import FileResponse, HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.exceptions import UnsupportedMediaType
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from config.api import client_of, fast_json_response, problems
+from config.api import client_of, every_field_error, fast_json_response, problems
 from config.errors import InvalidInputError
+from config.schema import EXAMPLE_OTHER, EXAMPLE_PERSON, example
 from consent.gates.sends import CAMPAIGN_MAX_LENGTH, send_target
 from consent.models import SendJob
 from consent.send_jobs.selectors import send_job_get, send_job_result_path
 from consent.send_jobs.services import send_job_create
 
 NDJSON = "application/x-ndjson"
+QUERY_LIMITS = (("campaign", CAMPAIGN_MAX_LENGTH), ("purpose", 64), ("channel", 64))
 
 
 def _query_string(request: Request, name: str, max_length: int) -> str:
@@ -63,17 +67,39 @@ JobSerializer = inline_serializer(
 )
 
 
+def _query(name: str, description: str, value: str) -> OpenApiParameter:
+    return OpenApiParameter(
+        name,
+        str,
+        OpenApiParameter.QUERY,
+        required=True,
+        description=description,
+        examples=[OpenApiExample(value, value=value)],
+    )
+
+
 class SendJobCreateApi(APIView):
     required_scope = "sends:create"
 
     @extend_schema(
         operation_id="send_job_create",
+        summary="Upload a large send",
+        tags=["send-jobs"],
         parameters=[
-            OpenApiParameter("campaign", str, OpenApiParameter.QUERY, required=True),
-            OpenApiParameter("purpose", str, OpenApiParameter.QUERY, required=True, description="purpose key"),
-            OpenApiParameter("channel", str, OpenApiParameter.QUERY, required=True, description="channel key"),
+            _query("campaign", "the campaign's name, 1 to 200 characters", "spring-sale-2026"),
+            _query("purpose", "purpose key", "newsletter"),
+            _query("channel", "channel key", "email"),
         ],
         request={NDJSON: OpenApiTypes.STR},
+        examples=[
+            example(
+                "Three recipients",
+                "".join(
+                    json.dumps(line) + "\n" for line in (EXAMPLE_PERSON, EXAMPLE_OTHER, {"phone": "+49 151 23456703"})
+                ),
+                media_type=NDJSON,
+            )
+        ],
         responses={
             202: inline_serializer(
                 "SendJobQueued",
@@ -97,9 +123,11 @@ class SendJobCreateApi(APIView):
         ),
     )
     def post(self, request: Request) -> HttpResponse:
-        campaign = _query_string(request, "campaign", CAMPAIGN_MAX_LENGTH)
-        purpose = _query_string(request, "purpose", 64)
-        channel = _query_string(request, "channel", 64)
+        try:
+            campaign, purpose, channel = (_query_string(request, name, limit) for name, limit in QUERY_LIMITS)
+        except InvalidInputError as exc:
+            checks = [functools.partial(_query_string, request, name, limit) for name, limit in QUERY_LIMITS]
+            raise every_field_error(exc, checks) from None
         client = client_of(request)
         info = send_target(purpose=purpose, channel=channel, client_purposes=client.purposes)
         if request.content_type.split(";")[0].strip().lower() != NDJSON:
@@ -125,6 +153,8 @@ class SendJobApi(APIView):
 
     @extend_schema(
         operation_id="send_job_read",
+        summary="A send job's progress",
+        tags=["send-jobs"],
         responses={200: JobSerializer, **problems({404: "Problem details: no such job of this client"})},
         description="A send job's progress; `result_url` once it is completed.",
     )
@@ -137,6 +167,8 @@ class SendJobResultApi(APIView):
 
     @extend_schema(
         operation_id="send_job_result",
+        summary="A send job's result",
+        tags=["send-jobs"],
         responses={
             (200, NDJSON): OpenApiResponse(
                 response=OpenApiTypes.STR,

@@ -12,12 +12,30 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from config.api import client_of, fast_json_body, fast_json_response, problems, required_string
+from config.api import (
+    SubjectReferenceField,
+    bulk_checks,
+    client_of,
+    every_field_error,
+    fast_json_body,
+    fast_json_response,
+    problems,
+    reference_list,
+    required_string,
+)
 from config.errors import InvalidInputError
+from config.schema import EXAMPLE_OTHER, EXAMPLE_PERSON, example
 from consent.gates.sends import CAMPAIGN_MAX_LENGTH, send_create, send_target
 from consent.gates.unsubscribe import ONE_CLICK_BODY
 from consent.policy import Reason
 from subjects.identity import parse_reference
+
+
+def _campaign(body: dict[str, Any]) -> str:
+    campaign = body.get("campaign")
+    if not isinstance(campaign, str) or not campaign.strip() or len(campaign) > CAMPAIGN_MAX_LENGTH:
+        raise InvalidInputError(f"is required: 1 to {CAMPAIGN_MAX_LENGTH} characters", field="campaign")
+    return campaign
 
 
 class SendCreateApi(APIView):
@@ -31,7 +49,7 @@ class SendCreateApi(APIView):
         purpose = serializers.CharField(max_length=64)
         channel = serializers.CharField(max_length=64)
         recipients = serializers.ListField(
-            child=serializers.DictField(),
+            child=SubjectReferenceField(),
             min_length=1,
             max_length=settings.ASSENT_BULK_LIMIT,
             help_text="subject references",
@@ -58,7 +76,21 @@ class SendCreateApi(APIView):
 
     @extend_schema(
         operation_id="send_create",
+        summary="Gate a marketing send",
+        tags=["sends"],
         request=InputSerializer,
+        examples=[
+            example(
+                "A newsletter to two people",
+                {
+                    "campaign": "spring-sale-2026",
+                    "purpose": "newsletter",
+                    "channel": "email",
+                    "recipients": [EXAMPLE_PERSON, EXAMPLE_OTHER],
+                },
+                description="Send only to `allowed`, with its List-Unsubscribe headers; never to `blocked`.",
+            )
+        ],
         responses={
             201: inline_serializer(
                 "SendCreated",
@@ -73,23 +105,25 @@ class SendCreateApi(APIView):
         description=(
             "Decide a marketing send for every recipient on one channel; logged with this client. 400 "
             "`purpose_not_marketing` for a purpose that is not direct marketing, 400 `channel_not_permitted` for a "
-            "channel the purpose does not list. Allowed and blocked each keep input order."
+            "channel the purpose does not list. Allowed and blocked each keep input order. Up to 10,000 recipients; "
+            "more as a send job (`/send-jobs`)."
         ),
     )
     def post(self, request: Request) -> HttpResponse:
         # No per-item serializer: 10,000 references are parsed in one pass.
         body = fast_json_body(request)
-        campaign, recipients = body.get("campaign"), body.get("recipients")
-        if not isinstance(campaign, str) or not campaign.strip() or len(campaign) > CAMPAIGN_MAX_LENGTH:
-            raise InvalidInputError(f"is required: 1 to {CAMPAIGN_MAX_LENGTH} characters", field="campaign")
-        purpose, channel = required_string(body, "purpose"), required_string(body, "channel")
-        if not isinstance(recipients, list):
-            raise InvalidInputError("must be a list of subject references", field="recipients")
-        if not 1 <= len(recipients) <= settings.ASSENT_BULK_LIMIT:
-            raise InvalidInputError(f"must hold 1 to {settings.ASSENT_BULK_LIMIT:,} references", field="recipients")
+        try:
+            campaign = _campaign(body)
+            purpose, channel = required_string(body, "purpose"), required_string(body, "channel")
+            recipients = reference_list(body, "recipients")
+        except InvalidInputError as exc:
+            raise every_field_error(exc, [lambda: _campaign(body), *bulk_checks(body, "recipients")]) from None
         client = client_of(request)
         info = send_target(purpose=purpose, channel=channel, client_purposes=client.purposes)
-        references = [parse_reference(item, field=f"recipients[{i}]") for i, item in enumerate(recipients)]
+        try:
+            references = [parse_reference(item, field=f"recipients[{i}]") for i, item in enumerate(recipients)]
+        except InvalidInputError as exc:
+            raise every_field_error(exc, bulk_checks(body, "recipients")) from None
         created = send_create(client_id=client.id, campaign=campaign, info=info, channel=channel, references=references)
         allowed: list[dict[str, Any]] = []
         blocked: list[dict[str, Any]] = []

@@ -13,7 +13,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api import client_of, problems
-from consent.webhooks.models import WebhookSubscription
+from config.schema import example
+from consent.webhooks.models import WebhookEvent, WebhookSubscription
 from consent.webhooks.outbox import ALL, EVENT_TYPES
 from consent.webhooks.subscriptions import subscription_create, subscription_end, subscriptions_of_client
 from consent.webhooks.urls import MAX_URL_LENGTH
@@ -57,7 +58,24 @@ class WebhookListCreateApi(APIView):
 
     @extend_schema(
         operation_id="webhook_create",
+        summary="Subscribe to events",
+        tags=["webhooks"],
         request=InputSerializer,
+        examples=[
+            example(
+                "A receiver in local development",
+                {"url": "http://127.0.0.1:8025/assent-events", "events": ["*"]},
+                description="http and loopback only where ASSENT_WEBHOOK_ALLOW_LOOPBACK=1 (local development).",
+            ),
+            example(
+                "Consent changes to a CRM",
+                {
+                    "url": "https://crm.example.com/hooks/assent",
+                    "events": [WebhookEvent.Type.CONSENT_CHANGED.value, WebhookEvent.Type.SUBJECT_ERASED.value],
+                },
+                description="Production: https to a public address.",
+            ),
+        ],
         responses={
             201: inline_serializer(
                 "WebhookCreated",
@@ -85,6 +103,8 @@ class WebhookListCreateApi(APIView):
 
     @extend_schema(
         operation_id="webhook_list",
+        summary="List subscriptions",
+        tags=["webhooks"],
         responses={200: inline_serializer("WebhookList", {"results": WebhookSerializer(many=True)}), **problems()},
         description="This client's live subscriptions (never their secrets).",
     )
@@ -98,6 +118,8 @@ class WebhookEndApi(APIView):
 
     @extend_schema(
         operation_id="webhook_delete",
+        summary="End a subscription",
+        tags=["webhooks"],
         responses={204: None, **problems({404: "Problem details: no such subscription of this client"})},
         description="End a subscription: nothing more is sent to it, including what was still waiting.",
     )

@@ -19,7 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api import ApiKeyAuthentication, HasScope, SubjectReferenceField, client_of, problems
-from config.errors import InvalidInputError
+from config.schema import EXAMPLE_PERSON, example
 from subjects.models import RightsRequest
 from subjects.portal.selectors import request_of_person
 from subjects.portal.session import portal_subject_id
@@ -108,6 +108,12 @@ class RequestCreateApi(APIView):
         verified = serializers.BooleanField(required=False, default=False)
         details = serializers.JSONField(required=False, default=dict)
 
+        def validate_channel(self, value: str) -> str:
+            # Here, not after the serializer, so the problem names it beside any other bad field.
+            if not SLUG.match(value):
+                raise serializers.ValidationError("must be a lower-case slug such as 'portal' or 'callcenter'")
+            return value
+
     class OutputSerializer(serializers.Serializer):
         id = serializers.UUIDField()
         kind = serializers.ChoiceField(choices=RightsRequest.Kind.values)
@@ -116,7 +122,34 @@ class RequestCreateApi(APIView):
 
     @extend_schema(
         operation_id="rights_request_open",
+        summary="Open a rights request",
+        tags=["requests"],
         request=InputSerializer,
+        examples=[
+            example(
+                "Access (Art. 15), identity checked by the call centre",
+                {"kind": "access", "subject": EXAMPLE_PERSON, "channel": "callcenter", "verified": True},
+            ),
+            example(
+                "Objection to direct marketing (Art. 21(2))",
+                {
+                    "kind": "objection",
+                    "subject": EXAMPLE_PERSON,
+                    "channel": "email",
+                    "details": {"scope": "direct_marketing"},
+                },
+            ),
+            example(
+                "Restriction while accuracy is contested (Art. 18(1)(a))",
+                {
+                    "kind": "restriction",
+                    "subject": EXAMPLE_PERSON,
+                    "channel": "letter",
+                    "verified": True,
+                    "details": {"ground": "18(1)(a)"},
+                },
+            ),
+        ],
         responses={
             202: OutputSerializer,
             **problems(
@@ -126,15 +159,14 @@ class RequestCreateApi(APIView):
         description=(
             'Open a rights request. `details`: objection `{"scope": "direct_marketing"}` or `{"purpose": KEY}`; '
             'rectification `{"identifiers": {...}, "profile": {...}, "evidence": {...}}`; restriction '
-            '`{"ground": "18(1)(a)"}`; none for the other kinds. Never creates a subject.'
+            '`{"ground": "18(1)(a)"}`; none for the other kinds. `verified`: the caller checked the identity '
+            "(else the request waits for `/verify`). `due_at` is the Art. 12(3) deadline. Never creates a subject."
         ),
     )
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        if not SLUG.match(data["channel"]):
-            raise InvalidInputError("must be a lower-case slug such as 'portal' or 'callcenter'", field="channel")
         details = details_parse(kind=data["kind"], raw=data["details"])
         opened = request_open(
             kind=data["kind"],
@@ -151,7 +183,16 @@ class RequestCreateApi(APIView):
 class RequestDetailApi(APIView):
     required_scope = "requests:read"
 
-    @extend_schema(operation_id="rights_request_get", responses={200: RequestOutputSerializer, **problems(NOT_FOUND)})
+    @extend_schema(
+        operation_id="rights_request_get",
+        summary="A rights request",
+        description=(
+            "A request's status, deadline, parts and history; its `result` once completed (the export link of an "
+            "access or portability request, the report of an erasure). Only requests this client may see."
+        ),
+        tags=["requests"],
+        responses={200: RequestOutputSerializer, **problems(NOT_FOUND)},
+    )
     def get(self, request: Request, request_id: uuid.UUID) -> Response:
         view = request_get(request_id=request_id, actor=actor_of(request))
         return Response(RequestOutputSerializer(request_body(view)).data)
@@ -171,6 +212,8 @@ class RequestVerifyApi(APIView):
 
     @extend_schema(
         operation_id="rights_request_verify",
+        summary="Verify the requester",
+        tags=["requests"],
         request=None,
         responses={200: RequestOutputSerializer, **STATE_PROBLEMS},
         description="Record that the calling client checked the person's identity (Art. 12(6)).",
@@ -184,6 +227,8 @@ class RequestApproveApi(APIView):
 
     @extend_schema(
         operation_id="rights_request_approve",
+        summary="Approve an erasure",
+        tags=["requests"],
         request=None,
         responses={202: RequestOutputSerializer, **STATE_PROBLEMS},
         description="Approve an erasure awaiting approval; 409 in any other state.",
@@ -197,6 +242,8 @@ class RequestLiftApi(APIView):
 
     @extend_schema(
         operation_id="rights_request_lift",
+        summary="Lift a restriction",
+        tags=["requests"],
         request=None,
         responses={202: RequestOutputSerializer, **STATE_PROBLEMS},
         description="End a restriction: the person is told first (Art. 18(3)), then it is lifted. 409 unless a "
@@ -243,6 +290,8 @@ class RequestExportApi(APIView):
 
     @extend_schema(
         operation_id="rights_request_export",
+        summary="Download an export",
+        tags=["requests"],
         parameters=[OpenApiParameter("token", str, OpenApiParameter.QUERY, required=True)],
         responses={
             (200, "application/zip"): OpenApiResponse(response=OpenApiTypes.BINARY, description="the export (zip)"),
@@ -286,8 +335,21 @@ class RequestPartResultApi(APIView):
 
     @extend_schema(
         operation_id="rights_request_part_result",
+        summary="A connected system's late answer",
+        tags=["requests"],
         auth=[],
         request=OpenApiTypes.OBJECT,
+        examples=[
+            example(
+                "An erasure done, one table kept",
+                {
+                    "erased": ["customer", "address"],
+                    "kept": [{"what": "orders", "why": "§147 AO", "until": "2034-12-31"}],
+                },
+                description="Sent by the connected system, signed with the connector's secret (webhook-id, "
+                "webhook-timestamp, webhook-signature); Swagger UI cannot sign it.",
+            )
+        ],
         responses={
             202: OpenApiResponse(description="taken: the part completes with it"),
             **problems(

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -19,9 +20,17 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import WindowedDateTimeField, client_of, fast_json_body, fast_json_response, problems
+from config.api import (
+    WindowedDateTimeField,
+    client_of,
+    every_field_error,
+    fast_json_body,
+    fast_json_response,
+    problems,
+)
 from config.errors import DomainError, InvalidInputError
 from config.input import MalformedInputError, date_in_window
+from config.schema import EXAMPLE_EMAIL, example
 from consent.catalogue.snapshot import CatalogueSnapshot, catalogue_snapshot
 from subjects.identity import KINDS, normalise
 from subjects.merge_proposals import merge_proposal_get
@@ -30,6 +39,14 @@ from subjects.records_batch import records_ingest_batch
 from subjects.source_writers import source_writers_note
 
 MAX_RECORD_BYTES = 256 * 1024
+EXAMPLE_RECORD = {
+    "source": "pos",
+    "external_id": "R-2026-000123",
+    "category": "purchases",
+    "identifiers": {"email": EXAMPLE_EMAIL, "customer_number": "C-100001"},
+    "occurred_at": "2026-03-14T10:30:00Z",
+    "data": {"store": "Berlin Mitte", "total": "42.90", "items": 3},
+}
 
 
 class RecordSourceError(InvalidInputError):
@@ -66,7 +83,31 @@ class RecordIngestApi(APIView):
 
     @extend_schema(
         operation_id="record_ingest",
+        summary="Ingest a linked record",
+        description=(
+            "A record of a person from a catalogue source (a till receipt, an order, a CRM contact): stored under "
+            "(`source`, `external_id`), created (201) or updated (200). Its `identifiers` are attached to the person "
+            "they resolve to, or to a new one; identifiers that name two people merge them, unless the survivor "
+            "would hold two values of a `one_per_person` kind: then the record waits on the first person and a "
+            "merge proposal goes to the DPO (202). `category` must be one the source declares; `occurred_at` "
+            "between 1900 and tomorrow."
+        ),
+        tags=["records"],
         request=InputSerializer,
+        examples=[
+            example("A till receipt", EXAMPLE_RECORD),
+            example(
+                "A contact from the web shop's newsletter form",
+                {
+                    "source": "pos",
+                    "external_id": "contact-C-100002",
+                    "category": "contact",
+                    "identifiers": {"email": "jonas.weber@example.org", "customer_number": "C-100002"},
+                    "occurred_at": "2026-02-01T09:00:00Z",
+                    "data": {"first_name": "Jonas", "city": "Hamburg"},
+                },
+            ),
+        ],
         responses={
             201: OutputSerializer,
             200: OutputSerializer,
@@ -94,25 +135,17 @@ def _record_input(data: dict[str, Any], snapshot: CatalogueSnapshot | None = Non
         snapshot = catalogue_snapshot()
         if data["source"] not in snapshot.sources:
             snapshot = catalogue_snapshot(refresh=True)
-    holdings = snapshot.sources.get(data["source"])
-    if holdings is None:
-        raise RecordSourceError(f"'{data['source']}' is not a source of the catalogue", field="source")
-    if data["category"] not in holdings:
-        raise RecordCategoryError(
-            f"source '{data['source']}' does not declare category '{data['category']}' "
-            f"(it declares {', '.join(sorted(holdings)) or 'none'})",
-            field="category",
-        )
-    if not data["identifiers"]:
-        raise InvalidInputError("a record needs at least one identifier", field="identifiers")
-    identifiers = []
-    for kind, value in data["identifiers"].items():
-        if kind not in KINDS:
-            raise InvalidInputError(f"'{kind}' is not an identifier kind", field=f"identifiers.{kind}")
-        identifiers.append((kind, normalise(kind, value, field=f"identifiers.{kind}")))
-    # Measured as UTF-8 bytes of compact JSON (orjson: a few microseconds, where json.dumps took as long as the rest).
-    if len(orjson.dumps(data["data"])) > MAX_RECORD_BYTES:
-        raise InvalidInputError(f"larger than {MAX_RECORD_BYTES // 1024} KiB", field="data")
+    try:
+        _declared(data, snapshot)
+        identifiers = _identifiers(data)
+        _within_size(data)
+    except InvalidInputError as exc:
+        checks: list[Callable[[], object]] = [
+            functools.partial(_declared, data, snapshot),
+            functools.partial(_identifiers, data, every=True),
+            functools.partial(_within_size, data),
+        ]
+        raise every_field_error(exc, checks) from None
     return RecordInput(
         source=data["source"],
         external_id=data["external_id"],
@@ -128,6 +161,46 @@ def _record_input(data: dict[str, Any], snapshot: CatalogueSnapshot | None = Non
         # existing customer.
         purchase=data["category"] in snapshot.purchase_categories,
     )
+
+
+def _declared(data: dict[str, Any], snapshot: CatalogueSnapshot) -> None:
+    holdings = snapshot.sources.get(data["source"])
+    if holdings is None:
+        raise RecordSourceError(f"'{data['source']}' is not a source of the catalogue", field="source")
+    if data["category"] not in holdings:
+        raise RecordCategoryError(
+            f"source '{data['source']}' does not declare category '{data['category']}' "
+            f"(it declares {', '.join(sorted(holdings)) or 'none'})",
+            field="category",
+        )
+
+
+def _identifiers(data: dict[str, Any], *, every: bool = False) -> list[tuple[str, str]]:
+    """The record's identifiers, normalised; the first bad one raises, or with `every` all of them at once."""
+    if not data["identifiers"]:
+        raise InvalidInputError("a record needs at least one identifier", field="identifiers")
+    identifiers = []
+    bad: dict[str, list[str]] = {}
+    first: InvalidInputError | None = None
+    for kind, value in data["identifiers"].items():
+        try:
+            if kind not in KINDS:
+                raise InvalidInputError(f"'{kind}' is not an identifier kind", field=f"identifiers.{kind}")
+            identifiers.append((kind, normalise(kind, value, field=f"identifiers.{kind}")))
+        except InvalidInputError as exc:
+            if not every:
+                raise
+            first = first or exc
+            bad |= exc.errors or {}
+    if first is not None:
+        raise first.naming_every_field(bad) if len(bad) > 1 else first
+    return identifiers
+
+
+def _within_size(data: dict[str, Any]) -> None:
+    # Measured as UTF-8 bytes of compact JSON (orjson: a few microseconds, where json.dumps took as long as the rest).
+    if len(orjson.dumps(data["data"])) > MAX_RECORD_BYTES:
+        raise InvalidInputError(f"larger than {MAX_RECORD_BYTES // 1024} KiB", field="data")
 
 
 class RecordBatchResultSerializer(serializers.Serializer):
@@ -153,7 +226,8 @@ class RecordBatchApi(APIView):
         class Meta:
             ref_name = "RecordBatch"
 
-        records = serializers.ListField(child=serializers.JSONField(), max_length=10_000, allow_empty=False)
+        # Documents the body (parsed by hand below): each item shaped as a single record of /records.
+        records = serializers.ListField(child=RecordIngestApi.InputSerializer(), max_length=10_000, allow_empty=False)
 
     class OutputSerializer(serializers.Serializer):
         class Meta:
@@ -163,7 +237,20 @@ class RecordBatchApi(APIView):
 
     @extend_schema(
         operation_id="record_ingest_batch",
+        summary="Ingest up to 10,000 records",
+        description=(
+            "Records as for `/records`, applied in order. Each gets a result: `created`, `updated`, `proposed` (a "
+            "merge waits for the DPO) or `invalid` with its `errors`; an invalid record does not stop the others."
+        ),
+        tags=["records"],
         request=InputSerializer,
+        examples=[
+            example(
+                "Two records, one of them invalid",
+                {"records": [EXAMPLE_RECORD, {**EXAMPLE_RECORD, "external_id": "R-2026-000124", "category": "x"}]},
+                description="The second one answers `invalid` (its source declares no category `x`).",
+            )
+        ],
         responses={200: OutputSerializer, **problems(body=True)},
     )
     def post(self, request: Request) -> HttpResponse:
@@ -311,6 +398,12 @@ class MergeProposalDetailApi(APIView):
 
     @extend_schema(
         operation_id="merge_proposal_get",
+        summary="A merge proposal",
+        description=(
+            "A merge a record proposed (202 from `/records`) and the DPO approves or rejects in the admin: its "
+            "status, the two people and the survivor once approved. Ids only, never an identifier."
+        ),
+        tags=["records"],
         responses={200: OutputSerializer, **problems({404: "Problem details: unknown merge proposal"})},
     )
     def get(self, request: Request, proposal_id: uuid.UUID) -> Response:

@@ -13,3 +13,6 @@ class ProjectConfig(AppConfig):
 
     def ready(self) -> None:
         configure_psycopg()
+        # Connected here, in every web and worker process: request ids into tasks, a line per task, the worker's
+        # heartbeat and failure count (config.requestlog, config.ops).
+        from config import ops, requestlog  # noqa: F401

@@ -101,6 +101,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.requestlog.RequestLogMiddleware",  # first: times, counts and logs every answer, sets X-Request-ID
     "django.middleware.security.SecurityMiddleware",
     "config.security.SecurityHeadersMiddleware",  # CSP by area (django-csp), Permissions-Policy, CORP
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -401,9 +402,24 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+# /metrics (config/ops.py): answered only with this Bearer token; unset, the route answers 404.
+ASSENT_METRICS_TOKEN = env("ASSENT_METRICS_TOKEN", "")
+
+# Logs: one JSON object per line (python-json-logger), on standard error. assent.requests and assent.tasks write a
+# line per request and per task run (config/requestlog.py) at INFO, whatever the root level; ASSENT_ACCESS_LOG=0
+# silences them.
+_line_level = "INFO" if envbool("ASSENT_ACCESS_LOG", True) else "WARNING"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        }
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "WARNING")},
+    "loggers": {"assent.requests": {"level": _line_level}, "assent.tasks": {"level": _line_level}},
 }

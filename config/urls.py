@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularSwaggerSplitView
 
+from config import ops
 from config.api import api_not_found
 from config.schema_views import SchemaApi
 from consent.admin.site import AssentAdminSite
@@ -13,6 +14,9 @@ admin.site.__class__ = AssentAdminSite
 handler400 = "config.pages.bad_request"  # a body too large or unreadable: a problem under /api/, else a readable page
 
 urlpatterns = [
+    path("healthz", ops.healthz, name="healthz"),
+    path("readyz", ops.readyz, name="readyz"),
+    path("metrics", ops.metrics, name="metrics"),
     path("api/schema/", SchemaApi.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/v1/", include("consent.api.urls")),

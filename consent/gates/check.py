@@ -11,6 +11,7 @@ from datetime import datetime
 
 from django.utils import timezone
 
+from config.metrics import decisions_count
 from consent.catalogue.snapshot import PurposeInfo, catalogue_snapshot, channel_check, purpose_get
 from consent.clients import client_purpose_check
 from consent.errors import undecidable
@@ -72,6 +73,11 @@ def consent_check_many(
         else:
             decision = next(decided)
         results.append(CheckResult(resolution.subject_id, decision))
+    # One tally per call, one increment per reason (config.metrics): the bulk check's hot path pays ~1 ms per
+    # 10,000 people for it, not one locked increment each.
+    decisions_count(
+        purpose=rule.key, channel=channel, action=str(action.value), reasons=[r.decision.reason.value for r in results]
+    )
     if results and all(r.decision.reason == Reason.UNAVAILABLE for r in results):
         raise undecidable()
     return results

@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils.translation import get_language
 
+from config.metrics import CONSENT_EVENTS
 from consent.catalogue.snapshot import PurposeInfo
 from consent.errors import EmailNotLinkedError, EmailRequiredError, NothingToConfirmError
 from consent.ledger import projection
@@ -216,6 +217,8 @@ def consent_event_record(command: ConsentCommand, info: PurposeInfo, now: dateti
         event_id=event.id,
         subscribed=inputs.webhooks,
     )
+    # Counted once the event is durable: a write rolled back (a lost race, a later error) recorded nothing.
+    transaction.on_commit(CONSENT_EVENTS.labels(str(command.action)).inc)
     return ConsentRecorded(event.id, subject.id, state or "")
 
 

@@ -1,0 +1,1 @@
+"""Operating Assent: health and readiness probes, metrics, structured logs."""

@@ -419,7 +419,13 @@ LOGGING = {
             "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
         }
     },
+    "filters": {"paths_withheld": {"()": "config.logs.PathsWithheld"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "WARNING")},
-    "loggers": {"assent.requests": {"level": _line_level}, "assent.tasks": {"level": _line_level}},
+    "loggers": {
+        "assent.requests": {"level": _line_level},
+        "assent.tasks": {"level": _line_level},
+        "django.request": {"filters": ["paths_withheld"]},
+        "django.security": {"filters": ["paths_withheld"]},
+    },
 }

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from pythonjsonlogger.json import JsonFormatter
+
 
 class PathsWithheld(logging.Filter):
     """Django's own request warnings (`Bad Request: /u/<token>`) name the path, and paths carry link tokens and
@@ -17,3 +19,11 @@ class PathsWithheld(logging.Filter):
                 "(path withheld)" if isinstance(arg, str) and arg.startswith("/") else arg for arg in record.args
             )
         return True
+
+
+def json_formatter() -> logging.Formatter:
+    """The formatter of settings.LOGGING, for handlers Celery makes itself."""
+    return JsonFormatter(
+        "%(asctime)s %(levelname)s %(name)s %(message)s",
+        rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+    )

@@ -19,6 +19,7 @@ from typing import Any
 from celery import signals
 from django.http import HttpRequest, HttpResponse
 
+from config.logs import json_formatter
 from config.metrics import REQUEST_SECONDS, REQUESTS
 from consent.clients import AuthenticatedClient
 
@@ -119,16 +120,6 @@ def _task_finished_log(task: Any = None, state: str | None = None, **_: Any) -> 
             "state": state,
             "duration_ms": round((time.perf_counter() - started) * 1000, 2) if started is not None else None,
         },
-    )
-
-
-def json_formatter() -> logging.Formatter:
-    """The formatter of settings.LOGGING, for handlers Celery makes itself."""
-    from pythonjsonlogger.json import JsonFormatter
-
-    return JsonFormatter(
-        "%(asctime)s %(levelname)s %(name)s %(message)s",
-        rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
     )
 
 

@@ -402,8 +402,12 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
-# /metrics (config/ops.py): answered only with this Bearer token; unset, the route answers 404.
+# /metrics (config/ops.py): answered only with this Bearer token; unset, the route answers 404. Under gunicorn,
+# PROMETHEUS_MULTIPROC_DIR (read by prometheus-client itself) holds every process's values; a management command or
+# a worker started with it set writes there too, so the directory is made here rather than failing the first count.
 ASSENT_METRICS_TOKEN = env("ASSENT_METRICS_TOKEN", "")
+if env("PROMETHEUS_MULTIPROC_DIR", ""):
+    Path(env("PROMETHEUS_MULTIPROC_DIR")).mkdir(parents=True, exist_ok=True)
 
 # Logs: one JSON object per line (python-json-logger), on standard error. assent.requests and assent.tasks write a
 # line per request and per task run (config/requestlog.py) at INFO, whatever the root level; ASSENT_ACCESS_LOG=0

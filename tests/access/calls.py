@@ -16,10 +16,11 @@ from urllib.parse import urlsplit
 from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.test import Client
+from django.test import Client, override_settings
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework.test import APIClient
 
+from config.ops import heartbeat_write, readiness_forget
 from consent.models import (
     ApiClient,
     Channel,
@@ -348,3 +349,21 @@ def action_call(world: World, key: str, role: str) -> Any:
         f"/{changelist}",
         {"action": name, "_selected_action": [str(target.pk(world))], "index": "0", "post": "yes", "plan_seen": "1"},
     )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Operations: the probes and /metrics
+# ---------------------------------------------------------------------------------------------------------
+METRICS_TOKEN = "matrix-metrics-token"
+
+
+def ops_call(world: World, route: str, method: str, role: str) -> Any:
+    heartbeat_write(force=True)  # a worker has beaten: the world is ready
+    readiness_forget()
+    headers = {
+        "anonymous": {},
+        "api_key": {"HTTP_AUTHORIZATION": f"Bearer {world.keys['other_purpose']}"},
+        "token": {"HTTP_AUTHORIZATION": f"Bearer {METRICS_TOKEN}"},
+    }[role]
+    with override_settings(ASSENT_METRICS_TOKEN=METRICS_TOKEN):
+        return Client().generic(method, f"/{route}", **headers)

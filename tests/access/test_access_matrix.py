@@ -291,11 +291,36 @@ ACTION_TABLE = [
 
 
 # ---------------------------------------------------------------------------------------------------------
+# Operations (issue 15): the probes answer anyone (a load balancer has no key) and show no personal data;
+# /metrics answers only the operator's token (ASSENT_METRICS_TOKEN), never an API key, however many scopes it holds.
+# Callers: `anonymous` sends nothing, `api_key` a key with every scope (`othr`'s), `token` the metrics token.
+# ---------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class OpsRow:
+    route: str
+    method: str
+    anonymous: Expect
+    api_key: Expect
+    token: Expect
+
+
+# fmt: off
+OPS_TABLE = [
+    #      route      method  anonymous api_key token
+    OpsRow("healthz", "GET",  200,      200,    200),
+    OpsRow("readyz",  "GET",  200,      200,    200),
+    OpsRow("metrics", "GET",  401,      401,    200),
+]
+# fmt: on
+
+
+# ---------------------------------------------------------------------------------------------------------
 # The cells
 # ---------------------------------------------------------------------------------------------------------
 API_ROLES = ("no_key", "revoked", "wrong", "other", "right")
 PORTAL_ROLES = ("anonymous", "other", "person")
 ADMIN_ROLES = ("anonymous", "nototp", "support", "dpo")
+OPS_ROLES = ("anonymous", "api_key", "token")
 
 
 def _cells(table: list[Any], roles: tuple[str, ...], name: str) -> list[Any]:
@@ -314,7 +339,8 @@ API_CELLS = _cells(API_TABLE, API_ROLES, "route")
 PORTAL_CELLS = _cells(PORTAL_TABLE, PORTAL_ROLES, "route")
 ADMIN_CELLS = _cells(ADMIN_TABLE, ADMIN_ROLES, "route")
 ACTION_CELLS = _cells(ACTION_TABLE, ADMIN_ROLES, "key")
-CELL_COUNT = len(API_CELLS) + len(PORTAL_CELLS) + len(ADMIN_CELLS) + len(ACTION_CELLS)
+OPS_CELLS = _cells(OPS_TABLE, OPS_ROLES, "route")
+CELL_COUNT = len(API_CELLS) + len(PORTAL_CELLS) + len(ADMIN_CELLS) + len(ACTION_CELLS) + len(OPS_CELLS)
 
 
 def _rows() -> set[str]:
@@ -323,6 +349,7 @@ def _rows() -> set[str]:
         | {row.route for row in PORTAL_TABLE}
         | {row.route for row in ADMIN_TABLE}
         | {row.key for row in ACTION_TABLE}
+        | {row.route for row in OPS_TABLE}
     )
 
 
@@ -448,3 +475,12 @@ def test_admin_action_cell(world: World, row: ActionRow, role: str) -> None:
     else:
         assert response.status_code in (200, 302, 403), response.status_code
     assert target.done(world) is (expected == DONE), f"{role} ran {row.key}: {response.status_code}"
+
+
+@IN_THE_WORLD
+@pytest.mark.parametrize(("row", "role"), OPS_CELLS)
+def test_ops_cell(world: World, row: OpsRow, role: str) -> None:
+    response = calls.ops_call(world, row.route, row.method, role)
+
+    _assert_answer(response, getattr(row, role), row.route)
+    _assert_nothing_of_annas(world, _body(response), role)

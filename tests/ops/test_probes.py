@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
+from config import ops
 from config.ops import heartbeat_write, readiness_forget
 
 pytestmark = pytest.mark.django_db
@@ -63,14 +65,30 @@ def test_readyz_names_the_catalogue_when_it_has_no_purposes() -> None:
     assert response.json()["failed"] == ["catalogue"]
 
 
-def test_readyz_keeps_its_answer_for_a_second(catalogue: dict[str, Any]) -> None:
-    """A probe every second from several balancers costs one round of checks per process and second."""
+def test_readyz_keeps_its_answer_for_a_while(catalogue: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A probe every second from several balancers costs one round of checks per process and second. (The window is
+    widened here so that a slow, shared test machine cannot let it pass between two calls.)"""
+    monkeypatch.setattr(ops, "READY_CACHE_SECONDS", 60.0)
     heartbeat_write(force=True)
     Client().get("/readyz")
     with CaptureQueriesContext(connection) as queries:
         for _ in range(20):
             assert Client().get("/readyz").status_code == 200
     assert len(queries) == 0
+
+
+def test_readyz_asks_again_once_its_answer_is_older_than_the_window(
+    catalogue: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ops, "READY_CACHE_SECONDS", 0.0)
+    heartbeat_write(force=True)
+    assert Client().get("/readyz").status_code == 200
+    cache.delete(ops.HEARTBEAT_KEY)  # the worker has gone
+
+    response = Client().get("/readyz")
+
+    assert response.status_code == 503
+    assert response.json()["failed"] == ["worker"]
 
 
 def test_the_probes_refuse_other_methods_than_get() -> None:

@@ -211,7 +211,8 @@ def _task_failed(sender: Any = None, **_: Any) -> None:
 
 
 def _failures_key() -> str:
-    return f"{settings.CACHES['default'].get('KEY_PREFIX', 'assent')}:{FAILURES_KEY}"
+    """The hash's key in the cache's namespace (CACHE_KEY_PREFIX, version), so it goes with the cache's keys."""
+    return str(cache.make_key(FAILURES_KEY))
 
 
 # --- /metrics ---------------------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from config.errors import DomainError
+from config.metrics import decisions_count
 from consent.catalogue.snapshot import PurposeInfo
 from consent.gates.sends import DESTINATION_KINDS
 from consent.gates.unsubscribe import ONE_CLICK_BODY, unsubscribe_tokens, unsubscribe_url
@@ -217,6 +218,11 @@ def _decisions(resolved: Resolved, info: PurposeInfo, channel: str) -> tuple[lis
             for (ref_kind, _value), digest in zip(ref.identifiers, resolved.digests[i], strict=True):
                 if ref_kind == kind and resolution.subject_id not in owners.get(digest, _NO_OWNERS):
                     decisions[i] = Decision(False, Reason.UNKNOWN_SUBJECT, decision.legal_basis)
+    # Counted in the worker's process (config.metrics: a shared PROMETHEUS_MULTIPROC_DIR shows it in the scrape); a
+    # chunk a dead worker's successor decides again is counted again.
+    decisions_count(
+        purpose=rule.key, channel=channel, action=Action.SEND.value, reasons=[d.reason.value for d in decisions]
+    )
     return resolutions, decisions
 
 

@@ -92,3 +92,18 @@ def _queue() -> str:
     from django.conf import settings
 
     return str(settings.CELERY_TASK_DEFAULT_QUEUE)
+
+
+@pytest.mark.django_db(transaction=True)  # a task run closes the database connection (Celery's Django fix-up)
+def test_a_failed_task_is_counted_by_its_name() -> None:
+    from config.celery import app
+
+    before = scrape()
+    task = app.tasks["consent.tasks.purge_webhooks"]
+    for _ in range(2):
+        assert task.apply(args=("an argument it does not take",), throw=False).failed()
+
+    after = scrape()
+
+    name = "assent_celery_task_failures_total"
+    assert value(after, name, task=task.name) - value(before, name, task=task.name) == 2

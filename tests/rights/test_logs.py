@@ -9,6 +9,7 @@ import logging
 import pytest
 
 from config.logs import json_formatter
+from config.ops import readiness, readiness_forget
 from tests.api import Api
 from tests.integration.processes import Worker
 from tests.rights.helpers import wait_settled
@@ -37,6 +38,8 @@ def test_a_journey_logs_json_lines_with_the_request_id_and_no_email(
     assert opened.status_code == 202, opened.content
     assert opened["X-Request-ID"] == REQUEST_ID
     assert wait_settled(rapi, opened.json()["id"])["status"] == "completed"
+    readiness_forget()
+    assert readiness()["worker"] == "ok"  # the worker's tasks wrote its heartbeat
     rights_worker.stop()  # its log is complete
 
     formatter = json_formatter()

@@ -42,7 +42,7 @@ CONSENT_EVENTS = Counter(
 
 def decisions_count(*, purpose: str, channel: str, action: str, reasons: Iterable[str]) -> None:
     """Count one call's decisions: a tally first, then one increment per reason. A bulk check of 10,000 people
-    costs a Counter over 10,000 strings and a handful of increments, not 10,000 increments (each of which takes
+    costs a Counter over 10,000 reasons (about 1 ms) and a handful of increments, not 10,000 increments (each takes
     a lock, and in multi-process mode writes a memory-mapped file)."""
-    for reason, count in Tally(reasons).items():
-        DECISIONS.labels(purpose, channel, action, reason).inc(count)
+    for reason, count in Tally(reasons).items():  # a StrEnum member tallies as fast as a str and labels as its value
+        DECISIONS.labels(purpose, channel, action, str(reason)).inc(count)

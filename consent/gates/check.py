@@ -76,7 +76,7 @@ def consent_check_many(
     # One tally per call, one increment per reason (config.metrics): the bulk check's hot path pays ~1 ms per
     # 10,000 people for it, not one locked increment each.
     decisions_count(
-        purpose=rule.key, channel=channel, action=str(action.value), reasons=[r.decision.reason.value for r in results]
+        purpose=rule.key, channel=channel, action=str(action.value), reasons=[r.decision.reason for r in results]
     )
     if results and all(r.decision.reason == Reason.UNAVAILABLE for r in results):
         raise undecidable()

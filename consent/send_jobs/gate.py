@@ -220,9 +220,7 @@ def _decisions(resolved: Resolved, info: PurposeInfo, channel: str) -> tuple[lis
                     decisions[i] = Decision(False, Reason.UNKNOWN_SUBJECT, decision.legal_basis)
     # Counted in the worker's process (config.metrics: a shared PROMETHEUS_MULTIPROC_DIR shows it in the scrape); a
     # chunk a dead worker's successor decides again is counted again.
-    decisions_count(
-        purpose=rule.key, channel=channel, action=Action.SEND.value, reasons=[d.reason.value for d in decisions]
-    )
+    decisions_count(purpose=rule.key, channel=channel, action=Action.SEND.value, reasons=[d.reason for d in decisions])
     return resolutions, decisions
 
 

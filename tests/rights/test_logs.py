@@ -16,6 +16,7 @@ from tests.rights.helpers import wait_settled
 
 EMAILS = ["log-anna@example.de", "log-ben@example.de"]
 REQUEST_ID = "journey-4711"
+pytestmark = [pytest.mark.worker]
 
 
 def test_a_journey_logs_json_lines_with_the_request_id_and_no_email(

@@ -17,12 +17,23 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from config.errors import DomainError
 from consent.admin.audit import Action, audit_record
-from consent.admin.search import PrivateSearchAdmin, subject_link, uuid_or_none
+from consent.admin.search import PrivateSearchAdmin, uuid_or_none
 from subjects.identity import parse_reference
+from subjects.admin.request_report import request_report
 from subjects.models import Identifier, RightsRequest, RightsRequestPart
+from subjects.request_queue import (
+    NOTE_MAX,
+    request_assign,
+    request_note_add,
+    request_notes,
+    staff_assignable,
+    subjects_masked,
+)
 from subjects.rights import requests as rights
 from subjects.rights.art19 import art19_notices, result_public
 from subjects.rights.calendar import DUE_SOON
@@ -31,6 +42,7 @@ from subjects.rights.erasure_plan import ErasurePlan, erasure_plan
 from subjects.rights.requests import Actor
 
 OPEN = RightsRequest.OPEN_STATUSES
+STATUS_LABELS: dict[str, str] = dict(RightsRequest.Status.choices)  # lazy labels: translated where shown
 # An erasure's plan is shown while it can still be approved or rejected; approving asks that it was read.
 PLANNED = (RightsRequest.Status.RECEIVED, RightsRequest.Status.VERIFIED, RightsRequest.Status.AWAITING_APPROVAL)
 PLAN_SEEN = "plan_seen"
@@ -73,6 +85,25 @@ class DeadlineFilter(admin.SimpleListFilter):
         return queryset
 
 
+class AssigneeFilter(admin.SimpleListFilter):
+    title = gettext_lazy("assigned to")
+    parameter_name = "assignee"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        staff = [(str(user.pk), user.get_username()) for user in staff_assignable()]
+        return [("me", _("assigned to me")), ("nobody", _("nobody")), *staff]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[RightsRequest]) -> QuerySet[RightsRequest]:
+        value = self.value()
+        if value == "me":
+            return queryset.filter(assigned_to_id=request.user.pk)
+        if value == "nobody":
+            return queryset.filter(assigned_to__isnull=True)
+        if value is not None and value.isdigit():
+            return queryset.filter(assigned_to_id=int(value))
+        return queryset
+
+
 class OpenRequestForm(forms.Form):
     kind = forms.ChoiceField(choices=RightsRequest.Kind.choices)
     identifier_kind = forms.ChoiceField(
@@ -112,8 +143,9 @@ def _moment(iso: str) -> str:
 
 @admin.register(RightsRequest)
 class RightsRequestAdmin(PrivateSearchAdmin):
-    list_display = ("kind", "status", "received_at", "due", "days_left", "subject_ref", "opened_by")
-    list_filter = (OpenFilter, DeadlineFilter, "status", "kind")
+    list_display = ("kind", "status", "received_at", "due", "days_left", "subject_ref", "assignee", "opened_by")
+    list_filter = (OpenFilter, DeadlineFilter, AssigneeFilter, "status", "kind")
+    list_select_related = ("assigned_to",)
     list_display_links = ("kind",)
     search_fields = ("id",)
     search_help_text = "A request id or a subject id, exactly."
@@ -163,9 +195,27 @@ class RightsRequestAdmin(PrivateSearchAdmin):
             text,
         )
 
-    @admin.display(description="subject")
+    def get_changelist_instance(self, request: HttpRequest) -> Any:
+        """The page's requests get their person's masked e-mail address, decrypted for the page at once (a fixed
+        number of queries whatever the page's length); the full value is never shown in the queue."""
+        changelist = super().get_changelist_instance(request)
+        shown = list(changelist.result_list)  # evaluates the page's queryset: the rows the template iterates
+        masked = subjects_masked(subject_ids=[r.subject_id for r in shown if r.subject_id])
+        for row in shown:
+            row.masked_subject = masked.get(row.subject_id) if row.subject_id else None  # type: ignore[attr-defined]
+        return changelist
+
+    @admin.display(description=gettext_lazy("subject"))
     def subject_ref(self, obj: RightsRequest) -> str:
-        return subject_link(obj.subject_id, short=True, missing="(nobody matched)")
+        if obj.subject_id is None:
+            return _("(nobody matched)")
+        url = reverse("admin:subjects_subject_change", args=[obj.subject_id])
+        label = getattr(obj, "masked_subject", None) or str(obj.subject_id)[:8]
+        return format_html('<a href="{}">{}</a>', url, label)
+
+    @admin.display(description=gettext_lazy("assigned to"), ordering="assigned_to__username")
+    def assignee(self, obj: RightsRequest) -> str:
+        return obj.assigned_to.get_username() if obj.assigned_to else "-"
 
     # ------------------------------------------------------------------ permissions
     def _may(self, request: HttpRequest, step: str) -> bool:
@@ -182,6 +232,46 @@ class RightsRequestAdmin(PrivateSearchAdmin):
 
     def has_retry_permission(self, request: HttpRequest) -> bool:
         return self._may(request, "retry")
+
+    # ------------------------------------------------------------------ queue work: assignee and notes
+    def assign_view(self, request: HttpRequest, object_id: uuid.UUID) -> HttpResponse:
+        if request.method != "POST" or not self._may(request, "assign"):
+            raise PermissionDenied
+        raw = request.POST.get("assignee", "")
+        assignee = int(raw) if raw.isdigit() else None
+        if raw and assignee is None:
+            self.message_user(request, _("Please choose a staff member from the list."), messages.ERROR)
+            return self._back(object_id)
+        try:
+            assigned = request_assign(request_id=object_id, assignee_id=assignee)
+        except DomainError as exc:
+            if exc.status == 404:
+                raise PermissionDenied from None
+            self.message_user(request, exc.detail, messages.ERROR)
+            return self._back(object_id)
+        # The audit names the assignee by account id: the staff member, never the person.
+        detail = f"assign to user {assignee}" if assignee is not None else "assign to nobody"
+        audit_record(user=request.user, action=Action.ACTION, obj=assigned, detail=detail)
+        self.message_user(request, _("Assignment saved."))
+        return self._back(object_id)
+
+    def note_view(self, request: HttpRequest, object_id: uuid.UUID) -> HttpResponse:
+        if request.method != "POST" or not self._may(request, "note"):
+            raise PermissionDenied
+        try:
+            note = request_note_add(request_id=object_id, author=request.user, text=request.POST.get("text", ""))
+        except DomainError as exc:
+            if exc.status == 404:
+                raise PermissionDenied from None
+            self.message_user(request, exc.detail, messages.ERROR)
+            return self._back(object_id)
+        audit_record(user=request.user, action=Action.ADD, obj=note, detail="internal note")
+        self.message_user(request, _("Note added."))
+        return self._back(object_id)
+
+    @staticmethod
+    def _back(object_id: uuid.UUID) -> HttpResponse:
+        return HttpResponseRedirect(reverse("admin:subjects_rightsrequest_change", args=[object_id]))
 
     # ------------------------------------------------------------------ steps: the API's services
     STEPS = ("verify", "approve", "reject", "extend", "lift", "retry")
@@ -251,6 +341,16 @@ class RightsRequestAdmin(PrivateSearchAdmin):
                 self.admin_site.admin_view(self.step_view),
                 name="subjects_rightsrequest_step",
             ),
+            path(
+                "<uuid:object_id>/assign/",
+                self.admin_site.admin_view(self.assign_view),
+                name="subjects_rightsrequest_assign",
+            ),
+            path(
+                "<uuid:object_id>/note/",
+                self.admin_site.admin_view(self.note_view),
+                name="subjects_rightsrequest_note",
+            ),
             *super().get_urls(),
         ]
 
@@ -309,18 +409,32 @@ class RightsRequestAdmin(PrivateSearchAdmin):
         due_at = rights_request.due_by
         is_open = rights_request.status in OPEN
         context = {
-            "title": f"{rights_request.get_kind_display()} request",
+            "title": _("Rights request: %(kind)s") % {"kind": rights_request.get_kind_display()},
             "original": rights_request,
             "r": rights_request,
             "due_at": due_at,
             "overdue": is_open and due_at < now,
             "due_soon": is_open and now <= due_at < now + DUE_SOON,
             "parts": [(part, part_note(part)) for part in rights_request.parts.order_by("pk")],
-            "history": list(rights_request.history.order_by("at", "pk")),
+            "history": [
+                (h, STATUS_LABELS.get(h.status, h.status)) for h in rights_request.history.order_by("at", "pk")
+            ],
+            "status_label": STATUS_LABELS.get(rights_request.status, rights_request.status),
             "result": json.dumps(
                 result_public(rights_request.result, rights_request.pk), indent=2, ensure_ascii=False, default=str
             ),
+            "report": request_report(rights_request),
             "notices": art19_notices(rights_request.result, rights_request.pk),
+            "masked_subject": (
+                subjects_masked(subject_ids=[rights_request.subject_id]).get(rights_request.subject_id)
+                if rights_request.subject_id
+                else None
+            ),
+            "notes": request_notes(request_id=rights_request.pk),
+            "note_max": NOTE_MAX,
+            "may_note": self._may(request, "note"),
+            "may_assign": self._may(request, "assign"),
+            "assignable": staff_assignable() if self._may(request, "assign") else [],
             "plan": self._plan(rights_request),
             "steps": self._available_steps(request, rights_request, now),
             "max_extension": range(1, 3),

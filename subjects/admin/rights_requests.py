@@ -6,7 +6,7 @@ import json
 import math
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib import admin, messages
@@ -23,8 +23,8 @@ from django.utils.translation import gettext_lazy
 from config.errors import DomainError
 from consent.admin.audit import Action, audit_record
 from consent.admin.search import PrivateSearchAdmin, uuid_or_none
-from subjects.identity import parse_reference
 from subjects.admin.request_report import request_report
+from subjects.identity import parse_reference
 from subjects.models import Identifier, RightsRequest, RightsRequestPart
 from subjects.request_queue import (
     NOTE_MAX,
@@ -41,8 +41,11 @@ from subjects.rights.details import details_parse
 from subjects.rights.erasure_plan import ErasurePlan, erasure_plan
 from subjects.rights.requests import Actor
 
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise  # the type checker's name for a str or a lazy translation
+
 OPEN = RightsRequest.OPEN_STATUSES
-STATUS_LABELS: dict[str, str] = dict(RightsRequest.Status.choices)  # lazy labels: translated where shown
+STATUS_LABELS: dict[str, StrOrPromise] = dict(RightsRequest.Status.choices)  # lazy labels: translated where shown
 # An erasure's plan is shown while it can still be approved or rejected; approving asks that it was read.
 PLANNED = (RightsRequest.Status.RECEIVED, RightsRequest.Status.VERIFIED, RightsRequest.Status.AWAITING_APPROVAL)
 PLAN_SEEN = "plan_seen"
@@ -202,7 +205,7 @@ class RightsRequestAdmin(PrivateSearchAdmin):
         shown = list(changelist.result_list)  # evaluates the page's queryset: the rows the template iterates
         masked = subjects_masked(subject_ids=[r.subject_id for r in shown if r.subject_id])
         for row in shown:
-            row.masked_subject = masked.get(row.subject_id) if row.subject_id else None  # type: ignore[attr-defined]
+            row.masked_subject = masked.get(row.subject_id) if row.subject_id else None
         return changelist
 
     @admin.display(description=gettext_lazy("subject"))
@@ -256,7 +259,7 @@ class RightsRequestAdmin(PrivateSearchAdmin):
         return self._back(object_id)
 
     def note_view(self, request: HttpRequest, object_id: uuid.UUID) -> HttpResponse:
-        if request.method != "POST" or not self._may(request, "note"):
+        if request.method != "POST" or not self._may(request, "note") or not request.user.is_authenticated:
             raise PermissionDenied
         try:
             note = request_note_add(request_id=object_id, author=request.user, text=request.POST.get("text", ""))

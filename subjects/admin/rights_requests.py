@@ -57,11 +57,11 @@ def staff_actor(request: HttpRequest) -> Actor:
 
 
 class OpenFilter(admin.SimpleListFilter):
-    title = "open or closed"
+    title = gettext_lazy("open or closed")
     parameter_name = "open"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("yes", "open"), ("no", "closed")]
+        return [("yes", _("open")), ("no", _("closed"))]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[RightsRequest]) -> QuerySet[RightsRequest]:
         if self.value() == "yes":
@@ -72,11 +72,11 @@ class OpenFilter(admin.SimpleListFilter):
 
 
 class DeadlineFilter(admin.SimpleListFilter):
-    title = "deadline (Art. 12(3))"
+    title = gettext_lazy("deadline (Art. 12(3))")
     parameter_name = "deadline"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("overdue", "overdue"), ("soon", "due within 7 days")]
+        return [("overdue", _("overdue")), ("soon", _("due within 7 days"))]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[RightsRequest]) -> QuerySet[RightsRequest]:
         now = timezone.now()
@@ -171,24 +171,24 @@ class RightsRequestAdmin(PrivateSearchAdmin):
         return queryset.filter(models.Q(pk=wanted) | models.Q(subject_id=wanted)), False
 
     # ------------------------------------------------------------------ columns
-    @admin.display(description="due", ordering="effective_due")
+    @admin.display(description=gettext_lazy("due"), ordering="effective_due")
     def due(self, obj: RightsRequest) -> str:
         due_at = obj.due_by
-        extended = " (extended)" if obj.extended_until else ""
+        extended = " " + _("(extended)") if obj.extended_until else ""
         return f"{timezone.localtime(due_at):%Y-%m-%d}{extended}"
 
-    @admin.display(description="days left", ordering="effective_due")
+    @admin.display(description=gettext_lazy("days left"), ordering="effective_due")
     def days_left(self, obj: RightsRequest) -> str:
         if obj.status not in OPEN:
             return "-"
         left = obj.due_by - timezone.now()
         days = math.floor(left.total_seconds() / 86400)
         if left.total_seconds() < 0:
-            style, text = "background:#d1242f;color:#fff", f"overdue {abs(days)} d"
+            style, text = "background:#d1242f;color:#fff", _("overdue %(days)s d") % {"days": abs(days)}
         elif left < DUE_SOON:
-            style, text = "background:#f2cc60;color:#24292f", f"{days} d"
+            style, text = "background:#f2cc60;color:#24292f", _("%(days)s d") % {"days": days}
         else:
-            style, text = "", f"{days} d"
+            style, text = "", _("%(days)s d") % {"days": days}
         css = "overdue" if left.total_seconds() < 0 else ("soon" if left < DUE_SOON else "ok")
         return format_html(
             '<span class="assent-due assent-due-{}" style="padding:1px 6px;border-radius:3px;white-space:nowrap;{}">'
@@ -313,11 +313,13 @@ class RightsRequestAdmin(PrivateSearchAdmin):
         for rights_request in queryset:
             self._step(request, step, rights_request)
 
-    @admin.action(description="Verify the selected requests (identity checked)", permissions=["verify"])
+    @admin.action(description=gettext_lazy("Verify the selected requests (identity checked)"), permissions=["verify"])
     def verify_selected(self, request: HttpRequest, queryset: QuerySet[RightsRequest]) -> None:
         self._bulk(request, queryset, "verify")
 
-    @admin.action(description="Approve the selected erasures (after seeing their plans)", permissions=["approve"])
+    @admin.action(
+        description=gettext_lazy("Approve the selected erasures (after seeing their plans)"), permissions=["approve"]
+    )
     def approve_selected(self, request: HttpRequest, queryset: QuerySet[RightsRequest]) -> HttpResponse | None:
         """First the plan of each selected erasure and a confirmation; the approvals only with `plan_seen`."""
         if request.POST.get(PLAN_SEEN) == "1":
@@ -333,7 +335,7 @@ class RightsRequestAdmin(PrivateSearchAdmin):
         }
         return self.render_page(request, "assent_admin/rightsrequest_approve.html", context)
 
-    @admin.action(description="Retry the failed parts of the selected requests", permissions=["retry"])
+    @admin.action(description=gettext_lazy("Retry the failed parts of the selected requests"), permissions=["retry"])
     def retry_selected(self, request: HttpRequest, queryset: QuerySet[RightsRequest]) -> None:
         self._bulk(request, queryset, "retry")
 

@@ -123,7 +123,7 @@ def test_dpo_extends_with_a_reason(dpo: Client, anna: str) -> None:
     assert request.extended_until is not None
     assert request.extended_until > request.due_at
     assert request.extension_reason == "Records from twelve stores must be collected."
-    assert "(extended)" in dpo.get("/admin/subjects/rightsrequest/").content.decode()
+    assert "(extended)" in dpo.get("/admin/subjects/rightsrequest/", **EN).content.decode()
 
 
 def test_dpo_lifts_a_restriction(dpo: Client, anna: str) -> None:

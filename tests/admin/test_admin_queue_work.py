@@ -54,7 +54,7 @@ def test_the_dpo_assigns_a_request_and_the_assignee_finds_it_under_assigned_to_m
     assert response.status_code == 302
     mine.refresh_from_db()
     assert mine.assigned_to_id == helper.pk
-    assert helper.get_username() in page_of(dpo, mine)
+    assert f'<option value="{helper.pk}" selected>{helper.get_username()}</option>' in page_of(dpo, mine)
     assert listed(support, "assignee=me") == {str(mine.pk)}
     assert listed(dpo, "assignee=me") == set()
     assert listed(dpo, f"assignee={helper.pk}") == {str(mine.pk)}

@@ -108,18 +108,30 @@ class AssigneeFilter(admin.SimpleListFilter):
 
 
 class OpenRequestForm(forms.Form):
-    kind = forms.ChoiceField(choices=RightsRequest.Kind.choices)
+    kind = forms.ChoiceField(choices=RightsRequest.Kind.choices, label=gettext_lazy("kind"))
     identifier_kind = forms.ChoiceField(
-        choices=[("id", "subject id"), *Identifier.Kind.choices], label="the person, by"
+        choices=[("id", gettext_lazy("subject id")), *Identifier.Kind.choices], label=gettext_lazy("the person, by")
     )
-    identifier = forms.CharField(max_length=320, help_text="Exactly as the person gave it; never stored in clear.")
-    channel = forms.SlugField(max_length=64, initial="phone", help_text="How the request reached us: phone, letter ...")
+    identifier = forms.CharField(
+        max_length=320,
+        label=gettext_lazy("identifier"),
+        help_text=gettext_lazy("Exactly as the person gave it; never stored in clear."),
+    )
+    channel = forms.SlugField(
+        max_length=64,
+        initial="phone",
+        label=gettext_lazy("channel"),
+        help_text=gettext_lazy("How the request reached us: phone, letter ..."),
+    )
     verified = forms.BooleanField(
-        required=False, help_text="I checked the person's identity (Art. 12(6)); recorded with my name."
+        required=False,
+        label=gettext_lazy("verified"),
+        help_text=gettext_lazy("I checked the person's identity (Art. 12(6)); recorded with my name."),
     )
     details = forms.JSONField(
         required=False,
         initial=dict,
+        label=gettext_lazy("details"),
         help_text='Objection: {"scope": "direct_marketing"} or {"purpose": "newsletter"}. Restriction: '
         '{"ground": "18(1)(a)"}. Rectification: {"identifiers": {...}, "profile": {...}}.',
     )
@@ -380,7 +392,7 @@ class RightsRequestAdmin(PrivateSearchAdmin):
             opened = self._open(request, form)
             if opened is not None:
                 return HttpResponseRedirect(reverse("admin:subjects_rightsrequest_change", args=[opened.pk]))
-        context = {"title": "Open a rights request", "form": form}
+        context = {"title": _("Open a rights request"), "form": form}
         return self.render_page(request, "assent_admin/rightsrequest_open.html", context)
 
     def _open(self, request: HttpRequest, form: OpenRequestForm) -> RightsRequest | None:

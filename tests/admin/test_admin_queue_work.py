@@ -264,6 +264,7 @@ def test_statuses_kinds_and_names_read_as_words_in_english_and_german(dpo: Clien
     index_en = dpo.get("/admin/", **EN).content.decode()
     index_de = dpo.get("/admin/", **DE).content.decode()
     purposes_en = dpo.get("/admin/consent/purpose/add/", **EN).content.decode()
+    open_de = dpo.get(f"{LIST}add/", **DE).content.decode()
 
     assert "Awaiting approval" in english
     assert "awaiting_approval</td>" not in english
@@ -280,3 +281,5 @@ def test_statuses_kinds_and_names_read_as_words_in_english_and_german(dpo: Clien
         assert words in index_de, words
     for bad in ("Uwg 7 3", "Gpc", "Dpv"):
         assert bad not in purposes_en, bad
+    assert "Antrag anlegen" in open_de
+    assert "die Person, anhand" in open_de

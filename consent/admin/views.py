@@ -88,7 +88,7 @@ def records_of_processing_view(request: HttpRequest, fmt: str) -> HttpResponse:
     if not request.user.has_perm("consent.view_purpose"):
         raise PermissionDenied
     now = timezone.now()
-    records = records_of_processing(now=now)
+    records = records_of_processing(now=now, language=translation.get_language())
     audit_record(
         user=request.user, action=Action.EXPORT, object_type="consent.records_of_processing", detail=f"format {fmt}"
     )
@@ -100,3 +100,16 @@ def records_of_processing_view(request: HttpRequest, fmt: str) -> HttpResponse:
         response = HttpResponse(body, content_type="application/json; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{name}"'
     return response
+
+
+def records_of_processing_page(request: HttpRequest) -> HttpResponse:
+    """The records of processing as a page to read, with what the catalogue still has to say."""
+    if not request.user.has_perm("consent.view_purpose"):
+        raise PermissionDenied
+    records = records_of_processing(now=timezone.now(), language=translation.get_language())
+    context = {
+        **admin.site.each_context(request),
+        "title": _("Records of processing activities (Art. 30(1) GDPR)"),
+        "records": records,
+    }
+    return TemplateResponse(request, "assent_admin/records_of_processing.html", context)

@@ -16,7 +16,12 @@ from tests.api import Api
 def create(dpo: Client, name: str = "crm") -> tuple[ApiClient, str, str]:
     response = dpo.post(
         "/admin/consent/apiclient/add/",
-        {"name": name, "scopes": ["consent:check", "profile:read"], "purpose_scope": "only", "purposes": ["newsletter"]},
+        {
+            "name": name,
+            "scopes": ["consent:check", "profile:read"],
+            "purpose_scope": "only",
+            "purposes": ["newsletter"],
+        },
     )
     assert response.status_code == 200, response.content.decode()[:3000]
     page = response.content.decode()

@@ -56,13 +56,13 @@ def spread(wanted: Sequence[float], *, gap: float, low: float, high: float) -> l
     order = sorted(range(len(wanted)), key=lambda i: wanted[i])
     placed: dict[int, float] = {}
     last = low - gap
-    for i in order:
+    for i in order:  # downwards: each label at least `gap` below the one above it
         placed[i] = max(wanted[i], last + gap)
         last = placed[i]
-    overflow = last - high
-    if overflow > 0:  # pushed past the bottom: shift the whole stack up, keeping the gaps
-        for i in order:
-            placed[i] = max(low, placed[i] - overflow)
+    last = high + gap
+    for i in reversed(order):  # upwards: those pushed past the bottom move up, the rest stay where they were
+        placed[i] = max(low, min(placed[i], last - gap))
+        last = placed[i]
     return [placed[i] for i in range(len(wanted))]
 
 

@@ -22,10 +22,9 @@ class Line:
     values: Sequence[float | None]  # 0.0 to 1.0; None: no value for that label
 
 
-def marker(shape: str, cx: float, cy: float, colour: str, title: str = "") -> str:
-    """One point of a line in its own shape (about 6 px across), with a tooltip."""
+def marker(shape: str, cx: float, cy: float, colour: str, title: str = "", r: float = 3.2) -> str:
+    """One point of a line in its own shape (about 2 r across), with a tooltip."""
     tip = f"<title>{escape(title)}</title>" if title else ""
-    r = 3.2
     fill = f'fill="{colour}" stroke="{colour}"'
     if shape == "square":
         return f'<rect x="{cx - r:.1f}" y="{cy - r:.1f}" width="{2 * r:.1f}" height="{2 * r:.1f}" {fill}>{tip}</rect>'
@@ -113,13 +112,19 @@ def rate_chart(
     for index, line in enumerate(lines):
         colour, dash, shape = _style(index)
         dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
+        # Lines drawn first are wider and their markers larger, so a later line lying on top leaves a rim of the
+        # one beneath in view.
+        below = min(len(lines) - 1 - index, 3)
+        width, radius = 2 + 1.5 * below, 3.2 + 1.3 * below
         for run in _runs(line.values):
             points = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in run)
             if len(run) > 1:
-                parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2"{dash_attr} points="{points}"/>')
+                parts.append(
+                    f'<polyline fill="none" stroke="{colour}" stroke-width="{width:g}"{dash_attr} points="{points}"/>'
+                )
             for i, v in run:
                 tip = f"{line.name} {labels[i] if i < len(labels) else ''}: {v:.0%}"
-                parts.append(marker(shape, x(i), y(v), colour, tip))
+                parts.append(marker(shape, x(i), y(v), colour, tip, radius))
         last = next(((i, v) for i, v in reversed(list(enumerate(line.values))) if v is not None), None)
         if last is not None:
             ends.append((index, y(last[1])))

@@ -76,6 +76,7 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
         "verification": verification_latest(),
         "undelivered": undelivered,
         "undelivered_by_kind": [(label(MAIL_KINDS, k), n) for k, n in undelivered.by_kind.items()],
+        "undelivered_latest": [(label(MAIL_KINDS, mail.kind), mail) for mail in undelivered.latest],
         "webhooks": webhook_health(now=now),
         "now": now,
     }

@@ -16,8 +16,11 @@ def test_lines_on_top_of_each_other_differ_in_dash_and_marker_and_are_labelled_a
 
     svg = rate_chart(title="Newsletter", labels=WEEKS, lines=lines)
 
-    dashes = re.findall(r'<polyline fill="none" stroke="[^"]+" stroke-width="2"( stroke-dasharray="[^"]+")?', svg)
-    assert len(set(dashes)) == 3  # the solid line and two dash patterns
+    strokes = re.findall(
+        r'<polyline fill="none" stroke="[^"]+" stroke-width="([^"]+)"( stroke-dasharray="[^"]+")?', svg
+    )
+    assert len({dash for _width, dash in strokes}) == 3  # the solid line and two dash patterns
+    assert [float(width) for width, _dash in strokes] == [5, 3.5, 2]  # the line beneath shows around the one above
     assert svg.count("<circle") >= 3  # a circle,
     assert "<rect" in svg  # a square
     assert "<polygon" in svg  # and a triangle

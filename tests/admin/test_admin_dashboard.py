@@ -253,3 +253,13 @@ def test_the_median_time_to_completion_reads_the_last_90_days_per_kind(dpo_en: C
     assert summary.completed_by_kind == {"access": 2}
     assert "<td>Access (Art. 15)</td><td>15.0</td><td>2</td>" in page
     assert "completed in the last 90 days" in page
+
+
+def test_a_failing_mail_turns_its_figure_red_and_is_named_by_its_kind(dpo_en: Client) -> None:
+    mail_undelivered_record(kind="signin", reference="keyed-hash-of-an-address", error="ConnectionRefusedError")
+
+    page = dpo_en.get("/admin/dashboard/").content.decode()
+
+    assert "assent-bad" in card(page, "figure-mails")
+    assert "<td>portal sign-in link</td>" in page
+    assert "1 portal sign-in link" in page

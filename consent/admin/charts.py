@@ -115,12 +115,12 @@ def rate_chart(
         # Lines drawn first are wider and their markers larger, so a later line lying on top leaves a rim of the
         # one beneath in view.
         below = min(len(lines) - 1 - index, 3)
-        width, radius = 2 + 1.5 * below, 3.2 + 1.3 * below
+        stroke, radius = 2 + 1.5 * below, 3.2 + 1.3 * below
         for run in _runs(line.values):
             points = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in run)
             if len(run) > 1:
                 parts.append(
-                    f'<polyline fill="none" stroke="{colour}" stroke-width="{width:g}"{dash_attr} points="{points}"/>'
+                    f'<polyline fill="none" stroke="{colour}" stroke-width="{stroke:g}"{dash_attr} points="{points}"/>'
                 )
             for i, v in run:
                 tip = f"{line.name} {labels[i] if i < len(labels) else ''}: {v:.0%}"

@@ -5,11 +5,17 @@ from __future__ import annotations
 import csv
 import io
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
+from consent.admin.records_of_processing import records_of_processing
+from consent.catalogue.apply import catalogue_apply
+from consent.catalogue.reader import catalogue_load_file
+from consent.catalogue.snapshot import catalogue_forget
 from consent.clients import client_revoke
 from consent.models import ApiClient, AuditEntry
 from tests.admin.conftest import speaking
@@ -202,3 +208,23 @@ def test_a_catalogue_without_art30_keys_shows_what_to_add(dpo_en: Client) -> Non
 def test_support_reads_the_records_page_but_not_a_stranger(support: Client, client: Client) -> None:
     assert support.get("/admin/records-of-processing/").status_code == 200
     assert client.get("/admin/records-of-processing/").status_code == 302
+
+
+def test_the_demo_catalogue_says_everything_an_art30_record_needs_in_both_languages(db: None) -> None:
+    demo = Path(__file__).resolve().parents[2] / "consent" / "demo" / "catalog.json"
+    catalogue_apply(document=catalogue_load_file(str(demo)))
+    catalogue_forget()
+
+    german = records_of_processing(now=timezone.now(), language="de")
+    english = records_of_processing(now=timezone.now(), language="en")
+
+    assert german.missing == []
+    assert german.controller is not None
+    assert german.controller.address.endswith("Deutschland")
+    assert english.controller is not None
+    assert english.controller.address.endswith("Germany")
+    assert german.dpo is not None
+    push = {t.country for r in english.records for t in (r.transfers or ())}
+    assert push == {"US", "IN"}
+    assert all(r.data_subjects and r.recipient_categories for r in german.records)
+    assert german.records[0].data_subjects != english.records[0].data_subjects

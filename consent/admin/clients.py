@@ -58,10 +58,14 @@ def scope_choices() -> list[tuple[str, str]]:
 
 
 def purpose_choices() -> list[tuple[str, str]]:
-    """Each purpose by its name in the staff member's language, with its key (what the API and the list show)."""
+    """Each purpose by its name in the staff member's language, with its key (what the API and the list show),
+    in the order of the names."""
     language = translation.get_language()
     rows = Purpose.objects.order_by("key").values_list("key", "name", "names")
-    return [(key, f"{localised(as_given(name, names), language)} ({key})") for key, name, names in rows]
+    return sorted(
+        ((key, f"{localised(as_given(name, names), language)} ({key})") for key, name, names in rows),
+        key=lambda choice: choice[1].casefold(),
+    )
 
 
 class ApiClientForm(forms.ModelForm):

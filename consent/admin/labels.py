@@ -1,18 +1,13 @@
-"""Words the DPO's pages show for stored codes (a request's kind, a mail's kind), in the staff member's language."""
+"""Words the DPO's pages show for stored codes, in the staff member's language: a request's kind (its model's
+label), a mail's kind."""
 
 from __future__ import annotations
 
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
-REQUEST_KINDS: dict[str, Promise] = {
-    "access": _("Access (Art. 15)"),
-    "portability": _("Portability (Art. 20)"),
-    "erasure": _("Erasure (Art. 17)"),
-    "rectification": _("Rectification (Art. 16)"),
-    "restriction": _("Restriction (Art. 18)"),
-    "objection": _("Objection (Art. 21)"),
-}
+from subjects.models import RightsRequest
+
 MAIL_KINDS: dict[str, Promise] = {
     "confirmation": _("double opt-in confirmation"),
     "signin": _("portal sign-in link"),
@@ -22,3 +17,11 @@ MAIL_KINDS: dict[str, Promise] = {
 def label(labels: dict[str, Promise], code: str) -> str:
     """The label of a code, or the code itself when a newer one has no label yet."""
     return str(labels.get(code, code))
+
+
+def request_kind_label(kind: str) -> str:
+    """A rights request's kind as the queue names it ("Access (Art. 15)")."""
+    try:
+        return str(RightsRequest.Kind(kind).label)
+    except ValueError:  # a kind no longer defined: shown as stored
+        return kind

@@ -24,7 +24,7 @@ from consent.admin.dashboard import (
     undelivered_mails,
     webhook_health,
 )
-from consent.admin.labels import MAIL_KINDS, REQUEST_KINDS, label
+from consent.admin.labels import MAIL_KINDS, label, request_kind_label
 from consent.admin.records_of_processing import records_as_csv, records_as_json, records_of_processing
 from consent.ledger.verification import verification_latest
 
@@ -56,7 +56,7 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
             }
         )
     queue = request_summary(now=now)
-    medians = [(label(REQUEST_KINDS, kind), days) for kind, days in queue.median_days.items()]
+    medians = [(request_kind_label(kind), days) for kind, days in queue.median_days.items()]
     median_svg = mark_safe(
         bar_chart(title=_("Median days to complete, by kind"), bars=medians, unit=_(" d"), empty=_("none completed"))
     )
@@ -68,9 +68,9 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
         "weeks": weeks,
         "outdated": [(names.purpose(row.purpose), row) for row in outdated_notice_consents()],
         "queue": queue,
-        "open_by_kind": [(label(REQUEST_KINDS, k), n) for k, n in queue.open_by_kind.items()],
+        "open_by_kind": [(request_kind_label(k), n) for k, n in queue.open_by_kind.items()],
         "median_rows": [
-            (label(REQUEST_KINDS, k), days, queue.completed_by_kind.get(k, 0)) for k, days in queue.median_days.items()
+            (request_kind_label(k), days, queue.completed_by_kind.get(k, 0)) for k, days in queue.median_days.items()
         ],
         "median_svg": median_svg,
         "verification": verification_latest(),

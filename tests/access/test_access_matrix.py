@@ -194,6 +194,7 @@ ADMIN_TABLE = [
     AdminRow("admin/^(?P<app_label>axes|auth|otp_totp|consent|subjects)/$", "GET", LOGIN, LOGIN, 200, 200),
     AdminRow("admin/(?P<url>.*)$",                      "GET",  LOGIN,    LOGIN, 404,    404),
     AdminRow("admin/dashboard/",                        "GET",  LOGIN,    LOGIN, 200,    200),
+    AdminRow("admin/records-of-processing/",            "GET",  LOGIN,    LOGIN, 200,    200),
     AdminRow("admin/records-of-processing.<str:fmt>",   "GET",  LOGIN,    LOGIN, 200,    200,  "csv"),
     AdminRow("admin/records-of-processing.<str:fmt>",   "GET",  LOGIN,    LOGIN, 200,    200,  "json"),
     # Buttons with views of their own: POST only, each checks its own permission.

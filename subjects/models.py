@@ -220,6 +220,11 @@ class RightsRequest(models.Model):
     reminded_at = models.DateTimeField(null=True, blank=True)
     overdue_at = models.DateTimeField(null=True, blank=True)
     result = models.JSONField(default=dict, blank=True)  # counts, names and dates only, never personal data
+    # The language the person used when opening it (the portal's, or the API's Accept-Language): its mails speak it.
+    language = models.CharField(max_length=8, blank=True)
+    # An erasure's completion mail: the person's addresses, sealed under the request's mail vault key (not the data
+    # key, which the erasure destroys) before the identifiers go; emptied, and the key destroyed, once it is sent.
+    mail_to_enc = models.BinaryField(null=True)
 
     objects = RightsRequestQuerySet.as_manager()
 
@@ -327,6 +332,7 @@ class VaultKey(models.Model):
     class Purpose(models.TextChoices):
         RETENTION = "retention"
         EVIDENCE = "evidence"
+        MAIL = "mail"  # an erasure's completion mail, destroyed once it is sent (rights/completion.py)
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     purpose = models.CharField(max_length=16, choices=Purpose.choices)

@@ -288,6 +288,7 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", f"{ASSENT_CONTROLLER_NAME} <daten
 
 LANGUAGE_CODE = "de"
 LANGUAGES = [("de", "Deutsch"), ("en", "English")]
+FORMAT_MODULE_PATH = ["config.formats"]  # English dates as 29 Nov 2026 (config/formats/en)
 TIME_ZONE = "Europe/Berlin"
 USE_I18N = True
 USE_TZ = True

@@ -106,17 +106,7 @@ def completion_tell(*, request_id: uuid.UUID) -> bool:
 def completion_context(request: RightsRequest, language: str) -> dict[str, object]:
     """What the completion mail says, from the request's result (counts, names, laws and dates: no personal data)."""
     result = request.result or {}
-    names = ports.consent_rights.catalogue().categories
-    kept = [
-        {
-            "category": texts.kept_category_name(str(item.get("category", "")), names, language),
-            "count": item.get("count"),
-            "where": texts.kept_where(str(item.get("where", "")), language),
-            "why": item.get("why", ""),
-            "until": texts.date_format(item.get("until"), language),
-        }
-        for item in result.get("kept", [])
-    ]
+    kept = texts.kept_for_person(result, ports.consent_rights.catalogue().categories, language)
     return {
         "controller": settings.ASSENT_CONTROLLER_NAME,
         "kind": texts.KIND_NAMES[language].get(request.kind, request.kind),
@@ -152,8 +142,10 @@ def _mail_aad(request_id: uuid.UUID) -> bytes:
 
 
 def _sealed_open(request: RightsRequest) -> list[str]:
+    if request.subject_id is None or request.mail_to_enc is None:
+        return []
     vault = VaultKey.objects.filter(purpose=VaultKey.Purpose.MAIL, subject_id=request.subject_id).first()
-    if vault is None or vault.wrapped_key is None or request.mail_to_enc is None:
+    if vault is None or vault.wrapped_key is None:
         return []
     plain = crypto.open_sealed(vault_key_open(vault), bytes(request.mail_to_enc), _mail_aad(request.pk))
     emails: list[str] = json.loads(plain)
@@ -164,10 +156,13 @@ def completion_address_forget(*, request: RightsRequest) -> None:
     """The sealed copy goes, and with the last one of the person the mail key: after this, nothing readable of the
     address is left anywhere (a backup's copy of the sealed column included)."""
     RightsRequest.objects.filter(pk=request.pk).update(mail_to_enc=None)
-    waiting = RightsRequest.objects.filter(subject_id=request.subject_id, mail_to_enc__isnull=False).exists()
+    subject_id = request.subject_id
+    if subject_id is None:
+        return
+    waiting = RightsRequest.objects.filter(subject_id=subject_id, mail_to_enc__isnull=False).exists()
     if not waiting:
         for vault_id in VaultKey.objects.filter(
-            purpose=VaultKey.Purpose.MAIL, subject_id=request.subject_id, wrapped_key__isnull=False
+            purpose=VaultKey.Purpose.MAIL, subject_id=subject_id, wrapped_key__isnull=False
         ).values_list("pk", flat=True):
             vault_key_destroy(vault_id=vault_id, now=timezone.now())
 
@@ -202,8 +197,9 @@ def tells_stalled(
     found: list[tuple[uuid.UUID, str]] = []
     for what, event in DECIDED_BY.items():
         told = RightsRequestEvent.objects.filter(request_id=OuterRef("request_id"), event="person_told", note=what)
-        reachable = Q(request__subject__wrapped_key__isnull=False) & Exists(
-            Identifier.objects.filter(subject_id=OuterRef("request__subject_id"), kind="email")
+        reachable = Q(
+            Exists(Identifier.objects.filter(subject_id=OuterRef("request__subject_id"), kind="email")),
+            request__subject__wrapped_key__isnull=False,
         )
         if what == COMPLETION:  # an erasure's addresses are sealed on the request, its subject's key gone
             reachable |= Q(request__mail_to_enc__isnull=False)

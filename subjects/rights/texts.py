@@ -183,6 +183,21 @@ def kept_category_name(category: str, names: dict[str, str] | Any, language: str
     return str(names.get(category, category))
 
 
+def kept_for_person(result: dict[str, Any], names: dict[str, str] | Any, language: str) -> list[dict[str, Any]]:
+    """What an erasure kept (its result's `kept`), as the person reads it: the category's name, where in their words,
+    why (the law), until when in their date format."""
+    return [
+        {
+            "category": kept_category_name(str(item.get("category", "")), names, language),
+            "count": item.get("count"),
+            "where": kept_where(str(item.get("where", "")), language),
+            "why": item.get("why", ""),
+            "until": date_format(item.get("until"), language),
+        }
+        for item in result.get("kept", [])
+    ]
+
+
 def date_format(value: date | datetime | str | None, language: str) -> str:
     """A date as the reader writes it: 29.11.2026 in German, 29 November 2026 in English (never ISO)."""
     if value is None or value == "":

@@ -83,6 +83,8 @@ LABELS = {
         "received": "What",
         "last": "Last",
         "marketing": "direct marketing",
+        "identifiers": "How we recognise you",
+        "profile": "Profile",
     },
     "de": {
         "title": "Auskunft über Ihre personenbezogenen Daten (Art. 15 DSGVO)",
@@ -116,6 +118,8 @@ LABELS = {
         "received": "Was",
         "last": "Zuletzt",
         "marketing": "Direktwerbung",
+        "identifiers": "Woran wir Sie erkennen",
+        "profile": "Profil",
     },
 }
 
@@ -209,3 +213,55 @@ def date_format(value: date | datetime | str | None, language: str) -> str:
     if language == "de":
         return f"{value.day:02d}.{value.month:02d}.{value.year}"
     return f"{value.day} {value.strftime('%B')} {value.year}"
+
+
+# The kinds of identifier, as a person reads them (the access report).
+IDENTIFIER_NAMES = {
+    "en": {
+        "email": "e-mail address",
+        "phone": "phone number",
+        "customer_number": "customer number",
+        "loyalty_card": "loyalty card number",
+        "crm_id": "customer record number",
+        "cookie_id": "browser identifier (cookie)",
+        "social_handle": "social media name",
+    },
+    "de": {
+        "email": "E-Mail-Adresse",
+        "phone": "Telefonnummer",
+        "customer_number": "Kundennummer",
+        "loyalty_card": "Kundenkartennummer",
+        "crm_id": "Kundenstammnummer",
+        "cookie_id": "Browserkennung (Cookie)",
+        "social_handle": "Name in sozialen Medien",
+    },
+}
+
+# How long a category is kept, in the access report's words (Art. 15(1)(d)).
+PERIODS = {
+    "en": {
+        "days": "{days} days after collection",
+        "hold_end_of_year": "{years} years from the end of the calendar year ({law})",
+        "hold_record": "{years} years from the record's date ({law})",
+        "none": "no fixed period: as long as the purpose needs it, or until you withdraw or object",
+    },
+    "de": {
+        "days": "{days} Tage nach Erhebung",
+        "hold_end_of_year": "{years} Jahre ab Ende des Kalenderjahres ({law})",
+        "hold_record": "{years} Jahre ab dem Datum des Datensatzes ({law})",
+        "none": "keine feste Frist: solange der Zweck es erfordert oder bis Sie widerrufen oder widersprechen",
+    },
+}
+
+
+def period_text(storage: dict[str, Any], language: str) -> str:
+    """One storage entry of the access report (`delete_after_days`, `legal_hold`) as a sentence."""
+    words = PERIODS[language]
+    parts = []
+    if storage.get("delete_after_days"):
+        parts.append(words["days"].format(days=storage["delete_after_days"]))
+    hold = storage.get("legal_hold")
+    if hold:
+        template = words["hold_end_of_year"] if hold.get("from") == "end_of_year" else words["hold_record"]
+        parts.append(template.format(years=hold["years"], law=hold["law"]))
+    return "; ".join(parts) or words["none"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import zipfile
 from datetime import timedelta
 from typing import Any
@@ -147,6 +148,19 @@ def test_an_access_export_holds_the_data_the_consent_history_and_the_art_15_repo
     assert 'lang="de"' in html_de
     assert "Right to lodge a complaint" in html_en
     assert "client-0" in html_en
+    # as its reader reads it: dates in their format, names instead of keys, every storage period as a sentence
+    generated = timezone.localtime(timezone.now())
+    assert f"Erstellt: {texts.date_format(generated, 'de')}" in html_de
+    assert f"Generated: {texts.date_format(generated, 'en')}" in html_en
+    for html in (html_de, html_en):
+        assert not re.search(r"\d{4}-\d{2}-\d{2}", html), "an ISO date in the report"
+        assert "<td>orders</td>" not in html
+        assert "<td>Orders</td>" in html
+        assert "phone-offers" not in html
+    assert "Woran wir Sie erkennen: Kundennummer, E-Mail-Adresse, Telefonnummer" in html_de
+    assert "Jahre ab Ende des Kalenderjahres (§147 AO, §257 HGB)" in html_de
+    assert "years from the end of the calendar year (§147 AO, §257 HGB)" in html_en
+    assert "<td></td>" not in html_de
 
 
 def test_portability_holds_only_what_the_person_provided_or_generated(rapi: Api) -> None:

@@ -10,10 +10,14 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
+from consent.double_opt_in import confirmation_token
+from consent.models import Confirmation
 from subjects.models import RightsRequest
 from subjects.rights.mails import request_tell
 from subjects.rights.requests import Actor, request_approve
-from tests.portal.conftest import post_form, sign_in
+from tests.api import Api
+from tests.portal.conftest import known_person, post_form, sign_in
+from tests.portal.test_language import reader, unsubscribe_path
 from tests.portal.test_rights import customer, open_copy, request_id_of
 from tests.rights.helpers import drain
 
@@ -84,3 +88,23 @@ def test_after_an_erasure_the_session_ends_with_a_page_that_says_what_happened()
     again = client.get("/portal/preferences")
     assert again.status_code == 302
     assert again["Location"] == "/portal/"
+
+
+def test_the_unsubscribe_page_offers_fewer_mails_in_the_privacy_centre_instead(api: Api) -> None:
+    path = unsubscribe_path(api)
+    german = reader("de").get(path).content.decode()
+    english = reader("en").get(path).content.decode()
+    assert "Lieber weniger E-Mails? Wählen Sie im Datenschutz-Center" in german
+    assert "Fewer mails instead? Choose in the privacy centre" in english
+    assert 'href="/portal/"' in english
+    # once unsubscribed, the offer is gone: the page says what happened
+    done = reader("en").post(path)
+    assert "Fewer mails instead?" not in done.content.decode()
+
+
+def test_the_confirmation_page_offers_the_privacy_centre_for_fewer_mails_or_other_topics() -> None:
+    html = reader("en").get("/confirm/forged").content.decode()
+    assert 'href="/portal/"' in html
+    known_person("anna@example.de", channel="email")  # a newsletter by e-mail: its double opt-in link waits
+    page = reader("de").get("/confirm/" + confirmation_token(Confirmation.objects.get().id)).content.decode()
+    assert "Lieber weniger E-Mails oder andere Themen?" in page

@@ -167,6 +167,21 @@ def completion_address_forget(*, request: RightsRequest) -> None:
             vault_key_destroy(vault_id=vault_id, now=timezone.now())
 
 
+@transaction.atomic(durable=True)
+def completion_addresses_forget(*, subject_ids: list[uuid.UUID], now: datetime) -> int:
+    """Every sealed address of these subjects goes, with their mail keys, sent or not: replay_erasures after a backup
+    restore, where a backup taken while an erasure's mail waited must not bring the address back readable."""
+    RightsRequest.objects.filter(subject_id__in=subject_ids, mail_to_enc__isnull=False).update(mail_to_enc=None)
+    keys = list(
+        VaultKey.objects.filter(
+            purpose=VaultKey.Purpose.MAIL, subject_id__in=subject_ids, wrapped_key__isnull=False
+        ).values_list("pk", flat=True)
+    )
+    for vault_id in keys:
+        vault_key_destroy(vault_id=vault_id, now=now)
+    return len(keys)
+
+
 def completion_addresses_abandon(*, now: datetime | None = None) -> int:
     """Mail keys older than MAIL_KEEP_DAYS are destroyed with whatever they sealed, sent or not (beat, daily)."""
     now = now or timezone.now()

@@ -21,6 +21,7 @@ from subjects.rights.mails import (
     request_tell,
     tells_stalled,
 )
+from subjects.rights.replay import erasure_replay
 from tests.api import Api
 from tests.rights.erasure_checks import busy_person
 from tests.rights.helpers import drain, seed_person
@@ -177,5 +178,22 @@ def test_an_erasure_mail_that_never_gets_through_is_given_up_with_its_key(rapi: 
 def test_a_request_about_nobody_mails_nobody(rapi: Api) -> None:
     request_id = open_request(rapi, "access", "nobody-known@example.de", "en")
     assert drain(request_id).status == "completed"
+    assert request_tell(request_id=uuid.UUID(request_id), what="completion") is False
+    assert mail.outbox == []
+
+
+def test_a_replay_after_a_backup_restore_leaves_no_sealed_address_readable(rapi: Api) -> None:
+    # given an erasure whose mail still waited when the backup was taken (its address sealed, the data key gone)
+    person = seed_person("done-replay", records_per_source=0)
+    request_id = open_request(rapi, "erasure", person.email, "en")
+    drain(request_id)
+    assert RightsRequest.objects.get(pk=request_id).mail_to_enc is not None
+
+    # when the operator replays the erasure log on the restored database
+    assert erasure_replay(subject_id=person.subject_id, request_id=uuid.UUID(request_id)) == "already erased"
+
+    # then the sealed address and its key are gone, and no mail goes out from the restored copy
+    assert RightsRequest.objects.get(pk=request_id).mail_to_enc is None
+    assert VaultKey.objects.get(purpose=VaultKey.Purpose.MAIL, subject_id=person.subject_id).wrapped_key is None
     assert request_tell(request_id=uuid.UUID(request_id), what="completion") is False
     assert mail.outbox == []

@@ -168,6 +168,16 @@ KEPT_WHERE = {
     "de": {RETENTION_STORE: "bei uns, gesperrt", EVIDENCE_STORE: "bei uns, gesperrt"},
 }
 CONSENT_PROOF = {"en": "proof of your consents", "de": "Nachweis Ihrer Einwilligungen"}
+# Why it is kept, in the person's language where the report's reason is our own words (a law's name stays as is).
+KEPT_WHY = {
+    "en": {},
+    "de": {
+        EVIDENCE_WHY: (
+            "Nachweis Ihrer Einwilligungen, solange Ansprüche geltend gemacht werden können (§§ 195, 199 BGB; "
+            "§ 7a UWG bei Einwilligungen in Werbeanrufe)"
+        )
+    },
+}
 SOURCE_SYSTEM = {"en": " (the source system)", "de": " (das liefernde System)"}
 CONNECTED_SYSTEM = {"en": " (connected system)", "de": " (angebundenes System)"}
 
@@ -195,7 +205,7 @@ def kept_for_person(result: dict[str, Any], names: dict[str, str] | Any, languag
             "category": kept_category_name(str(item.get("category", "")), names, language),
             "count": item.get("count"),
             "where": kept_where(str(item.get("where", "")), language),
-            "why": item.get("why", ""),
+            "why": KEPT_WHY[language].get(str(item.get("why", "")), item.get("why", "")),
             "until": date_format(item.get("until"), language),
         }
         for item in result.get("kept", [])

@@ -26,6 +26,10 @@ def test_the_front_page_leads_to_the_privacy_centre_the_admin_and_the_api_docs()
     for link in ('href="/portal/"', 'href="/admin/"', 'href="/api/docs/"'):
         assert link in html
     assert "API documentation" in html
+    # the people's pages' policy: its style sheet loads, no script runs
+    policy = response["Content-Security-Policy"]
+    assert "style-src 'self'" in policy
+    assert "script-src" not in policy
     german = Client().get("/", HTTP_ACCEPT_LANGUAGE="de").content.decode()
     assert "Für Mitarbeitende" in german
     assert "API-Dokumentation" in german

@@ -127,6 +127,8 @@ def test_an_erasure_is_told_after_the_address_is_gone_and_says_what_was_kept_and
     assert "bei uns, gesperrt" in message.body
     assert "Store tills (das liefernde System)" in message.body
     assert texts.CONSENT_PROOF["de"] in message.body
+    assert texts.KEPT_WHY["de"][texts.EVIDENCE_WHY] in message.body
+    assert "consent proof while" not in message.body  # one language per mail
     for secret in person.secrets:
         assert secret not in message.body
 

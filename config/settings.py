@@ -94,7 +94,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_otp",
-    "django_otp.plugins.otp_totp",
+    "config.apps.TwoFactorDevicesConfig",  # django_otp.plugins.otp_totp, named for the admin
     "axes",
     "config.apps.ProjectConfig",  # process-wide database driver settings (config/db.py)
     "subjects",

@@ -175,6 +175,7 @@ def model_rows(
 
 
 STEP, DECIDE, SPLIT, REVOKE = calls.STEP, calls.DECIDE, calls.SPLIT, calls.REVOKE
+ASSIGN, NOTE = calls.ASSIGN, calls.NOTE
 BOTH = (200, 200)
 DPO_ONLY = (403, 200)
 NOBODY = (403, 403)
@@ -205,6 +206,10 @@ ADMIN_TABLE = [
     AdminRow(STEP, "POST", LOGIN, LOGIN, 403, CHANGE, "lift"),
     AdminRow(STEP, "POST", LOGIN, LOGIN, 403, CHANGE, "retry"),
     AdminRow(STEP, "GET",  LOGIN, LOGIN, 403, 403,    "verify"),
+    AdminRow(ASSIGN, "POST", LOGIN, LOGIN, 403, CHANGE),
+    AdminRow(ASSIGN, "GET",  LOGIN, LOGIN, 403, 403),
+    AdminRow(NOTE, "POST", LOGIN, LOGIN, CHANGE, CHANGE),
+    AdminRow(NOTE, "GET",  LOGIN, LOGIN, 403, 403),
     AdminRow(DECIDE, "POST", LOGIN, LOGIN, 403, CHANGE, "approve"),
     AdminRow(DECIDE, "POST", LOGIN, LOGIN, 403, CHANGE, "reject"),
     AdminRow(DECIDE, "GET",  LOGIN, LOGIN, 403, 403,    "approve"),

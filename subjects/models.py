@@ -232,6 +232,11 @@ class RightsRequest(models.Model):
     reminded_at = models.DateTimeField(null=True, blank=True)
     overdue_at = models.DateTimeField(null=True, blank=True)
     result = models.JSONField(default=dict, blank=True)  # counts, names and dates only, never personal data
+    # The language the person used when opening it (the portal's, or the API's Accept-Language): its mails speak it.
+    language = models.CharField(max_length=8, blank=True)
+    # An erasure's completion mail: the person's addresses, sealed under the request's mail vault key (not the data
+    # key, which the erasure destroys) before the identifiers go; emptied, and the key destroyed, once it is sent.
+    mail_to_enc = models.BinaryField(null=True)
     # Queue work in the admin: who on the staff is handling the request (never shown to the person or the API).
     assigned_to = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -370,6 +375,7 @@ class VaultKey(models.Model):
     class Purpose(models.TextChoices):
         RETENTION = "retention"
         EVIDENCE = "evidence"
+        MAIL = "mail"  # an erasure's completion mail, destroyed once it is sent (rights/mails.py)
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     purpose = models.CharField(max_length=16, choices=Purpose.choices)

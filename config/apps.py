@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+from django_otp.plugins.otp_totp.apps import DefaultConfig as OtpTotpDefaultConfig
 
 from config.db import configure_psycopg
 
@@ -16,3 +18,9 @@ class ProjectConfig(AppConfig):
         # Connected here, in every web and worker process: request ids into tasks, a line per task, the worker's
         # heartbeat and failure count (config.requestlog, config.ops).
         from config import ops, requestlog  # noqa: F401
+
+
+class TwoFactorDevicesConfig(OtpTotpDefaultConfig):
+    """django-otp's TOTP devices under a name staff can read ("OTP_TOTP" said nothing in the admin)."""
+
+    verbose_name = _("Two-factor devices")

@@ -55,7 +55,7 @@ PERMISSIONS = "camera=(), microphone=(), geolocation=(), payment=(), usb=(), int
 def policy_for(path: str) -> dict[str, Any]:
     if path.startswith("/portal/"):
         return PORTAL
-    if path.startswith(PEOPLES_PAGES):
+    if path == "/" or path.startswith(PEOPLES_PAGES):  # the front page is one of the people's pages: no script
         return PEOPLE
     if path.startswith("/admin/"):
         return ADMIN

@@ -40,6 +40,8 @@ if not SECRET_KEY:
     raise ImproperlyConfigured("SECRET_KEY: must be set")
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "127.0.0.1,localhost" if DEMO or DEBUG else "")
 ASSENT_BASE_URL = env("ASSENT_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+# The retailer (the controller, Art. 4(7)) as people read it: in every mail's signature and subject, on the pages.
+ASSENT_CONTROLLER_NAME = env("ASSENT_CONTROLLER_NAME", "Kaufhaus Linde" if DEMO else "").strip() or "Assent"
 if urlsplit(ASSENT_BASE_URL).scheme not in ("http", "https") or not urlsplit(ASSENT_BASE_URL).netloc:
     raise ImproperlyConfigured(f"ASSENT_BASE_URL: {ASSENT_BASE_URL!r} is not an absolute http(s) URL")
 # Reverse proxies (IPs or CIDRs) whose X-Forwarded-For is believed; config/net.py reads the client's address
@@ -92,7 +94,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_otp",
-    "django_otp.plugins.otp_totp",
+    "config.apps.TwoFactorDevicesConfig",  # django_otp.plugins.otp_totp, named for the admin
     "axes",
     "config.apps.ProjectConfig",  # process-wide database driver settings (config/db.py)
     "subjects",
@@ -142,6 +144,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "config.pages.site",
             ]
         },
     }
@@ -282,10 +285,11 @@ EMAIL_PORT = envint("EMAIL_PORT", 25)
 EMAIL_HOST_USER = env("EMAIL_HOST_USER")
 EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", False)
-DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "Assent <datenschutz@localhost>")
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", f"{ASSENT_CONTROLLER_NAME} <datenschutz@localhost>")
 
 LANGUAGE_CODE = "de"
 LANGUAGES = [("de", "Deutsch"), ("en", "English")]
+FORMAT_MODULE_PATH = ["config.formats"]  # English dates as 29 Nov 2026 (config/formats/en)
 TIME_ZONE = "Europe/Berlin"
 USE_I18N = True
 USE_TZ = True

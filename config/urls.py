@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularSwaggerSplitView
 
 from config import ops
 from config.api import api_not_found
+from config.pages import home
 from config.schema_views import SchemaApi
 from consent.admin.site import AssentAdminSite
 
@@ -22,6 +23,7 @@ urlpatterns = [
     path("api/v1/", include("consent.api.urls")),
     path("api/v1/", include("subjects.api.urls")),
     re_path(r"^api/", api_not_found),  # any other path under /api/ is a problem+json 404, never an HTML page
+    path("", home, name="home"),  # the admin's "View site" (its site_url, "/") lands here
     path("", include("consent.urls")),
     path("portal/", include("subjects.portal.urls")),
     path("admin/", admin.site.urls),

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class ConsentConfig(AppConfig):
     name = "consent"
+    verbose_name = _("Consent")
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:

@@ -7,6 +7,7 @@ import uuid
 from enum import StrEnum
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from consent.policy import Actor, ConsentStatus, LegalBasis
 from subjects.models import Subject
@@ -28,6 +29,10 @@ class CatalogueRevision(models.Model):
     merge_identifiers = models.JSONField(default=list)
     document = models.JSONField()
 
+    class Meta:
+        verbose_name = _("catalogue revision")
+        verbose_name_plural = _("catalogue revisions")
+
     def __str__(self) -> str:
         return f"Catalogue revision {self.pk} ({self.applied_at:%Y-%m-%d %H:%M})"
 
@@ -36,6 +41,10 @@ class Channel(models.Model):
     key = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=200)
     names = models.JSONField(null=True, blank=True)  # texts per language, when the catalogue gave several
+
+    class Meta:
+        verbose_name = _("channel")
+        verbose_name_plural = _("channels")
 
     def __str__(self) -> str:
         return self.key
@@ -49,7 +58,8 @@ class DataCategory(models.Model):
     purchase = models.BooleanField(default=False)  # its records are purchases: UWG §7(3) existing customers
 
     class Meta:
-        verbose_name_plural = "data categories"
+        verbose_name = _("data category")
+        verbose_name_plural = _("data categories")
 
     def __str__(self) -> str:
         return self.key
@@ -67,13 +77,17 @@ class Purpose(models.Model):
     data_categories = models.ManyToManyField(DataCategory, related_name="purposes", blank=True)
     double_opt_in = models.JSONField(default=list, blank=True)  # channel keys
     consent_valid_days = models.PositiveIntegerField(null=True, blank=True)
-    uwg_7_3 = models.BooleanField(default=False)
-    dpv = models.CharField(max_length=200, blank=True)
+    uwg_7_3 = models.BooleanField(default=False, verbose_name=_("existing-customer exemption (UWG §7(3))"))
+    dpv = models.CharField(max_length=200, blank=True, verbose_name=_("DPV purpose (W3C Data Privacy Vocabulary)"))
     automated_decision = models.TextField(blank=True)
     automated_decision_texts = models.JSONField(null=True, blank=True)  # per language, when given so
-    gpc = models.BooleanField(default=False)
-    tcf_purposes = models.JSONField(default=list, blank=True)
+    gpc = models.BooleanField(default=False, verbose_name=_("honours Global Privacy Control (GPC)"))
+    tcf_purposes = models.JSONField(default=list, blank=True, verbose_name=_("TCF purposes"))
     reads_device_identifiers = models.BooleanField(default=False)
+
+    class Meta:
+        verbose_name = _("purpose")
+        verbose_name_plural = _("purposes")
 
     def __str__(self) -> str:
         return self.key
@@ -91,6 +105,8 @@ class Notice(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["purpose", "version"], name="notice_version_once")]
         ordering = ["purpose", "created_at", "pk"]
+        verbose_name = _("notice")
+        verbose_name_plural = _("notices")
 
     def __str__(self) -> str:
         return f"{self.purpose.key} notice {self.version}"
@@ -103,6 +119,10 @@ class Source(models.Model):
     system_of_record = models.BooleanField(default=False)
     # How rights reach into the system itself (API.md, "Connectors"), as the catalogue gave it; null: none.
     connector = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("source")
+        verbose_name_plural = _("sources")
 
     def __str__(self) -> str:
         return self.key
@@ -124,7 +144,8 @@ class SourceCategory(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["source", "category"], name="source_category_once")]
-        verbose_name_plural = "source categories"
+        verbose_name = _("source category")
+        verbose_name_plural = _("source categories")
 
     def __str__(self) -> str:
         return f"{self.source.key}/{self.category.key}"
@@ -178,6 +199,8 @@ class ConsentEvent(models.Model):
             # consent.ledger.verification's incremental run: the subjects with events recorded since the last run.
             models.Index(fields=["recorded_at"], name="event_by_recorded"),
         ]
+        verbose_name = _("consent event")
+        verbose_name_plural = _("consent events")
 
     def __str__(self) -> str:
         return f"event {self.seq} of {self.subject_id}: {self.action}"
@@ -189,6 +212,10 @@ class LedgerHead(models.Model):
     subject = models.OneToOneField(Subject, primary_key=True, on_delete=models.PROTECT, related_name="ledger_head")
     last_seq = models.PositiveBigIntegerField()
     last_hash = models.CharField(max_length=64)
+
+    class Meta:
+        verbose_name = _("ledger head")
+        verbose_name_plural = _("ledger heads")
 
     def __str__(self) -> str:
         return f"ledger head of {self.subject_id}"
@@ -219,6 +246,8 @@ class ConsentState(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["subject", "purpose", "channel"], name="state_once_per_triple")]
         indexes = [models.Index(fields=["purpose", "channel", "status"], name="state_by_purpose")]
+        verbose_name = _("consent state")
+        verbose_name_plural = _("consent states")
 
     def __str__(self) -> str:
         return f"{self.purpose}/{self.channel} of {self.subject_id}: {self.status}"
@@ -256,6 +285,8 @@ class Objection(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["subject", "purpose"], name="objection_once")]
+        verbose_name = _("objection")
+        verbose_name_plural = _("objections")
 
     def __str__(self) -> str:
         return f"objection of {self.subject_id} to {self.purpose or 'direct marketing'}"
@@ -310,6 +341,10 @@ class ApiClient(models.Model):
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
 
+    class Meta:
+        verbose_name = _("API client")
+        verbose_name_plural = _("API clients")
+
     def __str__(self) -> str:
         return self.name
 
@@ -344,6 +379,8 @@ class ReadLog(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["subject", "read_at"], name="read_by_subject")]
+        verbose_name = _("profile read")
+        verbose_name_plural = _("profile reads")
 
     def __str__(self) -> str:
         return f"read {self.pk}"
@@ -359,6 +396,10 @@ class Send(models.Model):
     allowed_count = models.PositiveIntegerField(default=0)
     blocked_count = models.PositiveIntegerField(default=0)
 
+    class Meta:
+        verbose_name = _("send")
+        verbose_name_plural = _("sends")
+
     def __str__(self) -> str:
         return f"send {self.id}"
 
@@ -373,6 +414,10 @@ class SendRecipient(models.Model):
     subject = models.ForeignKey(Subject, null=True, on_delete=models.CASCADE, related_name="+", db_constraint=False)
     allowed = models.BooleanField()
     reason = models.CharField(max_length=32)
+
+    class Meta:
+        verbose_name = _("send recipient")
+        verbose_name_plural = _("send recipients")
 
     def __str__(self) -> str:
         return f"recipient {self.index} of send {self.send_id}"
@@ -415,6 +460,8 @@ class SendJob(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["status", "claimed_until"], name="send_job_by_status")]
+        verbose_name = _("send job")
+        verbose_name_plural = _("send jobs")
 
     def __str__(self) -> str:
         return f"send job {self.id}"
@@ -447,11 +494,12 @@ class AuditEntry(models.Model):
     detail = models.CharField(max_length=300, blank=True)  # an action's name or changed field names, never a value
 
     class Meta:
-        verbose_name_plural = "audit entries"
         indexes = [
             models.Index(fields=["object_type", "object_id", "at"], name="audit_by_object"),
             models.Index(fields=["at"], name="audit_by_time"),
         ]
+        verbose_name = _("audit entry")
+        verbose_name_plural = _("audit entries")
 
     def __str__(self) -> str:
         return f"{self.action} {self.object_type} {self.object_id} by {self.username}".replace("  ", " ")

@@ -1,8 +1,10 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class SubjectsConfig(AppConfig):
     name = "subjects"
+    verbose_name = _("People and rights requests")
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:

@@ -32,6 +32,8 @@ IDENTIFIER_CHANGE_VALUE = "identifier_change.value"
 # Not under a data key (so not in COLUMNS): a retained record is sealed under its retention vault key, with the
 # row id and this name as associated data (rights/erasure.py).
 RETAINED_RECORD_DATA = "retained_record.data"
+# Not under a data key either: an erasure's completion mail addresses, under the subject's mail vault key.
+REQUEST_MAIL_TO = "rights_request.mail_to"
 
 COLUMNS: tuple[EncryptedColumn, ...] = (
     EncryptedColumn("subjects.Subject", "profile_enc", SUBJECT_PROFILE, subject_field="id"),

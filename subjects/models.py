@@ -3,8 +3,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+from django.conf import settings
 from django.db import models
 from django.db.models.functions import Coalesce
+from django.utils.translation import gettext_lazy as _
 
 
 class Subject(models.Model):
@@ -29,6 +31,10 @@ class Subject(models.Model):
     # Profile attributes from categories marked `profile` (name, birth date ...): JSON under the data key.
     profile_enc = models.BinaryField(null=True)
     merged_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("subject")
+        verbose_name_plural = _("subjects")
 
     def __str__(self) -> str:
         return f"Subject {self.id}"
@@ -106,6 +112,10 @@ class MergeAudit(models.Model):
     repointed_ids = models.JSONField(default=list)  # subjects merged earlier into the absorbed one
     survivor_flags = models.JSONField(default=dict)  # the survivor's is_child and restricted_at before the merge
 
+    class Meta:
+        verbose_name = _("merge")
+        verbose_name_plural = _("merges")
+
     def __str__(self) -> str:
         return f"merge of {self.absorbed_id} into {self.survivor_id}"
 
@@ -137,6 +147,8 @@ class MergeProposal(models.Model):
     class Meta:
         indexes = [models.Index(fields=["status", "created_at"], name="mergeproposal_status_idx")]
         permissions = [("decide_mergeproposal", "Can approve or reject a merge proposal")]
+        verbose_name = _("merge proposal")
+        verbose_name_plural = _("merge proposals")
 
     def __str__(self) -> str:
         return f"merge proposal {self.id} ({self.status})"
@@ -176,21 +188,21 @@ class RightsRequest(models.Model):
     details are encrypted under the subject's data key, and `fingerprint` is a keyed hash."""
 
     class Kind(models.TextChoices):
-        ACCESS = "access"
-        PORTABILITY = "portability"
-        ERASURE = "erasure"
-        RECTIFICATION = "rectification"
-        RESTRICTION = "restriction"
-        OBJECTION = "objection"
+        ACCESS = "access", _("Access (Art. 15)")
+        PORTABILITY = "portability", _("Portability (Art. 20)")
+        ERASURE = "erasure", _("Erasure (Art. 17)")
+        RECTIFICATION = "rectification", _("Rectification (Art. 16)")
+        RESTRICTION = "restriction", _("Restriction (Art. 18)")
+        OBJECTION = "objection", _("Objection (Art. 21)")
 
     class Status(models.TextChoices):
-        RECEIVED = "received"
-        VERIFIED = "verified"
-        AWAITING_APPROVAL = "awaiting_approval"
-        PROCESSING = "processing"
-        COMPLETED = "completed"
-        REJECTED = "rejected"
-        FAILED = "failed"
+        RECEIVED = "received", _("Received")
+        VERIFIED = "verified", _("Verified")
+        AWAITING_APPROVAL = "awaiting_approval", _("Awaiting approval")
+        PROCESSING = "processing", _("Processing")
+        COMPLETED = "completed", _("Completed")
+        REJECTED = "rejected", _("Rejected")
+        FAILED = "failed", _("Failed")
 
     OPEN_STATUSES = OPEN_STATUSES
 
@@ -220,6 +232,20 @@ class RightsRequest(models.Model):
     reminded_at = models.DateTimeField(null=True, blank=True)
     overdue_at = models.DateTimeField(null=True, blank=True)
     result = models.JSONField(default=dict, blank=True)  # counts, names and dates only, never personal data
+    # The language the person used when opening it (the portal's, or the API's Accept-Language): its mails speak it.
+    language = models.CharField(max_length=8, blank=True)
+    # An erasure's completion mail: the person's addresses, sealed under the request's mail vault key (not the data
+    # key, which the erasure destroys) before the identifiers go; emptied, and the key destroyed, once it is sent.
+    mail_to_enc = models.BinaryField(null=True)
+    # Queue work in the admin: who on the staff is handling the request (never shown to the person or the API).
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("assigned to"),
+    )
 
     objects = RightsRequestQuerySet.as_manager()
 
@@ -241,7 +267,11 @@ class RightsRequest(models.Model):
             ("extend_rightsrequest", "Can extend a rights request's deadline with a reason"),
             ("lift_rightsrequest", "Can lift a restriction"),
             ("retry_rightsrequest", "Can retry a rights request's failed parts"),
+            ("assign_rightsrequest", "Can assign a rights request to a staff member"),
+            ("note_rightsrequest", "Can add an internal note to a rights request"),
         ]
+        verbose_name = _("rights request")
+        verbose_name_plural = _("rights requests")
 
     def __str__(self) -> str:
         return f"{self.kind} request {self.id}"
@@ -267,6 +297,24 @@ class RightsRequestEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} of {self.request_id}"
+
+
+class RequestNote(models.Model):
+    """A staff member's internal note on a rights request: for the team working the queue only, never shown to the
+    person, in the portal or through the API. Its text is the staff member's words, not the person's data."""
+
+    request = models.ForeignKey(RightsRequest, on_delete=models.CASCADE, related_name="notes")
+    # The author's name is kept beside the link, so a note still says who wrote it after the account is gone.
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    author_name = models.CharField(max_length=150)
+    text = models.TextField()
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"note {self.pk} on {self.request_id}"
 
 
 class RightsRequestPart(models.Model):
@@ -327,6 +375,7 @@ class VaultKey(models.Model):
     class Purpose(models.TextChoices):
         RETENTION = "retention"
         EVIDENCE = "evidence"
+        MAIL = "mail"  # an erasure's completion mail, destroyed once it is sent (rights/mails.py)
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     purpose = models.CharField(max_length=16, choices=Purpose.choices)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -9,8 +10,8 @@ from dataclasses import dataclass
 from django.db import connection
 
 from subjects.columns import IDENTIFIER_VALUE
-from subjects.errors import AmbiguousSubjectError, SubjectNotFoundError
-from subjects.identity import Reference
+from subjects.errors import AmbiguousSubjectError, InvalidIdentifierError, SubjectNotFoundError
+from subjects.identity import KINDS, Reference, normalise
 from subjects.keys import blind_index, decrypt_field
 from subjects.models import Identifier, Subject
 
@@ -171,3 +172,22 @@ def subject_group(subject_id: uuid.UUID | None) -> list[uuid.UUID]:
     if row[0] is not None and not Subject.objects.filter(pk=survivor, erased_at__isnull=True).exists():
         return []
     return subject_with_absorbed(subject_id=survivor)
+
+
+def subject_ids_for_term(term: str) -> set[uuid.UUID]:
+    """Subjects a search term names exactly: a subject id, or an identifier of any kind whose normalised value
+    equals the term's (e-mail, phone, customer number ...), looked up by blind index. A substring finds nothing."""
+    term = term.strip()
+    ids: set[uuid.UUID] = set()
+    with contextlib.suppress(ValueError):
+        ids.add(uuid.UUID(term))
+    index = blind_index()
+    digests = []
+    for kind in sorted(KINDS):
+        try:
+            digests.append(index.lookup(kind, normalise(kind, term)))
+        except InvalidIdentifierError:
+            continue
+    if digests:
+        ids.update(Identifier.objects.filter(blind_index__in=digests).values_list("subject_id", flat=True))
+    return ids

@@ -13,7 +13,11 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from django.utils import translation
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
 
+from config.names import as_given, localised
 from consent.admin.bases import ServiceBackedAdmin
 from consent.clients import client_create, client_revoke, clients_forget_cache
 from consent.models import (
@@ -21,19 +25,82 @@ from consent.models import (
     Purpose,
 )
 
+# What each scope lets a client do (API.md), in a sentence the DPO reads before granting it.
+SCOPE_HELP: dict[str, Promise] = {
+    ApiClient.Scope.CONSENT_CHECK: _("Ask whether a person may be contacted for a purpose on a channel (one or many)."),
+    ApiClient.Scope.CONSENT_WRITE: _(
+        "Record a person's consents, withdrawals and objections, and change their contact preferences."
+    ),
+    ApiClient.Scope.CONSENT_READ: _(
+        "Read a person's consents, their full history with receipts, and their contact preferences."
+    ),
+    ApiClient.Scope.RECORDS_WRITE: _(
+        "Send linked records (purchases, orders, contact data) that attach identifiers and may merge people."
+    ),
+    ApiClient.Scope.PROFILE_READ: _("Read a person's stored data for a purpose, as far as the policy allows it."),
+    ApiClient.Scope.SENDS_CREATE: _(
+        "Gate a campaign's recipients before sending, and report what became of the sent messages."
+    ),
+    ApiClient.Scope.REQUESTS_WRITE: _(
+        "Open rights requests (access, erasure, ...) for people and record that their identity was checked."
+    ),
+    ApiClient.Scope.REQUESTS_READ: _("Follow rights requests and download a person's export."),
+    ApiClient.Scope.REQUESTS_APPROVE: _(
+        "Approve erasures and lift restrictions: the same decisions the DPO takes in this admin."
+    ),
+    ApiClient.Scope.WEBHOOKS_MANAGE: _("Subscribe endpoints to events about people (changes, erasures, requests)."),
+}
+EVERY_PURPOSE, ONLY_THESE = "every", "only"
+
+
+def scope_choices() -> list[tuple[str, str]]:
+    return [(scope, f"{scope}: {SCOPE_HELP.get(scope, '')}") for scope in ApiClient.Scope.values]
+
+
+def purpose_choices() -> list[tuple[str, str]]:
+    """Each purpose by its name in the staff member's language, with its key (what the API and the list show),
+    in the order of the names."""
+    language = translation.get_language()
+    rows = Purpose.objects.order_by("key").values_list("key", "name", "names")
+    return sorted(
+        ((key, f"{localised(as_given(name, names), language)} ({key})") for key, name, names in rows),
+        key=lambda choice: choice[1].casefold(),
+    )
+
 
 class ApiClientForm(forms.ModelForm):
-    scopes = forms.MultipleChoiceField(choices=ApiClient.Scope.choices, widget=forms.CheckboxSelectMultiple)
+    scopes = forms.MultipleChoiceField(label=_("Scopes"), choices=scope_choices, widget=forms.CheckboxSelectMultiple)
+    # An explicit choice: an unticked list never widens a client to every purpose by accident.
+    purpose_scope = forms.ChoiceField(
+        label=_("Purposes"),
+        choices=[
+            (EVERY_PURPOSE, _("Every purpose, including purposes added to the catalogue later")),
+            (ONLY_THESE, _("Only the purposes ticked below")),
+        ],
+        widget=forms.RadioSelect,
+        error_messages={"required": _("Choose whether the client may act for every purpose or only for some.")},
+    )
     purposes = forms.MultipleChoiceField(
-        choices=lambda: [(k, k) for k in Purpose.objects.order_by("key").values_list("key", flat=True)],
+        label=_("Only these purposes"),
+        choices=purpose_choices,
         required=False,
         widget=forms.CheckboxSelectMultiple,
-        help_text="None ticked: the client may act for every purpose.",
+        help_text=_('Used only with "Only the purposes ticked below".'),
     )
 
     class Meta:
         model = ApiClient
-        fields = ("name", "scopes", "purposes")
+        fields = ("name", "scopes", "purpose_scope", "purposes")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        choice, purposes = data.get("purpose_scope"), data.get("purposes") or []
+        if choice == ONLY_THESE and not purposes:
+            self.add_error("purposes", _('Tick at least one purpose, or choose "Every purpose".'))
+        elif choice == EVERY_PURPOSE and purposes:
+            message = _('Every purpose is chosen: untick these purposes, or choose "Only the purposes ticked below".')
+            self.add_error("purposes", message)
+        return data
 
 
 @admin.register(ApiClient)
@@ -54,22 +121,24 @@ class ApiClientAdmin(ServiceBackedAdmin):
         return bool(request.user.has_perm("consent.change_apiclient"))
 
     def get_fields(self, request: HttpRequest, obj: models.Model | None = None) -> Any:
-        return ("name", "scopes", "purposes") if obj is None else self.shown
+        return ("name", "scopes", "purpose_scope", "purposes") if obj is None else self.shown
 
     def get_readonly_fields(self, request: HttpRequest, obj: models.Model | None = None) -> Any:
         return () if obj is None else self.shown
 
-    @admin.display(description="scopes")
+    @admin.display(description=_("scopes"))
     def scope_list(self, obj: ApiClient) -> str:
         return ", ".join(obj.scopes)
 
-    @admin.display(description="purposes")
+    @admin.display(description=_("purposes"))
     def purpose_list(self, obj: ApiClient) -> str:
-        return ", ".join(obj.purposes) or "every purpose"
+        return ", ".join(obj.purposes) or str(_("every purpose"))
 
     def service_save(self, request: HttpRequest, obj: models.Model, form: Any, change: bool) -> models.Model:
         data = form.cleaned_data
-        client, key = client_create(name=data["name"], scopes=list(data["scopes"]), purposes=list(data["purposes"]))
+        # client_create reads an empty list as every purpose; the form has made that an explicit choice.
+        purposes = list(data["purposes"]) if data["purpose_scope"] == ONLY_THESE else []
+        client, key = client_create(name=data["name"], scopes=list(data["scopes"]), purposes=purposes)
         request._assent_new_key = key  # type: ignore[attr-defined]  # shown by response_add, stored nowhere
         return client
 

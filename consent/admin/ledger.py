@@ -3,9 +3,14 @@ consent states, objections and the read log."""
 
 from __future__ import annotations
 
-from django.contrib import admin
+from typing import Any
 
-from consent.admin.search import SubjectLogAdmin
+from django.contrib import admin
+from django.contrib.admin.views.main import ChangeList
+from django.http import HttpRequest
+from django.utils.translation import gettext_lazy
+
+from consent.admin.search import PrivateSearchChangeList, SubjectLogAdmin, subject_link
 from consent.models import (
     ConsentEvent,
     ConsentState,
@@ -13,6 +18,20 @@ from consent.models import (
     Objection,
     ReadLog,
 )
+
+
+class LedgerChangeList(PrivateSearchChangeList):
+    """Sorted by subject, the ledger reads chain by chain: each subject's events follow in sequence order (the
+    order of the unique (subject, seq) index)."""
+
+    def get_ordering(self, request: HttpRequest, queryset: Any) -> list[Any]:
+        ordering: list[Any] = list(super().get_ordering(request, queryset))
+        for position, part in enumerate(ordering):
+            if isinstance(part, str) and part.lstrip("-") == "subject_id":
+                sign = "-" if part.startswith("-") else ""
+                rest = [p for p in ordering[position + 1 :] if not (isinstance(p, str) and p.lstrip("-") == "seq")]
+                return [*ordering[:position], part, f"{sign}seq", *rest]
+        return ordering
 
 
 @admin.register(ConsentEvent)
@@ -31,6 +50,8 @@ class ConsentEventAdmin(SubjectLogAdmin):
     )
     list_filter = ("action", "actor", "purpose", "source")
     date_hierarchy = "occurred_at"
+    ordering = ("-recorded_at", "-pk")  # the newest first; a click on "subject" sorts by subject and sequence
+    sortable_by = ("subject_ref", "seq", "occurred_at", "recorded_at")
     # The evidence is personal data under the subject's key: it is shown, decrypted and audited, on the subject.
     fields = (
         "subject_ref",
@@ -50,6 +71,13 @@ class ConsentEventAdmin(SubjectLogAdmin):
     )
     readonly_fields = fields
     list_select_related = ("client",)
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return LedgerChangeList
+
+    @admin.display(description=gettext_lazy("subject"), ordering="subject_id")
+    def subject_ref(self, obj: Any) -> str:
+        return subject_link(obj.subject_id)
 
 
 @admin.register(LedgerHead)

@@ -16,9 +16,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy
 
 from consent.admin.audit import Action, audit_record
 from consent.admin.bases import ReadOnlyAdmin
+from subjects.selectors import subject_ids_for_term, subject_with_absorbed
 
 # ---------------------------------------------------------------------------------------------------------
 # Searches for people: the term stays on the server
@@ -30,7 +32,7 @@ _SEARCHES_KEPT = 20
 _SEARCH_SECONDS = 3600  # a search's term is kept (in the session, on the server) for an hour at most
 
 
-class _PrivateSearchChangeList(ChangeList):
+class PrivateSearchChangeList(ChangeList):
     """A change list whose search term comes from the session (by the `qt` token), never from the URL: its links
     (filters, sorting, pages) carry the token, and `qt` is not mistaken for a field lookup."""
 
@@ -57,7 +59,7 @@ class PrivateSearchAdmin(ReadOnlyAdmin):
         return "subject id" if uuid_or_none(term) is not None else "identifier"
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
-        return _PrivateSearchChangeList
+        return PrivateSearchChangeList
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
         if request.method == "POST" and _SEARCH_MARK in request.POST:
@@ -134,11 +136,14 @@ def subject_link(subject_id: uuid.UUID | None, *, short: bool = False, missing: 
 
 
 class SubjectLogAdmin(PrivateSearchAdmin):
-    """A read-only log searched by the subject's id (exactly): the one way to find a person's rows that reads no
-    personal data."""
+    """A read-only log searched for one person: by the subject's id, or by an identifier exactly as the person
+    gives it, found through the blind index (nothing decrypted, nothing scanned). The subjects merged into the
+    person are found too: their closed chains are the same person's."""
 
     search_fields = ("subject__id",)
-    search_help_text = "A subject id (UUID), exactly."
+    search_help_text = gettext_lazy(
+        "An identifier exactly as the person gives it (e-mail, phone, customer number ...) or a subject id."
+    )
 
     @admin.display(description="subject")
     def subject_ref(self, obj: Any) -> str:
@@ -149,5 +154,6 @@ class SubjectLogAdmin(PrivateSearchAdmin):
     ) -> tuple[QuerySet[Any], bool]:
         if not search_term.strip():
             return queryset, False
-        subject_id = uuid_or_none(search_term)
-        return (queryset.filter(subject_id=subject_id) if subject_id else queryset.none()), False
+        found = subject_ids_for_term(search_term)
+        people = {member for subject_id in found for member in subject_with_absorbed(subject_id=subject_id)}
+        return queryset.filter(subject_id__in=people), False

@@ -24,7 +24,7 @@ from django_otp import devices_for_user, match_token
 from django_otp.admin import OTPAdminAuthenticationForm, OTPAdminSite
 
 from consent.admin.audit import Action, audit_record
-from consent.admin.views import dashboard_view, records_of_processing_view
+from consent.admin.views import dashboard_view, records_of_processing_page, records_of_processing_view
 
 
 def two_factor_required() -> bool:
@@ -161,6 +161,11 @@ class AssentAdminSite(OTPAdminSite):
     def get_urls(self) -> list[URLResolver | URLPattern]:
         ours: list[URLResolver | URLPattern] = [
             path("dashboard/", self.admin_view(dashboard_view), name="dashboard"),
+            path(
+                "records-of-processing/",
+                self.admin_view(records_of_processing_page),
+                name="records_of_processing_page",
+            ),
             path(
                 "records-of-processing.<str:fmt>",
                 self.admin_view(records_of_processing_view),

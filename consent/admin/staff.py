@@ -1,8 +1,9 @@
 """Staff accounts for the admin: the groups "DPO" and "Support" with their permissions, and TOTP devices (Art. 32).
 
 DPO: everything in Assent's admin, staff accounts and their devices included.
-Support: open and verify rights requests, view subjects (every view is audited) and the catalogue, the ledger and
-the logs; no change to the catalogue or to API clients, no API clients at all, no audit log."""
+Support: open and verify rights requests and add internal notes to them, view subjects (every view is audited) and
+the catalogue, the ledger and the logs; no change to the catalogue or to API clients, no API clients at all, no audit
+log. Assigning requests to staff members is the DPO's."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ SUPPORT_PERMISSIONS = (
     "subjects.view_rightsrequest",
     "subjects.add_rightsrequest",
     "subjects.verify_rightsrequest",
+    "subjects.note_rightsrequest",
     "consent.view_channel",
     "consent.view_datacategory",
     "consent.view_purpose",

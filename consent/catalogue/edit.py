@@ -18,6 +18,8 @@ from django.db import connection
 
 from config.names import Name, as_given, localised
 from consent.catalogue.apply import ApplyResult, catalogue_apply
+from consent.catalogue.art30 import PURPOSE_KEYS as ART30_PURPOSE_KEYS
+from consent.catalogue.art30 import art30_keys_of
 from consent.catalogue.spec import CatalogueError
 from consent.catalogue.validate import catalogue_validate
 from consent.models import CatalogueRevision, Channel, DataCategory, Notice, Purpose, Source, SourceCategory
@@ -33,8 +35,10 @@ _EDIT_LOCK = int.from_bytes(hashlib.sha256(b"assent:catalogue-edit").digest()[:8
 # ---------------------------------------------------------------------------------------------------------
 def catalogue_document() -> Document:
     """The stored catalogue as a catalogue file; applying it changes nothing."""
-    latest = CatalogueRevision.objects.order_by("-pk").values_list("merge_identifiers", "document__one_per_person")
-    revision, one_per_person = latest.first() or (None, None)
+    latest = CatalogueRevision.objects.order_by("-pk").values_list(
+        "merge_identifiers", "document__one_per_person", "document"
+    )
+    revision, one_per_person, stored_document = latest.first() or (None, None, None)
     newest: dict[int, Notice] = {}
     for stored in Notice.objects.order_by("created_at", "pk"):
         newest[stored.purpose_id] = stored
@@ -93,6 +97,11 @@ def catalogue_document() -> Document:
             source["connector"] = connectors[source["key"]]
     if one_per_person is not None:  # kept on every admin edit: dropping it would merge two customer numbers again
         document["one_per_person"] = list(one_per_person)
+    # The records of processing's keys live only in the stored document (consent.catalogue.art30): kept likewise.
+    art30_top, art30_purposes = art30_keys_of(stored_document if isinstance(stored_document, dict) else None)
+    document.update(art30_top)
+    for item in document["purposes"]:
+        item.update(art30_purposes.get(item["key"], {}))
     return document
 
 
@@ -193,10 +202,12 @@ def edit_purpose(*, item: dict[str, Any], keep_notice: bool = True) -> Edit:
 
     def edit(doc: Document) -> None:
         new = dict(item)
-        if keep_notice and "notice" not in new:
-            old = next((p for p in doc["purposes"] if p.get("key") == new["key"]), None)
-            if old is not None and "notice" in old:
-                new["notice"] = old["notice"]
+        old = next((p for p in doc["purposes"] if p.get("key") == new["key"]), None)
+        if keep_notice and "notice" not in new and old is not None and "notice" in old:
+            new["notice"] = old["notice"]
+        for key in ART30_PURPOSE_KEYS:  # the admin's purpose form does not edit the records of processing's keys
+            if key not in new and old is not None and key in old:
+                new[key] = old[key]
         _upsert(doc["purposes"], new)
 
     return edit

@@ -12,6 +12,9 @@ from django.conf import settings
 
 from config.errors import DomainError
 from config.names import Name
+from consent.catalogue.art30 import PURPOSE_KEYS as ART30_PURPOSE_KEYS
+from consent.catalogue.art30 import TOP_KEYS as ART30_TOP_KEYS
+from consent.catalogue.art30 import art30_purpose_validate, art30_top_validate
 from consent.catalogue.reader import LANGUAGES, DocumentReader, at, show
 from consent.catalogue.spec import CatalogueSpec, HoldingSpec, NoticeSpec, PurposeSpec, SourceSpec
 from consent.models import SourceCategory
@@ -40,11 +43,11 @@ TCF_PURPOSES = range(1, 12)  # IAB TCF v2.2 purposes 1 to 11
 HTTP = "http"
 CONNECTOR_TYPES = (HTTP, POSTGRESQL)
 TOP_KEYS = ("merge_identifiers", "channels", "data_categories", "purposes", "sources")
-TOP_OPTIONAL = ("one_per_person",)
+TOP_OPTIONAL = ("one_per_person", *ART30_TOP_KEYS)
 PURPOSE_REQUIRED = ("key", "name", "legal_basis", "marketing", "channels", "data_categories")
 PURPOSE_OPTIONAL = (
     "double_opt_in", "consent_valid_days", "uwg_7_3", "notice", "dpv", "automated_decision", "gpc",
-    "tcf_purposes", "reads_device_identifiers",
+    "tcf_purposes", "reads_device_identifiers", *ART30_PURPOSE_KEYS,
 )  # fmt: skip
 
 ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]{0,99}")
@@ -65,6 +68,7 @@ def catalogue_parse(document: object) -> tuple[CatalogueSpec | None, list[str]]:
     assert top is not None
     merge = _merge_identifiers(r, top)
     _one_per_person(r, top)
+    art30_top_validate(r, top)
     channels: dict[str, Name] = {}
     places: dict[str, str] = {}
     channel_list = r.items(top, "channels", "")
@@ -177,6 +181,7 @@ def _purpose(
     reads_device = bool(r.flag(obj, "reads_device_identifiers", place))
     tcf = _tcf_purposes(r, obj, place)
     notice = _notice(r, obj["notice"], at(place, "notice")) if "notice" in obj else None
+    art30_purpose_validate(r, obj, place)
 
     _purpose_rules(
         r,

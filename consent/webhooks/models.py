@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class WebhookSubscription(models.Model):
@@ -26,6 +27,8 @@ class WebhookSubscription(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["client", "created_at"], name="webhook_sub_by_client")]
+        verbose_name = _("webhook subscription")
+        verbose_name_plural = _("webhook subscriptions")
 
     def __str__(self) -> str:
         return f"webhook {self.id}"
@@ -77,7 +80,6 @@ class WebhookDelivery(models.Model):
     delivered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        verbose_name_plural = "webhook deliveries"
         constraints = [models.UniqueConstraint(fields=["event", "subscription"], name="webhook_delivery_once")]
         indexes = [
             models.Index(fields=["next_attempt_at"], name="webhook_due", condition=models.Q(status="pending")),
@@ -91,6 +93,8 @@ class WebhookDelivery(models.Model):
             # A merge moves the absorbed person's waiting deliveries to the survivor's line.
             models.Index(fields=["subject_id"], name="webhook_pending_subject", condition=models.Q(status="pending")),
         ]
+        verbose_name = _("webhook delivery")
+        verbose_name_plural = _("webhook deliveries")
 
     def __str__(self) -> str:
         return f"delivery {self.pk} ({self.status})"

@@ -6,7 +6,7 @@ import json
 import math
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib import admin, messages
@@ -17,12 +17,23 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from config.errors import DomainError
 from consent.admin.audit import Action, audit_record
-from consent.admin.search import PrivateSearchAdmin, subject_link, uuid_or_none
+from consent.admin.search import PrivateSearchAdmin, uuid_or_none
+from subjects.admin.request_report import request_report
 from subjects.identity import parse_reference
 from subjects.models import Identifier, RightsRequest, RightsRequestPart
+from subjects.request_queue import (
+    NOTE_MAX,
+    request_assign,
+    request_note_add,
+    request_notes,
+    staff_assignable,
+    subjects_masked,
+)
 from subjects.rights import requests as rights
 from subjects.rights.art19 import art19_notices, result_public
 from subjects.rights.calendar import DUE_SOON
@@ -30,7 +41,11 @@ from subjects.rights.details import details_parse
 from subjects.rights.erasure_plan import ErasurePlan, erasure_plan
 from subjects.rights.requests import Actor
 
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise  # the type checker's name for a str or a lazy translation
+
 OPEN = RightsRequest.OPEN_STATUSES
+STATUS_LABELS: dict[str, StrOrPromise] = dict(RightsRequest.Status.choices)  # lazy labels: translated where shown
 # An erasure's plan is shown while it can still be approved or rejected; approving asks that it was read.
 PLANNED = (RightsRequest.Status.RECEIVED, RightsRequest.Status.VERIFIED, RightsRequest.Status.AWAITING_APPROVAL)
 PLAN_SEEN = "plan_seen"
@@ -42,11 +57,11 @@ def staff_actor(request: HttpRequest) -> Actor:
 
 
 class OpenFilter(admin.SimpleListFilter):
-    title = "open or closed"
+    title = gettext_lazy("open or closed")
     parameter_name = "open"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("yes", "open"), ("no", "closed")]
+        return [("yes", _("open")), ("no", _("closed"))]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[RightsRequest]) -> QuerySet[RightsRequest]:
         if self.value() == "yes":
@@ -57,11 +72,11 @@ class OpenFilter(admin.SimpleListFilter):
 
 
 class DeadlineFilter(admin.SimpleListFilter):
-    title = "deadline (Art. 12(3))"
+    title = gettext_lazy("deadline (Art. 12(3))")
     parameter_name = "deadline"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("overdue", "overdue"), ("soon", "due within 7 days")]
+        return [("overdue", _("overdue")), ("soon", _("due within 7 days"))]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[RightsRequest]) -> QuerySet[RightsRequest]:
         now = timezone.now()
@@ -73,19 +88,50 @@ class DeadlineFilter(admin.SimpleListFilter):
         return queryset
 
 
+class AssigneeFilter(admin.SimpleListFilter):
+    title = gettext_lazy("assigned to")
+    parameter_name = "assignee"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        staff = [(str(user.pk), user.get_username()) for user in staff_assignable()]
+        return [("me", _("assigned to me")), ("nobody", _("nobody")), *staff]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[RightsRequest]) -> QuerySet[RightsRequest]:
+        value = self.value()
+        if value == "me":
+            return queryset.filter(assigned_to_id=request.user.pk)
+        if value == "nobody":
+            return queryset.filter(assigned_to__isnull=True)
+        if value is not None and value.isdigit():
+            return queryset.filter(assigned_to_id=int(value))
+        return queryset
+
+
 class OpenRequestForm(forms.Form):
-    kind = forms.ChoiceField(choices=RightsRequest.Kind.choices)
+    kind = forms.ChoiceField(choices=RightsRequest.Kind.choices, label=gettext_lazy("kind"))
     identifier_kind = forms.ChoiceField(
-        choices=[("id", "subject id"), *Identifier.Kind.choices], label="the person, by"
+        choices=[("id", gettext_lazy("subject id")), *Identifier.Kind.choices], label=gettext_lazy("the person, by")
     )
-    identifier = forms.CharField(max_length=320, help_text="Exactly as the person gave it; never stored in clear.")
-    channel = forms.SlugField(max_length=64, initial="phone", help_text="How the request reached us: phone, letter ...")
+    identifier = forms.CharField(
+        max_length=320,
+        label=gettext_lazy("identifier"),
+        help_text=gettext_lazy("Exactly as the person gave it; never stored in clear."),
+    )
+    channel = forms.SlugField(
+        max_length=64,
+        initial="phone",
+        label=gettext_lazy("channel"),
+        help_text=gettext_lazy("How the request reached us: phone, letter ..."),
+    )
     verified = forms.BooleanField(
-        required=False, help_text="I checked the person's identity (Art. 12(6)); recorded with my name."
+        required=False,
+        label=gettext_lazy("verified"),
+        help_text=gettext_lazy("I checked the person's identity (Art. 12(6)); recorded with my name."),
     )
     details = forms.JSONField(
         required=False,
         initial=dict,
+        label=gettext_lazy("details"),
         help_text='Objection: {"scope": "direct_marketing"} or {"purpose": "newsletter"}. Restriction: '
         '{"ground": "18(1)(a)"}. Rectification: {"identifiers": {...}, "profile": {...}}.',
     )
@@ -112,8 +158,9 @@ def _moment(iso: str) -> str:
 
 @admin.register(RightsRequest)
 class RightsRequestAdmin(PrivateSearchAdmin):
-    list_display = ("kind", "status", "received_at", "due", "days_left", "subject_ref", "opened_by")
-    list_filter = (OpenFilter, DeadlineFilter, "status", "kind")
+    list_display = ("kind", "status", "received_at", "due", "days_left", "subject_ref", "assignee", "opened_by")
+    list_filter = (OpenFilter, DeadlineFilter, AssigneeFilter, "status", "kind")
+    list_select_related = ("assigned_to",)
     list_display_links = ("kind",)
     search_fields = ("id",)
     search_help_text = "A request id or a subject id, exactly."
@@ -136,24 +183,24 @@ class RightsRequestAdmin(PrivateSearchAdmin):
         return queryset.filter(models.Q(pk=wanted) | models.Q(subject_id=wanted)), False
 
     # ------------------------------------------------------------------ columns
-    @admin.display(description="due", ordering="effective_due")
+    @admin.display(description=gettext_lazy("due"), ordering="effective_due")
     def due(self, obj: RightsRequest) -> str:
         due_at = obj.due_by
-        extended = " (extended)" if obj.extended_until else ""
+        extended = " " + _("(extended)") if obj.extended_until else ""
         return f"{timezone.localtime(due_at):%Y-%m-%d}{extended}"
 
-    @admin.display(description="days left", ordering="effective_due")
+    @admin.display(description=gettext_lazy("days left"), ordering="effective_due")
     def days_left(self, obj: RightsRequest) -> str:
         if obj.status not in OPEN:
             return "-"
         left = obj.due_by - timezone.now()
         days = math.floor(left.total_seconds() / 86400)
         if left.total_seconds() < 0:
-            style, text = "background:#d1242f;color:#fff", f"overdue {abs(days)} d"
+            style, text = "background:#d1242f;color:#fff", _("overdue %(days)s d") % {"days": abs(days)}
         elif left < DUE_SOON:
-            style, text = "background:#f2cc60;color:#24292f", f"{days} d"
+            style, text = "background:#f2cc60;color:#24292f", _("%(days)s d") % {"days": days}
         else:
-            style, text = "", f"{days} d"
+            style, text = "", _("%(days)s d") % {"days": days}
         css = "overdue" if left.total_seconds() < 0 else ("soon" if left < DUE_SOON else "ok")
         return format_html(
             '<span class="assent-due assent-due-{}" style="padding:1px 6px;border-radius:3px;white-space:nowrap;{}">'
@@ -163,9 +210,27 @@ class RightsRequestAdmin(PrivateSearchAdmin):
             text,
         )
 
-    @admin.display(description="subject")
+    def get_changelist_instance(self, request: HttpRequest) -> Any:
+        """The page's requests get their person's masked e-mail address, decrypted for the page at once (a fixed
+        number of queries whatever the page's length); the full value is never shown in the queue."""
+        changelist = super().get_changelist_instance(request)
+        shown = list(changelist.result_list)  # evaluates the page's queryset: the rows the template iterates
+        masked = subjects_masked(subject_ids=[r.subject_id for r in shown if r.subject_id])
+        for row in shown:
+            row.masked_subject = masked.get(row.subject_id) if row.subject_id else None
+        return changelist
+
+    @admin.display(description=gettext_lazy("subject"))
     def subject_ref(self, obj: RightsRequest) -> str:
-        return subject_link(obj.subject_id, short=True, missing="(nobody matched)")
+        if obj.subject_id is None:
+            return _("(nobody matched)")
+        url = reverse("admin:subjects_subject_change", args=[obj.subject_id])
+        label = getattr(obj, "masked_subject", None) or str(obj.subject_id)[:8]
+        return format_html('<a href="{}">{}</a>', url, label)
+
+    @admin.display(description=gettext_lazy("assigned to"), ordering="assigned_to__username")
+    def assignee(self, obj: RightsRequest) -> str:
+        return obj.assigned_to.get_username() if obj.assigned_to else "-"
 
     # ------------------------------------------------------------------ permissions
     def _may(self, request: HttpRequest, step: str) -> bool:
@@ -182,6 +247,46 @@ class RightsRequestAdmin(PrivateSearchAdmin):
 
     def has_retry_permission(self, request: HttpRequest) -> bool:
         return self._may(request, "retry")
+
+    # ------------------------------------------------------------------ queue work: assignee and notes
+    def assign_view(self, request: HttpRequest, object_id: uuid.UUID) -> HttpResponse:
+        if request.method != "POST" or not self._may(request, "assign"):
+            raise PermissionDenied
+        raw = request.POST.get("assignee", "")
+        assignee = int(raw) if raw.isdigit() else None
+        if raw and assignee is None:
+            self.message_user(request, _("Please choose a staff member from the list."), messages.ERROR)
+            return self._back(object_id)
+        try:
+            assigned = request_assign(request_id=object_id, assignee_id=assignee)
+        except DomainError as exc:
+            if exc.status == 404:
+                raise PermissionDenied from None
+            self.message_user(request, exc.detail, messages.ERROR)
+            return self._back(object_id)
+        # The audit names the assignee by account id: the staff member, never the person.
+        detail = f"assign to user {assignee}" if assignee is not None else "assign to nobody"
+        audit_record(user=request.user, action=Action.ACTION, obj=assigned, detail=detail)
+        self.message_user(request, _("Assignment saved."))
+        return self._back(object_id)
+
+    def note_view(self, request: HttpRequest, object_id: uuid.UUID) -> HttpResponse:
+        if request.method != "POST" or not self._may(request, "note") or not request.user.is_authenticated:
+            raise PermissionDenied
+        try:
+            note = request_note_add(request_id=object_id, author=request.user, text=request.POST.get("text", ""))
+        except DomainError as exc:
+            if exc.status == 404:
+                raise PermissionDenied from None
+            self.message_user(request, exc.detail, messages.ERROR)
+            return self._back(object_id)
+        audit_record(user=request.user, action=Action.ADD, obj=note, detail="internal note")
+        self.message_user(request, _("Note added."))
+        return self._back(object_id)
+
+    @staticmethod
+    def _back(object_id: uuid.UUID) -> HttpResponse:
+        return HttpResponseRedirect(reverse("admin:subjects_rightsrequest_change", args=[object_id]))
 
     # ------------------------------------------------------------------ steps: the API's services
     STEPS = ("verify", "approve", "reject", "extend", "lift", "retry")
@@ -220,11 +325,13 @@ class RightsRequestAdmin(PrivateSearchAdmin):
         for rights_request in queryset:
             self._step(request, step, rights_request)
 
-    @admin.action(description="Verify the selected requests (identity checked)", permissions=["verify"])
+    @admin.action(description=gettext_lazy("Verify the selected requests (identity checked)"), permissions=["verify"])
     def verify_selected(self, request: HttpRequest, queryset: QuerySet[RightsRequest]) -> None:
         self._bulk(request, queryset, "verify")
 
-    @admin.action(description="Approve the selected erasures (after seeing their plans)", permissions=["approve"])
+    @admin.action(
+        description=gettext_lazy("Approve the selected erasures (after seeing their plans)"), permissions=["approve"]
+    )
     def approve_selected(self, request: HttpRequest, queryset: QuerySet[RightsRequest]) -> HttpResponse | None:
         """First the plan of each selected erasure and a confirmation; the approvals only with `plan_seen`."""
         if request.POST.get(PLAN_SEEN) == "1":
@@ -240,7 +347,7 @@ class RightsRequestAdmin(PrivateSearchAdmin):
         }
         return self.render_page(request, "assent_admin/rightsrequest_approve.html", context)
 
-    @admin.action(description="Retry the failed parts of the selected requests", permissions=["retry"])
+    @admin.action(description=gettext_lazy("Retry the failed parts of the selected requests"), permissions=["retry"])
     def retry_selected(self, request: HttpRequest, queryset: QuerySet[RightsRequest]) -> None:
         self._bulk(request, queryset, "retry")
 
@@ -250,6 +357,16 @@ class RightsRequestAdmin(PrivateSearchAdmin):
                 "<uuid:object_id>/step/<str:step>/",
                 self.admin_site.admin_view(self.step_view),
                 name="subjects_rightsrequest_step",
+            ),
+            path(
+                "<uuid:object_id>/assign/",
+                self.admin_site.admin_view(self.assign_view),
+                name="subjects_rightsrequest_assign",
+            ),
+            path(
+                "<uuid:object_id>/note/",
+                self.admin_site.admin_view(self.note_view),
+                name="subjects_rightsrequest_note",
             ),
             *super().get_urls(),
         ]
@@ -275,7 +392,7 @@ class RightsRequestAdmin(PrivateSearchAdmin):
             opened = self._open(request, form)
             if opened is not None:
                 return HttpResponseRedirect(reverse("admin:subjects_rightsrequest_change", args=[opened.pk]))
-        context = {"title": "Open a rights request", "form": form}
+        context = {"title": _("Open a rights request"), "form": form}
         return self.render_page(request, "assent_admin/rightsrequest_open.html", context)
 
     def _open(self, request: HttpRequest, form: OpenRequestForm) -> RightsRequest | None:
@@ -309,18 +426,32 @@ class RightsRequestAdmin(PrivateSearchAdmin):
         due_at = rights_request.due_by
         is_open = rights_request.status in OPEN
         context = {
-            "title": f"{rights_request.get_kind_display()} request",
+            "title": _("Rights request: %(kind)s") % {"kind": rights_request.get_kind_display()},
             "original": rights_request,
             "r": rights_request,
             "due_at": due_at,
             "overdue": is_open and due_at < now,
             "due_soon": is_open and now <= due_at < now + DUE_SOON,
             "parts": [(part, part_note(part)) for part in rights_request.parts.order_by("pk")],
-            "history": list(rights_request.history.order_by("at", "pk")),
+            "history": [
+                (h, STATUS_LABELS.get(h.status, h.status)) for h in rights_request.history.order_by("at", "pk")
+            ],
+            "status_label": STATUS_LABELS.get(rights_request.status, rights_request.status),
             "result": json.dumps(
                 result_public(rights_request.result, rights_request.pk), indent=2, ensure_ascii=False, default=str
             ),
+            "report": request_report(rights_request),
             "notices": art19_notices(rights_request.result, rights_request.pk),
+            "masked_subject": (
+                subjects_masked(subject_ids=[rights_request.subject_id]).get(rights_request.subject_id)
+                if rights_request.subject_id
+                else None
+            ),
+            "notes": request_notes(request_id=rights_request.pk),
+            "note_max": NOTE_MAX,
+            "may_note": self._may(request, "note"),
+            "may_assign": self._may(request, "assign"),
+            "assignable": staff_assignable() if self._may(request, "assign") else [],
             "plan": self._plan(rights_request),
             "steps": self._available_steps(request, rights_request, now),
             "max_extension": range(1, 3),

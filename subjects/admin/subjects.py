@@ -5,7 +5,6 @@ be split from here."""
 from __future__ import annotations
 
 import re
-import uuid
 from typing import Any
 
 from django.contrib import admin, messages
@@ -17,33 +16,11 @@ from django.utils import timezone
 
 from config.errors import DomainError
 from consent.admin.audit import Action, audit_entries_for, audit_record, object_type_of
-from consent.admin.search import PrivateSearchAdmin, uuid_or_none
+from consent.admin.search import PrivateSearchAdmin
 from consent.admin.subject_overview import subject_overview
-from subjects.errors import InvalidIdentifierError
-from subjects.identity import KINDS, normalise
-from subjects.keys import blind_index
 from subjects.merge import subject_split
-from subjects.models import Identifier, MergeAudit, RightsRequest, Subject
-
-
-def subject_ids_for_term(term: str) -> set[uuid.UUID]:
-    """Subjects a search term names exactly: a subject id, or an identifier of any kind whose normalised value
-    equals the term's (e-mail, phone, customer number ...), looked up by blind index. A substring finds nothing."""
-    term = term.strip()
-    ids: set[uuid.UUID] = set()
-    subject_id = uuid_or_none(term)
-    if subject_id is not None:
-        ids.add(subject_id)
-    index = blind_index()
-    digests = []
-    for kind in sorted(KINDS):
-        try:
-            digests.append(index.lookup(kind, normalise(kind, term)))
-        except InvalidIdentifierError:
-            continue
-    if digests:
-        ids.update(Identifier.objects.filter(blind_index__in=digests).values_list("subject_id", flat=True))
-    return ids
+from subjects.models import MergeAudit, RightsRequest, Subject
+from subjects.selectors import subject_ids_for_term
 
 
 class RestrictedFilter(admin.SimpleListFilter):

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.http import StreamingHttpResponse
+from django.utils.translation import get_language_from_request
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
@@ -175,6 +176,9 @@ class RequestCreateApi(APIView):
             verified=data["verified"],
             details=details,
             actor=actor_of(request),
+            # The person's language as the caller names it (Accept-Language: the API itself always speaks
+            # English); without the header the person's mails speak the default language.
+            language=get_language_from_request(request) if "HTTP_ACCEPT_LANGUAGE" in request.META else "",
         )
         body = {"id": str(opened.pk), "kind": opened.kind, "status": opened.status, "due_at": opened.due_at}
         return Response(self.OutputSerializer(body).data, status=202)

@@ -6,6 +6,7 @@ import dataclasses
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.utils.translation import get_language
 
@@ -87,6 +88,10 @@ def names_of(model: type[Channel | DataCategory | Purpose | Source], language: s
 
 def channel_names(language: str | None = None) -> dict[str, str]:
     return names_of(Channel, language)
+
+
+def category_names(language: str | None = None) -> dict[str, str]:
+    return names_of(DataCategory, language)
 
 
 def _text(texts: dict[str, str], language: str) -> str:
@@ -292,3 +297,50 @@ def contact_data(*, subject_id: uuid.UUID) -> ContactData:
         identifiers.setdefault(kind, []).append(value)
     profile = {name: value for name, value in profile_read(subject, key).items() if isinstance(value, str)}
     return ContactData(identifiers, profile)
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One step of a request's progress as the person sees it, with the day it was reached (None: not yet)."""
+
+    key: str  # "received", "verified", "processing", "completed"
+    at: datetime | None
+
+
+# The history events that reach each step; the first of them counts. An erasure is "in progress" once the DPO
+# approved it and its parts run; an objection is verified by taking effect.
+_STEP_EVENTS = {
+    "received": ("received",),
+    "verified": ("verified", "awaiting_approval", "processing"),
+    "processing": ("processing",),
+    "completed": ("completed",),
+}
+
+
+def request_steps(*, request: RightsRequest, history: list[dict[str, Any]]) -> list[Step]:
+    """Received, verified, in progress, done: each with the date it was reached. A step reached implies the ones
+    before it (a request verified on opening records no separate "verified" event before "processing")."""
+    reached: dict[str, datetime | None] = {}
+    for key, events in _STEP_EVENTS.items():
+        ats = [h["at"] for h in history if h["event"] in events]
+        reached[key] = min(ats) if ats else None
+    if request.completed_at is not None:
+        reached["completed"] = request.completed_at
+    steps: list[Step] = []
+    later: datetime | None = None
+    for key in reversed(list(_STEP_EVENTS)):
+        at = reached[key] or later
+        steps.append(Step(key, at))
+        later = at if at is not None else later
+    return list(reversed(steps))
+
+
+def erasure_completed_of(*, subject_id: uuid.UUID) -> RightsRequest | None:
+    """The completed erasure of this (erased) subject, for the page that ends the portal session after it."""
+    return (
+        RightsRequest.objects.filter(
+            subject_id=subject_id, kind=RightsRequest.Kind.ERASURE, status=RightsRequest.Status.COMPLETED
+        )
+        .order_by("-completed_at")
+        .first()
+    )

@@ -10,6 +10,7 @@ from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import get_language
 
 from consent.ledger.recording import ConsentCommand
 from consent.services import consent_object_direct_marketing, consent_record
@@ -143,4 +144,5 @@ def rights_request_open(*, person: Person, kind: str, details: object) -> Rights
         verified=True,
         details=details_parse(kind=kind, raw=details),
         actor=VERIFIER,
+        language=get_language(),  # the portal's page language: the completion mail speaks it too
     )

@@ -26,6 +26,7 @@ from subjects.portal.signin import email_open, email_seal
 from subjects.selectors import identifier_owners, subject_get_survivor, subject_identifiers, subject_resolve
 
 SESSION_KEY = "assent.portal"
+ERASED_KEY = "assent.portal.erased"  # the erased subject's id, until the page after the erasure is shown
 MAX_AGE = timedelta(hours=12)  # a sign-in lasts at most this long, however active the person is
 
 
@@ -82,6 +83,12 @@ def person_of(request: HttpRequest) -> Person | None:
     if email is None or timezone.now() - signed_in_at > MAX_AGE:
         request.session.pop(SESSION_KEY, None)
         return None
+    if _erased(data.get("subject")):
+        # The person's erasure completed: the session ends with it (nothing of theirs is left to show), and the
+        # next page says what happened (`erasure_ended`). Only the subject's id is remembered for that page.
+        person_sign_out(request)
+        request.session[ERASED_KEY] = str(data.get("subject"))
+        return None
     ambiguous = False
     subject = _live(data.get("subject"))
     if subject is not None and subject.id not in identifier_owners(identifiers=[("email", email)])[0]:
@@ -110,6 +117,25 @@ def person_of(request: HttpRequest) -> Person | None:
         restricted=subject is not None and subject.restricted_at is not None,
         erasure_in_progress=subject is not None and subject.erasure_started_at is not None,
     )
+
+
+def _erased(value: object) -> bool:
+    if not value:
+        return False
+    try:
+        subject = subject_get_survivor(subject_id=uuid.UUID(str(value)))
+    except (SubjectNotFoundError, ValueError):
+        return False
+    return subject.erased_at is not None
+
+
+def erasure_ended(request: HttpRequest) -> uuid.UUID | None:
+    """Once: the subject whose erasure ended this browser's portal session (for the page that says so)."""
+    value = request.session.pop(ERASED_KEY, None)
+    try:
+        return subject_get_survivor(subject_id=uuid.UUID(str(value))).id if value else None
+    except (SubjectNotFoundError, ValueError):
+        return None
 
 
 def _changed_own_email_since(subject: Subject, signed_in_at: datetime) -> bool:

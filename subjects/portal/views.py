@@ -52,6 +52,7 @@ from subjects.portal.forms import (
 from subjects.portal.services import preferences_changes, preferences_save, rights_request_open
 from subjects.portal.session import (
     Person,
+    erasure_ended,
     person_of,
     person_remember_subject,
     person_sign_in,
@@ -70,6 +71,7 @@ from subjects.portal.signin import (
     signin_minutes,
     signin_request,
 )
+from subjects.rights import texts
 from subjects.rights.errors import ExportUnavailableError, RequestOpenError
 from subjects.rights.exports import export_open, export_url
 from subjects.rights.selectors import request_get
@@ -94,10 +96,25 @@ def signed_in(view: PersonView) -> PersonView:
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         person = person_of(request)
         if person is None:
+            erased = erasure_ended(request)
+            if erased is not None:
+                return _erased_page(request, erased)
             return redirect("portal:signin")
         return view(request, person, *args, **kwargs)
 
     return wrapper
+
+
+def _erased_page(request: HttpRequest, subject_id: uuid.UUID) -> HttpResponse:
+    """The person's erasure completed while they were signed in: the session has ended; this says what happened."""
+    erasure = selectors.erasure_completed_of(subject_id=subject_id)
+    language = _language()
+    result = erasure.result if erasure is not None else {}
+    context = {
+        "completed": texts.date_format(erasure.completed_at if erasure else None, language),
+        "kept": texts.kept_for_person(result, selectors.category_names(language), language),
+    }
+    return _page(request, "erased.html", context)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -460,6 +477,8 @@ def request_detail(request: HttpRequest, person: Person, request_id: str) -> Htt
             events=view.history,
             has_export=view.has_export and view.request.status == RightsRequest.Status.COMPLETED,
             result=view.request.result,
+            kept=texts.kept_for_person(view.request.result, selectors.category_names(_language()), _language()),
+            steps=selectors.request_steps(request=view.request, history=view.history),
         ),
     )
 

@@ -20,6 +20,7 @@ from subjects import ports
 from subjects.keys import data_key
 from subjects.locks import lock_identifiers, lock_subjects
 from subjects.models import RightsRequest, RightsRequestEvent, RightsRequestPart, Subject
+from subjects.rights.enqueue import COMPLETION_MAIL, TELL_PERSON, enqueue_on_commit
 
 Part = RightsRequestPart
 Status = RightsRequest.Status
@@ -160,6 +161,8 @@ def request_complete(context: PartContext, result: dict[str, Any], *, note: str 
     request = RightsRequest.objects.select_for_update().get(pk=context.request.pk)
     now = timezone.now()
     status_set(request, Status.COMPLETED, by=SYSTEM, at=now, note=note, completed_at=now, result=result)
+    # The loop closes: the person hears that it is done, once this commits (mails.completion_tell).
+    enqueue_on_commit(TELL_PERSON, str(request.pk), COMPLETION_MAIL)
     context.mark_done()
 
 

@@ -9,6 +9,7 @@ from django.db import transaction
 RUN_PART = "subjects.rights.run_part"
 LIFT_RESTRICTION = "subjects.rights.lift_restriction"
 TELL_PERSON = "subjects.rights.tell_person"
+COMPLETION_MAIL = "completion"  # the notice TELL_PERSON sends when a request completes (mails.py)
 RESUME_STALLED = "subjects.rights.resume_stalled"
 FLAG_DEADLINES = "subjects.rights.flag_deadlines"
 PURGE_EXPORTS = "subjects.rights.purge_exports"

@@ -58,6 +58,7 @@ from subjects.rights.context import (
 )
 from subjects.rights.erasure_log import erasure_log_write
 from subjects.rights.exports import files_remove_on_commit
+from subjects.rights.mails import completion_address_seal, completion_addresses_abandon
 from subjects.rights.vault import vault_key_destroy, vault_key_get_or_create
 from subjects.source_writers import source_writers
 from subjects.suppression import suppression_add
@@ -461,6 +462,12 @@ def erasure_source(context: PartContext) -> None:
 
 def erasure_profile(context: PartContext) -> None:
     connectors_first(context)  # they find the person in the connected systems by the identifiers erased here
+    subject = context.subject()
+    if subject is not None:
+        with context.step():
+            # The completion mail goes out after the addresses are gone: they wait for it sealed under a key that
+            # is not the data key (mails.py), written in a batch of its own just before the one that erases them.
+            completion_address_seal(request_id=context.request.id, subject=subject, now=timezone.now())
     erase_profile(context, now=timezone.now())
 
 
@@ -469,7 +476,8 @@ def erasure_consent(context: PartContext) -> None:
 
 
 def retention_purge(*, now: datetime | None = None) -> int:
-    """Delete retained records whose legal period has ended; destroy retention keys with nothing left."""
+    """Delete retained records whose legal period has ended; destroy retention keys with nothing left, and the mail
+    keys of completion mails that waited too long for the mail server (mails.completion_addresses_abandon)."""
     now = now or timezone.now()
     today = now.astimezone(calendar.BERLIN).date()
     deleted = 0
@@ -484,4 +492,5 @@ def retention_purge(*, now: datetime | None = None) -> int:
             .values_list("pk", flat=True)
         ):
             vault_key_destroy(vault_id=vault_id, now=now)
+    completion_addresses_abandon(now=now)
     return deleted

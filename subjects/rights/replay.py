@@ -17,6 +17,7 @@ from subjects.locks import lock_subjects
 from subjects.models import Identifier, LinkedRecord, RightsRequest, Subject
 from subjects.rights.context import status_set
 from subjects.rights.erasure import erase_consent, erase_profile, erase_source, erasure_seal
+from subjects.rights.mails import completion_addresses_forget
 from subjects.selectors import subject_with_absorbed
 
 
@@ -45,6 +46,8 @@ def erasure_replay(*, subject_id: uuid.UUID, request_id: uuid.UUID) -> str:
     if subject is None:
         return "not in this database"
     group = subject_with_absorbed(subject_id=subject_id)
+    # Whether or not its mail went out before the backup was taken, the address sealed for it goes now.
+    completion_addresses_forget(subject_ids=group, now=timezone.now())
     leftovers = (
         LinkedRecord.objects.filter(subject_id__in=group).exists()
         or Identifier.objects.filter(subject_id__in=group).exists()

@@ -14,6 +14,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -69,6 +70,12 @@ def _fingerprint(kind: str, reference: Reference, subject_id: uuid.UUID | None, 
 # ---------------------------------------------------------------------------------------------------------
 # Opening
 # ---------------------------------------------------------------------------------------------------------
+def _language(language: str) -> str:
+    """One of settings.LANGUAGES ("de-AT" is "de"), or "" (the mail then speaks settings.LANGUAGE_CODE)."""
+    code = language.strip().lower().split("-")[0]
+    return code if code in dict(settings.LANGUAGES) else ""
+
+
 def _check_client(kind: str, details: Details, actor: Actor) -> None:
     """A client created with --purpose acts only for those purposes: it may object to one of them, nothing else."""
     if not actor.client_purposes:
@@ -87,8 +94,10 @@ def request_open(
     details: Details,
     actor: Actor,
     now: datetime | None = None,
+    language: str = "",
 ) -> RightsRequest:
-    """Open a request. 409 with the existing id when an identical one is open. Never creates a subject."""
+    """Open a request. 409 with the existing id when an identical one is open. Never creates a subject.
+    `language`: the one the person used (the portal's, the API's Accept-Language); their mails speak it."""
     if kind not in Kind.values:
         raise RequestKindError(f"'{kind}' is not one of {', '.join(Kind.values)}", field="kind")
     _check_client(kind, details, actor)
@@ -96,7 +105,7 @@ def request_open(
     subject_id = subject_resolve(reference=reference)  # 409 ambiguous_subject when it names several
     fingerprint = _fingerprint(kind, reference, subject_id, details)
     try:
-        return _open(kind, subject_id, fingerprint, channel, verified, details, actor, now)
+        return _open(kind, subject_id, fingerprint, channel, verified, details, actor, now, _language(language))
     except IntegrityError:
         # Only the partial unique index on open fingerprints can fail here: a racing twin won.
         existing = RightsRequest.objects.open().filter(fingerprint=fingerprint)
@@ -115,6 +124,7 @@ def _open(
     details: Details,
     actor: Actor,
     now: datetime,
+    language: str,
 ) -> RightsRequest:
     advisory_lock(f"rights-request:{fingerprint}")
     corrected: dict[str, str] = (details.private or {}).get("identifiers", {}) if subject_id else {}
@@ -147,6 +157,7 @@ def _open(
         opened_by_client=actor.client_id,
         received_at=now,
         due_at=calendar.due_at(now),
+        language=language,
     )
     if details.private is not None and subject is not None:
         request.details_enc = encrypt_field(

@@ -80,7 +80,7 @@ def tell_person(self: Task, request_id: str, what: str) -> None:
 def resume_stalled() -> int:
     """Safety net: parts whose message was lost or whose worker died go to the broker again, and so do liftings of
     a restriction and notices to the person (extension, rejection) whose message was lost: the database is the
-    source of truth, the broker may forget."""
+    source of truth, the broker may forget; and completion mails, an erasure's among them (its addresses sealed)."""
     ids = parts_stalled()
     for part_id in ids:
         run_part.delay(str(part_id))

@@ -33,7 +33,7 @@ from consent.models import (
     WebhookSubscription,
 )
 from consent.send_jobs.services import send_job_run
-from subjects.models import MergeAudit, MergeProposal, RightsRequest
+from subjects.models import MergeAudit, MergeProposal, RequestNote, RightsRequest
 from subjects.rights.exports import export_url
 from tests.access.routes import ACTION
 from tests.access.world import ANNA, World, signin_link_of_anna
@@ -213,6 +213,8 @@ def admin_path(world: World, route: str, variant: str = "") -> str:
         "admin/subjects/rightsrequest/<uuid:object_id>/step/<str:step>/": (
             f"/admin/subjects/rightsrequest/{ids.get(STEP_REQUEST.get(variant, ''), '')}/step/{variant}/"
         ),
+        ASSIGN: f"/admin/subjects/rightsrequest/{ids['received']}/assign/",
+        NOTE: f"/admin/subjects/rightsrequest/{ids['received']}/note/",
         "admin/subjects/mergeproposal/<path:object_id>/decide/<str:decision>/": (
             f"/admin/subjects/mergeproposal/{ids['merge_proposal']}/decide/{variant}/"
         ),
@@ -235,7 +237,9 @@ def admin_call(world: World, route: str, method: str, role: str, variant: str = 
     client: Client = world.browser(role)
     path = admin_path(world, route, variant)
     if method == "POST":
-        return client.post(path, {"reason": "matrix", "months": "1", "plan_seen": "1"})
+        # One body for every button: each reads its own fields (a step's reason, an assignee, a note's text).
+        body = {"reason": "matrix", "months": "1", "plan_seen": "1", "text": "matrix"}
+        return client.post(path, {**body, "assignee": str(world.ids["support_user"])})
     return client.get(path)
 
 
@@ -315,6 +319,8 @@ STEP = "admin/subjects/rightsrequest/<uuid:object_id>/step/<str:step>/"
 DECIDE = "admin/subjects/mergeproposal/<path:object_id>/decide/<str:decision>/"
 SPLIT = "admin/subjects/subject/<path:object_id>/split/<int:audit_id>/"
 REVOKE = "admin/consent/apiclient/<path:object_id>/revoke/"
+ASSIGN = "admin/subjects/rightsrequest/<uuid:object_id>/assign/"
+NOTE = "admin/subjects/rightsrequest/<uuid:object_id>/note/"
 
 
 def _request_now(world: World, step: str) -> RightsRequest:
@@ -336,6 +342,8 @@ BUTTON_EFFECTS: dict[tuple[str, str], Callable[[World], bool]] = {
     (DECIDE, "approve"): lambda w: _proposal_status(w) == "approved",
     (DECIDE, "reject"): lambda w: _proposal_status(w) == "rejected",
     (SPLIT, ""): (lambda w: MergeAudit.objects.get(pk=w.ids["merge_audit"]).split_at is not None),
+    (ASSIGN, ""): lambda w: RightsRequest.objects.get(pk=w.ids["received"]).assigned_to_id is not None,
+    (NOTE, ""): lambda w: RequestNote.objects.filter(request_id=w.ids["received"]).exists(),
 }
 
 

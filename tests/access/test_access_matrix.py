@@ -175,6 +175,7 @@ def model_rows(
 
 
 STEP, DECIDE, SPLIT, REVOKE = calls.STEP, calls.DECIDE, calls.SPLIT, calls.REVOKE
+ASSIGN, NOTE = calls.ASSIGN, calls.NOTE
 BOTH = (200, 200)
 DPO_ONLY = (403, 200)
 NOBODY = (403, 403)
@@ -193,6 +194,7 @@ ADMIN_TABLE = [
     AdminRow("admin/^(?P<app_label>axes|auth|otp_totp|consent|subjects)/$", "GET", LOGIN, LOGIN, 200, 200),
     AdminRow("admin/(?P<url>.*)$",                      "GET",  LOGIN,    LOGIN, 404,    404),
     AdminRow("admin/dashboard/",                        "GET",  LOGIN,    LOGIN, 200,    200),
+    AdminRow("admin/records-of-processing/",            "GET",  LOGIN,    LOGIN, 200,    200),
     AdminRow("admin/records-of-processing.<str:fmt>",   "GET",  LOGIN,    LOGIN, 200,    200,  "csv"),
     AdminRow("admin/records-of-processing.<str:fmt>",   "GET",  LOGIN,    LOGIN, 200,    200,  "json"),
     # Buttons with views of their own: POST only, each checks its own permission.
@@ -205,6 +207,10 @@ ADMIN_TABLE = [
     AdminRow(STEP, "POST", LOGIN, LOGIN, 403, CHANGE, "lift"),
     AdminRow(STEP, "POST", LOGIN, LOGIN, 403, CHANGE, "retry"),
     AdminRow(STEP, "GET",  LOGIN, LOGIN, 403, 403,    "verify"),
+    AdminRow(ASSIGN, "POST", LOGIN, LOGIN, 403, CHANGE),
+    AdminRow(ASSIGN, "GET",  LOGIN, LOGIN, 403, 403),
+    AdminRow(NOTE, "POST", LOGIN, LOGIN, CHANGE, CHANGE),
+    AdminRow(NOTE, "GET",  LOGIN, LOGIN, 403, 403),
     AdminRow(DECIDE, "POST", LOGIN, LOGIN, 403, CHANGE, "approve"),
     AdminRow(DECIDE, "POST", LOGIN, LOGIN, 403, CHANGE, "reject"),
     AdminRow(DECIDE, "GET",  LOGIN, LOGIN, 403, 403,    "approve"),

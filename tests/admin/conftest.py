@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser, Group
 from django.test import Client
@@ -46,6 +47,12 @@ def admin_search(client: Client, changelist: str, term: str) -> Any:
     return client.get(response["Location"])
 
 
+def speaking(client: Client, language: str) -> Client:
+    """The staff member's language, as the admin's language switch (`?lang=`) keeps it: in the language cookie."""
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = language
+    return client
+
+
 @pytest.fixture
 def staff_groups(db: None) -> None:
     staff_groups_setup()
@@ -75,6 +82,12 @@ def _signed_in(make_staff: Callable[[str], tuple[AbstractUser, TOTPDevice]], gro
 @pytest.fixture
 def dpo(make_staff: Callable[[str], tuple[AbstractUser, TOTPDevice]], catalogue: dict[str, Any]) -> Client:
     return _signed_in(make_staff, DPO)
+
+
+@pytest.fixture
+def dpo_en(dpo: Client) -> Client:
+    """The DPO reading the admin in English (the admin follows the staff member's language, German by default)."""
+    return speaking(dpo, "en")
 
 
 @pytest.fixture

@@ -9,13 +9,19 @@ from django.test import Client
 
 from consent.models import ApiClient, AuditEntry
 from subjects.crypto import api_key_digest
+from tests.admin.conftest import speaking
 from tests.api import Api
 
 
 def create(dpo: Client, name: str = "crm") -> tuple[ApiClient, str, str]:
     response = dpo.post(
         "/admin/consent/apiclient/add/",
-        {"name": name, "scopes": ["consent:check", "profile:read"], "purposes": ["newsletter"]},
+        {
+            "name": name,
+            "scopes": ["consent:check", "profile:read"],
+            "purpose_scope": "only",
+            "purposes": ["newsletter"],
+        },
     )
     assert response.status_code == 200, response.content.decode()[:3000]
     page = response.content.decode()
@@ -35,6 +41,61 @@ def test_dpo_creates_a_client_and_sees_its_key_once(dpo: Client) -> None:
     later = dpo.get(f"/admin/consent/apiclient/{client.pk}/change/").content.decode()
     assert key not in later
     assert AuditEntry.objects.filter(action="add", object_type="consent.apiclient", object_id=str(client.pk)).exists()
+
+
+def test_the_form_explains_every_scope_and_names_purposes_in_the_staff_members_language(
+    dpo: Client, dpo_en: Client
+) -> None:
+    english = dpo_en.get("/admin/consent/apiclient/add/").content.decode()
+    german = speaking(dpo, "de").get("/admin/consent/apiclient/add/").content.decode()
+
+    assert "consent:check: Ask whether a person may be contacted" in english
+    assert "requests:approve: Approve erasures and lift restrictions" in english
+    assert all(f"{scope}: " in english for scope in ApiClient.Scope.values)
+    assert "Every purpose, including purposes added to the catalogue later" in english
+    assert "Newsletter (newsletter)" in english
+    assert "consent:check: Fragen, ob eine Person" in german
+    assert "Jeden Zweck, auch später in den Katalog aufgenommene" in german
+    assert "Scopes and purposes are fixed once the client exists" in english
+
+
+def test_ticking_no_purpose_is_not_every_purpose(dpo_en: Client) -> None:
+    # given a form with scopes and no purpose ticked, and neither choice made
+    response = dpo_en.post("/admin/consent/apiclient/add/", {"name": "crm", "scopes": ["consent:check"]})
+
+    # then nothing is created and the form asks for the choice
+    assert response.status_code == 200
+    assert "Choose whether the client may act for every purpose or only for some." in response.content.decode()
+    assert not ApiClient.objects.filter(name="crm").exists()
+
+
+def test_only_these_purposes_with_none_ticked_is_a_form_error(dpo_en: Client) -> None:
+    response = dpo_en.post(
+        "/admin/consent/apiclient/add/", {"name": "crm", "scopes": ["consent:check"], "purpose_scope": "only"}
+    )
+
+    assert response.status_code == 200
+    assert "Tick at least one purpose, or choose" in response.content.decode()
+    assert not ApiClient.objects.filter(name="crm").exists()
+
+
+def test_every_purpose_with_purposes_ticked_is_a_form_error(dpo_en: Client) -> None:
+    body = {"name": "crm", "scopes": ["consent:check"], "purpose_scope": "every", "purposes": ["newsletter"]}
+
+    response = dpo_en.post("/admin/consent/apiclient/add/", body)
+
+    assert "Every purpose is chosen: untick these purposes" in response.content.decode()
+    assert not ApiClient.objects.filter(name="crm").exists()
+
+
+def test_every_purpose_chosen_explicitly_makes_an_unrestricted_client(dpo_en: Client) -> None:
+    body = {"name": "crm", "scopes": ["consent:check"], "purpose_scope": "every"}
+
+    response = dpo_en.post("/admin/consent/apiclient/add/", body)
+
+    assert response.status_code == 200
+    assert 'id="api-key"' in response.content.decode()
+    assert ApiClient.objects.get(name="crm").purposes == []
 
 
 def test_the_key_works_for_the_api(dpo: Client) -> None:
@@ -65,7 +126,7 @@ def test_dpo_revokes_a_client_and_its_key_stops_working_at_once(dpo: Client) -> 
     page = dpo.get(f"/admin/consent/apiclient/{client.pk}/change/").content.decode()
     response = dpo.post(f"/admin/consent/apiclient/{client.pk}/revoke/")
 
-    assert "Revoke this client" in page
+    assert "Diesen Client widerrufen" in page  # the admin's default language is German
     assert response.status_code == 302
     assert ApiClient.objects.get(pk=client.pk).revoked_at is not None
     assert api.post("/api/v1/consents/check", check).status_code == 401
@@ -89,7 +150,8 @@ def test_support_cannot_see_create_or_revoke_api_clients(support: Client, api: A
 
     assert support.get("/admin/consent/apiclient/").status_code == 403
     assert support.get(f"/admin/consent/apiclient/{client.pk}/change/").status_code == 403
-    assert support.post("/admin/consent/apiclient/add/", {"name": "x", "scopes": ["consent:check"]}).status_code == 403
+    body = {"name": "x", "scopes": ["consent:check"], "purpose_scope": "every"}
+    assert support.post("/admin/consent/apiclient/add/", body).status_code == 403
     assert support.post(f"/admin/consent/apiclient/{client.pk}/revoke/").status_code == 403
     assert ApiClient.objects.get(pk=client.pk).revoked_at is None
     assert ApiClient.objects.count() == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from datetime import datetime, timedelta
 
 import pytest
@@ -19,6 +20,7 @@ from consent.services import consent_record
 from subjects.identity import parse_reference
 from subjects.mail_delivery import mail_undelivered_record
 from subjects.models import RightsRequest, UndeliveredMail
+from tests.admin.conftest import speaking
 from tests.catalogue import standard_catalogue
 from tests.factories import apply_catalogue
 
@@ -61,13 +63,13 @@ def test_consent_rates_count_a_regrant_once(catalogue: dict[str, object]) -> Non
     assert [(p.consented, p.known) for p in push.points] == [(0, 0), (1, 1), (1, 1), (1, 1)]
 
 
-def test_dashboard_renders_charts_and_figures_with_data(dpo: Client, anna: str) -> None:
-    response = dpo.get("/admin/dashboard/")
+def test_dashboard_renders_charts_and_figures_with_data(dpo_en: Client, anna: str) -> None:
+    response = dpo_en.get("/admin/dashboard/")
 
     page = response.content.decode()
     assert response.status_code == 200
     assert "<svg" in page
-    assert "newsletter: consent rate by week" in page
+    assert "Newsletter: consent rate by week" in page
     assert 'id="request-figures"' in page
     assert "Median days to complete" in page
     assert "anna" not in page.lower()
@@ -123,7 +125,8 @@ def test_request_summary_counts_open_overdue_due_soon_and_median_days(db: None) 
     assert summary.median_days == {"access": 15.0}
 
 
-def test_the_dashboard_shows_the_last_verification_and_its_problems(dpo: Client, anna: str) -> None:
+def test_the_dashboard_shows_the_last_verification_and_its_problems(dpo_en: Client, anna: str) -> None:
+    dpo = dpo_en
     assert "No verification has run yet" in dpo.get("/admin/dashboard/").content.decode()
 
     with connection.cursor() as cursor:  # one of Anna's consent decisions flipped in the database
@@ -137,7 +140,7 @@ def test_the_dashboard_shows_the_last_verification_and_its_problems(dpo: Client,
     page = dpo.get("/admin/dashboard/").content.decode()
 
     assert "Last run: full" in page
-    assert "1 problem(s)" in page
+    assert "1 problem</strong>" in page
     assert f"subject {anna}" in page
     assert "differs from its chain" in page
 
@@ -163,3 +166,100 @@ def test_undelivered_mails_leave_the_list_once_they_no_longer_matter(transaction
     # and a failed sign-in a month old is history
     UndeliveredMail.objects.update(last_failed_at=timezone.now() - timedelta(days=31))
     assert undelivered_mails().count == 0
+
+
+def open_request(*, kind: str = "access", received_days_ago: float, due_in_days: float) -> None:
+    now = timezone.now()
+    RightsRequest.objects.create(
+        kind=kind,
+        status="received",
+        fingerprint=f"f{RightsRequest.objects.count()}",
+        channel="phone",
+        opened_by="test",
+        received_at=now - timedelta(days=received_days_ago),
+        due_at=now + timedelta(days=due_in_days),
+    )
+
+
+def card(page: str, card_id: str) -> str:
+    """The opening tag of a figure's card: its classes say how it is coloured."""
+    match = re.search(rf'<div class="([^"]*)" id="{card_id}">', page)
+    assert match is not None, card_id
+    return match.group(1)
+
+
+def test_a_figure_is_red_only_when_it_is_bad(dpo_en: Client) -> None:
+    # given nothing overdue, nothing failing
+    page = dpo_en.get("/admin/dashboard/").content.decode()
+
+    for figure in ("figure-overdue", "figure-webhooks", "figure-mails"):
+        assert "assent-ok" in card(page, figure), figure
+        assert "assent-bad" not in card(page, figure), figure
+    assert "none overdue" in page
+    assert "assent-warn" not in card(page, "figure-due-soon")
+
+    # when one request is past its deadline and one is due in three days
+    open_request(received_days_ago=40, due_in_days=-2)
+    open_request(received_days_ago=27, due_in_days=3)
+    page = dpo_en.get("/admin/dashboard/").content.decode()
+
+    # then the overdue figure turns red, the due-soon one amber
+    assert "assent-bad" in card(page, "figure-overdue")
+    assert "past their deadline" in page
+    assert "assent-warn" in card(page, "figure-due-soon")
+    assert "assent-bad" not in card(page, "figure-mails")
+
+
+def test_purposes_and_channels_are_shown_by_their_names_in_the_staff_members_language(
+    dpo: Client, dpo_en: Client, db: None
+) -> None:
+    document = standard_catalogue()
+    document["purposes"][0]["name"] = {"de": "Unser Newsletter", "en": "Our newsletter"}
+    next(c for c in document["channels"] if c["key"] == "sms")["name"] = {"de": "Kurznachricht", "en": "Text message"}
+    apply_catalogue(document)
+    record("a@example.org", "grant", "sms", timezone.now() - timedelta(days=1))
+
+    english = dpo_en.get("/admin/dashboard/").content.decode()
+    german = speaking(dpo, "de").get("/admin/dashboard/").content.decode()
+
+    assert "Our newsletter: consent rate by week" in english
+    assert "<td>Text message</td>" in english
+    assert ">newsletter: consent rate" not in english  # never the key
+    assert '"newsletter: consent rate' not in english
+    assert "Unser Newsletter: Einwilligungsquote je Woche" in german
+    assert "<td>Kurznachricht</td>" in german
+    assert "Auf einen Blick" in german
+
+
+def test_the_median_time_to_completion_reads_the_last_90_days_per_kind(dpo_en: Client) -> None:
+    now = timezone.now()
+    for kind, received, completed in (("access", 12, 2), ("access", 30, 10), ("erasure", 200, 100)):
+        RightsRequest.objects.create(
+            kind=kind,
+            status="completed",
+            fingerprint=f"m{RightsRequest.objects.count()}",
+            channel="phone",
+            opened_by="test",
+            received_at=now - timedelta(days=received),
+            due_at=now,
+            completed_at=now - timedelta(days=completed),
+        )
+
+    summary = request_summary(now=now)
+    page = dpo_en.get("/admin/dashboard/").content.decode()
+
+    assert summary.window_days == 90
+    assert summary.median_days == {"access": 15.0}  # the erasure completed 100 days ago is left out
+    assert summary.completed_by_kind == {"access": 2}
+    assert "<td>Access (Art. 15)</td><td>15.0</td><td>2</td>" in page
+    assert "completed in the last 90 days" in page
+
+
+def test_a_failing_mail_turns_its_figure_red_and_is_named_by_its_kind(dpo_en: Client) -> None:
+    mail_undelivered_record(kind="signin", reference="keyed-hash-of-an-address", error="ConnectionRefusedError")
+
+    page = dpo_en.get("/admin/dashboard/").content.decode()
+
+    assert "assent-bad" in card(page, "figure-mails")
+    assert "<td>portal sign-in link</td>" in page
+    assert "1 portal sign-in link" in page

@@ -16,8 +16,10 @@ from consent.models import (
     Send,
     SendRecipient,
 )
+from subjects.identity import Reference
 from subjects.models import MergeAudit, RightsRequest
 from tests.admin.conftest import admin_search
+from tests.factories import ConsentFactory, ingest
 
 READ_ONLY = [ConsentEvent, LedgerHead, ConsentState, ReadLog, Send, SendRecipient, AuditEntry, MergeAudit]
 
@@ -82,3 +84,32 @@ def test_rights_requests_are_not_edited_as_rows(dpo: Client) -> None:
 
     assert not model_admin.has_change_permission(request)
     assert not model_admin.has_delete_permission(request)
+
+
+def test_the_ledger_is_found_by_an_identifier_through_the_blind_index(dpo: Client, anna: str) -> None:
+    other = ingest("pos", "R-other", {"email": "ben@example.org"}).subject_id
+    ConsentFactory(reference=Reference(other, ()), channel="sms")
+
+    found = admin_search(dpo, "/admin/consent/consentevent/", "  ANNA.Becker@example.org ")
+    by_part = admin_search(dpo, "/admin/consent/consentevent/", "anna.becker")
+
+    assert {str(e.subject_id) for e in found.context["cl"].result_list} == {anna}
+    assert found.context["cl"].result_list
+    assert list(by_part.context["cl"].result_list) == []  # a part of a value finds nothing
+    entry = AuditEntry.objects.filter(object_type="consent.consentevent").latest("at")
+    assert "anna" not in entry.detail.lower()
+
+
+def test_the_ledger_sorts_by_subject_then_sequence_and_by_time(dpo: Client, anna: str) -> None:
+    other = ingest("pos", "R-other", {"email": "ben@example.org"}).subject_id
+    for channel in ("sms", "push"):
+        ConsentFactory(reference=Reference(other, ()), channel=channel)
+
+    by_subject = dpo.get("/admin/consent/consentevent/?o=0").context["cl"].result_list
+    newest_first = dpo.get("/admin/consent/consentevent/").context["cl"].result_list
+
+    pairs = [(str(e.subject_id), e.seq) for e in by_subject]
+    assert pairs == sorted(pairs)
+    assert len({s for s, _ in pairs}) == 2
+    times = [e.recorded_at for e in newest_first]
+    assert times == sorted(times, reverse=True)

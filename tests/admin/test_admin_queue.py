@@ -11,6 +11,8 @@ from django.utils import timezone
 from consent.models import AuditEntry
 from subjects.models import RightsRequest, RightsRequestPart
 
+EN = {"HTTP_ACCEPT_LANGUAGE": "en"}  # the admin follows the staff member's language; German by default
+
 
 def open_request(client: Client, kind: str = "access", **extra: Any) -> Any:
     data = {
@@ -75,7 +77,7 @@ def test_support_cannot_approve_reject_extend_lift_or_retry(support: Client, ann
 
     for name in ("approve", "reject", "extend", "lift", "retry"):
         assert step(support, request, name, reason="x", months="1").status_code == 403, name
-    page = support.get(f"/admin/subjects/rightsrequest/{request.pk}/change/").content.decode()
+    page = support.get(f"/admin/subjects/rightsrequest/{request.pk}/change/", **EN).content.decode()
     assert "Approve the erasure" not in page
     request.refresh_from_db()
     assert request.status == "awaiting_approval"
@@ -86,7 +88,7 @@ def test_dpo_approves_an_erasure_after_verification(dpo: Client, anna: str) -> N
     request = RightsRequest.objects.get()
     assert request.status == "awaiting_approval"
 
-    page = dpo.get(f"/admin/subjects/rightsrequest/{request.pk}/change/").content.decode()
+    page = dpo.get(f"/admin/subjects/rightsrequest/{request.pk}/change/", **EN).content.decode()
     response = step(dpo, request, "approve", plan_seen="1")
 
     assert "Approve the erasure" in page
@@ -121,7 +123,7 @@ def test_dpo_extends_with_a_reason(dpo: Client, anna: str) -> None:
     assert request.extended_until is not None
     assert request.extended_until > request.due_at
     assert request.extension_reason == "Records from twelve stores must be collected."
-    assert "(extended)" in dpo.get("/admin/subjects/rightsrequest/").content.decode()
+    assert "(extended)" in dpo.get("/admin/subjects/rightsrequest/", **EN).content.decode()
 
 
 def test_dpo_lifts_a_restriction(dpo: Client, anna: str) -> None:
@@ -185,7 +187,7 @@ def test_the_detail_page_shows_parts_errors_and_history(dpo: Client, anna: str) 
     request = RightsRequest.objects.get()
     RightsRequestPart.objects.filter(request=request, name="profile").update(status="failed", error="ValueError: x")
 
-    page = dpo.get(f"/admin/subjects/rightsrequest/{request.pk}/change/").content.decode()
+    page = dpo.get(f"/admin/subjects/rightsrequest/{request.pk}/change/", **EN).content.decode()
 
     assert 'id="request-parts"' in page
     assert "ValueError: x" in page

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from django.test import Client
+from playwright.sync_api import expect
 
 from consent.models import ConsentEvent, ConsentState
 from subjects.models import RightsRequest
@@ -59,7 +60,7 @@ def test_sign_in_grant_confirm_and_withdraw(site: Site, mail_worker: Worker) -> 
     page.goto(site.url(path))
     site.shot(page, "05-bestaetigen")
     page.get_by_role("button", name=re.compile("Ja, ich möchte das")).click()
-    assert "bestätigt" in page.get_by_role("heading", level=1).inner_text()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("bestätigt")
     site.shot(page, "06-bestaetigt")
 
     # then the e-mail channel is on
@@ -110,7 +111,7 @@ def test_a_link_opened_in_another_browser_asks_first_then_signs_out(site: Site) 
     other.wait_for_url("**/portal/preferences")
 
     other.get_by_role("button", name="Abmelden").click()
-    assert other.get_by_role("heading", level=1).inner_text() == "Sie sind abgemeldet"
+    expect(other.get_by_role("heading", level=1)).to_have_text("Sie sind abgemeldet")
     site.shot(other, "10-abgemeldet")
     other.goto(site.url("/portal/preferences"))
     assert other.url.endswith("/portal/")  # the session is over
@@ -122,7 +123,7 @@ def test_the_pages_are_english_on_request(site: Site) -> None:
     assert page.locator("html").get_attribute("lang") == "en"
     assert page.get_by_role("button", name="Send me a sign-in link").is_visible()
     page.get_by_role("link", name="Deutsch").click()
-    assert page.locator("html").get_attribute("lang") == "de"
+    expect(page.locator("html")).to_have_attribute("lang", "de")
     page.goto(site.url("/portal/"))
     assert page.get_by_role("button", name="Anmeldelink senden").is_visible()  # kept in the cookie
 
@@ -147,7 +148,7 @@ def test_request_and_download_a_copy_then_request_erasure(site: Site, mail_worke
     page.get_by_role("link", name="Meine Rechte", exact=True).click()
     site.shot(page, "11-meine-rechte")
     page.get_by_role("button", name="Kopie anfordern").click()
-    assert page.get_by_role("heading", level=1).inner_text() == "Kopie meiner Daten"
+    expect(page.get_by_role("heading", level=1)).to_have_text("Kopie meiner Daten")
     site.shot(page, "12-kopie-beantragt")
 
     def completed() -> bool:
@@ -163,13 +164,14 @@ def test_request_and_download_a_copy_then_request_erasure(site: Site, mail_worke
 
     page.get_by_role("link", name="Meine Rechte", exact=True).click()
     page.get_by_role("link", name="Meine Daten löschen").click()
-    assert "§147 AO" in page.content()
+    # expect() waits for the new page: content() read mid-navigation once answered "" (a loop round found it)
+    expect(page.locator("main")).to_contain_text("§147 AO")
     site.shot(page, "14-loeschen-was-bleibt")
     page.get_by_role("button", name="Löschung beantragen").click()
-    assert page.locator(".errorlist").is_visible()  # the box must be ticked first
+    expect(page.locator(".errorlist")).to_be_visible()  # the box must be ticked first
     page.get_by_label(re.compile("Ich habe verstanden")).check()
     page.get_by_role("button", name="Löschung beantragen").click()
-    assert "Wartet auf Freigabe durch unser Datenschutzteam" in page.locator("dl.facts").inner_text()
+    expect(page.locator("dl.facts")).to_contain_text("Wartet auf Freigabe durch unser Datenschutzteam")
     site.shot(page, "15-loeschung-beantragt")
     assert RightsRequest.objects.get(kind="erasure").status == "awaiting_approval"
 
@@ -202,7 +204,7 @@ def test_one_click_unsubscribe_in_the_same_look(site: Site, make_client: Any) ->
     site.shot(page, "16-abbestellen")
     assert state("newsletter", "sms") == "granted"  # showing the page changed nothing
     page.get_by_role("button", name="Abbestellen").click()
-    assert page.get_by_role("heading", level=1).inner_text() == "Abbestellt"
+    expect(page.get_by_role("heading", level=1)).to_have_text("Abbestellt")
     site.shot(page, "17-abbestellt")
     assert state("newsletter", "sms") == "withdrawn"
     assert ConsentEvent.objects.filter(source="unsubscribe-link").count() == 1
@@ -253,6 +255,6 @@ def test_on_a_phone_the_save_bar_counts_unsaved_changes_and_the_history_fits(sit
     assert page.get_by_role("columnheader", name="Hashwert").count() == 0
     assert not page.locator("code.hash").first.is_visible()
     page.get_by_text("Nachweis anzeigen").first.click()
-    assert page.locator("code.hash").first.is_visible()
+    expect(page.locator("code.hash").first).to_be_visible()
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     site.shot(page, "19-handy-verlauf-nachweis")

@@ -17,7 +17,7 @@ from django.core.management.base import CommandError
 
 from consent.catalogue.snapshot import catalogue_forget
 from consent.models import ApiClient, CatalogueRevision, ConsentEvent, Purpose
-from subjects.models import Subject
+from subjects.models import LinkedRecord, Subject
 from tests.catalogue import validation_catalogue
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -135,8 +135,15 @@ def test_load_demo_is_idempotent_and_shows_its_secrets_once(db: None) -> None:
 
     second, _ = run("load_demo")
 
-    assert subjects == 8
+    assert subjects == 8  # the records linked to the customers they name: nobody new
     assert events == 18
+    # the two customers the demo banner names have records from several of the shop's systems
+    by_subject = {
+        subject: set(LinkedRecord.objects.filter(subject_id=subject).values_list("source", flat=True))
+        for subject in LinkedRecord.objects.values_list("subject_id", flat=True).distinct()
+    }
+    assert sorted(len(sources) for sources in by_subject.values()) == [3, 4]
+    assert LinkedRecord.objects.count() == 11
     assert (Subject.objects.count(), ConsentEvent.objects.count()) == (subjects, events)
     assert CatalogueRevision.objects.count() == 1
     assert get_user_model().objects.filter(username="admin", is_superuser=True).count() == 1

@@ -29,7 +29,7 @@ from config.celery import app
 from consent.double_opt_in import ConfirmationBusyError, confirmation_send
 from consent.models import Confirmation
 from subjects.models import UndeliveredMail
-from tests.admin.conftest import dpo, make_staff, staff_groups
+from tests.admin.conftest import dpo, make_staff, speaking, staff_groups
 from tests.api import Api
 from tests.catalogue import NEWSLETTER_NOTICE
 from tests.integration.processes import Gunicorn, SmtpServer, Worker, wait_for
@@ -108,13 +108,13 @@ def assert_no_address_stored(address: str) -> None:
 
 
 def dashboard(client: Client) -> str:
-    response = client.get(DASHBOARD)
+    response = speaking(client, "en").get(DASHBOARD)
     assert response.status_code == 200
     return response.content.decode()
 
 
 def undelivered_section(page: str) -> str:
-    match = re.search(r'<div class="assent-card" id="undelivered-mails">(.*?)</div>', page, re.S)
+    match = re.search(r'<div class="assent-card[^"]*" id="undelivered-mails">(.*?)</div>', page, re.S)
     assert match, "the dashboard has no undelivered-mails section"
     return match.group(1)
 

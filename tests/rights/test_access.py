@@ -6,12 +6,16 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import zipfile
+from collections.abc import Callable
 from datetime import timedelta
+from io import StringIO
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from django.core.management import call_command
 from django.utils import timezone
 from freezegun import freeze_time
 
@@ -147,6 +151,19 @@ def test_an_access_export_holds_the_data_the_consent_history_and_the_art_15_repo
     assert 'lang="de"' in html_de
     assert "Right to lodge a complaint" in html_en
     assert "client-0" in html_en
+    # as its reader reads it: dates in their format, names instead of keys, every storage period as a sentence
+    generated = timezone.localtime(timezone.now())
+    assert f"Erstellt: {texts.date_format(generated, 'de')}" in html_de
+    assert f"Generated: {texts.date_format(generated, 'en')}" in html_en
+    for html in (html_de, html_en):
+        assert not re.search(r"\d{4}-\d{2}-\d{2}", html), "an ISO date in the report"
+        assert "<td>orders</td>" not in html
+        assert "<td>Orders</td>" in html
+        assert "phone-offers" not in html
+    assert "Woran wir Sie erkennen: Kundennummer, E-Mail-Adresse, Telefonnummer" in html_de
+    assert "Jahre ab Ende des Kalenderjahres (§147 AO, §257 HGB)" in html_de
+    assert "years from the end of the calendar year (§147 AO, §257 HGB)" in html_en
+    assert "<td></td>" not in html_de
 
 
 def test_portability_holds_only_what_the_person_provided_or_generated(rapi: Api) -> None:
@@ -223,3 +240,29 @@ def test_csv_cells_that_a_spreadsheet_would_run_are_quoted(rapi: Api) -> None:
     row = next(csv.DictReader(io.StringIO(archive.read("app_usage.csv").decode())))
     assert row["item"].startswith("'=")
     assert row["amount"] == "-3"
+
+
+def test_a_demo_customers_export_shows_her_records_from_several_systems(make_client: Callable[..., str]) -> None:
+    # given the demo as `make demo` loads it
+    call_command("load_demo", stdout=StringIO())
+    api = Api(make_client())
+
+    # when the customer the demo banner names first asks for her data
+    result = run(api, "access", {"email": "anna.becker@example.org"})["result"]
+    archive = download(api, result["export_url"])
+
+    # then every category she has is filled, from four of the shop's systems, and the report names them
+    report = json.loads(archive.read("report.json"))
+    assert {s["key"] for s in report["sources"]} == {"webshop", "pos", "callcenter", "app"}
+    assert {c["key"]: c["records"] for c in report["categories"]} == {
+        "app_usage": 1,
+        "browsing": 1,
+        "contact": 1,
+        "loyalty": 1,
+        "purchases": 2,
+        "service_contacts": 1,
+    }
+    assert report["purposes"]
+    html = archive.read("report.de.html").decode()
+    assert "Onlineshop" in html
+    assert "Jahre ab Ende des Kalenderjahres (§147 AO, §257 HGB)" in html

@@ -44,7 +44,8 @@ def awaiting(api: Api, email: str) -> RightsRequest:
 
 
 def page(client: Client, request: RightsRequest) -> str:
-    response = client.get(f"/admin/subjects/rightsrequest/{request.pk}/change/")
+    # In English: the admin follows the staff member's language, German unless the browser asks otherwise.
+    response = client.get(f"/admin/subjects/rightsrequest/{request.pk}/change/", HTTP_ACCEPT_LANGUAGE="en")
     assert response.status_code == 200
     return response.content.decode()
 

@@ -18,6 +18,7 @@ from subjects.models import (
     ErasureLog,
     LinkedRecord,
     RetainedRecord,
+    RightsRequest,
     RightsRequestPart,
     Subject,
     Suppression,
@@ -160,8 +161,14 @@ def test_after_an_erasure_nothing_of_the_person_is_found_anywhere(
     assert export_path(access).exists()
 
     # when the person is erased
-    body = wait_settled(rapi, open_request(rapi, "erasure", {"email": person.email}))
+    erasure = open_request(rapi, "erasure", {"email": person.email})
+    body = wait_settled(rapi, erasure)
     assert body["status"] == "completed", body
+    # the completion mail went to the address sealed before it was erased, and the sealed copy went after it
+    wait_for(
+        lambda: RightsRequest.objects.filter(pk=erasure, mail_to_enc__isnull=True).exists(),
+        what="the erasure's completion mail",
+    )
     rights_worker.stop()
 
     # then a scan of the whole database dump, the mail files, the export files, the erasure log and the worker's
@@ -173,7 +180,12 @@ def test_after_an_erasure_nothing_of_the_person_is_found_anywhere(
         check=True,
     ).stdout.decode()
     assert "item-scan-bystander-pos-0" not in dump  # values are never in clear, not even a bystander's
-    places = {"pg_dump": dump, "mail": rights_worker.mails(), "worker log": rights_worker.log_path.read_text()}
+    # The mails went to the person: their address is in the To: line, and nothing of theirs anywhere else.
+    mails = rights_worker.mails()
+    # the erasure's completion, and the access's unless its task came after the addresses went (then it has none)
+    assert 1 <= mails.count(f"To: {person.email}") <= 2
+    mails = mails.replace(f"To: {person.email}", "To: (the person)")
+    places = {"pg_dump": dump, "mail": mails, "worker log": rights_worker.log_path.read_text()}
     var = Path(settings.VAR_DIR)
     for path in var.rglob("*"):
         if path.is_file():

@@ -17,12 +17,14 @@ from django.utils import timezone
 from config.errors import ConflictError, DomainError
 from consent.catalogue.apply import catalogue_apply
 from consent.catalogue.reader import catalogue_load_file
+from consent.catalogue.snapshot import catalogue_snapshot
 from consent.catalogue.spec import CatalogueError
 from consent.clients import client_create
 from consent.ledger.recording import ConsentCommand
 from consent.models import ApiClient
 from consent.services import consent_record
 from subjects.identity import parse_reference
+from subjects.records import RecordInput, record_ingest
 from subjects.selectors import subject_resolve
 
 DEMO_DIR = Path(__file__).resolve().parents[2] / "demo"
@@ -84,6 +86,8 @@ class Command(BaseCommand):
                 )
                 consent_record(command=command, internal=False)
                 events += 1
+            for number, record in enumerate(customer.get("records", [])):
+                record_ingest(record=_record_input(record, now, field=f"customers[{index}].records[{number}]"))
             customers += 1
         return customers, events
 
@@ -151,3 +155,23 @@ class Command(BaseCommand):
                 f"  API key:         client '{CLIENT_NAME}' exists; its key was shown when it was created (only a "
                 "digest is stored). Make another with `python manage.py create_api_client NAME --scope consent:check`"
             )
+
+
+def _record_input(record: dict[str, Any], now: datetime, *, field: str) -> RecordInput:
+    """A demo customer's linked record (customers.json), as POST /api/v1/records would store it: flags, merge rules
+    and identifiers from the catalogue; its date relative to today, as every demo date."""
+    snapshot = catalogue_snapshot()
+    category = record["category"]
+    return RecordInput(
+        source=record["source"],
+        external_id=record["external_id"],
+        category=category,
+        identifiers=parse_reference(record["identifiers"], field=f"{field}.identifiers").identifiers,
+        occurred_at=now - timedelta(days=record["days_ago"]),
+        data=record["data"],
+        merge_kinds=snapshot.merge_identifiers,
+        one_per_person=snapshot.one_per_person,
+        merge_order=snapshot.merge_order,
+        profile=snapshot.categories.get(category, False),
+        purchase=category in snapshot.purchase_categories,
+    )

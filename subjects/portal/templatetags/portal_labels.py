@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django import template
+from django.conf import settings
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
@@ -99,3 +100,9 @@ def channel_names(channels: object) -> str:
     """`E-Mail, SMS` from a purpose's channel choices."""
     names = [getattr(c, "name", str(c)) for c in channels] if isinstance(channels, list | tuple) else []
     return ", ".join(names)
+
+
+@register.simple_tag
+def controller_name() -> str:
+    """The retailer's name (ASSENT_CONTROLLER_NAME), for mails, which a worker renders without a request."""
+    return str(settings.ASSENT_CONTROLLER_NAME)

@@ -131,15 +131,57 @@ def _storage(catalogue: ports.RightsCatalogue, categories: dict[str, dict[str, A
     return storage
 
 
-def report_html(report: dict[str, Any], lang: str) -> str:
+def report_html(report: dict[str, Any], lang: str, catalogue: ports.RightsCatalogue) -> str:
     return render_to_string(
         "subjects/access_report.html",
         {
             "lang": lang,
             "L": texts.LABELS[lang],
             "report": report,
+            "view": report_view(report, lang, catalogue),
             "rights": texts.RIGHTS[lang],
             "complaint": texts.COMPLAINT_TEXT[lang],
             "bases": texts.LEGAL_BASES[lang],
         },
     )
+
+
+def report_view(report: dict[str, Any], lang: str, catalogue: ports.RightsCatalogue) -> dict[str, Any]:
+    """The report as its reader reads it: names instead of keys, dates in the reader's format (29.11.2026), every
+    storage period as a sentence. report.json keeps the keys and ISO dates, for machines."""
+    categories = dict(catalogue.categories)
+    purposes = {key: p.name for key, p in catalogue.purposes.items()}
+    identifiers = texts.IDENTIFIER_NAMES[lang]
+
+    def names(keys: list[str] | None, known: dict[str, str]) -> str:
+        return ", ".join(known.get(k, k) for k in keys or [])
+
+    def day(value: Any) -> str:
+        return texts.date_format(value, lang) if value else "—"
+
+    return {
+        "generated": day(report.get("generated_at")),
+        "purposes": [dict(p, category_names=names(p["categories"], categories)) for p in report["purposes"]],
+        "identifiers": names(report["identifiers"], identifiers),
+        "profile_fields": ", ".join(report.get("profile_fields", [])),
+        "recipients": [
+            dict(
+                r,
+                purpose_names=names(r.get("purposes"), purposes),
+                what=names(r.get("categories"), categories) or ", ".join(r.get("channels") or []),
+                last=day(r.get("last_at")),
+            )
+            for r in report["recipients"]
+        ],
+        "notices": [
+            dict(n, told=day(n.get("told_at")), acknowledged=day(n.get("acknowledged_at"))) for n in report["notices"]
+        ],
+        "storage": [
+            dict(s, category_name=categories.get(s["category"], s["category"]), period=texts.period_text(s, lang))
+            for s in report["storage"]
+        ],
+        "automated": [
+            {"purpose": purposes.get(a["purpose"], a["purpose"]), "text": a["text"]}
+            for a in report["automated_decisions"]
+        ],
+    }

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
+from subjects import ports
 from subjects.models import RightsRequest
 from subjects.rights.access.gather import Gathered
 from subjects.rights.access.report import report_html
@@ -109,7 +110,7 @@ def _write_history_and_report(add: Callable[[str], IO[bytes]], context: PartCont
         out.write(json.dumps(gathered.report, ensure_ascii=False, indent=2, default=str).encode())
     for lang in ("de", "en"):
         with add(f"report.{lang}.html") as out:
-            out.write(report_html(gathered.report, lang).encode())
+            out.write(report_html(gathered.report, lang, ports.consent_rights.catalogue()).encode())
 
 
 def _csv_cell(value: Any) -> str:

@@ -131,6 +131,7 @@ PORTAL_TABLE = [
     PortalRow("portal/rights/objection",                      "GET",  SIGNIN,   200,   200),
     PortalRow("portal/rights/<str:request_id>",               "GET",  SIGNIN,   404,   200,    True),
     PortalRow("portal/rights/<str:request_id>/export",        "GET",  SIGNIN,   404,   200,    True),
+    PortalRow("",                                             "GET",  200,      200,   200),  # the front page
     PortalRow("confirm/<str:token>",                          "GET",  200,      200,   200),
     PortalRow("u/<path:token>",                               "GET",  200,      200,   200),
     # API.md: the export link "also needs a Bearer key with requests:read or the same person's portal session".

@@ -19,7 +19,7 @@ from django.test import Client
 
 from consent.admin.staff import DPO, staff_groups_setup, staff_totp_device_create
 from consent.webhooks.delivery import deliveries_run
-from tests.admin.conftest import PASSWORD, otp_login
+from tests.admin.conftest import PASSWORD, otp_login, speaking
 from tests.api import Api
 from tests.factories import ApiClientFactory
 from tests.rights.helpers import drain
@@ -130,7 +130,7 @@ def test_an_unacknowledged_recipient_shows_on_the_request_page_for_the_dpo(
     assert [(t["recipient"], t["status"], t["acknowledged_at"]) for t in told] == [("Web shop", "pending", None)]
     assert told[0]["told_at"] is not None
     assert told[0]["last_error"] == "HTTP 500"
-    page = dpo_client().get(f"/admin/subjects/rightsrequest/{request_id}/change/").content.decode()
+    page = speaking(dpo_client(), "en").get(f"/admin/subjects/rightsrequest/{request_id}/change/").content.decode()
     assert "Recipients told (Art. 19)" in page
     assert "1 not acknowledged" in page
     assert "Web shop" in page

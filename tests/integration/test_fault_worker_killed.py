@@ -48,6 +48,7 @@ from subjects.models import (
     VaultKey,
 )
 from subjects.rights.exports import _SALT, export_open, export_path, parts_dir
+from subjects.rights.mails import COMPLETION
 from subjects.selectors import subject_resolve
 from tests.catalogue import rights_catalogue
 from tests.factories import apply_catalogue
@@ -128,6 +129,8 @@ def test_a_worker_killed_inside_every_kind_of_request_is_replaced_and_every_requ
         worker.start()
         beat.start()
         wait_for(lambda cases=cases: settled(cases), timeout=180, every=0.2, what="every request to settle")
+        # and each person is told once that their request is done (a task queued when the request completed)
+        wait_for(lambda cases=cases: all(completion_told(c) for c in cases), timeout=60, every=0.2, what="the mails")
         beat.stop()
         worker.stop()
 
@@ -139,10 +142,19 @@ def test_a_worker_killed_inside_every_kind_of_request_is_replaced_and_every_requ
         assert unfinished_parts() == []
         assert leftovers(var) == []
         assert_no_orphaned_vault_keys()
-        assert worker.mails() == ""  # no kind of request mails on completion: nothing was sent, twice or once
+        mails = worker.mails()
+        for case in cases:  # one completion mail each, the erasure's to its sealed address, the rectified to the new
+            sent = mails.count(f"To: {case.person.email}") + (
+                mails.count(f"To: {case.new_email}") if case.new_email else 0
+            )
+            assert sent == 1, (case.kind, case.point, sent)
     report_faults(
         "worker_killed", rounds=fault_rounds(), faults_injected=sum(injected.values()), by_kind_and_point=injected
     )
+
+
+def completion_told(case: Case) -> bool:
+    return RightsRequestEvent.objects.filter(request_id=case.request_id, event="person_told", note=COMPLETION).exists()
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -92,7 +92,7 @@ TEXT = {
         "rights": "My rights",
         "request_copy": "Request a copy",
         "copy": "Copy of my data",
-        "done": "Done",
+        "done": "Completed",
         "download": "Download my data (ZIP)",
         "erase": "Erase my data",
         "understood": "I understand",
@@ -146,12 +146,13 @@ class Journey:
 
 def mails_to(worker: Worker, address: str) -> list[tuple[str, str]]:
     """(subject, body) of every mail the worker sent to the address (the file backend: one file per connection,
-    messages separated by a line of dashes; bodies may be quoted-printable)."""
+    messages separated by a line of dashes)."""
     found = []
     for chunk in re.split(r"\n-{79}\n", worker.mails()):
         if not chunk.strip():
             continue
-        message = email.message_from_string(chunk.strip())
+        # from bytes: a message parsed from str gives its 8-bit body back in raw-unicode-escape, not UTF-8
+        message = email.message_from_bytes(chunk.strip().encode())
         if address not in (message.get("To") or ""):
             continue
         payload = message.get_payload(decode=True)

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PG_URL ?= postgres://postgres@127.0.0.1:5432
 
-.PHONY: demo test lint bench venv clean browser faults access soak fuzz
+.PHONY: demo test lint bench venv clean browser faults access soak fuzz screenshots
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,13 @@ browser:
 
 test: $(STAMP) lint browser
 	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+# The customer's and the DPO's journeys (tests/browser/test_journeys.py) in both languages at 1280 and 390 px, one
+# screenshot per step in var/screenshots/ (`make test` runs them too, with the screenshots in artifacts/).
+screenshots: $(STAMP) browser
+	ASSENT_SCREENSHOTS_DIR=$(CURDIR)/var/screenshots $(BIN)/python -m pytest -p no:cacheprovider \
+	  tests/browser/test_journeys.py $(PYTEST_ARGS)
+	@ls $(CURDIR)/var/screenshots
 
 # The access matrix (tests/access): every route of the URL conf x every kind of caller; `make test` runs it too.
 access: $(STAMP)

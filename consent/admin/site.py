@@ -19,6 +19,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, URLResolver, path
 from django.utils.decorators import method_decorator
+from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django_otp import devices_for_user, match_token
 from django_otp.admin import OTPAdminAuthenticationForm, OTPAdminSite
@@ -108,7 +109,7 @@ class AssentAdminSite(OTPAdminSite):
 
     site_header = "Assent"
     site_title = "Assent"
-    index_title = "Consent, subjects and rights requests"
+    index_title = gettext_lazy("Consent, subjects and rights requests")
     index_template = "assent_admin/index.html"
 
     @property

@@ -1,6 +1,7 @@
 """Browser tests: Playwright (sync API) driving Debian's headless Chromium against pytest-django's live server,
 with the real Celery worker of tests/integration for the mail and export work. Screenshots of every page (German)
-go to artifacts/screenshots/ (git-ignored), kept as the run's artefacts.
+go to artifacts/screenshots/ (git-ignored), kept as the run's artefacts, or to ASSENT_SCREENSHOTS_DIR when set
+(`make screenshots` sets var/screenshots/).
 
 Chromium comes from Debian (`apt-get install chromium`), never from `playwright install`; its path can be moved
 with ASSENT_CHROMIUM."""
@@ -36,7 +37,9 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+SCREENSHOTS = Path(
+    os.environ.get("ASSENT_SCREENSHOTS_DIR") or Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+)
 SIGNIN_LINK = re.compile(r"https?://[^/\s]+(/portal/signin/[A-Za-z0-9_:\-]+)")
 
 

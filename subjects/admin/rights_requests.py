@@ -46,10 +46,36 @@ if TYPE_CHECKING:
 
 OPEN = RightsRequest.OPEN_STATUSES
 STATUS_LABELS: dict[str, StrOrPromise] = dict(RightsRequest.Status.choices)  # lazy labels: translated where shown
+# A history row's event is a status or one of these; a part's status is one of PART_LABELS.
+EVENT_LABELS: dict[str, StrOrPromise] = {
+    **STATUS_LABELS,
+    "approved": gettext_lazy("Approved"),
+    "extended": gettext_lazy("Deadline extended"),
+    "lift_requested": gettext_lazy("Lifting requested"),
+    "lifted": gettext_lazy("Restriction lifted"),
+    "overdue": gettext_lazy("Overdue"),
+    "person_told": gettext_lazy("Person told"),
+    "reminder": gettext_lazy("Reminder"),
+}
+PART_LABELS: dict[str, StrOrPromise] = {
+    "pending": gettext_lazy("Waiting"),
+    "running": gettext_lazy("Running"),
+    "done": gettext_lazy("Done"),
+    "failed": gettext_lazy("Failed"),
+    "skipped": gettext_lazy("Skipped"),
+}
+STEP_LABELS: dict[str, StrOrPromise] = {
+    "verify": gettext_lazy("Verify"),
+    "approve": gettext_lazy("Approve"),
+    "reject": gettext_lazy("Reject"),
+    "extend": gettext_lazy("Extend"),
+    "lift": gettext_lazy("Lift the restriction"),
+    "retry": gettext_lazy("Retry"),
+}
 # An erasure's plan is shown while it can still be approved or rejected; approving asks that it was read.
 PLANNED = (RightsRequest.Status.RECEIVED, RightsRequest.Status.VERIFIED, RightsRequest.Status.AWAITING_APPROVAL)
 PLAN_SEEN = "plan_seen"
-PLAN_UNSEEN = "approve: tick that you have read the plan of this erasure, then approve again."
+PLAN_UNSEEN = gettext_lazy("Approve: tick that you have read the plan of this erasure, then approve again.")
 
 
 def staff_actor(request: HttpRequest) -> Actor:
@@ -316,10 +342,15 @@ class RightsRequestAdmin(PrivateSearchAdmin):
             elif step == "retry":
                 rights.request_retry(request_id=rights_request.pk, actor=actor)
         except DomainError as exc:
-            self.message_user(request, f"{step}: {exc.detail}", messages.ERROR)
+            refused = _("%(step)s: %(detail)s") % {"step": STEP_LABELS.get(step, step), "detail": exc.detail}
+            self.message_user(request, refused, messages.ERROR)
             return
         audit_record(user=request.user, action=Action.ACTION, obj=rights_request, detail=step)
-        self.message_user(request, f"{rights_request.kind} request {rights_request.pk}: {step} done.")
+        self.message_user(
+            request,
+            _("%(step)s: done (%(kind)s, request %(id)s).")
+            % {"step": STEP_LABELS.get(step, step), "kind": rights_request.get_kind_display(), "id": rights_request.pk},
+        )
 
     def _bulk(self, request: HttpRequest, queryset: QuerySet[RightsRequest], step: str) -> None:
         for rights_request in queryset:
@@ -339,7 +370,7 @@ class RightsRequestAdmin(PrivateSearchAdmin):
             return None
         waiting = list(queryset.filter(status=RightsRequest.Status.AWAITING_APPROVAL).order_by("received_at"))
         context = {
-            "title": "Approve these erasures?",
+            "title": _("Approve these erasures?"),
             "plans": [(r, erasure_plan(request=r)) for r in waiting],
             "skipped": queryset.exclude(status=RightsRequest.Status.AWAITING_APPROVAL).count(),
             "action": "approve_selected",
@@ -413,7 +444,11 @@ class RightsRequestAdmin(PrivateSearchAdmin):
             form.add_error(None, f"{exc.detail}{f' (request {existing})' if existing else ''}")
             return None
         audit_record(user=request.user, action=Action.ADD, obj=opened, detail=f"opened {opened.kind}")
-        self.message_user(request, f"{opened.kind} request opened; due {timezone.localtime(opened.due_at):%Y-%m-%d}.")
+        self.message_user(
+            request,
+            _("%(kind)s: request opened, due %(due)s.")
+            % {"kind": opened.get_kind_display(), "due": f"{timezone.localtime(opened.due_at):%Y-%m-%d}"},
+        )
         return opened
 
     def change_view(
@@ -432,9 +467,13 @@ class RightsRequestAdmin(PrivateSearchAdmin):
             "due_at": due_at,
             "overdue": is_open and due_at < now,
             "due_soon": is_open and now <= due_at < now + DUE_SOON,
-            "parts": [(part, part_note(part)) for part in rights_request.parts.order_by("pk")],
+            "parts": [
+                (part, PART_LABELS.get(part.status, part.status), part_note(part))
+                for part in rights_request.parts.order_by("pk")
+            ],
             "history": [
-                (h, STATUS_LABELS.get(h.status, h.status)) for h in rights_request.history.order_by("at", "pk")
+                (h, EVENT_LABELS.get(h.event, h.event), STATUS_LABELS.get(h.status, h.status))
+                for h in rights_request.history.order_by("at", "pk")
             ],
             "status_label": STATUS_LABELS.get(rights_request.status, rights_request.status),
             "result": json.dumps(

@@ -191,6 +191,7 @@ def test_the_detail_page_shows_parts_errors_and_history(dpo: Client, anna: str) 
 
     assert 'id="request-parts"' in page
     assert "ValueError: x" in page
-    assert "received" in page
-    assert "processing" in page
+    assert "Received" in page  # the history's events and statuses by their labels
+    assert "Processing" in page
+    assert "Failed" in page  # the part's status
     assert f"staff:{dpo.user.get_username()}" in page  # type: ignore[attr-defined]

@@ -34,7 +34,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def dpo(make_staff: Callable[[str], tuple[AbstractUser, TOTPDevice]], rights_catalogue: dict[str, Any]) -> Client:
-    return admin_fixtures._signed_in(make_staff, "DPO")
+    return admin_fixtures.speaking(admin_fixtures._signed_in(make_staff, "DPO"), "en")
 
 
 def awaiting(api: Api, email: str) -> RightsRequest:
@@ -220,7 +220,7 @@ def test_a_part_waiting_for_the_systems_callback_says_so_on_the_request_page(rap
 
     html = page(dpo, request)
 
-    assert "running: waiting for the system&#x27;s callback since" in html
+    assert "Running: waiting for the system&#x27;s callback since" in html
 
 
 def test_a_part_that_will_retry_shows_the_systems_last_answer(rapi: Api, dpo: Client, crm: Crm, settings: Any) -> None:

@@ -17,7 +17,8 @@ _known: set[tuple[int, str]] = set()
 
 
 def source_writers_note(*, client_id: int, sources: Iterable[str]) -> None:
-    """Record that `client_id` wrote `sources` (idempotent; its own statement, outside any record's transaction)."""
+    """Record that `client_id` writes `sources` (idempotent; its own statement, before the records' transaction, so
+    that nothing of a write is left to do after its commit)."""
     new = sorted({s for s in sources if (client_id, s) not in _known})
     if not new:
         return

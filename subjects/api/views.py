@@ -119,8 +119,11 @@ class RecordIngestApi(APIView):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         record = _record_input(serializer.validated_data)
+        # Art. 19: who holds what, noted before the record's transaction, never after it: a statement after the
+        # commit that met a dead connection answered 503 for a record that was written (a loop of the database
+        # fault test found it), and a client that did not retry was never told of that person's erasure.
+        source_writers_note(client_id=client_of(request).id, sources=[record.source])
         result = record_ingest(record=record)
-        source_writers_note(client_id=client_of(request).id, sources=[record.source])  # Art. 19: who holds what
         body = {"record": str(result.record_id), "subject": str(result.subject_id)}
         if result.merge_proposal is not None:
             body["merge_proposal"] = str(result.merge_proposal)
@@ -270,8 +273,8 @@ class RecordBatchApi(APIView):
             snapshot = catalogue_snapshot(refresh=True)  # once per call, not per item
         parsed = [_batch_input(item, snapshot) for item in records]
         valid = [p for p in parsed if isinstance(p, RecordInput)]
+        source_writers_note(client_id=client_of(request).id, sources={r.source for r in valid})  # before: see above
         outcomes = iter(records_ingest_batch(records=valid))
-        source_writers_note(client_id=client_of(request).id, sources={r.source for r in valid})
         results = []
         for index, item in enumerate(parsed):
             outcome: RecordInput | dict[str, list[str]] | RecordIngested | DomainError = item

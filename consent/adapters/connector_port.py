@@ -3,13 +3,11 @@ resolved and checked at sending time, https only, loopback only when allowed) an
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import urllib3
 from standardwebhooks.webhooks import Webhook
 
 from config.errors import DomainError
-from consent.webhooks.delivery import CONNECT_TIMEOUT, USER_AGENT
+from consent.webhooks.delivery import signed_headers, target_pool
 from consent.webhooks.urls import url_resolve
 from subjects.ports import SystemAnswer
 
@@ -23,28 +21,8 @@ class ConnectorTransportImpl:
             target = url_resolve(url)
         except DomainError as exc:
             return SystemAnswer(None, b"", f"refused: {exc.detail}"[:300])
-        sent_at = datetime.now(UTC)
-        headers = {
-            "content-type": "application/json",
-            "user-agent": USER_AGENT,
-            "host": target.host if target.port in (80, 443) else f"{target.host}:{target.port}",
-            "webhook-id": msg_id,
-            "webhook-timestamp": str(int(sent_at.timestamp())),
-            "webhook-signature": Webhook(secret).sign(msg_id, sent_at, body.decode()),
-        }
-        limits = urllib3.Timeout(connect=CONNECT_TIMEOUT, read=timeout or READ_TIMEOUT)
-        pool: urllib3.HTTPConnectionPool
-        if target.scheme == "https":
-            pool = urllib3.HTTPSConnectionPool(
-                target.address,
-                target.port,
-                timeout=limits,
-                server_hostname=target.host,
-                assert_hostname=target.host,
-                cert_reqs="CERT_REQUIRED",
-            )
-        else:
-            pool = urllib3.HTTPConnectionPool(target.address, target.port, timeout=limits)
+        headers = signed_headers(target, msg_id, body.decode(), Webhook(secret))
+        pool = target_pool(target, read_timeout=timeout or READ_TIMEOUT)
         try:
             response = pool.urlopen(
                 "POST", target.path, body=body, headers=headers, retries=False, redirect=False, preload_content=False

@@ -307,11 +307,9 @@ def state_project(
     if current is None or step.order >= current.order:
         fact = projection.apply_event(current, step, event.source, double_opt_in=double_opt_in)
     else:
-        # Events recorded since the ledger says which grants met the suppression list carry it themselves; for
-        # older ones the state row remembers the one that decides it now.
-        marked = {event.seq} if suppressed else set()
-        if row is not None and row.suppressed:
-            marked.add(row.seq)
+        # The event is stored and says itself whether it met the suppression list; for events recorded before
+        # ConsentEvent.suppressed existed, the state row remembers the one that decides it now.
+        marked = {row.seq} if row is not None and row.suppressed else set()
         # The fold takes in the chains merged into this subject, as the merge combined them.
         fact = state_refold(
             subject_id=subject.id,

@@ -141,10 +141,12 @@ def _replay(
             | Q(action=ConsentEvent.Action.MERGED, related_subject__in=live)
         )
     rows: list[EventRow] = []
+    flagged: set[int] = set()
     for *row, suppressed in events.order_by("seq").values_list(*_FIELDS, "suppressed"):
         rows.append(tuple(row))
         if suppressed:
-            marked = marked | {row[0]}
+            flagged.add(row[0])
+    marked = marked | flagged
     nested, marked = _absorbed_replays(subject_id, rows, live, scope, marked, seen)
     return Replayed(_facts_fold(rows, nested, scope, marked), _objections_fold(rows, nested))
 

@@ -137,26 +137,42 @@ class Attempt:
 _pools: dict[tuple[str, str, int, str], urllib3.HTTPConnectionPool] = {}
 
 
+def target_pool(target: Target, *, read_timeout: float = READ_TIMEOUT, maxsize: int = 1) -> urllib3.HTTPConnectionPool:
+    """A connection pool for an address url_resolve allowed: the connection goes to that address, the host name
+    goes in the Host header and, for https, in SNI and the certificate check. Webhooks and connectors use it."""
+    timeout = urllib3.Timeout(connect=CONNECT_TIMEOUT, read=read_timeout)
+    if target.scheme == "https":
+        return urllib3.HTTPSConnectionPool(
+            target.address,
+            target.port,
+            timeout=timeout,
+            maxsize=maxsize,
+            server_hostname=target.host,
+            assert_hostname=target.host,
+            cert_reqs="CERT_REQUIRED",
+        )
+    return urllib3.HTTPConnectionPool(target.address, target.port, timeout=timeout, maxsize=maxsize)
+
+
+def signed_headers(target: Target, msg_id: str, body: str, signer: Webhook) -> dict[str, str]:
+    """The headers of a POST signed as a Standard Webhook, dated now."""
+    sent_at = datetime.now(UTC)
+    return {
+        "content-type": "application/json",
+        "user-agent": USER_AGENT,
+        "host": target.host if target.port in (80, 443) else f"{target.host}:{target.port}",
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(sent_at.timestamp())),
+        "webhook-signature": signer.sign(msg_id, sent_at, body),
+    }
+
+
 def _pool(target: Target) -> urllib3.HTTPConnectionPool:
-    """A keep-alive pool per checked address: the connection goes to the address url_resolve allowed, the host
-    name goes in the Host header and, for https, in SNI and the certificate check."""
+    """A keep-alive pool per checked address, kept for the process."""
     key = (target.scheme, target.address, target.port, target.host)
     pool = _pools.get(key)
     if pool is None:
-        timeout = urllib3.Timeout(connect=CONNECT_TIMEOUT, read=READ_TIMEOUT)
-        if target.scheme == "https":
-            pool = urllib3.HTTPSConnectionPool(
-                target.address,
-                target.port,
-                timeout=timeout,
-                maxsize=4,
-                server_hostname=target.host,
-                assert_hostname=target.host,
-                cert_reqs="CERT_REQUIRED",
-            )
-        else:
-            pool = urllib3.HTTPConnectionPool(target.address, target.port, timeout=timeout, maxsize=4)
-        _pools[key] = pool
+        pool = _pools[key] = target_pool(target, maxsize=4)
     return pool
 
 
@@ -215,16 +231,7 @@ def _post(delivery_id: int, event: WebhookEvent, endpoint: _Endpoint) -> Attempt
         return Attempt(delivery_id, subscription_id, False, None, UNREACHABLE)
     target = endpoint.target
     body = message_body(event, endpoint.subscription.client_id)
-    msg_id = message_id(event)
-    sent_at = datetime.now(UTC)
-    headers = {
-        "content-type": "application/json",
-        "user-agent": USER_AGENT,
-        "host": target.host if target.port in (80, 443) else f"{target.host}:{target.port}",
-        "webhook-id": msg_id,
-        "webhook-timestamp": str(int(sent_at.timestamp())),
-        "webhook-signature": endpoint.signer.sign(msg_id, sent_at, body),
-    }
+    headers = signed_headers(target, message_id(event), body, endpoint.signer)
     try:
         response = _pool(target).urlopen(
             "POST",

@@ -14,6 +14,7 @@ from django.db.models import Q
 
 from subjects import ports
 from subjects.models import RightsRequestPart
+from subjects.rights.connector_parts import has_postgresql
 from subjects.rights.context import CONNECTOR_PART, SOURCE
 from subjects.source_writers import records_by_client
 
@@ -83,7 +84,7 @@ def _connector_notices(request_id: uuid.UUID) -> list[dict[str, Any]]:
     sources = ports.consent_rights.catalogue().sources
     names = {k: f.name for k, f in sources.items()}
     # HTTP systems have parts of their own; a PostgreSQL connector runs in its source's part, before the records.
-    postgresql = [SOURCE + k for k, f in sources.items() if f.connector and f.connector.get("type") == "postgresql"]
+    postgresql = [SOURCE + k for k, f in sources.items() if has_postgresql(f)]
     parts = RightsRequestPart.objects.filter(
         Q(name__startswith=CONNECTOR_PART) | Q(name__in=postgresql), request_id=request_id
     ).order_by("pk")

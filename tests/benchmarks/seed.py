@@ -72,6 +72,7 @@ EVENT_COLUMNS = (
     "recorded_at",
     "prev_hash",
     "hash",
+    "suppressed",
 )
 HEAD_COLUMNS = ("subject_id", "last_seq", "last_hash")
 
@@ -137,7 +138,7 @@ def _make_chunk(start: int, end: int) -> dict[str, str]:
         event_ids[(sid, seq)] = e.id  # each state names the event it was projected from (verify_ledger)
         events.write(
             f"{e.id}\t{sid}\t{seq}\t{PURPOSE}\t{channel}\t{action}\t{NOTICE}\timport\tsubject\t\\N\t\\N\t\\N\t"
-            f"{_ts(at)}\t{_ts(at)}\t{prev}\t{e.hash}\n"
+            f"{_ts(at)}\t{_ts(at)}\t{prev}\t{e.hash}\tf\n"
         )
         return e.hash
 

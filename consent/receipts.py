@@ -58,6 +58,11 @@ class SigningKeys:
     published: tuple[dict[str, str], ...]  # public JWKs: the current key first, then every retired one
 
 
+def receipts_signed() -> bool:
+    """Whether a signing key is configured (the export leaves receipts out without one; the API answers 503)."""
+    return bool(settings.ASSENT_SIGNING_KEY)
+
+
 def signing_keys() -> SigningKeys:
     return _signing_keys(settings.ASSENT_SIGNING_KEY, tuple(settings.ASSENT_SIGNING_KEYS_RETIRED))
 

@@ -45,6 +45,7 @@ from consent.models import (
     SendRecipient,
     Source,
 )
+from consent.receipts import RECEIPT_ACTIONS, receipt_sign, receipts_signed
 from consent.services import idempotency_window_start
 from subjects.identity import Reference
 from subjects.keys import data_key, open_field
@@ -129,13 +130,17 @@ class ConsentRightsPortImpl:
     def consent_rows(self, *, subject_ids: Sequence[uuid.UUID]) -> Iterator[dict[str, Any]]:
         subjects = {s.id: s for s in Subject.objects.filter(pk__in=subject_ids)}
         keys: dict[uuid.UUID, bytes] = {}
+        signing = receipts_signed()
         for event in _events_in_pages(subject_ids):
             evidence: dict[str, Any] = {}
             if event.evidence_enc:
                 subject = subjects[event.subject_id]
                 key = keys.get(subject.id) or keys.setdefault(subject.id, data_key(subject))
                 evidence = json.loads(open_field(key, bytes(event.evidence_enc), subject.id, EVIDENCE_COLUMN, event.pk))
-            yield {"type": "event", **event_fields(event, evidence)}
+            row = {"type": "event", **event_fields(event, evidence)}
+            if signing and event.action in RECEIPT_ACTIONS:
+                row["receipt"] = receipt_sign(event)  # the signed receipt (consent.receipts), verifiable offline
+            yield row
         for state in ConsentState.objects.filter(subject_id__in=subject_ids).order_by("purpose", "channel"):
             yield {
                 "type": "state",

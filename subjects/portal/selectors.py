@@ -14,6 +14,7 @@ from config.names import as_given, localised
 from consent.catalogue.snapshot import PurposeInfo, catalogue_snapshot
 from consent.models import Channel, ConsentEvent, DataCategory, Objection, Purpose, Source
 from consent.policy import Action, LegalBasis, Reason, SubjectState, decide
+from consent.receipts import RECEIPT_ACTIONS, receipt_sign, receipts_signed
 from consent.selectors import consent_history_list, subject_states_for_policy
 from subjects.keys import data_key
 from subjects.models import LinkedRecord, RightsRequest, Subject
@@ -185,6 +186,8 @@ class HistoryRow:
     notice_version: str
     hash: str
     seq: int
+    event_id: uuid.UUID
+    has_receipt: bool  # a grant, withdrawal, objection or confirmation: the person may download its signed receipt
 
 
 def history_list(*, subject_id: uuid.UUID) -> list[HistoryRow]:
@@ -196,6 +199,7 @@ def history_list(*, subject_id: uuid.UUID) -> list[HistoryRow]:
     for sid in ids:
         events.extend(consent_history_list(subject_id=sid))
     events.sort(key=lambda e: (e.occurred_at, e.recorded_at, e.seq), reverse=True)
+    signed = receipts_signed()
     return [
         HistoryRow(
             occurred_at=e.occurred_at,
@@ -207,9 +211,22 @@ def history_list(*, subject_id: uuid.UUID) -> list[HistoryRow]:
             notice_version=e.notice_version,
             hash=e.hash,
             seq=e.seq,
+            event_id=e.id,
+            has_receipt=signed and e.action in RECEIPT_ACTIONS,
         )
         for e in events
     ]
+
+
+def history_receipt(*, subject_id: uuid.UUID, event_id: uuid.UUID) -> tuple[int, str] | None:
+    """(seq, signed receipt) of one of the person's own events (merged records' included); None for anyone else's
+    event, an unknown one, or one that has no receipt."""
+    event = ConsentEvent.objects.filter(
+        pk=event_id, subject_id__in=subject_with_absorbed(subject_id=subject_id), action__in=RECEIPT_ACTIONS
+    ).first()
+    if event is None or not receipts_signed():
+        return None
+    return event.seq, receipt_sign(event)
 
 
 def source_names() -> dict[str, str]:

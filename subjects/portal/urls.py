@@ -11,6 +11,7 @@ urlpatterns = [
     path("signout", views.signout, name="signout"),
     path("preferences", views.preferences, name="preferences"),
     path("history", views.history, name="history"),
+    path("history/<uuid:event_id>/receipt", views.history_receipt, name="history-receipt"),
     path("rights", views.rights, name="rights"),
     path("rights/copy", views.rights_copy, name="rights-copy"),
     path("rights/erasure", views.rights_erasure, name="rights-erasure"),

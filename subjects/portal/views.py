@@ -263,6 +263,20 @@ def history(request: HttpRequest, person: Person) -> HttpResponse:
     )
 
 
+@never_cache
+@require_http_methods(["GET"])
+@signed_in
+def history_receipt(request: HttpRequest, person: Person, event_id: uuid.UUID) -> HttpResponse:
+    """One of the person's signed consent receipts as a file (consent.receipts): anyone else's is a 404."""
+    found = selectors.history_receipt(subject_id=person.subject_id, event_id=event_id) if person.subject_id else None
+    if found is None:
+        return _not_found(request, person)
+    seq, token = found
+    response = HttpResponse(token, content_type="application/jose")
+    response["Content-Disposition"] = f'attachment; filename="consent-receipt-{seq}.jws"'
+    return response
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Rights
 # ---------------------------------------------------------------------------------------------------------

@@ -173,6 +173,7 @@ PORTAL_PATHS: dict[str, Callable[[World], str]] = {
     "portal/address/<uuid:change_id>/<str:token>": lambda w: w.paths["address_link"],
     "portal/rights/<str:request_id>": lambda w: f"/portal/rights/{w.ids['anna_copy']}",
     "portal/rights/<str:request_id>/export": lambda w: f"/portal/rights/{w.ids['anna_copy']}/export",
+    "portal/history/<uuid:event_id>/receipt": lambda w: f"/portal/history/{w.ids['newsletter_grant']}/receipt",
     "api/v1/requests/<uuid:request_id>/export": _export_path,  # the API's link, opened in a portal session
 }
 PORTAL_FORMS: dict[str, dict[str, str]] = {"portal/rights/copy": {"kind": "portability"}}

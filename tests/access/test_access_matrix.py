@@ -122,6 +122,7 @@ PORTAL_TABLE = [
     PortalRow("portal/signout",                               "POST", 200,      200,   200),
     PortalRow("portal/preferences",                           "GET",  SIGNIN,   200,   200),
     PortalRow("portal/history",                               "GET",  SIGNIN,   200,   200),
+    PortalRow("portal/history/<uuid:event_id>/receipt",       "GET",  SIGNIN,   404,   200),
     PortalRow("portal/rights",                                "GET",  SIGNIN,   200,   200,    True),
     PortalRow("portal/rights/copy",                           "POST", SIGNIN,   OWN,   OWN),
     PortalRow("portal/rights/erasure",                        "GET",  SIGNIN,   200,   200),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import jwt
 import pytest
 
 from consent.models import ConsentEvent
@@ -70,3 +71,29 @@ def test_history_shows_no_one_elses_events() -> None:
     other = ConsentEvent.objects.get(channel="push")
     assert other.hash not in html
     assert "1 Eintrag" in html
+
+
+def test_each_choice_s_signed_receipt_downloads_from_its_proof_and_only_for_its_person() -> None:
+    # Given Anna's grant and Ben's
+    anna = known_person("anna@example.de", channel="sms")
+    known_person("ben@example.de", channel="sms")
+    grant = ConsentEvent.objects.get(subject_id=anna)
+    bens = ConsentEvent.objects.exclude(subject_id=anna).get()
+    client = sign_in("anna@example.de")
+
+    # Then her history offers the receipt inside the row's proof, and it downloads as a signed JWS of that event
+    html = client.get("/portal/history").content.decode()
+    link = f"/portal/history/{grant.pk}/receipt"
+    proof = re.search(r'<details class="proof">(.*?)</details>', html, flags=re.S)
+    assert proof is not None
+    assert link in proof.group(1)
+    assert "Signierte Quittung herunterladen" in proof.group(1)
+    response = client.get(link)
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/jose"
+    assert f'filename="consent-receipt-{grant.seq}.jws"' in response["Content-Disposition"]
+    claims = jwt.decode(response.content.decode(), options={"verify_signature": False})
+    assert (claims["jti"], claims["record"]["ledger"]["hash"]) == (str(grant.pk), grant.hash)
+
+    # And Ben's receipt is not hers to fetch: the same page as for an unknown one
+    assert client.get(f"/portal/history/{bens.pk}/receipt").status_code == 404

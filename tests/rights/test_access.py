@@ -14,6 +14,7 @@ from io import StringIO
 from typing import Any
 from urllib.parse import urlsplit
 
+import jwt
 import pytest
 from django.core.management import call_command
 from django.utils import timezone
@@ -116,6 +117,13 @@ def test_an_access_export_holds_the_data_the_consent_history_and_the_art_15_repo
     assert {(e["seq"], e["hash"]) for e in history["events"]} == ledger
     assert history["events"][0]["evidence"] == {"form": "signup"}
     assert {s["purpose"] for s in history["states"]} == {"newsletter", "phone-offers"}
+    # each grant carries its signed receipt, verifiable offline with the keys the history names
+    grants = [e for e in history["events"] if e["action"] == "grant"]
+    assert grants
+    for event in grants:
+        claims = jwt.decode(event["receipt"], options={"verify_signature": False})
+        assert (claims["record"]["ledger"]["seq"], claims["record"]["ledger"]["hash"]) == (event["seq"], event["hash"])
+    assert history["receipt_keys"].endswith("/.well-known/jwks.json")
 
     # the report, computed from this person's own records and logs (Art. 15(1)(a)-(h))
     report = json.loads(archive.read("report.json"))

@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
+from django.conf import settings
+
 from subjects import ports
 from subjects.models import RightsRequest
 from subjects.rights.access.gather import Gathered
@@ -105,6 +107,8 @@ def _write_history_and_report(add: Callable[[str], IO[bytes]], context: PartCont
         )
         out.write(b'],\n"states": ' + json.dumps(gathered.consent["state"], default=str).encode())
         out.write(b',\n"objections": ' + json.dumps(gathered.consent["objection"], default=str).encode())
+        # Each grant, withdrawal, objection and confirmation carries its signed receipt; these keys verify them.
+        out.write(b',\n"receipt_keys": ' + json.dumps(f"{settings.ASSENT_BASE_URL}/.well-known/jwks.json").encode())
         out.write(b"}\n")
     with add("report.json") as out:
         out.write(json.dumps(gathered.report, ensure_ascii=False, indent=2, default=str).encode())

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PG_URL ?= postgres://postgres@127.0.0.1:5432
 
-.PHONY: demo test lint bench venv clean browser faults access soak fuzz screenshots
+.PHONY: demo test lint bench venv clean browser faults access soak fuzz screenshots drill two-nodes
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +64,18 @@ faults: $(STAMP)
 # (`make test` runs it for 20 s).
 soak: $(STAMP)
 	ASSENT_SOAK_SECONDS=100 $(BIN)/python -m pytest -p no:cacheprovider -q -s -m soak tests/soak
+
+# The restore drill (tests/ops/drill.py): 3,000 people seeded, pg_dump, three erased, pg_restore into a new database,
+# replay_erasures, then the proofs; prints its timings (`make test` runs it with ten people).
+DRILL_SUBJECTS ?= 3000
+
+drill: $(STAMP)
+	PG_URL=$(PG_URL) $(BIN)/python -m tests.ops.drill --subjects $(DRILL_SUBJECTS)
+
+# Past one machine (README): two gunicorns and two workers on one PostgreSQL and one broker, 1,000 writes through
+# one web node each checked through the other; prints the stale answers and latencies (`make test` runs 50).
+two-nodes: $(STAMP)
+	PG_URL=$(PG_URL) $(BIN)/python -m tests.ops.two_nodes --round-trips 1000
 
 # Hostile input (tests/fuzz): the full budget, fresh seeds, over 2,000 generated cases; `make test` runs a small
 # derandomized budget of the same tests. The last lines print how many cases were sent and how they were answered.

@@ -105,6 +105,20 @@ def signing_key_pem(name: str) -> str | None:
     return pem.replace("\\n", "\n")
 
 
+def retired_signing_keys(name: str) -> list[str]:
+    """Ed25519 public keys retired from signing receipts, still published to verify the receipts they signed:
+    comma-separated, each the base64url of the 32-byte key (a JWK's `x`), validated at start."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    keys = [part.strip() for part in env(name, "").split(",") if part.strip()]
+    for key in keys:
+        try:
+            Ed25519PublicKey.from_public_bytes(base64.urlsafe_b64decode(key + "=" * (-len(key) % 4)))
+        except (ValueError, TypeError):
+            raise ImproperlyConfigured(f"{name}: {key!r} is not base64url of a 32-byte Ed25519 public key") from None
+    return keys
+
+
 def new_key32() -> str:
     return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
 

@@ -24,6 +24,7 @@ from config.env import (
     key32,
     load_or_create_demo_env,
     master_keys,
+    retired_signing_keys,
     signing_key_pem,
 )
 
@@ -62,6 +63,8 @@ if _ledger is None:
 ASSENT_BLIND_INDEX_KEY: bytes = _blind
 ASSENT_LEDGER_KEY: bytes = _ledger
 ASSENT_SIGNING_KEY = signing_key_pem("ASSENT_SIGNING_KEY")
+# Keys rotated out of signing receipts stay published in /.well-known/jwks.json (consent.receipts).
+ASSENT_SIGNING_KEYS_RETIRED = retired_signing_keys("ASSENT_SIGNING_KEYS_RETIRED")
 # Unsubscribe links must outlive a SECRET_KEY rotation; without their own key they derive one from it.
 ASSENT_LINK_KEY: bytes = key32("ASSENT_LINK_KEY") or hashlib.sha256(b"assent/link-key|" + SECRET_KEY.encode()).digest()
 ASSENT_RATE_LIMIT = envint("ASSENT_RATE_LIMIT", 6000, minimum=1)

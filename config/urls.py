@@ -7,6 +7,7 @@ from config.api import api_not_found
 from config.pages import home
 from config.schema_views import SchemaApi
 from consent.admin.site import AssentAdminSite
+from consent.api.receipts import jwks_view
 
 # The admin behind two-factor sign-in (Art. 32; off only where ASSENT_ADMIN_REQUIRE_2FA is, i.e. the demo), with
 # the dashboard and the records of processing. Every model registered on admin.site stays registered.
@@ -18,6 +19,7 @@ urlpatterns = [
     path("healthz", ops.healthz, name="healthz"),
     path("readyz", ops.readyz, name="readyz"),
     path("metrics", ops.metrics, name="metrics"),
+    path(".well-known/jwks.json", jwks_view, name="jwks"),
     path("api/schema/", SchemaApi.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/v1/", include("consent.api.urls")),

@@ -244,7 +244,15 @@ class ConsentState(models.Model):
     event = models.ForeignKey(ConsentEvent, null=True, on_delete=models.PROTECT, related_name="+")
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["subject", "purpose", "channel"], name="state_once_per_triple")]
+        # The policy check reads these columns of up to 10,000 people per call (consent.selectors._CHECK_SQL): kept in
+        # the unique index, each is an index-only probe that never visits the table.
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subject", "purpose", "channel"],
+                include=["status", "confirmed", "actor", "suppressed", "granted_at", "notice_version"],
+                name="state_once_per_triple",
+            )
+        ]
         indexes = [models.Index(fields=["purpose", "channel", "status"], name="state_by_purpose")]
         verbose_name = _("consent state")
         verbose_name_plural = _("consent states")

@@ -12,7 +12,6 @@ Formats (DESIGN.md, Cryptography):
 from __future__ import annotations
 
 import hashlib
-import hmac
 import os
 import uuid
 from collections.abc import Sequence
@@ -166,19 +165,46 @@ class Keyring:
         raise DecryptionError(f"master key {kid!r} is not configured")
 
 
+class HmacSha256:
+    """HMAC-SHA256 (RFC 2104) under one key, from SHA-256 states precomputed over the padded key: the same bytes as
+    `hmac.digest(key, message, "sha256")` (tested), about three times faster per message, because OpenSSL 3 looks
+    its HMAC algorithm up again on every one-shot call and every copy. A bulk check or a send computes 10,000."""
+
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) > _SHA256_BLOCK:
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(_SHA256_BLOCK, b"\x00")
+        self._inner = hashlib.sha256(key.translate(_IPAD))
+        self._outer = hashlib.sha256(key.translate(_OPAD))
+
+    def digest(self, message: bytes) -> bytes:
+        inner = self._inner.copy()
+        inner.update(message)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
+
+
+_SHA256_BLOCK = 64
+_IPAD = bytes(x ^ 0x36 for x in range(256))
+_OPAD = bytes(x ^ 0x5C for x in range(256))
+
+
 class BlindIndex:
     """Keyed hashes for equality lookups of encrypted identifiers. Two HKDF sub-keys: one for lookups,
     one for the suppression list, which is never rotated (its hashes must match forever)."""
 
     def __init__(self, root_key: bytes) -> None:
-        self._lookup = _hkdf(root_key, b"assent/blind-index/lookup/v1")
-        self._suppression = _hkdf(root_key, b"assent/blind-index/suppression/v1")
+        self._lookup = HmacSha256(_hkdf(root_key, b"assent/blind-index/lookup/v1"))
+        self._suppression = HmacSha256(_hkdf(root_key, b"assent/blind-index/suppression/v1"))
 
     def lookup(self, kind: str, normalised: str) -> bytes:
-        return hmac.digest(self._lookup, kind.encode() + b"\x00" + normalised.encode(), "sha256")
+        return self._lookup.digest(kind.encode() + b"\x00" + normalised.encode())
 
     def suppression(self, kind: str, normalised: str) -> bytes:
-        return hmac.digest(self._suppression, kind.encode() + b"\x00" + normalised.encode(), "sha256")
+        return self._suppression.digest(kind.encode() + b"\x00" + normalised.encode())
 
 
 def connector_hash_key(root: bytes) -> bytes:

@@ -26,10 +26,18 @@ _PLAIN_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"
 _EMAIL: str = Kind.EMAIL.value
 
 
+def plain_email(value: object) -> str | None:
+    """The canonical form of a plain ASCII e-mail address (the lower-cased text), or None for anything else, which
+    `normalise` then judges."""
+    if type(value) is str and len(value) <= MAX_IDENTIFIER_LENGTH and _PLAIN_EMAIL.fullmatch(value):
+        return value.lower()
+    return None
+
+
 def normalise(kind: str, value: object, *, field: str | None = None) -> str:
     """The canonical form of an identifier, the one the blind index is computed over."""
-    if kind == _EMAIL and type(value) is str and len(value) <= MAX_IDENTIFIER_LENGTH and _PLAIN_EMAIL.fullmatch(value):
-        return value.lower()
+    if kind == _EMAIL and (plain := plain_email(value)) is not None:
+        return plain
     where = field or kind
     if kind not in KINDS:
         raise InvalidIdentifierError(f"'{kind}' is not an identifier kind", field=where)
@@ -91,6 +99,9 @@ class Reference:
 
 
 def parse_reference(raw: object, *, field: str = "subject") -> Reference:
+    # A plain e-mail address alone, nearly every reference of a send or a send job: the general walk's answer, sooner.
+    if type(raw) is dict and len(raw) == 1 and (plain := plain_email(raw.get(_EMAIL))) is not None:
+        return Reference(None, ((_EMAIL, plain),))
     if not isinstance(raw, dict):
         raise InvalidReferenceError("must be an object with an id or identifiers", field=field)
     if not raw:

@@ -35,6 +35,15 @@ class Subject(models.Model):
     class Meta:
         verbose_name = _("subject")
         verbose_name_plural = _("subjects")
+        # The policy check reads these flags of up to 10,000 people per call (consent.selectors._CHECK_SQL): with
+        # them in the index, each is an index-only probe that never visits the table (about 3 us less per person).
+        indexes = [
+            models.Index(
+                fields=["id"],
+                include=["merged_into", "status", "erased_at", "erasure_started_at", "restricted_at", "is_child"],
+                name="subject_policy_flags",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"Subject {self.id}"
@@ -63,7 +72,8 @@ class Identifier(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["subject", "blind_index"], name="identifier_once_per_subject")]
-        indexes = [models.Index(fields=["blind_index"], name="identifier_blind_index")]
+        # With the subject beside it: a check's lookup by blind index is an index-only probe.
+        indexes = [models.Index(fields=["blind_index"], include=["subject"], name="identifier_blind_index")]
 
     def __str__(self) -> str:
         return f"{self.kind} identifier of {self.subject_id}"

@@ -268,6 +268,7 @@ class SubjectConsentHistoryApi(APIView):
     required_scope = "consent:read"
 
     class EventOutputSerializer(serializers.Serializer):
+        id = serializers.UUIDField(help_text="the event; its receipt is at /api/v1/consents/events/{id}/receipt")
         seq = serializers.IntegerField()
         action = serializers.CharField()
         purpose = serializers.CharField(allow_null=True)
@@ -298,6 +299,7 @@ class SubjectConsentHistoryApi(APIView):
         allowed = client_of(request).purposes
         results = [
             {
+                "id": e.id,
                 "seq": e.seq,
                 "action": e.action,
                 "purpose": e.purpose or None,

@@ -1,11 +1,12 @@
 from django.urls import path
 
-from consent.api import check, consents, profile, send_jobs, sends, webhooks
+from consent.api import check, consents, profile, receipts, send_jobs, sends, webhooks
 
 urlpatterns = [
     path("consents", consents.ConsentCreateApi.as_view(), name="consent-create"),
     path("consents/check", check.ConsentCheckApi.as_view(), name="consent-check"),
     path("consents/check-bulk", check.ConsentCheckBulkApi.as_view(), name="consent-check-bulk"),
+    path("consents/events/<uuid:event_id>/receipt", receipts.ConsentReceiptApi.as_view(), name="consent-receipt"),
     path("subjects/<uuid:subject_id>/consents", consents.SubjectConsentsApi.as_view(), name="subject-consents"),
     path(
         "subjects/<uuid:subject_id>/consents/history",

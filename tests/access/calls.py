@@ -77,6 +77,10 @@ API_CALLS: dict[str, Callable[[World], tuple[str, Any]]] = {
         "/api/v1/consents/check-bulk",
         {"purpose": "newsletter", "channel": "sms", "subjects": [ANNA_REF, {"email": "nobody@example.de"}]},
     ),
+    "api/v1/consents/events/<uuid:event_id>/receipt": lambda w: (
+        f"/api/v1/consents/events/{w.ids['newsletter_grant']}/receipt",
+        None,
+    ),
     "api/v1/subjects/<uuid:subject_id>/consents": lambda w: (f"/api/v1/subjects/{w.anna}/consents", None),
     "api/v1/subjects/<uuid:subject_id>/consents/history": lambda w: (
         f"/api/v1/subjects/{w.anna}/consents/history",

@@ -69,6 +69,7 @@ API_TABLE = [
     ApiRow("api/v1/consents",                                      "POST", "consent:write",    401, 401, 403, 403, 201),
     ApiRow("api/v1/consents/check",                                "POST", "consent:check",    401, 401, 403, 403, 200),
     ApiRow("api/v1/consents/check-bulk",                           "POST", "consent:check",    401, 401, 403, 403, 200),
+    ApiRow("api/v1/consents/events/<uuid:event_id>/receipt",       "GET",  "consent:read",     401, 401, 403, 404, 200),
     ApiRow("api/v1/subjects/<uuid:subject_id>/consents",           "GET",  "consent:read",     401, 401, 403, 200, 200),
     ApiRow("api/v1/subjects/<uuid:subject_id>/consents/history",   "GET",  "consent:read",     401, 401, 403, 200, 200),
     ApiRow("api/v1/subjects/<uuid:subject_id>/profile",            "GET",  "profile:read",     401, 401, 403, 403, 200),
@@ -317,6 +318,8 @@ OPS_TABLE = [
     OpsRow("healthz", "GET",  200,      200,    200),
     OpsRow("readyz",  "GET",  200,      200,    200),
     OpsRow("metrics", "GET",  401,      401,    200),
+    # The keys that verify consent receipts are public (issue 16).
+    OpsRow(".well-known/jwks.json", "GET", 200, 200,    200),
 ]
 # fmt: on
 

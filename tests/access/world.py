@@ -141,6 +141,7 @@ def _people(api: Api, world_ids: dict[str, Any]) -> tuple[uuid.UUID, uuid.UUID]:
     objection = {"subject": {"email": ANNA}, "purpose": "offers", "action": "object", "source": "webshop"}
     assert api.post("/api/v1/consents", objection).status_code == 201
     world_ids["confirmation"] = Confirmation.objects.filter(subject_id=anna).latest("created_at").pk
+    world_ids["newsletter_grant"] = ConsentEvent.objects.get(subject_id=anna, action="grant", channel="sms").pk
     return uuid.UUID(anna), uuid.UUID(ben)
 
 

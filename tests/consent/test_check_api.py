@@ -414,6 +414,7 @@ def test_subject_history_lists_every_event_in_chain_order(api: Api) -> None:
         (3, "grant", "pos"),
     ]
     assert set(results[0]) == {
+        "id",  # the event, whose signed receipt is at /api/v1/consents/events/{id}/receipt
         "seq",
         "action",
         "purpose",

@@ -11,12 +11,13 @@ import pytest
 from django.utils import timezone
 
 from consent.catalogue.snapshot import catalogue_snapshot
-from consent.gates.check import consent_check_many
+from consent.gates.check import consent_check_digests, consent_check_many
 from consent.models import ConsentState, Objection
-from consent.policy import Action, decide
+from consent.policy import Action, Decision, LegalBasis, Reason, decide
 from consent.selectors import policy_inputs, subject_states_for_policy
-from subjects.identity import Reference, normalise
+from subjects.identity import Reference, normalise, parse_reference
 from subjects.models import Subject
+from subjects.selectors import plain_reference_digests, reference_digests
 from tests.factories import ConsentFactory, ingest
 
 
@@ -32,6 +33,7 @@ def person(email: str, *events: dict[str, str], purchase: bool = True) -> uuid.U
     return subject_id
 
 
+LANDLINE = "+49 30 1234567"
 SMS_GRANT = {"purpose": "newsletter", "channel": "sms"}
 MAIL_GRANT = {"purpose": "newsletter", "channel": "email"}  # double opt-in: pending until confirmed
 
@@ -116,3 +118,45 @@ def test_an_identifier_left_on_a_merged_subject_is_denied_not_decided_on_its_sta
     info = catalogue_snapshot().purposes["newsletter"]
     [result] = consent_check_many(references=[ref("ghost@example.de")], info=info, channel="sms")
     assert not result.decision.allowed
+
+
+@pytest.mark.django_db
+def test_references_by_one_identifier_get_the_answers_of_the_general_path(crowd: list[str]) -> None:
+    # Given the crowd, two people at one landline, and someone whose state row is corrupt
+    ingest("webshop", "W-1", {"email": "kim@example.org", "phone": LANDLINE})
+    ingest("webshop", "W-2", {"email": "alex@example.org", "phone": LANDLINE})
+    corrupt = person("corrupt@example.de", SMS_GRANT)
+    ConsentState.objects.filter(subject_id=corrupt).update(status="no-such-status")
+    references = [*(ref(email) for email in [*crowd, "corrupt@example.de"]), parse_reference({"phone": LANDLINE})]
+    # A reference by id sends a whole call down the general path (resolution objects, then states).
+    by_id = Reference(Subject.objects.get(pk=corrupt).pk, ())
+
+    snapshot, now = catalogue_snapshot(), timezone.now()
+    for info in snapshot.purposes.values():
+        for channel in sorted(snapshot.channels):
+            for action in (Action.CHECK, Action.SEND):
+                asked = {"info": info, "channel": channel, "action": action, "now": now}
+                by_digest = consent_check_many(references=references, **asked)
+                general = consent_check_many(references=[*references, by_id], **asked)[:-1]
+                assert by_digest == general, (info.rule.key, channel, action)
+
+    # And the answers are the ones each situation calls for
+    results = consent_check_many(references=references, info=snapshot.purposes["newsletter"], channel="sms")
+    assert results[-1] == (None, Decision.deny(Reason.AMBIGUOUS_SUBJECT, LegalBasis.CONSENT))
+    assert results[-2] == (corrupt, Decision(False, Reason.UNAVAILABLE, None))
+    assert results[crowd.index("stranger@example.de")].decision.reason == Reason.UNKNOWN_SUBJECT
+    assert results[0].decision.reason == Reason.GRANTED
+
+
+@pytest.mark.django_db
+def test_raw_plain_e_mail_references_go_straight_to_their_blind_indexes(crowd: list[str]) -> None:
+    raw = [{"email": email.upper() if n % 2 else email} for n, email in enumerate(crowd)]
+    digests = plain_reference_digests(raw)
+    assert digests == [d for [d] in reference_digests([parse_reference(item) for item in raw])]
+    info = catalogue_snapshot().purposes["newsletter"]
+    assert consent_check_digests(digests=digests, info=info, channel="sms") == consent_check_many(
+        references=[parse_reference(item) for item in raw], info=info, channel="sms"
+    )
+    # Anything but a plain address alone is for parse_reference to judge.
+    for odd in ({"email": "jörg@example.de"}, {"email": "a@b.de", "phone": LANDLINE}, {"phone": LANDLINE}, "a@b.de"):
+        assert plain_reference_digests([{"email": "a@b.de"}, odd]) is None

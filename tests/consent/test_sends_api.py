@@ -4,7 +4,6 @@ logged with the client (Art. 15(1)(c)) without storing any reference. UWG §7(3)
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -277,27 +276,22 @@ def test_send_to_the_most_recipients_allowed_is_answered(api: Api) -> None:
     grant({"email": "anna@example.de"})
     recipients = [{"email": "anna@example.de"}, *({"email": f"p{i}@example.de"} for i in range(9_999))]
 
-    started = time.perf_counter()
     response = send(api, recipients)
-    elapsed = time.perf_counter() - started
 
     assert response.status_code == 201
     body = response.json()
     assert (len(body["allowed"]), len(body["blocked"])) == (1, 9_999)
     assert body["blocked"][-1]["index"] == 9_999
     assert SendRecipient.objects.filter(send_id=body["send"]).count() == 10_000
-    assert elapsed < 10  # generous for CI; the benchmarks hold the real budget
 
 
-def test_unsubscribe_tokens_for_10000_recipients_are_built_fast() -> None:
+def test_unsubscribe_tokens_for_10000_recipients_are_one_each() -> None:
+    # How fast they are built is a benchmark's figure (the send phase of `make bench`), not an assertion.
     subjects = [uuid.uuid4() for _ in range(10_000)]
     send_id = uuid.uuid4()
 
-    started = time.perf_counter()
     tokens = unsubscribe_tokens(subject_ids=subjects, send_id=send_id)
-    elapsed = time.perf_counter() - started
 
-    assert elapsed < 0.5
     assert len(set(tokens)) == 10_000
     assert all(len(t) == 64 for t in tokens)
     assert unsubscribe_token_parse(tokens[1234]) == (subjects[1234], send_id)

@@ -296,6 +296,17 @@ def test_token_is_keyed_with_the_link_key_not_the_secret_key(settings: Any) -> N
     assert unsubscribe_token_parse(token) is None
 
 
+def test_links_mailed_before_keep_working_the_token_is_the_documented_hmac(settings: Any) -> None:
+    # The module's docstring: base64url(subject id || send id || HMAC-SHA256(ASSENT_LINK_KEY, tag || ids)[:16]).
+    subject, send = uuid.uuid4(), uuid.uuid4()
+    payload = subject.bytes + send.bytes
+    mac = hmac.new(settings.ASSENT_LINK_KEY, b"assent/unsubscribe/v1|" + payload, hashlib.sha256).digest()[:16]
+    mailed = base64.urlsafe_b64encode(payload + mac).decode("ascii")
+
+    assert unsubscribe_token(subject_id=subject, send_id=send) == mailed
+    assert unsubscribe_token_parse(mailed) == (subject, send)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Races
 # ---------------------------------------------------------------------------------------------------------

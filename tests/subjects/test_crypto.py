@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hmac
 import os
 import uuid
 
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from subjects import crypto
 from subjects.columns import IDENTIFIER_VALUE
@@ -73,3 +76,20 @@ def test_the_blind_index_separates_kinds_and_the_suppression_list() -> None:
     assert index.lookup("email", "a@b.de") != index.lookup("crm_id", "a@b.de")
     assert index.lookup("email", "a@b.de") != index.suppression("email", "a@b.de")
     assert crypto.BlindIndex(os.urandom(32)).lookup("email", "a@b.de") != index.lookup("email", "a@b.de")
+
+
+@pytest.mark.parametrize("key_length", [0, 1, 32, 63, 64, 65, 200])
+def test_the_precomputed_hmac_gives_the_standard_library_s_bytes(key_length: int) -> None:
+    key = os.urandom(key_length)
+    keyed = crypto.HmacSha256(key)
+    for message in (b"", b"email\x00a@b.de", os.urandom(1), os.urandom(64), os.urandom(1000)):
+        assert keyed.digest(message) == hmac.digest(key, message, "sha256")
+    # The states are copied, never consumed: the same message twice gives the same digest.
+    assert keyed.digest(b"x") == keyed.digest(b"x")
+
+
+def test_blind_indexes_stored_before_the_precomputed_hmac_still_match() -> None:
+    # DESIGN.md: HMAC-SHA256 over kind || 0x00 || normalised value, keyed with an HKDF sub-key of the root key.
+    root = os.urandom(32)
+    sub_key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"assent/blind-index/lookup/v1").derive(root)
+    assert crypto.BlindIndex(root).lookup("email", "a@b.de") == hmac.digest(sub_key, b"email\x00a@b.de", "sha256")

@@ -84,3 +84,19 @@ def test_the_plain_email_fast_path_agrees_with_the_general_path(text: str) -> No
 
 def test_a_plain_email_is_lower_cased_whole() -> None:
     assert normalise("email", "Bench.One+Tag@Example.ORG") == "bench.one+tag@example.org"
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(text=_email_text)
+def test_a_reference_by_a_plain_email_alone_parses_as_the_general_walk_would(text: str) -> None:
+    # {"email": x} alone takes parse_reference's shortcut; beside an "id" it takes the walk over every key.
+    subject_id = "7d3f1e39-6a0b-4a55-9f0e-2f5b8c1d4e6a"
+    try:
+        walked: tuple[tuple[str, str], ...] | None = parse_reference({"id": subject_id, "email": text}).identifiers
+    except InvalidIdentifierError:
+        walked = None
+    try:
+        short: tuple[tuple[str, str], ...] | None = parse_reference({"email": text}).identifiers
+    except InvalidIdentifierError:
+        short = None
+    assert short == walked

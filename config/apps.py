@@ -24,3 +24,10 @@ class TwoFactorDevicesConfig(OtpTotpDefaultConfig):
     """django-otp's TOTP devices under a name staff can read ("OTP_TOTP" said nothing in the admin)."""
 
     verbose_name = _("Two-factor devices")
+
+    def ready(self) -> None:
+        from django_otp.plugins.otp_totp.models import TOTPDevice
+
+        from config.otp_labels import totp_device_labels
+
+        totp_device_labels(TOTPDevice)

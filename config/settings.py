@@ -292,6 +292,9 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", f"{ASSENT_CONTROLLER_NAME} <daten
 
 LANGUAGE_CODE = "de"
 LANGUAGES = [("de", "Deutsch"), ("en", "English")]
+# First in line: German for what django-otp and django-axes show in the admin and left untranslated, or said with
+# "du" (config/locale/de); the apps' own catalogues (consent, subjects.portal) come after it.
+LOCALE_PATHS = [BASE_DIR / "config" / "locale"]
 FORMAT_MODULE_PATH = ["config.formats"]  # English dates as 29 Nov 2026 (config/formats/en)
 TIME_ZONE = "Europe/Berlin"
 USE_I18N = True

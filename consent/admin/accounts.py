@@ -3,10 +3,16 @@ audit log itself, read-only."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 from django_otp.plugins.otp_totp import admin as otp_totp_admin
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -16,10 +22,34 @@ from consent.models import (
 )
 
 User = get_user_model()
+# django-otp's section titles are plain English: shown under these names (config/locale/de has the German).
+TOTP_SECTIONS = {
+    "Identity": _("Identity"),
+    "Timestamps": _("Timestamps"),
+    "Configuration": _("Configuration"),
+    "State": _("State"),
+    "Throttling": _("Throttling"),
+}
+
+
+class TOTPDeviceAdmin(otp_totp_admin.TOTPDeviceAdmin):
+    """django-otp's admin of TOTP devices, its English labels in the staff member's language."""
+
+    search_help_text = _("Search by the user's username or e-mail address.")
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        return [(TOTP_SECTIONS.get(title, title), options) for title, options in super().get_fieldsets(request, obj)]
+
+    @admin.display(description=_("QR code"))
+    def qrcode_link(self, device: TOTPDevice) -> str:
+        href = reverse("admin:otp_totp_totpdevice_config", kwargs={"pk": device.pk})
+        return format_html('<a href="{}">{}</a>', href, _("QR code"))
+
+
 for _model, _base in (
     (User, UserAdmin),
     (Group, GroupAdmin),
-    (TOTPDevice, otp_totp_admin.TOTPDeviceAdmin),
+    (TOTPDevice, TOTPDeviceAdmin),
 ):
     if admin.site.is_registered(_model):
         admin.site.unregister(_model)

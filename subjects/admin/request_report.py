@@ -11,6 +11,7 @@ from typing import Any
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from subjects.admin.stored_words import stored_text
 from subjects.models import RightsRequest
 from subjects.rights.exports import export_url
 
@@ -37,12 +38,12 @@ def request_report(rights_request: RightsRequest) -> dict[str, Any] | None:
     if not result:
         return None
     report: dict[str, Any] = {
-        "message": result.get("message", ""),
+        "message": stored_text(result.get("message", "")),
         "data_found": result.get("data_found"),
         "errors": result.get("errors", []),
         "rejected": rights_request.status == RightsRequest.Status.REJECTED,
         "reason": result.get("reason", ""),
-        "right_to_complain": result.get("right_to_complain", ""),
+        "right_to_complain": stored_text(result.get("right_to_complain", "")),
     }
     kind = rights_request.kind
     if kind in EXPORTS:
@@ -82,12 +83,12 @@ def _export(rights_request: RightsRequest, result: dict[str, Any]) -> dict[str, 
 
 def _kept(item: dict[str, Any]) -> dict[str, Any]:
     return {
-        "what": item.get("category") or item.get("what", ""),
+        "what": stored_text(item.get("category") or item.get("what", "")),
         "count": item.get("count"),
-        "where": item.get("where", ""),
-        "why": item.get("why", ""),
+        "where": stored_text(item.get("where", "")),
+        "why": stored_text(item.get("why", "")),
         "until": moment(item.get("until")),
-        "instruction": item.get("instruction", ""),
+        "instruction": stored_text(item.get("instruction", "")),
     }
 
 
@@ -119,7 +120,7 @@ def _erasure(result: dict[str, Any]) -> dict[str, Any]:
             (_("data key destroyed"), _("yes") if result.get("data_key_destroyed") else _("no")),
         ],
         "recipients": [_recipient(r) for r in result.get("recipients", [])],
-        "recipients_note": result.get("recipients_note", ""),
+        "recipients_note": stored_text(result.get("recipients_note", "")),
     }
 
 

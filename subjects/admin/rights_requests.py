@@ -23,7 +23,9 @@ from django.utils.translation import gettext_lazy
 from config.errors import DomainError
 from consent.admin.audit import Action, audit_record
 from consent.admin.search import PrivateSearchAdmin, uuid_or_none
+from subjects import ports
 from subjects.admin.request_report import request_report
+from subjects.admin.stored_words import channel_name, part_name, stored_text
 from subjects.identity import parse_reference
 from subjects.models import Identifier, RightsRequest, RightsRequestPart
 from subjects.request_queue import (
@@ -170,11 +172,13 @@ def part_note(part: RightsRequestPart) -> str:
     if part.status != RightsRequestPart.Status.RUNNING or part.lease_token is not None:
         return ""
     if outcome.get("waiting_since") and str(outcome.get("last_answer", "")).startswith("HTTP 202"):
-        return f"waiting for the system's callback since {_moment(outcome['waiting_since'])}"
+        return _("waiting for the system's callback since %(since)s") % {"since": _moment(outcome["waiting_since"])}
     if outcome.get("last_answer"):
-        attempts = outcome.get("attempts", part.attempts)
-        then = f" at {timezone.localtime(part.claimed_until):%Y-%m-%d %H:%M}" if part.claimed_until else ""
-        return f"attempt {attempts} failed, next attempt{then}; last answer: {outcome['last_answer']}"
+        words = {"attempt": outcome.get("attempts", part.attempts), "answer": outcome["last_answer"]}
+        if part.claimed_until:
+            words["then"] = f"{timezone.localtime(part.claimed_until):%Y-%m-%d %H:%M}"
+            return _("attempt %(attempt)s failed, next attempt at %(then)s; last answer: %(answer)s") % words
+        return _("attempt %(attempt)s failed, next attempt soon; last answer: %(answer)s") % words
     return ""
 
 
@@ -460,6 +464,7 @@ class RightsRequestAdmin(PrivateSearchAdmin):
         now = timezone.now()
         due_at = rights_request.due_by
         is_open = rights_request.status in OPEN
+        sources = {key: facts.name for key, facts in ports.consent_rights.catalogue().sources.items()}
         context = {
             "title": _("Rights request: %(kind)s") % {"kind": rights_request.get_kind_display()},
             "original": rights_request,
@@ -468,14 +473,15 @@ class RightsRequestAdmin(PrivateSearchAdmin):
             "overdue": is_open and due_at < now,
             "due_soon": is_open and now <= due_at < now + DUE_SOON,
             "parts": [
-                (part, PART_LABELS.get(part.status, part.status), part_note(part))
+                (part, part_name(part.name, sources), PART_LABELS.get(part.status, part.status), part_note(part))
                 for part in rights_request.parts.order_by("pk")
             ],
             "history": [
-                (h, EVENT_LABELS.get(h.event, h.event), STATUS_LABELS.get(h.status, h.status))
+                (h, EVENT_LABELS.get(h.event, h.event), STATUS_LABELS.get(h.status, h.status), stored_text(h.note))
                 for h in rights_request.history.order_by("at", "pk")
             ],
             "status_label": STATUS_LABELS.get(rights_request.status, rights_request.status),
+            "channel": channel_name(rights_request.channel),
             "result": json.dumps(
                 result_public(rights_request.result, rights_request.pk), indent=2, ensure_ascii=False, default=str
             ),

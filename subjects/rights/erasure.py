@@ -339,9 +339,9 @@ def _sources_report(
                 merged["until"] = max(merged["until"], hold["until"])
         for category, hold in sorted(holds.items()):
             if hold["kept_by_assent"]:
-                where, instruction = texts.RETENTION_STORE, "kept restricted by Assent, purged on the end date"
+                where, instruction = texts.RETENTION_STORE, texts.KEPT_BY_ASSENT
             else:
-                where, instruction = f"{system} (the source system)", "restrict until the end date instead of deleting"
+                where, instruction = f"{system}{texts.SOURCE_SYSTEM['en']}", texts.RESTRICT_AT_SOURCE
             item = {
                 "category": category,
                 "count": hold["count"],
@@ -356,7 +356,7 @@ def _sources_report(
         if system_report is not None:
             # What the connected system itself erased, and what it kept and why (API.md, "Connectors").
             entry["system"] = system_report
-            where = f"{system} (the source system)"
+            where = f"{system}{texts.SOURCE_SYSTEM['en']}"
             kept.extend({"source": key, "where": where, **item} for item in system_report["kept"])
         sources.append(entry)
     return sources, kept
@@ -402,7 +402,7 @@ def erasure_report(
                 "where": texts.EVIDENCE_STORE,
                 "why": texts.EVIDENCE_WHY,
                 "until": consent.get("keep_until") or late.get(CONSENT, {}).get("keep_until"),
-                "instruction": "kept restricted by Assent, purged on the end date",
+                "instruction": texts.KEPT_BY_ASSENT,
             }
         )
     systems = _systems_report(catalogue, outcomes)
@@ -412,10 +412,10 @@ def erasure_report(
                 {
                     "source": system["source"],
                     "category": item["what"],
-                    "where": f"{system['name']} (connected system)",
+                    "where": f"{system['name']}{texts.CONNECTED_SYSTEM['en']}",
                     "why": item["why"],
                     "until": item["until"],
-                    "instruction": "kept by the connected system, as it reported",
+                    "instruction": texts.KEPT_BY_SYSTEM,
                 }
             )
     identifiers = sum(int(p.get("identifiers_deleted", 0)) for p in profile)
@@ -437,10 +437,7 @@ def erasure_report(
         "consent": {"events_moved": events, "logs_deleted": int(consent.get("logs_deleted", 0))},
         "kept": kept,
         "recipients": list(consent.get("recipients", [])),
-        "recipients_note": (
-            "Art. 19: these recipients received the person's data; each is told of the erasure (connected systems "
-            "by their connector, others by the DPO)."
-        ),
+        "recipients_note": texts.RECIPIENTS_NOTE,
         "suppressed_identifiers": sum(int(p.get("suppressed", 0)) for p in profile),
         "data_key_destroyed": key_destroyed,
     }

@@ -6,7 +6,10 @@ rule (erasure.record_hold) and the same evidence end date (the consent port). A 
 erasure in a transaction it rolls back; an HTTP connector is POSTed the erasure's body with `kind:
 "erasure_plan"`, a kind a system that does not know it refuses instead of erasing anything, and answers with
 the erasure's own shape (`{"erased", "kept"}`). A system that cannot be asked, or gives no plan, is shown with
-the reason: it is still asked to erase when the erasure runs."""
+the reason: it is still asked to erase when the erasure runs.
+
+The plan is made for the page that shows it: its lines are in the language active then (the staff member's).
+What a system itself says (its own lines, its reasons) stays as it said it."""
 
 from __future__ import annotations
 
@@ -20,6 +23,8 @@ from typing import Any
 import psycopg
 from django.db import DatabaseError
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from config.errors import DomainError
 from subjects import ports
@@ -90,66 +95,88 @@ def _assent_plan(subject_ids: list[Any], catalogue: ports.RightsCatalogue, now: 
     plan = SystemPlan("Assent", "assent")
     today = now.astimezone(calendar.BERLIN).date()
     deleted: Counter[str] = Counter()
-    held: dict[tuple[str, str, str, str], list[date]] = defaultdict(list)
+    held: dict[tuple[str, str, str], list[date]] = defaultdict(list)
     for source, category, occurred_at in LinkedRecord.objects.filter(subject_id__in=subject_ids).values_list(
         "source", "category", "occurred_at"
     ):
         facts = catalogue.sources.get(source)
         name = facts.name if facts else source
         hold = record_hold(facts, category, occurred_at, today)
+        what = _("%(source)s: %(category)s") % {"source": name, "category": _category(catalogue, category)}
         if hold is None:
-            deleted[f"{name}: {_category(catalogue, category)}"] += 1
+            deleted[what] += 1
             continue
         law, ends = hold
         if facts and facts.system_of_record:
-            where = texts.RETENTION_STORE
+            where = _(texts.RETENTION_STORE)
         else:
             # Assent's copy goes; the source system is told to restrict until the end date instead of deleting.
-            deleted[f"{name}: {_category(catalogue, category)} (Assent's copy)"] += 1
-            where = f"{name} (the source system, told to restrict instead of deleting)"
-        held[(name, _category(catalogue, category), where, law)].append(ends)
+            deleted[_("%(what)s (Assent's copy)") % {"what": what}] += 1
+            where = _("%(source)s (the source system, told to restrict instead of deleting)") % {"source": name}
+        held[(what, where, law)].append(ends)
     plan.deleted.extend(
-        f"{count} linked record{'s' * (count != 1)} of {what}" for what, count in sorted(deleted.items())
+        ngettext("%(count)s linked record of %(what)s", "%(count)s linked records of %(what)s", count)
+        % {"count": count, "what": what}
+        for what, count in sorted(deleted.items())
     )
-    for (name, category, where, law), end_dates in sorted(held.items()):
-        plan.kept.append(Kept(f"{name}: {category}", len(end_dates), where, law, max(end_dates).isoformat()))
+    for (what, where, law), end_dates in sorted(held.items()):
+        plan.kept.append(Kept(what, len(end_dates), where, law, max(end_dates).isoformat()))
     kinds = Counter(Identifier.objects.filter(subject_id__in=subject_ids).values_list("kind", flat=True))
     if kinds:
-        listed = ", ".join(f"{count} {kind}" for kind, count in sorted(kinds.items()))
-        plan.deleted.append(f"identifiers ({listed}); their keyed hashes go to the suppression list")
+        listed = ", ".join(f"{count} {_identifier_kind(kind)}" for kind, count in sorted(kinds.items()))
+        plan.deleted.append(
+            _("identifiers (%(listed)s); their keyed hashes go to the suppression list") % {"listed": listed}
+        )
         plan.kept.append(
             Kept(
-                "keyed hashes of the identifiers (suppression list)",
+                _("keyed hashes of the identifiers (suppression list)"),
                 sum(kinds.values()),
-                "Assent's suppression list",
-                "a later marketing consent for these identifiers from anyone but the person waits for the person",
+                _("Assent's suppression list"),
+                _("a later marketing consent for these identifiers from anyone but the person waits for the person"),
                 None,
             )
         )
     if Subject.objects.filter(pk__in=subject_ids, profile_enc__isnull=False).exists():
-        plan.deleted.append("the profile")
+        plan.deleted.append(_("the profile"))
     consent = ports.consent_rights.consent_erase_plan(subject_ids=subject_ids)
-    if consent["states"]:
-        plan.deleted.append(f"{consent['states']} consent state{'s' * (consent['states'] != 1)}")
-    if consent["read_logs"]:
-        plan.deleted.append(f"{consent['read_logs']} profile-read log entries")
-    if consent["sends"]:
-        plan.deleted.append(f"the person's name on {consent['sends']} send-log entries")
+    counted = (
+        (consent["states"], ngettext("%(count)s consent state", "%(count)s consent states", consent["states"])),
+        (
+            consent["read_logs"],
+            ngettext("%(count)s profile-read log entry", "%(count)s profile-read log entries", consent["read_logs"]),
+        ),
+        (
+            consent["sends"],
+            ngettext(
+                "the person's name on %(count)s send-log entry",
+                "the person's name on %(count)s send-log entries",
+                consent["sends"],
+            ),
+        ),
+    )
+    plan.deleted.extend(line % {"count": count} for count, line in counted if count)
     exports = RightsExport.objects.filter(subject_id__in=subject_ids).count()
     if exports:
-        plan.deleted.append(f"{exports} access export{'s' * (exports != 1)}")
+        plan.deleted.append(
+            ngettext("%(count)s access export", "%(count)s access exports", exports) % {"count": exports}
+        )
     if consent["events"]:
         plan.kept.append(
             Kept(
-                "consent events (proof)",
+                _("consent events (proof)"),
                 consent["events"],
-                texts.EVIDENCE_STORE,
-                texts.EVIDENCE_WHY,
+                _(texts.EVIDENCE_STORE),
+                _(texts.EVIDENCE_WHY),
                 consent["keep_until"],
             )
         )
-    plan.deleted.append("the person's data key (whatever copy of their data survives anywhere becomes unreadable)")
+    plan.deleted.append(_("the person's data key (whatever copy of their data survives anywhere becomes unreadable)"))
     return plan
+
+
+def _identifier_kind(kind: str) -> str:
+    """An identifier's kind as the staff member reads it (e-mail address, phone number ...); the key if unknown."""
+    return _(texts.IDENTIFIER_NAMES["en"].get(kind, kind))
 
 
 def _category(catalogue: ports.RightsCatalogue, key: str) -> str:
@@ -165,7 +192,7 @@ def _system_plan(name: str, kind: str, answer: dict[str, Any]) -> SystemPlan:
         Kept(
             str(item.get("what") or ""),
             None,
-            f"{name} (connected system)",
+            _("%(name)s (connected system)") % {"name": name},
             str(item.get("why") or ""),
             item.get("until"),
         )
@@ -187,7 +214,9 @@ def _postgresql_plan(facts: ports.SourceFacts, identifiers: dict[str, list[str]]
         answer = connector_erase_plan(facts, pairs, now)
     except (DatabaseError, psycopg.Error, DomainError) as exc:
         detail = getattr(exc, "detail", None) or str(exc) or type(exc).__name__
-        return SystemPlan(facts.name, "postgresql", problem=f"the dry run failed: {detail}"[:300])
+        return SystemPlan(
+            facts.name, "postgresql", problem=(_("the dry run failed: %(detail)s") % {"detail": detail})[:300]
+        )
     return _system_plan(facts.name, "postgresql", answer)
 
 
@@ -197,7 +226,11 @@ def _http_plan(
     connector = facts.connector or {}
     body = connector_body(request, subject_ids, facts.key, identifiers, kind=ERASURE_PLAN)
     records = len(body["records"])
-    asked = f"it will be asked to erase the person ({records} linked record{'s' * (records != 1)} named)"
+    asked = ngettext(
+        "it will be asked to erase the person (%(count)s linked record named)",
+        "it will be asked to erase the person (%(count)s linked records named)",
+        records,
+    ) % {"count": records}
     try:
         answer = ports.connector_transport.post(
             url=str(connector["url"]),
@@ -207,15 +240,19 @@ def _http_plan(
             timeout=PLAN_TIMEOUT,
         )
     except DomainError as exc:
-        return SystemPlan(facts.name, "http", problem=f"{exc.detail}; {asked}")
+        return SystemPlan(
+            facts.name, "http", problem=_("%(detail)s; %(asked)s") % {"detail": exc.detail, "asked": asked}
+        )
     payload: Any = None
     if answer.status == 200:
         with contextlib.suppress(ValueError):
             payload = json.loads(answer.body)
     if not isinstance(payload, dict):
-        said = answer.error or (f"HTTP {answer.status}" if answer.status else "no answer")
-        return SystemPlan(facts.name, "http", problem=f"the system gave no plan ({said}); {asked}")
+        said = answer.error or (f"HTTP {answer.status}" if answer.status else _("no answer"))
+        problem = _("the system gave no plan (%(said)s); %(asked)s") % {"said": said, "asked": asked}
+        return SystemPlan(facts.name, "http", problem=problem)
     try:
         return _system_plan(facts.name, "http", erasure_result(facts.key, payload))
     except DomainError as exc:
-        return SystemPlan(facts.name, "http", problem=f"the system's plan is malformed ({exc.detail}); {asked}")
+        problem = _("the system's plan is malformed (%(detail)s); %(asked)s") % {"detail": exc.detail, "asked": asked}
+        return SystemPlan(facts.name, "http", problem=problem)

@@ -11,6 +11,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from subjects.models import RightsRequest
+from subjects.rights import texts
 from subjects.rights.calendar import DUE_SOON
 from subjects.rights.context import history_add
 
@@ -25,7 +26,7 @@ def requests_flag_deadlines(*, now: datetime | None = None) -> tuple[int, int]:
             open_requests.filter(Q(effective_due__lt=now), overdue_at__isnull=True).select_for_update(of=("self",))
         )
         for request in overdue:
-            history_add(request, "overdue", "system", now, note="past its due date")
+            history_add(request, "overdue", "system", now, note=texts.NOTE_OVERDUE)
         RightsRequest.objects.filter(pk__in=[r.pk for r in overdue]).update(overdue_at=now)
         remind = list(
             open_requests.filter(
@@ -33,7 +34,7 @@ def requests_flag_deadlines(*, now: datetime | None = None) -> tuple[int, int]:
             ).select_for_update(of=("self",))
         )
         for request in remind:
-            history_add(request, "reminder", "system", now, note="due within a week")
+            history_add(request, "reminder", "system", now, note=texts.NOTE_DUE_SOON)
         RightsRequest.objects.filter(pk__in=[r.pk for r in remind]).update(reminded_at=now)
     if overdue or remind:
         lines = [f"overdue: {r.kind} request {r.pk}, due {r.due_at:%Y-%m-%d}" for r in overdue]

@@ -15,6 +15,7 @@ from django.utils import timezone
 from subjects import ports
 from subjects.locks import lock_subjects
 from subjects.models import Identifier, LinkedRecord, RightsRequest, Subject
+from subjects.rights import texts
 from subjects.rights.context import status_set
 from subjects.rights.erasure import erase_consent, erase_profile, erase_source, erasure_seal
 from subjects.rights.mails import completion_addresses_forget
@@ -75,7 +76,7 @@ def erasure_replay(*, subject_id: uuid.UUID, request_id: uuid.UUID) -> str:
                 RightsRequest.Status.COMPLETED,
                 by="replay_erasures",
                 at=now,
-                note="re-applied after a backup restore",
+                note=texts.NOTE_REPLAYED,
                 completed_at=now,
             )
     return "re-applied"

@@ -25,7 +25,7 @@ from subjects.identity import Reference
 from subjects.keys import blind_index, data_key, encrypt_field
 from subjects.locks import advisory_lock, lock_identifiers, lock_subject, lock_survivor
 from subjects.models import LinkedRecord, RightsRequest, RightsRequestPart, Subject
-from subjects.rights import calendar, vault
+from subjects.rights import calendar, texts, vault
 from subjects.rights.connector import connector_requests
 from subjects.rights.context import history_add, status_set
 from subjects.rights.details import Details
@@ -189,7 +189,7 @@ def _verify(request: RightsRequest, actor: Actor, now: datetime) -> None:
     """Art. 12(6): the caller states it checked the identity; it is recorded as the verifier."""
     status_set(request, Status.VERIFIED, by=actor.label, at=now, verified_at=now, verified_by=actor.label)
     if request.kind == Kind.ERASURE:
-        status_set(request, Status.AWAITING_APPROVAL, by="system", at=now, note="erasure waits for approval")
+        status_set(request, Status.AWAITING_APPROVAL, by="system", at=now, note=texts.NOTE_WAITS_FOR_APPROVAL)
     else:
         _start(request, "system", now)
 
@@ -257,7 +257,7 @@ def request_reject(*, request_id: uuid.UUID, reason: str, actor: Actor) -> Right
     if request.status not in (Status.RECEIVED, Status.VERIFIED, Status.AWAITING_APPROVAL):
         raise RequestStateError(f"a {request.status} request cannot be rejected")
     now = timezone.now()
-    result = {"message": "The request was rejected.", "reason": reason, "right_to_complain": COMPLAINT}
+    result = {"message": texts.REJECTED, "reason": reason, "right_to_complain": COMPLAINT}
     status_set(
         request, Status.REJECTED, by=actor.label, at=now, rejection_reason=reason, completed_at=now, result=result
     )
@@ -306,7 +306,7 @@ def request_lift(*, request_id: uuid.UUID, actor: Actor) -> RightsRequest:
     now = timezone.now()
     request.lift_requested_at = now
     RightsRequest.objects.filter(pk=request.pk).update(lift_requested_at=now)
-    history_add(request, "lift_requested", actor.label, now, note="the person is told first (Art. 18(3))")
+    history_add(request, "lift_requested", actor.label, now, note=texts.NOTE_LIFT_REQUESTED)
     enqueue_on_commit(LIFT_RESTRICTION, str(request.pk))
     return request
 
@@ -324,7 +324,9 @@ def request_retry(*, request_id: uuid.UUID, actor: Actor) -> RightsRequest:
     ids = list(parts.values_list("pk", flat=True))
     parts.update(status=RightsRequestPart.Status.PENDING, error="", finished_at=None, enqueued_at=now)
     result = {k: v for k, v in request.result.items() if k != "errors"}
-    status_set(request, Status.PROCESSING, by=actor.label, at=now, note="retry", completed_at=None, result=result)
+    status_set(
+        request, Status.PROCESSING, by=actor.label, at=now, note=texts.NOTE_RETRY, completed_at=None, result=result
+    )
     parts_enqueue(ids)
     return request
 

@@ -15,7 +15,6 @@ from subjects.locks import lock_subject
 from subjects.models import RightsRequest, Subject
 from subjects.rights import art19, texts
 from subjects.rights.context import PROFILE, PartContext, history_add, part_outcomes, request_complete
-from subjects.rights.errors import NoEmailError
 from subjects.rights.mails import subject_emails
 from subjects.selectors import subject_group
 
@@ -85,7 +84,7 @@ def _lift(request_id: Any) -> None:
         return
     now = timezone.now()
     RightsRequest.objects.filter(pk=request.pk).update(lifted_at=now)
-    history_add(request, "person_told", "system", now, note="lifting of the restriction (Art. 18(3))")
+    history_add(request, "person_told", "system", now, note=texts.NOTE_LIFT_TOLD)
     if subject_id is not None:
         still = (
             RightsRequest.objects.filter(
@@ -120,7 +119,7 @@ def _lift_blocked(request_id: Any) -> None:
         "lift_blocked",
         "system",
         now,
-        note=NoEmailError.title + ": tell the person another way, then lift again",
+        note=texts.NOTE_LIFT_BLOCKED,
     )
 
 

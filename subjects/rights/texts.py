@@ -6,6 +6,9 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
+from django.utils import translation
+from django.utils.translation import gettext, ngettext
+
 from subjects.rights.calendar import BERLIN
 
 NO_DATA_FOUND = "No personal data was found for the person named in this request."
@@ -58,7 +61,6 @@ LABELS = {
         "purposes": "Purposes of processing",
         "legal_basis": "Legal basis",
         "categories": "Categories of personal data",
-        "records": "records",
         "recipients": "Recipients",
         "no_recipients": "Your data was not disclosed to any recipient.",
         "notices": "Recipients told of a correction, restriction or erasure",
@@ -66,7 +68,6 @@ LABELS = {
         "told_at": "Told",
         "acknowledged_at": "Acknowledged",
         "storage": "Storage periods",
-        "days": "days after collection",
         "legal_hold": "kept longer where the law requires it",
         "sources": "Sources of the data",
         "rights": "Your rights",
@@ -74,7 +75,6 @@ LABELS = {
         "automated": "Automated decision-making",
         "no_automated": "No decisions based solely on automated processing are made about you.",
         "consent": "Consent history",
-        "events": "events, each with its hash in consent_history.json",
         "source": "Source",
         "category": "Category",
         "period": "Period",
@@ -93,7 +93,6 @@ LABELS = {
         "purposes": "Zwecke der Verarbeitung",
         "legal_basis": "Rechtsgrundlage",
         "categories": "Kategorien personenbezogener Daten",
-        "records": "Datensätze",
         "recipients": "Empfänger",
         "no_recipients": "Ihre Daten wurden keinem Empfänger offengelegt.",
         "notices": "Empfänger, denen eine Berichtigung, Einschränkung oder Löschung mitgeteilt wurde",
@@ -101,7 +100,6 @@ LABELS = {
         "told_at": "Mitgeteilt",
         "acknowledged_at": "Bestätigt",
         "storage": "Speicherdauer",
-        "days": "Tage nach Erhebung",
         "legal_hold": "länger, wo das Gesetz es verlangt",
         "sources": "Herkunft der Daten",
         "rights": "Ihre Rechte",
@@ -109,7 +107,6 @@ LABELS = {
         "automated": "Automatisierte Entscheidungsfindung",
         "no_automated": "Es werden keine ausschließlich automatisierten Entscheidungen über Sie getroffen.",
         "consent": "Einwilligungshistorie",
-        "events": "Ereignisse, jedes mit seinem Hash in consent_history.json",
         "source": "Quelle",
         "category": "Kategorie",
         "period": "Dauer",
@@ -247,31 +244,53 @@ IDENTIFIER_NAMES = {
     },
 }
 
-# How long a category is kept, in the access report's words (Art. 15(1)(d)).
-PERIODS = {
-    "en": {
-        "days": "{days} days after collection",
-        "hold_end_of_year": "{years} years from the end of the calendar year ({law})",
-        "hold_record": "{years} years from the record's date ({law})",
-        "none": "no fixed period: as long as the purpose needs it, or until you withdraw or object",
-    },
-    "de": {
-        "days": "{days} Tage nach Erhebung",
-        "hold_end_of_year": "{years} Jahre ab Ende des Kalenderjahres ({law})",
-        "hold_record": "{years} Jahre ab dem Datum des Datensatzes ({law})",
-        "none": "keine feste Frist: solange der Zweck es erfordert oder bis Sie widerrufen oder widersprechen",
-    },
-}
-
 
 def period_text(storage: dict[str, Any], language: str) -> str:
-    """One storage entry of the access report (`delete_after_days`, `legal_hold`) as a sentence."""
-    words = PERIODS[language]
-    parts = []
-    if storage.get("delete_after_days"):
-        parts.append(words["days"].format(days=storage["delete_after_days"]))
-    hold = storage.get("legal_hold")
-    if hold:
-        template = words["hold_end_of_year"] if hold.get("from") == "end_of_year" else words["hold_record"]
-        parts.append(template.format(years=hold["years"], law=hold["law"]))
-    return "; ".join(parts) or words["none"]
+    """One storage entry of the access report (`delete_after_days`, `legal_hold`) as a sentence (Art. 15(1)(d)),
+    with the catalogue's plural forms ("1 Tag", "30 Tage") in the reader's language (subjects/portal/locale)."""
+    with translation.override(language):
+        parts = []
+        days = storage.get("delete_after_days")
+        if days:
+            parts.append(
+                ngettext("%(days)s day after collection", "%(days)s days after collection", days) % {"days": days}
+            )
+        hold = storage.get("legal_hold")
+        if hold:
+            words = {"years": hold["years"], "law": hold["law"]}
+            if hold.get("from") == "end_of_year":
+                template = ngettext(
+                    "%(years)s year from the end of the calendar year (%(law)s)",
+                    "%(years)s years from the end of the calendar year (%(law)s)",
+                    hold["years"],
+                )
+            else:
+                template = ngettext(
+                    "%(years)s year from the record's date (%(law)s)",
+                    "%(years)s years from the record's date (%(law)s)",
+                    hold["years"],
+                )
+            parts.append(template % words)
+        return "; ".join(parts) or gettext(
+            "no fixed period: as long as the purpose needs it, or until you withdraw or object"
+        )
+
+
+# Sentences Assent stores in English (a request's history notes, an erasure's result): the API and the raw result
+# keep them as they are; the admin shows each in the staff member's language (subjects.admin.stored_words).
+REJECTED = "The request was rejected."
+NOTE_WAITS_FOR_APPROVAL = "erasure waits for approval"
+NOTE_LIFT_REQUESTED = "the person is told first (Art. 18(3))"
+NOTE_LIFT_TOLD = "lifting of the restriction (Art. 18(3))"
+NOTE_LIFT_BLOCKED = "No e-mail address is on file to tell the person: tell the person another way, then lift again"
+NOTE_RETRY = "retry"
+NOTE_OVERDUE = "past its due date"
+NOTE_DUE_SOON = "due within a week"
+NOTE_REPLAYED = "re-applied after a backup restore"
+KEPT_BY_ASSENT = "kept restricted by Assent, purged on the end date"
+RESTRICT_AT_SOURCE = "restrict until the end date instead of deleting"
+KEPT_BY_SYSTEM = "kept by the connected system, as it reported"
+RECIPIENTS_NOTE = (
+    "Art. 19: these recipients received the person's data; each is told of the erasure (connected systems by their "
+    "connector, others by the DPO)."
+)

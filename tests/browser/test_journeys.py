@@ -8,9 +8,12 @@ browser's locale), at 1280 px and at 390 px:
   the plan" and approve, assign the request to themselves, add a note, open the records of processing (Art. 30) and
   download them as JSON.
 
-On every page the visible labels (buttons, links, labels, headings, table heads) are read and must hold none of a
-few tell-tale words of the other language. Each step is a screenshot, `journey-<who>-<lang>-<width>-<nn>-<step>.png`,
-under the screenshots folder (ASSENT_SCREENSHOTS_DIR; `make screenshots` writes them to var/screenshots/).
+On every page the visible labels (buttons, links, labels, legends, headings, table heads, captions) are read: none
+may hold a tell-tale word of the other language, and none may be, word for word, a message of the German
+catalogues in the other language (a German page showing an English msgid whose German differs, or an English page
+showing such a German msgstr, shows an untranslated label), bar a few words both languages share. Each step is a
+screenshot, `journey-<who>-<lang>-<width>-<nn>-<step>.png`, under the screenshots folder (ASSENT_SCREENSHOTS_DIR;
+`make screenshots` writes them to var/screenshots/).
 Every assertion after a navigation or a click goes through `expect`, which waits for the new page."""
 
 from __future__ import annotations
@@ -23,9 +26,11 @@ import uuid
 import zipfile
 from collections.abc import Callable
 from email.header import decode_header, make_header
+from functools import cache
 
 import pytest
 from django.contrib.auth.models import AbstractUser
+from django.utils.translation import trans_real
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from playwright.sync_api import Page, expect
 
@@ -106,18 +111,43 @@ TEXT = {
     },
 }
 LOCALES = {"de": "de-DE", "en": "en-GB"}
+# Labels that are a message of one language and read the same in the other (or name a thing, not a word).
+# The language switch names each language in its own ("English", "Deutsch") on every page, by design.
+SAME_IN_BOTH = frozenset(
+    {"Assent", "Status", "Name", "E-Mail", "API", "Export", "JSON", "CSV", "Details", "English", "Deutsch"}
+)
+
+
+@cache
+def catalogue_words() -> dict[str, frozenset[str]]:
+    """Per language, the labels that betray the other one: for a German page every English msgid whose German
+    differs, for an English page every such German msgstr (all German catalogues Django loads: Django's, the
+    libraries', ours). Labels are compared whole, also with a capital first letter (the admin capitalises)."""
+    english: set[str] = set()
+    german: set[str] = set()
+    for key, value in trans_real.translation("de")._catalog.items():
+        msgid = key[0] if isinstance(key, tuple) else key
+        if not msgid or not isinstance(msgid, str) or "\x04" in msgid or not value or value == msgid or "%" in msgid:
+            continue
+        english |= {msgid, msgid[:1].upper() + msgid[1:]}
+        german |= {value, value[:1].upper() + value[1:]}
+    return {"de": frozenset(english - SAME_IN_BOTH - german), "en": frozenset(german - SAME_IN_BOTH - english)}
 
 
 def other_language_words(page: Page, language: str) -> list[str]:
-    """The tell-tale words of the other language in the page's visible labels, with the label that holds each."""
+    """The labels of the other language on the page: a tell-tale word in a label, or a whole label that is a
+    message of the other language (catalogue_words)."""
     labels = [" ".join(text.split()) for text in page.locator(LABELS).all_inner_texts()]
     labels += list(page.locator("input[type=submit]:visible").evaluate_all("l => l.map(e => e.value)"))
-    return [
+    leaks = [
         f"{word!r} in {label!r}"
         for label in labels
         for word in TELLS[language]
         if re.search(rf"(?<!\w){re.escape(word)}(?!\w)", label, re.IGNORECASE)
     ]
+    messages = catalogue_words()[language]
+    leaks += [f"{label!r} untranslated" for label in labels if label.rstrip(" :") in messages or label in messages]
+    return leaks
 
 
 class Journey:
@@ -304,6 +334,7 @@ def test_the_dpo_approves_an_erasure_after_its_plan_assigns_notes_and_exports_ar
     plan = page.locator("#request-plan")
     expect(plan.get_by_role("heading", level=2)).to_have_text(text["plan"])
     expect(plan).to_contain_text("§147 AO")  # what is kept, and why
+    walk.fits()  # on a phone too: tables stack, ids and hashes wrap
     walk.look("request-with-plan")
 
     # she ticks that she read the plan and approves
@@ -321,6 +352,7 @@ def test_the_dpo_approves_an_erasure_after_its_plan_assigns_notes_and_exports_ar
     page.locator("#note-text").fill(note)
     page.locator("input[name=note]").click()
     expect(page.locator("#request-notes li").first).to_contain_text(note)
+    walk.fits()
     walk.look("assigned-and-noted")
     request = RightsRequest.objects.get(pk=request_id)
     assert request.assigned_to_id == user.pk

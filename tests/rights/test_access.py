@@ -174,6 +174,23 @@ def test_an_access_export_holds_the_data_the_consent_history_and_the_art_15_repo
     assert "<td></td>" not in html_de
 
 
+def test_the_report_counts_in_the_readers_plural_forms(rapi: Api) -> None:
+    person = seed_person("acc-one", records_per_source=1)
+    result = run(rapi, "access", {"email": person.email})["result"]
+    archive = download(rapi, result["export_url"])
+    html_de = archive.read("report.de.html").decode()
+    html_en = archive.read("report.en.html").decode()
+
+    assert re.search(r": 1 Datensatz<", html_de)
+    assert re.search(r": 1 record<", html_en)
+    assert not re.search(r"\b1 (Datensätze|records|Ereignisse|events|Tage|days|Jahre|years)\b", html_de + html_en)
+    assert texts.period_text({"delete_after_days": 1}, "de") == "1 Tag nach Erhebung"
+    assert texts.period_text({"delete_after_days": 30}, "de") == "30 Tage nach Erhebung"
+    hold = {"legal_hold": {"years": 1, "from": "record", "law": "§ 1"}}
+    assert texts.period_text(hold, "de") == "1 Jahr ab dem Datum des Datensatzes (§ 1)"
+    assert texts.period_text(hold, "en") == "1 year from the record's date (§ 1)"
+
+
 def test_portability_holds_only_what_the_person_provided_or_generated(rapi: Api) -> None:
     person = seed_person("port1", records_per_source=1)
     activity(rapi, person.email, str(person.subject_id))

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import AbstractUser
 from django.test import Client
+from django.utils import translation
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from consent.models import ConsentEvent
@@ -77,7 +78,8 @@ def test_the_dpo_sees_what_goes_and_what_stays_before_approving(rapi: Api, dpo: 
 
     assert "Plan of the erasure" in html
     assert "I have read the plan of this erasure." in html
-    plan = erasure_plan(request=request)
+    with translation.override("en"):  # the plan speaks the language of the page that shows it
+        plan = erasure_plan(request=request)
     assent = plan.systems[0]
     assert assent.name == "Assent"
     # every linked record is either deleted or kept, never both, never forgotten
@@ -134,6 +136,64 @@ def test_the_bulk_approval_shows_every_plan_first(rapi: Api, dpo: Client) -> Non
 
 
 # ---------------------------------------------------------------------------------------------------------
+# In the staff member's language
+# ---------------------------------------------------------------------------------------------------------
+ENGLISH_SENTENCES = (
+    "linked record",
+    "Assent's copy",
+    "the source system",
+    "suppression list",
+    "the person's data key",
+    "restricted retention store",
+    "erasure waits for approval",
+    "channel phone",
+    "source:",
+    "kept restricted by Assent",
+    "The personal data was erased",
+    "these recipients received",
+)
+
+
+def german_page(client: Client, request: RightsRequest) -> str:
+    response = client.get(f"/admin/subjects/rightsrequest/{request.pk}/change/", HTTP_ACCEPT_LANGUAGE="de")
+    assert response.status_code == 200
+    html = response.content.decode()
+    html = html.split('id="request-result-raw"')[0]  # the raw JSON for auditors keeps the stored English
+    return html.replace("&#x27;", "'")
+
+
+def test_a_german_dpo_reads_the_plan_and_the_result_in_german(rapi: Api, dpo: Client) -> None:
+    person = seed_person("plan-de", records_per_source=2)
+    body = rapi.post(REQUESTS, {"kind": "erasure", "subject": {"email": person.email}, "channel": "phone"})
+    request = RightsRequest.objects.get(pk=body.json()["id"])
+    rapi.post(f"{REQUESTS}/{request.pk}/verify", {})
+    request.refresh_from_db()
+    assert request.status == "awaiting_approval"
+    dpo.cookies.pop("django_language", None)
+    admin_fixtures.speaking(dpo, "de")
+
+    planned = german_page(dpo, request)
+
+    assert "verknüpfte Datensätze aus" in planned
+    assert "der Datenschlüssel der Person" in planned
+    assert "gesperrter Aufbewahrungsspeicher in Assent" in planned
+    assert "Löschung wartet auf Freigabe" in planned
+    assert "Kanal: Telefon" in planned
+    for english in ENGLISH_SENTENCES:
+        assert english not in planned, english
+
+    approve(dpo, request, plan_seen="1")
+    drain(str(request.pk))
+    done = german_page(dpo, request)
+
+    assert "Die personenbezogenen Daten wurden gelöscht" in done
+    assert "von Assent gesperrt aufbewahrt, am Enddatum gelöscht" in done
+    assert "Quelle: " in done
+    for english in ENGLISH_SENTENCES:
+        assert english not in done, english
+
+
+# ---------------------------------------------------------------------------------------------------------
 # Connected systems
 # ---------------------------------------------------------------------------------------------------------
 def test_the_shop_database_is_planned_by_a_dry_run_that_changes_nothing(rapi: Api, dpo: Client, shop_dsn: str) -> None:
@@ -144,7 +204,8 @@ def test_the_shop_database_is_planned_by_a_dry_run_that_changes_nothing(rapi: Ap
 
     html = page(dpo, request)
 
-    shop = next(s for s in erasure_plan(request=request).systems if s.name == "Shop database")
+    with translation.override("en"):
+        shop = next(s for s in erasure_plan(request=request).systems if s.name == "Shop database")
     assert shop.kind == "postgresql"
     assert not shop.problem
     assert "payment_card: 1 row (deleted)" in shop.deleted

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from django.template.loader import render_to_string
+from django.utils import translation
 
 from subjects import ports
 from subjects.models import RightsRequest
@@ -132,6 +133,12 @@ def _storage(catalogue: ports.RightsCatalogue, categories: dict[str, dict[str, A
 
 
 def report_html(report: dict[str, Any], lang: str, catalogue: ports.RightsCatalogue) -> str:
+    # The counts ("1 Datensatz", "3 Datensätze") are the catalogue's plural forms, in the report's language.
+    with translation.override(lang):
+        return _report_html(report, lang, catalogue)
+
+
+def _report_html(report: dict[str, Any], lang: str, catalogue: ports.RightsCatalogue) -> str:
     return render_to_string(
         "subjects/access_report.html",
         {

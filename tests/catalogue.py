@@ -130,6 +130,20 @@ def standard_catalogue(**top_level: Any) -> dict[str, Any]:
     return CatalogueBuilder().build() | copy.deepcopy(top_level)
 
 
+def gpc_catalogue() -> dict[str, Any]:
+    """The standard catalogue with two consent purposes that Global Privacy Control covers (`gpc: true`): targeted ads
+    on the website and offers by phone."""
+    notice = {"version": "2026-01", "texts": {"de": "Ja, ich möchte das.", "en": "Yes, I want this."}}
+    common = {"legal_basis": "consent", "marketing": True, "gpc": True, "data_categories": ["contact"]}
+    common["notice"] = notice
+    return (
+        CatalogueBuilder()
+        .purpose("phone-offers", after="newsletter", name="Offers by phone", channels=["phone"], **common)
+        .purpose("targeted-ads", after="phone-offers", name="Targeted ads", channels=["web"], **common)
+        .build()
+    )
+
+
 def rights_catalogue() -> dict[str, Any]:
     """The rights tests' and benchmark's: five sources (FIVE_SOURCES), a phone purpose and an automated decision."""
     return (

@@ -28,6 +28,7 @@ from config.errors import InvalidInputError
 from config.schema import EXAMPLE_PERSON, example
 from consent.catalogue.snapshot import catalogue_snapshot
 from consent.errors import EvidenceRequiredError
+from consent.gpc import gpc_honour, gpc_signal
 from consent.ledger.recording import ConsentCommand
 from consent.policy import Action, ConsentStatus, Decision, Reason, decide
 from consent.selectors import consent_history_list, consent_states_list, subject_states_for_policy
@@ -61,6 +62,12 @@ class ConsentCreateApi(APIView):
         event = serializers.UUIDField()
         subject = serializers.UUIDField()
         state = serializers.ChoiceField(choices=[status.value for status in ConsentStatus])
+        gpc = inline_serializer(
+            "GpcHonoured",
+            {"honoured": serializers.BooleanField(), "objected": serializers.ListField(child=serializers.CharField())},
+            required=False,
+            help_text="with `Sec-GPC: 1` only: the purposes marked `gpc` the person now objects to (source `gpc`)",
+        )
 
     @extend_schema(
         operation_id="consent_record",
@@ -119,7 +126,17 @@ class ConsentCreateApi(APIView):
                 {"subject": EXAMPLE_PERSON, "purpose": "newsletter", "action": "object", "source": "pos"},
             ),
         ],
-        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
+        parameters=[
+            OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False),
+            OpenApiParameter(
+                "Sec-GPC",
+                str,
+                OpenApiParameter.HEADER,
+                required=False,
+                description="`1`: the person's browser sent Global Privacy Control with this act; Assent also records "
+                "an objection (source `gpc`) to every purpose the catalogue marks `gpc`",
+            ),
+        ],
         responses={
             201: OutputSerializer,
             **problems(
@@ -167,8 +184,15 @@ class ConsentCreateApi(APIView):
             status, body = consent_record_idempotent(
                 command=command, client_id=client.id, key=key, request_digest=request_digest(request.data)
             )
-            return fast_json_response(body, status=status)
-        return fast_json_response(consent_record(command=command).as_body(), status=201)
+        else:
+            status, body = 201, consent_record(command=command).as_body()
+        if status == 201 and gpc_signal(request.headers):
+            # The person's browser sent Global Privacy Control with the act this write records (consent.gpc).
+            # A grant in this very write is the person's own choice for its purpose: the signal does not overrule it.
+            spare = frozenset({command.purpose}) if command.action in ("grant", "confirm") else frozenset()
+            objected = gpc_honour(subject_id=uuid.UUID(body["subject"]), client_id=client.id, via="api", spare=spare)
+            body = {**body, "gpc": {"honoured": True, "objected": objected}}
+        return fast_json_response(body, status=status)
 
 
 # The InputSerializer's string fields and their limits; the required ones first.

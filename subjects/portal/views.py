@@ -24,6 +24,8 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from config.errors import DomainError
 from config.net import client_address, request_evidence
+from consent.gpc import gpc_honour, gpc_signal
+from consent.models import Purpose
 from subjects.models import RightsRequest
 from subjects.portal import selectors
 from subjects.portal.addresses import (
@@ -215,7 +217,7 @@ def preferences(request: HttpRequest, person: Person) -> HttpResponseBase:
     locked = _locked(person)
     if request.method == "GET":
         form = PreferencesForm(preferences=current, locked=locked)
-        return _page(request, "preferences.html", _preferences_context(person, form))
+        return _page(request, "preferences.html", _preferences_context(person, form, request))
     if locked:
         return _page(request, "locked.html", {"person": person, "nav": "preferences"}, status=409)
     form = PreferencesForm(request.POST, preferences=current)
@@ -224,6 +226,7 @@ def preferences(request: HttpRequest, person: Person) -> HttpResponseBase:
     changes = preferences_changes(current=current, wanted=form.wanted())
     if not changes:
         messages.info(request, _("Nothing has changed: your choices were saved already."))
+        _gpc_honour(request, person.subject_id, granted=frozenset())
         return redirect("portal:preferences")
     evidence = {
         **request_evidence(request, "portal-preferences"),
@@ -238,6 +241,7 @@ def preferences(request: HttpRequest, person: Person) -> HttpResponseBase:
     if saved.subject_id is not None and person.subject_id is None:
         person_remember_subject(request, saved.subject_id)
     messages.success(request, _("Your choices are saved."))
+    _gpc_honour(request, saved.subject_id, granted=frozenset(c.purpose for c in changes if c.action == "grant"))
     if "pending_confirmation" in saved.states.values():
         messages.info(
             request,
@@ -246,8 +250,33 @@ def preferences(request: HttpRequest, person: Person) -> HttpResponseBase:
     return redirect("portal:preferences")
 
 
-def _preferences_context(person: Person, form: PreferencesForm) -> dict[str, Any]:
-    return {"person": person, "nav": "preferences", "form": form, "locked": _locked(person), **_preference_rows(form)}
+def _gpc_honour(request: HttpRequest, subject_id: uuid.UUID | None, *, granted: frozenset[str]) -> None:
+    """A save from a browser that sends Global Privacy Control records it as the person's objection (consent.gpc),
+    except for a purpose the person switched on in this very save, and says so."""
+    if subject_id is None or not gpc_signal(request.headers):
+        return
+    objected = gpc_honour(subject_id=subject_id, via="portal", spare=granted)
+    if objected:
+        names = selectors.names_of(Purpose)
+        messages.info(
+            request,
+            _(
+                "Your browser sends the Global Privacy Control signal. "
+                "We honour it and have objected for you to: %(purposes)s."
+            )
+            % {"purposes": ", ".join(names.get(key, key) for key in objected)},
+        )
+
+
+def _preferences_context(person: Person, form: PreferencesForm, request: HttpRequest | None = None) -> dict[str, Any]:
+    return {
+        "person": person,
+        "nav": "preferences",
+        "form": form,
+        "locked": _locked(person),
+        "gpc": request is not None and gpc_signal(request.headers),
+        **_preference_rows(form),
+    }
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -86,9 +86,14 @@ class Site:
         self.contexts: list[BrowserContext] = []
         self.blocked: list[str] = []  # what the Content-Security-Policy refused: a page that needs it is broken
 
-    def new_page(self, locale: str = "de-DE", width: int = 1000, height: int = 800) -> Page:
-        """A page in a fresh browser context; width=390, height=844 is a phone."""
-        context = self.browser.new_context(locale=locale, viewport={"width": width, "height": height})
+    def new_page(
+        self, locale: str = "de-DE", width: int = 1000, height: int = 800, headers: dict[str, str] | None = None
+    ) -> Page:
+        """A page in a fresh browser context; width=390, height=844 is a phone; `headers` go with every request
+        (a browser's privacy settings, e.g. Global Privacy Control's Sec-GPC)."""
+        context = self.browser.new_context(
+            locale=locale, viewport={"width": width, "height": height}, extra_http_headers=headers or {}
+        )
         context.set_default_timeout(15_000)
         self.contexts.append(context)
         page = context.new_page()

@@ -19,7 +19,8 @@ from consent.models import ConsentEvent, ConsentState
 from subjects.models import RightsRequest
 from tests.api import Api
 from tests.browser.conftest import Site, Worker, wait_for
-from tests.factories import ingest
+from tests.catalogue import gpc_catalogue
+from tests.factories import apply_catalogue, ingest
 from tests.rights.helpers import recorded_at
 
 CONFIRM_LINK = re.compile(r"https?://[^/\s]+(/confirm/[A-Za-z0-9_:.\-]+)")
@@ -258,3 +259,28 @@ def test_on_a_phone_the_save_bar_counts_unsaved_changes_and_the_history_fits(sit
     expect(page.locator("code.hash").first).to_be_visible()
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     site.shot(page, "19-handy-verlauf-nachweis")
+
+
+def test_a_browser_sending_global_privacy_control_sees_the_signal_honoured(site: Site) -> None:
+    # Given targeted ads and offers by phone marked gpc, and Gina, whose browser sends Sec-GPC: 1 with every request
+    apply_catalogue(gpc_catalogue())
+    page = site.new_page(headers={"Sec-GPC": "1"})
+    site.sign_in(page, "gina@example.de")
+
+    # Then her preferences say the signal is seen, before anything is recorded
+    expect(page.locator("#gpc-note")).to_contain_text("Global Privacy Control")
+
+    # When she switches SMS newsletters on and saves
+    page.locator("[name='consent:newsletter:sms']").check()
+    page.get_by_role("button", name="Einstellungen speichern").click()
+    page.wait_for_url("**/portal/preferences")
+
+    # Then the page says it honoured the signal and her own choice stands
+    expect(page.get_by_text("haben für Sie widersprochen: Offers by phone, Targeted ads.")).to_be_visible()
+    assert page.locator("[name='consent:newsletter:sms']").is_checked()
+    site.shot(page, "20-gpc-beachtet")
+
+    # And her history names the signal as where the objection came from
+    page.get_by_role("link", name="Verlauf").click()
+    page.wait_for_url("**/portal/history")
+    expect(page.get_by_text("Datenschutzsignal Ihres Browsers (GPC)").first).to_be_visible()

@@ -15,6 +15,8 @@ from consent.models import Channel, Confirmation, ConsentEvent, Objection, Purpo
 from subjects.keys import data_key
 from subjects.models import Identifier, Subject
 from tests.api import Api
+from tests.catalogue import gpc_catalogue
+from tests.factories import apply_catalogue
 from tests.portal.conftest import UA, csrf, known_person, sign_in
 
 pytestmark = pytest.mark.usefixtures("portal")
@@ -249,3 +251,53 @@ def test_a_session_whose_address_left_the_subject_no_longer_acts_on_that_subject
     # then nothing was recorded as her own act on her ledger: the address now acts for itself only
     assert ConsentEvent.objects.filter(subject_id=anna).count() == before
     assert Subject.objects.exclude(pk=anna).count() == 1
+
+
+def test_a_save_from_a_browser_sending_gpc_objects_to_the_gpc_purposes_and_says_so() -> None:
+    # Given targeted ads and offers by phone marked gpc, and Anna with a browser that sends Global Privacy Control
+    apply_catalogue(gpc_catalogue())
+    known_person("anna@example.de")
+    client = sign_in("anna@example.de")
+    assert 'id="gpc-note"' not in page(client)
+    shown = client.get(PREFS, HTTP_SEC_GPC="1").content.decode()
+    assert 'id="gpc-note"' in shown
+    assert "Global Privacy Control" in shown
+    assert not Objection.objects.filter(purpose="offers").exists()  # looking records nothing
+
+    # When she saves (switching SMS newsletters on)
+    data = {"csrfmiddlewaretoken": csrf(client.get(PREFS)), "consent:newsletter:sms": "on"}
+    data |= dict(re.findall(r'<input type="hidden" name="(notice:[^"]+)" value="([^"]*)"', shown))
+    after = client.post(PREFS, data, HTTP_SEC_GPC="1", follow=True).content.decode()
+
+    # Then her choice is saved, she objects to both gpc purposes by the signal, and the page tells her
+    objected = ConsentEvent.objects.filter(source="gpc", action="object").values_list("purpose", flat=True)
+    assert sorted(objected) == ["phone-offers", "targeted-ads"]
+    assert set(Objection.objects.values_list("purpose", flat=True)) == {"phone-offers", "targeted-ads"}
+    assert "Wir beachten es und haben für Sie widersprochen: Offers by phone, Targeted ads." in after
+    assert switches(after)["consent:newsletter:sms"] is True
+
+
+def test_a_gpc_purpose_the_person_switches_on_herself_is_not_objected_again_by_her_browser(api: Api) -> None:
+    # Given the signal honoured once for Anna (both gpc purposes objected)
+    apply_catalogue(gpc_catalogue())
+    known_person("anna@example.de")
+    client = sign_in("anna@example.de")
+
+    def save_with_signal(on: list[str]) -> str:
+        html = client.get(PREFS, HTTP_SEC_GPC="1").content.decode()
+        data = {"csrfmiddlewaretoken": csrf(client.get(PREFS)), **dict.fromkeys(on, "on")}
+        data |= dict(re.findall(r'<input type="hidden" name="(notice:[^"]+)" value="([^"]*)"', html))
+        return client.post(PREFS, data, HTTP_SEC_GPC="1", follow=True).content.decode()
+
+    save_with_signal(["consent:newsletter:sms"])
+    assert check(api, "anna@example.de", "phone-offers", "phone") == (False, "objected")
+
+    # When she switches phone offers on herself, then saves again later, the browser still sending the signal
+    save_with_signal(["consent:newsletter:sms", "consent:phone-offers:phone"])
+    again = save_with_signal(["consent:newsletter:sms", "consent:phone-offers:phone"])
+
+    # Then her own choice stands: the signal was honoured once for that purpose, and is not turned against her
+    assert check(api, "anna@example.de", "phone-offers", "phone") == (True, "granted")
+    assert check(api, "anna@example.de", "targeted-ads", "web") == (False, "objected")
+    assert ConsentEvent.objects.filter(source="gpc").count() == 2
+    assert "haben für Sie widersprochen" not in again

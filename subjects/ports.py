@@ -65,6 +65,8 @@ class PurposeFacts:
     categories: tuple[str, ...]
     automated_decision: str = ""
     consent_valid_days: int | None = None
+    dpv: str = ""  # the purpose's W3C DPV concept, e.g. dpv:DirectMarketing ("" when the catalogue names none)
+    dpv_legal_basis: str = ""  # the legal basis as a DPV concept, e.g. dpv:Consent
 
 
 @dataclass(frozen=True, slots=True)

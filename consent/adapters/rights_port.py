@@ -25,6 +25,7 @@ from consent.adapters.evidence_archive import (
     evidence_archive_write,
     iso,
 )
+from consent.catalogue.dpv import LEGAL_BASIS_CODES
 from consent.catalogue.snapshot import CatalogueSnapshot, catalogue_snapshot, purpose_get
 from consent.ledger.chain import (
     EVIDENCE_COLUMN,
@@ -100,6 +101,7 @@ class ConsentRightsPortImpl:
             )
             for key, holdings in snapshot.sources.items()
         }
+        dpv_codes = dict(Purpose.objects.values_list("key", "dpv"))
         purposes = {
             key: PurposeFacts(
                 key=key,
@@ -110,6 +112,8 @@ class ConsentRightsPortImpl:
                 categories=info.data_categories,
                 automated_decision=automated.get(key, ""),
                 consent_valid_days=info.rule.consent_valid_days,
+                dpv=dpv_codes.get(key, ""),
+                dpv_legal_basis=LEGAL_BASIS_CODES.get(info.rule.legal_basis.value, ""),
             )
             for key, info in snapshot.purposes.items()
         }

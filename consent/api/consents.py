@@ -8,8 +8,10 @@ from typing import Any
 
 from django.http import HttpResponse
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -27,6 +29,8 @@ from config.api import (
 from config.errors import InvalidInputError
 from config.schema import EXAMPLE_PERSON, example
 from consent.catalogue.snapshot import catalogue_snapshot
+from consent.dpv_record import MEDIA_TYPE as DPV_MEDIA_TYPE
+from consent.dpv_record import consent_record_jsonld
 from consent.errors import EvidenceRequiredError
 from consent.gpc import gpc_honour, gpc_signal
 from consent.ledger.recording import ConsentCommand
@@ -232,8 +236,14 @@ def plain_input(data: Any) -> dict[str, Any] | None:
     return out
 
 
+class JsonLdRenderer(JSONRenderer):
+    media_type = DPV_MEDIA_TYPE
+    format = "jsonld"
+
+
 class SubjectConsentsApi(APIView):
     required_scope = "consent:read"
+    renderer_classes = [JSONRenderer, JsonLdRenderer]
 
     class StateOutputSerializer(serializers.Serializer):
         purpose = serializers.CharField()
@@ -249,20 +259,28 @@ class SubjectConsentsApi(APIView):
         description=(
             "Every purpose and channel the person has a state for, with the `reason` a check would answer now "
             "(an expired consent or an outdated notice shows here). Only the client's purposes when it is "
-            "restricted to some. A merged-away id answers for the surviving person."
+            "restricted to some. A merged-away id answers for the surviving person. With `Accept: "
+            "application/ld+json` the same record as JSON-LD in the DPV profile of ISO/IEC TS 27560 (one "
+            "`dpv:Consent` per purpose and channel, with its DPV status, purpose, legal basis and ledger event)."
         ),
         tags=["consents"],
         responses={
-            200: inline_serializer(
+            (200, "application/json"): inline_serializer(
                 "SubjectConsents", {"subject": serializers.UUIDField(), "states": StateOutputSerializer(many=True)}
+            ),
+            (200, DPV_MEDIA_TYPE): OpenApiResponse(
+                response=OpenApiTypes.OBJECT,
+                description="JSON-LD: `@context`, `@graph` of the person, the controller and one `dpv:Consent` each",
             ),
             **problems({404: "Problem details: unknown subject"}),
         },
     )
     def get(self, request: Request, subject_id: uuid.UUID) -> Response:
         subject = subject_get_survivor(subject_id=subject_id)
-        snapshot = catalogue_snapshot()
         allowed = client_of(request).purposes
+        if request.accepted_renderer.format == JsonLdRenderer.format:
+            return Response(consent_record_jsonld(subject_id=subject.id, purposes=allowed))
+        snapshot = catalogue_snapshot()
         policy_state = subject_states_for_policy(subject_ids=[subject.id]).get(subject.id)
         now = timezone.now()
         states = []

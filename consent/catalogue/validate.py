@@ -15,6 +15,7 @@ from config.names import Name
 from consent.catalogue.art30 import PURPOSE_KEYS as ART30_PURPOSE_KEYS
 from consent.catalogue.art30 import TOP_KEYS as ART30_TOP_KEYS
 from consent.catalogue.art30 import art30_purpose_validate, art30_top_validate
+from consent.catalogue.dpv import dpv_purpose_problem
 from consent.catalogue.reader import LANGUAGES, DocumentReader, at, show
 from consent.catalogue.spec import CatalogueSpec, HoldingSpec, NoticeSpec, PurposeSpec, SourceSpec
 from consent.models import SourceCategory
@@ -176,6 +177,8 @@ def _purpose(
     valid_days = r.count(obj, "consent_valid_days", place, maximum=MAX_DAYS)
     uwg_7_3 = bool(r.flag(obj, "uwg_7_3", place))
     dpv = r.text(obj, "dpv", place) or ""
+    if dpv and (problem := dpv_purpose_problem(dpv)) is not None:
+        r.problem(at(place, "dpv"), problem)
     automated = r.name(obj, "automated_decision", place, max_length=None) or ""
     gpc = bool(r.flag(obj, "gpc", place))
     reads_device = bool(r.flag(obj, "reads_device_identifiers", place))

@@ -4,13 +4,15 @@ be split from here."""
 
 from __future__ import annotations
 
+import json
 import re
+import uuid
 from typing import Any
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 
@@ -18,6 +20,8 @@ from config.errors import DomainError
 from consent.admin.audit import Action, audit_entries_for, audit_record, object_type_of
 from consent.admin.search import PrivateSearchAdmin
 from consent.admin.subject_overview import subject_overview
+from consent.dpv_record import MEDIA_TYPE as DPV_MEDIA_TYPE
+from consent.dpv_record import consent_record_jsonld
 from subjects.merge import subject_split
 from subjects.models import MergeAudit, RightsRequest, Subject
 from subjects.selectors import subject_ids_for_term
@@ -71,6 +75,11 @@ class SubjectAdmin(PrivateSearchAdmin):
     def get_urls(self) -> list[URLPattern]:
         return [
             path(
+                "<uuid:object_id>/consent-record.jsonld",
+                self.admin_site.admin_view(self.consent_record_view),
+                name="subjects_subject_consent_record",
+            ),
+            path(
                 "<path:object_id>/split/<int:audit_id>/",
                 self.admin_site.admin_view(self.split_view),
                 name="subjects_subject_split",
@@ -102,6 +111,20 @@ class SubjectAdmin(PrivateSearchAdmin):
             **(extra_context or {}),
         }
         return self.render_page(request, "assent_admin/subject_detail.html", context)
+
+    def consent_record_view(self, request: HttpRequest, object_id: uuid.UUID) -> HttpResponse:
+        """The person's consent record as JSON-LD in the DPV profile of ISO/IEC TS 27560 (consent.dpv_record), for
+        an auditor or another system: audited like the page itself."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        subject = Subject.objects.filter(pk=object_id).first()
+        if subject is None:
+            raise Http404("no such subject")
+        audit_record(user=request.user, action=Action.VIEW, obj=subject, detail="consent record (JSON-LD)")
+        body = json.dumps(consent_record_jsonld(subject_id=subject.pk), ensure_ascii=False, indent=2)
+        response = HttpResponse(body, content_type=f"{DPV_MEDIA_TYPE}; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="consent-record-{subject.pk}.jsonld"'
+        return response
 
     def requests_for(self, subject: Subject) -> list[RightsRequest]:
         return list(RightsRequest.objects.filter(subject=subject).order_by("-received_at")[:50])

@@ -223,6 +223,9 @@ def admin_path(world: World, route: str, variant: str = "") -> str:
         "admin/subjects/mergeproposal/<path:object_id>/decide/<str:decision>/": (
             f"/admin/subjects/mergeproposal/{ids['merge_proposal']}/decide/{variant}/"
         ),
+        "admin/subjects/subject/<uuid:object_id>/consent-record.jsonld": (
+            f"/admin/subjects/subject/{world.anna}/consent-record.jsonld"
+        ),
         "admin/subjects/subject/<path:object_id>/split/<int:audit_id>/": (
             f"/admin/subjects/subject/{ids['merge_survivor']}/split/{ids['merge_audit']}/"
         ),

@@ -217,6 +217,8 @@ ADMIN_TABLE = [
     AdminRow(DECIDE, "POST", LOGIN, LOGIN, 403, CHANGE, "approve"),
     AdminRow(DECIDE, "POST", LOGIN, LOGIN, 403, CHANGE, "reject"),
     AdminRow(DECIDE, "GET",  LOGIN, LOGIN, 403, 403,    "approve"),
+    # The person's consent record as JSON-LD (DPV, ISO/IEC TS 27560): whoever may view the subject page.
+    AdminRow("admin/subjects/subject/<uuid:object_id>/consent-record.jsonld", "GET", LOGIN, LOGIN, 200, 200),
     AdminRow(SPLIT, "POST", LOGIN, LOGIN, 403, CHANGE),
     AdminRow(SPLIT, "GET",  LOGIN, LOGIN, 403, 403),
     AdminRow("admin/otp_totp/totpdevice/<int:pk>/config/", "GET", LOGIN,  LOGIN, 403,    403),  # secrets: hidden

@@ -3,6 +3,8 @@ and a wrong merge split."""
 
 from __future__ import annotations
 
+import json
+
 from django.test import Client
 
 from consent.models import AuditEntry
@@ -136,3 +138,21 @@ def test_support_cannot_split_a_merge(support: Client, api: Api, anna: str) -> N
     assert "Split this merge" not in page
     assert response.status_code == 403
     assert MergeAudit.objects.get(pk=merge.pk).split_at is None
+
+
+def test_the_subject_page_downloads_the_consent_record_as_json_ld_and_audits_it(dpo: Client, anna: str) -> None:
+    page = dpo.get(f"/admin/subjects/subject/{anna}/change/").content.decode()
+    link = f"/admin/subjects/subject/{anna}/consent-record.jsonld"
+    assert link in page
+
+    response = dpo.get(link)
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("application/ld+json")
+    assert "attachment" in response["Content-Disposition"]
+    document = json.loads(response.content)
+    assert document["@context"]["dpv"] == "https://w3id.org/dpv#"
+    consents = [c for c in document["@graph"] if c.get("@type") == "dpv:Consent"]
+    assert consents
+    assert all(c["dpv:hasDataSubject"] == {"@id": f"urn:uuid:{anna}"} for c in consents)
+    assert AuditEntry.objects.filter(object_id=anna, detail="consent record (JSON-LD)").count() == 1

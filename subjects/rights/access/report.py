@@ -100,6 +100,8 @@ def _purposes(
                 "key": key,
                 "name": purpose.name,
                 "legal_basis": purpose.legal_basis,
+                "dpv": purpose.dpv or None,
+                "dpv_legal_basis": purpose.dpv_legal_basis or None,
                 "marketing": purpose.marketing,
                 "categories": used,
                 "consent": states.get(key, []),

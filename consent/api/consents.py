@@ -25,6 +25,7 @@ from config.api import (
     fast_json_response,
     flatten_errors,
     problems,
+    required_reference,
 )
 from config.errors import InvalidInputError
 from config.schema import EXAMPLE_PERSON, example
@@ -37,6 +38,7 @@ from consent.ledger.recording import ConsentCommand
 from consent.policy import Action, ConsentStatus, Decision, Reason, decide
 from consent.selectors import consent_history_list, consent_states_list, subject_states_for_policy
 from consent.services import consent_record, consent_record_idempotent, request_digest
+from consent.tcf_consents import consent_record_tc_string
 from subjects.identity import parse_reference
 from subjects.selectors import subject_get_survivor
 
@@ -50,6 +52,11 @@ class ConsentCreateApi(APIView):
             ref_name = "ConsentWrite"
 
         subject = SubjectReferenceField()
+        tc_string = serializers.CharField(
+            required=False,
+            help_text="instead of purpose, channel, action and notice_version: a CMP's IAB TCF v2.2 TC string; "
+            "one event per catalogue purpose naming tcf_purposes, on the web channel (201 with `events`)",
+        )
         purpose = serializers.CharField(max_length=64)
         channel = serializers.CharField(max_length=64, required=False, allow_null=True)
         action = serializers.CharField(max_length=16)
@@ -154,6 +161,8 @@ class ConsentCreateApi(APIView):
         },
     )
     def post(self, request: Request) -> HttpResponse:
+        if isinstance(request.data, dict) and "tc_string" in request.data:
+            return _tc_string_write(request)
         data = plain_input(request.data)
         if data is None:
             serializer = self.InputSerializer(data=request.data)
@@ -197,6 +206,38 @@ class ConsentCreateApi(APIView):
             objected = gpc_honour(subject_id=uuid.UUID(body["subject"]), client_id=client.id, via="api", spare=spare)
             body = {**body, "gpc": {"honoured": True, "objected": objected}}
         return fast_json_response(body, status=status)
+
+
+def _tc_string_write(request: Request) -> HttpResponse:
+    """A CMP's IAB TCF v2.2 decision instead of one purpose and channel (consent.tcf_consents): 201 with one event per
+    catalogue purpose that names TCF purposes."""
+    body: dict[str, Any] = request.data
+    misplaced = sorted(set(body) & {"purpose", "channel", "action", "notice_version", "occurred_at"})
+    if misplaced:
+        raise InvalidInputError(
+            f"give tc_string instead of {', '.join(misplaced)}: the string decides purposes and actions",
+            field=misplaced[0],
+        )
+    unknown = sorted(set(body) - {"subject", "tc_string", "source", "actor"})
+    if unknown:
+        raise InvalidInputError(f"'{unknown[0]}' is not a field of a TC string write", field=unknown[0])
+    if "Idempotency-Key" in request.headers:
+        raise InvalidInputError("is not taken with tc_string: send the string again instead", field="Idempotency-Key")
+    source, actor = body.get("source"), body.get("actor", "subject")
+    if not isinstance(source, str) or not source:
+        raise InvalidInputError("is required and must be a non-empty string", field="source")
+    if not isinstance(actor, str):
+        raise InvalidInputError("must be a string", field="actor")
+    client = client_of(request)
+    recorded = consent_record_tc_string(
+        reference=required_reference(body),
+        tc_string=body.get("tc_string"),
+        source=source,
+        actor=actor,
+        client_id=client.id,
+        client_purposes=client.purposes,
+    )
+    return fast_json_response(recorded.as_body(), status=201)
 
 
 # The InputSerializer's string fields and their limits; the required ones first.

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from config.errors import InvalidInputError
 
 MAX_LENGTH = 20_000  # a string with every one of 65,535 vendors as a bit field is about 11,000 characters
-_SEGMENT = re.compile(r"^[A-Za-z0-9_-]+$")
+_SEGMENT = re.compile(r"^[A-Za-z0-9_-]+=*$")  # base64url; some CMPs keep the padding
 _DECISECONDS = 10
 
 
@@ -94,7 +94,8 @@ def _segment_bytes(text: str) -> bytes:
     if not _SEGMENT.match(text):
         raise TcStringError("is not base64url (A-Z, a-z, 0-9, '-', '_'), segments joined by '.'", field="tc_string")
     try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        bare = text.rstrip("=")
+        return base64.urlsafe_b64decode(bare + "=" * (-len(bare) % 4))
     except (binascii.Error, ValueError):
         raise TcStringError("a segment is not valid base64url", field="tc_string") from None
 

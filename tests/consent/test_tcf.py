@@ -20,7 +20,7 @@ from tests.catalogue import gpc_catalogue
 from tests.factories import apply_catalogue
 
 # Decoded by the IAB Tech Lab's reference library (com.iabtcf.decoder.TCString), as printed beside it in a public test
-# (Ketch's Android SDK): no official v2.2 example string was reachable from this machine.
+# (Ketch's Android SDK).
 REFERENCE = "CPhBZtcPhBZtcACABAENCACgAIAAAAAAAAAAH2QAYH0AfYB9kAGB9YH2AAAA.YAAAAAAAAAAA"
 
 
@@ -41,6 +41,67 @@ def test_the_reference_library_s_string_decodes_to_what_it_printed() -> None:
     assert decoded.publisher_cc == "AA"
     assert decoded.vendor_consents == {1000, 1001, 1002, 1003, 1004}
     assert decoded.vendor_legitimate_interests == {1003, 1004}
+
+
+# The IAB Tech Lab's own test strings for its reference decoder (iabtcf-java, TCStringV2Test), with the values its
+# tests assert.
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "COtybn4PA_zT4KjACBENAPCIAEBAAECAAIAAAAAAAAAA",
+            {
+                "created": datetime(2020, 1, 26, 17, 1, tzinfo=UTC),
+                "last_updated": datetime(2021, 2, 2, 17, 1, tzinfo=UTC),
+                "cmp_id": 675,
+                "cmp_version": 2,
+                "consent_screen": 1,
+                "vendor_list_version": 15,
+                "policy_version": 2,
+                "consent_language": "EN",
+                "publisher_cc": "AA",
+                "is_service_specific": False,
+                "purpose_one_treatment": True,
+                "use_non_standard_texts": False,
+                "special_feature_opt_ins": {1},
+                "purposes_consent": {2, 10},
+                "purposes_legitimate_interest": {2, 9},
+            },
+        ),
+        (
+            "COrEAV4OrXx94ACABBENAHCIAD-AAAAAAACAAxAAAAgAIAwgAgAAAAEAgQAAAAAEAYQAQAAAACAAAABAAA",
+            {
+                "purposes_consent": {3, 4, 5, 6, 7, 8, 9},
+                "vendor_consents": {23, 37, 47, 48, 53, 65, 98},
+                "vendor_legitimate_interests": {37, 47, 48, 53, 65, 98, 129},
+            },
+        ),
+        (  # all four segments, the last with its base64 padding
+            "COrEAV4OrXx94ACABBENAHCIAD-AAAAAAACAAxAAAAgAIAwgAgAAAAEAgQAAAAAEAYQAQAAAACAAAABAAA."
+            "IBAgAAAgAIAwgAgAAAAEAAAACA.QAagAQAgAIAwgA.cAAAAAAAITg=",
+            {"purposes_consent": {3, 4, 5, 6, 7, 8, 9}},
+        ),
+        ("COv__-wOv__-wC2AAAENAPCgAAAAAAAAAAAAA_wAQA_gEBABAEAAAA", {"vendor_legitimate_interests": {128}}),
+        (
+            "COwBOpCOwBOpCLqAAAENAPCAAAAAAAAAAAAAFfwAYFfAV-BVkAGBVYFWAAA.IFoEUQQgAIQwgIwQABAEAAAAOIAACAIAAAAQAIAgEAACEAA"
+            "AAAgAQBAAAAAAAGBAAgAAAAAAAFAAECAAAgAAQARAEQAAAAAJAAIAAgAAAYQEAAAQmAgBC3ZAYzUw",
+            {"vendor_consents": {702, 703}},
+        ),
+        (
+            "COwBOpCOwBOpCLqAAAENAPCAAAAAAAAAAAAAFfwAQFfgUbABAUaAAA.IFoEUQQgAIQwgIwQABAEAAAAOIAACAIAAAAQAIAgEAACEAAAAAg"
+            "AQBAAAAAAAGBAAgAAAAAAAFAAECAAAgAAQARAEQAAAAAJAAIAAgAAAYQEAAAQmAgBC3ZAYzUw",
+            {"vendor_consents": {703}},
+        ),
+    ],
+)
+def test_the_iab_s_own_test_strings_decode_as_its_reference_decoder_says(text: str, expected: dict[str, Any]) -> None:
+    decoded = tc_string_decode(text)
+    assert decoded.version == 2
+    assert {name: getattr(decoded, name) for name in expected} == expected
+
+
+def test_the_iab_s_purposes_test_string_has_purposes_1_and_2() -> None:
+    assert {1, 2} <= tc_string_decode("COwxsONOwxsONKpAAAENAdCAAMAAAAAAAAAAAAAAAAAA").purposes_consent
 
 
 def core_segment(
